@@ -1,0 +1,414 @@
+/*
+ * keyway — authenticated, encrypted QUIC connections to any device by its
+ * public key.
+ *
+ * This is the whole public API. Conventions:
+ *
+ *  - Every function that can fail returns a kw_err (KW_OK == 0);
+ *    kw_strerror() explains any code. Numbers are never reused.
+ *  - Handles are opaque. Whoever creates a handle frees it: kw_config_new /
+ *    kw_config_free, kw_endpoint_new / kw_endpoint_free. Connections and
+ *    streams belong to their endpoint; the application borrows them and must
+ *    stop using them once their "closed" callback has returned.
+ *  - Settings are copied on the way in: a kw_config may be freed right after
+ *    kw_endpoint_new().
+ *  - Threads: an endpoint runs on one libuv loop, either on a thread of the
+ *    caller's (kw_endpoint_run) or on a thread the library starts
+ *    (kw_endpoint_start). Every callback runs on that loop thread. Functions
+ *    taking a kw_conn or kw_stream, and kw_endpoint_connect, must be called
+ *    on the loop thread (from a callback, or from work handed over with
+ *    kw_endpoint_post). kw_endpoint_post, kw_endpoint_close and the
+ *    kw_endpoint_* getters marked "any thread" are thread-safe.
+ *  - The library never writes to stderr; it logs through the log callback.
+ *  - No global mutable state: any number of endpoints may live in one
+ *    process.
+ */
+#ifndef KEYWAY_H
+#define KEYWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define KW_EXTERN __attribute__((visibility("default")))
+#else
+#define KW_EXTERN
+#endif
+
+#define KW_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+typedef enum kw_err {
+  KW_OK = 0,
+  KW_ERR_INVALID_ARG = 1,   /* a NULL or out-of-range argument */
+  KW_ERR_NOMEM = 2,         /* an allocation failed */
+  KW_ERR_PARSE = 3,         /* malformed input bytes or text */
+  KW_ERR_BAD_ID = 4,        /* not a valid endpoint id */
+  KW_ERR_BAD_TICKET = 5,    /* not a valid kw1 ticket */
+  KW_ERR_KEYFILE = 6,       /* key file missing, unreadable or malformed */
+  KW_ERR_KEYFILE_PERM = 7,  /* key file readable by group or others */
+  KW_ERR_IO = 8,            /* an operating-system call failed */
+  KW_ERR_ADDR = 9,          /* a bad socket address, or bind failed */
+  KW_ERR_TLS = 10,          /* TLS set-up or handshake failure */
+  KW_ERR_QUIC = 11,         /* QUIC protocol failure */
+  KW_ERR_TIMEOUT = 12,      /* no answer in time (connect timeout) */
+  KW_ERR_KEY_MISMATCH = 13, /* the remote presented another key than dialed */
+  KW_ERR_ALPN = 14,         /* the remote accepts none of our ALPNs */
+  KW_ERR_CLOSED = 15,       /* the handle is closing or closed */
+  KW_ERR_AGAIN = 16,        /* would block: wait for the writable callback */
+  KW_ERR_STREAM_LIMIT = 17, /* the remote allows no more streams right now */
+  KW_ERR_DGRAM_UNSUPPORTED = 18, /* the remote did not enable datagrams */
+  KW_ERR_DGRAM_TOO_LARGE = 19,   /* larger than kw_conn_max_datagram() */
+  KW_ERR_STATE = 20,        /* not allowed in the current state */
+  KW_ERR_BUFFER = 21,       /* the output buffer is too small */
+  KW_ERR_FULL = 22,         /* a bounded queue or table is full */
+  KW_ERR_NO_PATH = 23,      /* no address to reach the remote */
+  KW_ERR_APP_CLOSED = 24,   /* the remote closed with an application code */
+  KW_ERR_IDLE = 25,         /* the connection timed out idle */
+  KW_ERR_UNSUPPORTED = 26,  /* not supported on this platform or build */
+  KW_ERR_NOT_FOUND = 27,    /* no such entry */
+  KW_ERR_RESET = 28,        /* the remote reset the stream */
+  KW_ERR_PEER = 29,         /* the remote closed with a transport error */
+  KW_ERR_CERT = 30,         /* the remote presented no usable certificate */
+  KW_ERR_LOOP = 31,         /* the event loop failed or is not running */
+} kw_err;
+
+/* A one-line English explanation of `err`; never NULL, static storage. */
+KW_EXTERN const char *kw_strerror(kw_err err);
+/* The enum name of `err` without prefix, e.g. "KEY_MISMATCH" (for --json). */
+KW_EXTERN const char *kw_errname(kw_err err);
+
+/* ------------------------------------------------------------------------ */
+/* Keys and endpoint ids                                                     */
+
+#define KW_ID_LEN 32         /* an endpoint id is an Ed25519 public key */
+#define KW_SECRET_KEY_LEN 64 /* libsodium layout: 32-byte seed || public key */
+#define KW_ID_STRLEN 52      /* base32 text form, lowercase, no padding */
+#define KW_ID_SHORTLEN 10    /* short form used in logs */
+
+/* Generates a fresh Ed25519 key pair. `sk` receives the secret key. */
+KW_EXTERN kw_err kw_key_generate(uint8_t sk[KW_SECRET_KEY_LEN]);
+/* Writes the endpoint id (public key) of secret key `sk` to `id`. */
+KW_EXTERN kw_err kw_key_id(const uint8_t sk[KW_SECRET_KEY_LEN],
+                           uint8_t id[KW_ID_LEN]);
+
+/* Writes the 52-character text form plus NUL; `out` needs 53 bytes. */
+KW_EXTERN kw_err kw_id_to_string(const uint8_t id[KW_ID_LEN], char *out,
+                                 size_t outlen);
+/* Writes the 10-character short form plus NUL; `out` needs 11 bytes. */
+KW_EXTERN kw_err kw_id_to_short(const uint8_t id[KW_ID_LEN], char *out,
+                                size_t outlen);
+/* Parses the text form (exactly 52 base32 characters, case-insensitive).
+ * Returns KW_ERR_BAD_ID for anything else, including a string that does not
+ * name a valid Ed25519 point. */
+KW_EXTERN kw_err kw_id_from_string(const char *s, uint8_t id[KW_ID_LEN]);
+
+/* Reads a key file written by kw_keyfile_write. Errors: KW_ERR_KEYFILE
+ * (missing, unreadable, malformed: the message names which),
+ * KW_ERR_KEYFILE_PERM (the file is readable or writable by group/others). */
+KW_EXTERN kw_err kw_keyfile_read(const char *path,
+                                 uint8_t sk[KW_SECRET_KEY_LEN]);
+/* Writes `sk` to `path` atomically with mode 0600, creating parent
+ * directories (mode 0700) as needed. */
+KW_EXTERN kw_err kw_keyfile_write(const char *path,
+                                  const uint8_t sk[KW_SECRET_KEY_LEN]);
+
+/* ------------------------------------------------------------------------ */
+/* Socket addresses and endpoint addresses                                   */
+
+/* A UDP socket address, independent of the platform's sockaddr. */
+typedef struct kw_sockaddr {
+  uint8_t family; /* 4 or 6; 0 means "none" */
+  uint8_t ip[16]; /* IPv4 uses the first 4 bytes */
+  uint16_t port;  /* host byte order */
+} kw_sockaddr;
+
+#define KW_SOCKADDR_STRLEN 56 /* "[v6%scope]:port" fits, with NUL */
+
+/* Parses "1.2.3.4:5", "[::1]:5". Returns KW_ERR_ADDR on anything else. */
+KW_EXTERN kw_err kw_sockaddr_parse(const char *s, kw_sockaddr *out);
+/* Formats as above; `out` needs KW_SOCKADDR_STRLEN bytes. */
+KW_EXTERN kw_err kw_sockaddr_format(const kw_sockaddr *a, char *out,
+                                    size_t outlen);
+
+#define KW_MAX_DIRECT_ADDRS 16
+#define KW_MAX_RELAY_URL 255
+
+/* Everything needed to dial an endpoint: its id, optionally its home relay
+ * and direct addresses. A plain struct: fill it or decode a ticket. */
+typedef struct kw_endpoint_addr {
+  uint8_t id[KW_ID_LEN];
+  char relay_url[KW_MAX_RELAY_URL + 1]; /* "" when none */
+  size_t n_addrs;
+  kw_sockaddr addrs[KW_MAX_DIRECT_ADDRS];
+} kw_endpoint_addr;
+
+#define KW_TICKET_MAX 1024 /* longest ticket text, with NUL */
+
+/* Encodes `a` as a "kw1..." ticket into `out` (KW_TICKET_MAX is always
+ * enough). Errors: KW_ERR_INVALID_ARG (bad address family, URL too long). */
+KW_EXTERN kw_err kw_ticket_encode(const kw_endpoint_addr *a, char *out,
+                                  size_t outlen);
+/* Decodes a ticket. Whitespace around it is ignored. Returns
+ * KW_ERR_BAD_TICKET for anything malformed; `*why`, when not NULL, is set to
+ * a static string naming the defect ("bad prefix", "checksum mismatch"...). */
+KW_EXTERN kw_err kw_ticket_decode(const char *s, kw_endpoint_addr *a,
+                                  const char **why);
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                   */
+
+typedef enum kw_log_level {
+  KW_LOG_ERROR = 0,
+  KW_LOG_WARN = 1,
+  KW_LOG_INFO = 2,
+  KW_LOG_DEBUG = 3,
+  KW_LOG_TRACE = 4,
+} kw_log_level;
+
+/* `msg` is an event name followed by key=value fields, e.g.
+ * "conn.opened remote=abcdefghij alpn=echo". Runs on the loop thread. */
+typedef void (*kw_log_fn)(void *user, kw_log_level level, const char *module,
+                          const char *msg);
+
+/* ------------------------------------------------------------------------ */
+/* Handles and callbacks                                                     */
+
+typedef struct kw_config kw_config;
+typedef struct kw_endpoint kw_endpoint;
+typedef struct kw_conn kw_conn;
+typedef struct kw_stream kw_stream;
+
+typedef enum kw_path_kind {
+  KW_PATH_NONE = 0,
+  KW_PATH_DIRECT = 1,
+  KW_PATH_RELAY = 2,
+  KW_PATH_MIXED = 3, /* still racing: packets go to several paths */
+} kw_path_kind;
+
+/* "none", "direct", "relay", "mixed". */
+KW_EXTERN const char *kw_path_kind_name(kw_path_kind k);
+
+typedef struct kw_path_info {
+  kw_path_kind kind;
+  kw_sockaddr addr; /* the remote's UDP address, family 0 for a relay */
+  double rtt_ms;    /* smoothed RTT of the connection, 0 if unknown */
+} kw_path_info;
+
+typedef struct kw_conn_stats {
+  uint64_t bytes_sent;  /* UDP payload bytes */
+  uint64_t bytes_recv;
+  uint64_t pkts_sent;
+  uint64_t pkts_recv;
+  uint64_t pkts_lost;
+  double rtt_ms;      /* smoothed */
+  double min_rtt_ms;
+  uint64_t cwnd;      /* congestion window, bytes */
+  uint64_t max_datagram; /* largest datagram payload now, 0 if unsupported */
+} kw_conn_stats;
+
+/* All optional (NULL = not interested). `user` is the pointer given to
+ * kw_config_set_callbacks. */
+typedef struct kw_callbacks {
+  /* An incoming connection passed authentication and ALPN checks. The
+   * remote's id and ALPN are available through kw_conn_remote_id and
+   * kw_conn_alpn. */
+  void (*conn_accepted)(kw_conn *conn, void *user);
+  /* The connection is gone. `err` is KW_OK for a local close,
+   * KW_ERR_APP_CLOSED (then `app_code` is the remote's code), KW_ERR_IDLE,
+   * KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH... The handle (and its streams) are
+   * freed when this returns. */
+  void (*conn_closed)(kw_conn *conn, kw_err err, uint64_t app_code,
+                      void *user);
+  /* The remote opened a stream. */
+  void (*stream_opened)(kw_stream *stream, void *user);
+  /* Data arrived in order. `fin` marks the end of the remote's direction
+   * (len may be 0 then). Flow-control credit is returned when this returns,
+   * unless the stream is in manual-consume mode. */
+  void (*stream_data)(kw_stream *stream, const uint8_t *data, size_t len,
+                      bool fin, void *user);
+  /* The send buffer of a stream has room again after KW_ERR_AGAIN or a
+   * short write. */
+  void (*stream_writable)(kw_stream *stream, void *user);
+  /* Both directions are finished or the stream was reset; `err` is KW_OK
+   * or KW_ERR_RESET (then `app_code` is the remote's code). Freed on
+   * return. */
+  void (*stream_closed)(kw_stream *stream, kw_err err, uint64_t app_code,
+                        void *user);
+  /* A QUIC DATAGRAM frame arrived. */
+  void (*datagram)(kw_conn *conn, const uint8_t *data, size_t len,
+                   void *user);
+  /* The path of a connection changed (kind, address, or RTT by more than
+   * 1 ms or 10 %). */
+  void (*path_changed)(kw_conn *conn, const kw_path_info *path, void *user);
+} kw_callbacks;
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+
+KW_EXTERN kw_err kw_config_new(kw_config **out);
+KW_EXTERN void kw_config_free(kw_config *cfg);
+
+/* The endpoint's identity. Without it, the endpoint generates an ephemeral
+ * key. */
+KW_EXTERN kw_err kw_config_set_secret_key(kw_config *cfg,
+                                          const uint8_t sk[KW_SECRET_KEY_LEN]);
+/* Accept incoming connections for this ALPN (up to 16, each 1-255 bytes).
+ * Without any ALPN the endpoint accepts no incoming connections. */
+KW_EXTERN kw_err kw_config_add_alpn(kw_config *cfg, const char *alpn);
+/* Bind the socket of this address's family to it (default: 0.0.0.0:0 and
+ * [::]:0). One per family; a second one of a family replaces the first. */
+KW_EXTERN kw_err kw_config_add_bind(kw_config *cfg, const kw_sockaddr *addr);
+/* Idle timeout (default 30000 ms) and keep-alive interval (default 0: off;
+ * the CLI uses 5000). */
+KW_EXTERN kw_err kw_config_set_idle_timeout(kw_config *cfg, uint32_t ms);
+KW_EXTERN kw_err kw_config_set_keepalive(kw_config *cfg, uint32_t ms);
+/* How long a dial may take before it fails with KW_ERR_TIMEOUT
+ * (default 10000 ms). */
+KW_EXTERN kw_err kw_config_set_connect_timeout(kw_config *cfg, uint32_t ms);
+/* Stream limits the remote may open at once (default 1024 bidi, 1024 uni),
+ * and the connection limit of the endpoint (default 4096; further
+ * incoming connections are refused). */
+KW_EXTERN kw_err kw_config_set_max_streams(kw_config *cfg, uint64_t bidi,
+                                           uint64_t uni);
+KW_EXTERN kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n);
+/* Bytes a stream may buffer for sending before writes return short
+ * (default 4 MiB). */
+KW_EXTERN kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n);
+/* Log sink and its minimum level (default: no logging). */
+KW_EXTERN kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
+                                   kw_log_level level);
+/* Callbacks (copied) and their user pointer. */
+KW_EXTERN kw_err kw_config_set_callbacks(kw_config *cfg,
+                                         const kw_callbacks *cbs, void *user);
+
+/* ------------------------------------------------------------------------ */
+/* Endpoint                                                                  */
+
+/* Creates an endpoint: binds its UDP sockets, loads TLS credentials. It does
+ * not run until kw_endpoint_run or kw_endpoint_start. Errors: KW_ERR_ADDR
+ * (bind failed), KW_ERR_TLS, KW_ERR_NOMEM, KW_ERR_IO. */
+KW_EXTERN kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out);
+
+/* Runs the loop on the calling thread until kw_endpoint_close completes. */
+KW_EXTERN kw_err kw_endpoint_run(kw_endpoint *ep);
+/* Starts a library thread running the loop. */
+KW_EXTERN kw_err kw_endpoint_start(kw_endpoint *ep);
+
+/* Any thread. Runs fn(ep, arg) on the loop thread soon. The queue is
+ * unbounded in count but each entry is small; returns KW_ERR_CLOSED once the
+ * endpoint is closing (fn is then not called). */
+KW_EXTERN kw_err kw_endpoint_post(kw_endpoint *ep,
+                                  void (*fn)(kw_endpoint *ep, void *arg),
+                                  void *arg);
+
+/* Any thread, idempotent. Graceful close: stops accepting, sends
+ * CONNECTION_CLOSE on every connection (their conn_closed callbacks run),
+ * closes sockets. Completes within 500 ms. If the library thread runs the
+ * loop, this waits for the thread to end (unless called on it). */
+KW_EXTERN kw_err kw_endpoint_close(kw_endpoint *ep);
+/* Frees a closed endpoint (or one that never ran). Not on the loop thread. */
+KW_EXTERN void kw_endpoint_free(kw_endpoint *ep);
+
+/* Any thread. This endpoint's id. */
+KW_EXTERN void kw_endpoint_id(const kw_endpoint *ep, uint8_t id[KW_ID_LEN]);
+/* Any thread. The address to put in a ticket: id, the bound sockets' ports
+ * with every non-loopback interface address when bound to the unspecified
+ * address (loopback last), the home relay when there is one. */
+KW_EXTERN kw_err kw_endpoint_addr(kw_endpoint *ep, kw_endpoint_addr *out);
+/* Any thread. The bound socket addresses (up to 2: IPv4, IPv6). */
+KW_EXTERN kw_err kw_endpoint_bound(const kw_endpoint *ep, kw_sockaddr *out,
+                                   size_t cap, size_t *n);
+
+typedef void (*kw_connect_cb)(kw_conn *conn, kw_err err, void *arg);
+
+/* Loop thread. Dials `to` with ALPN `alpn`. `cb` runs exactly once: with
+ * err == KW_OK and the connection once the handshake is confirmed (the
+ * remote accepted our certificate), or with an error and conn == NULL
+ * (KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NO_PATH...). */
+KW_EXTERN kw_err kw_endpoint_connect(kw_endpoint *ep,
+                                     const kw_endpoint_addr *to,
+                                     const char *alpn, kw_connect_cb cb,
+                                     void *arg);
+
+/* Loop thread. Endpoint-wide counters. */
+typedef struct kw_endpoint_stats {
+  uint64_t conns_opened;
+  uint64_t conns_closed;
+  uint64_t conns_direct;
+  uint64_t udp_pkts_sent;
+  uint64_t udp_pkts_recv;
+  uint64_t udp_bytes_sent;
+  uint64_t udp_bytes_recv;
+  uint64_t drops_unknown;   /* undecodable or unknown-connection packets */
+  uint64_t drops_refused;   /* incoming connections refused (limit, ALPN) */
+  uint64_t holepunch_attempts;
+} kw_endpoint_stats;
+KW_EXTERN void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Connections (loop thread only)                                            */
+
+KW_EXTERN void kw_conn_remote_id(const kw_conn *conn, uint8_t id[KW_ID_LEN]);
+/* The negotiated ALPN, NUL-terminated. */
+KW_EXTERN const char *kw_conn_alpn(const kw_conn *conn);
+KW_EXTERN bool kw_conn_is_client(const kw_conn *conn);
+KW_EXTERN void kw_conn_set_user(kw_conn *conn, void *user);
+KW_EXTERN void *kw_conn_get_user(const kw_conn *conn);
+KW_EXTERN void kw_conn_stats_get(kw_conn *conn, kw_conn_stats *out);
+KW_EXTERN void kw_conn_path(kw_conn *conn, kw_path_info *out);
+
+/* Opens a stream. Errors: KW_ERR_STREAM_LIMIT (wait for the remote to allow
+ * more; retried automatically never), KW_ERR_CLOSED. */
+KW_EXTERN kw_err kw_conn_open_stream(kw_conn *conn, bool bidi,
+                                     kw_stream **out);
+/* Largest datagram payload kw_conn_send_datagram takes now (0: none). */
+KW_EXTERN size_t kw_conn_max_datagram(kw_conn *conn);
+/* Sends an unreliable datagram. The queue holds up to 256 datagrams; when
+ * full the oldest is dropped (datagrams are unreliable by contract).
+ * Errors: KW_ERR_DGRAM_UNSUPPORTED, KW_ERR_DGRAM_TOO_LARGE, KW_ERR_CLOSED. */
+KW_EXTERN kw_err kw_conn_send_datagram(kw_conn *conn, const uint8_t *data,
+                                       size_t len);
+/* Closes the connection with an application error code (0 = no error) and
+ * an optional reason. conn_closed runs later. Idempotent. */
+KW_EXTERN kw_err kw_conn_close(kw_conn *conn, uint64_t app_code,
+                               const char *reason);
+
+/* ------------------------------------------------------------------------ */
+/* Streams (loop thread only)                                                */
+
+KW_EXTERN int64_t kw_stream_id(const kw_stream *s);
+KW_EXTERN kw_conn *kw_stream_conn(const kw_stream *s);
+KW_EXTERN void kw_stream_set_user(kw_stream *s, void *user);
+KW_EXTERN void *kw_stream_get_user(const kw_stream *s);
+
+/* Copies up to `len` bytes into the stream's send buffer; `*written` gets
+ * how many were taken (may be less than len: back-pressure; then
+ * stream_writable fires when there is room). `fin` ends our direction once
+ * all bytes are taken. Returns KW_ERR_AGAIN if nothing could be taken,
+ * KW_ERR_STATE after fin, KW_ERR_CLOSED. */
+KW_EXTERN kw_err kw_stream_write(kw_stream *s, const uint8_t *data,
+                                 size_t len, bool fin, size_t *written);
+/* Bytes queued but not yet acknowledged by the remote. */
+KW_EXTERN size_t kw_stream_buffered(const kw_stream *s);
+/* Ends our direction (same as a zero-length write with fin). */
+KW_EXTERN kw_err kw_stream_finish(kw_stream *s);
+/* Manual consume: flow-control credit is only returned by
+ * kw_stream_consume, so a slow consumer slows the sender. */
+KW_EXTERN void kw_stream_set_manual_consume(kw_stream *s, bool on);
+KW_EXTERN kw_err kw_stream_consume(kw_stream *s, size_t n);
+/* Aborts both directions with an application error code. */
+KW_EXTERN kw_err kw_stream_reset(kw_stream *s, uint64_t app_code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYWAY_H */
