@@ -322,7 +322,7 @@ KW_EXTERN void kw_endpoint_id(const kw_endpoint *ep, uint8_t id[KW_ID_LEN]);
 /* Any thread. The address to put in a ticket: id, the bound sockets' ports
  * with every non-loopback interface address when bound to the unspecified
  * address (loopback last), the home relay when there is one. */
-KW_EXTERN kw_err kw_endpoint_addr(kw_endpoint *ep, kw_endpoint_addr *out);
+KW_EXTERN kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out);
 /* Any thread. The bound socket addresses (up to 2: IPv4, IPv6). */
 KW_EXTERN kw_err kw_endpoint_bound(const kw_endpoint *ep, kw_sockaddr *out,
                                    size_t cap, size_t *n);
