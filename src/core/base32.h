@@ -11,7 +11,7 @@
 #include "keyway.h"
 
 /* Characters needed to encode n bytes (without NUL). */
-#define KW__BASE32_LEN(n) (((n) * 8 + 4) / 5)
+#define KW__BASE32_LEN(n) (((n)*8 + 4) / 5)
 
 /* Encodes `in` into `out` lowercase without padding and NUL-terminates.
  * Returns the characters written (without NUL), or 0 if `out` is too small

@@ -14,8 +14,12 @@ static const struct {
   const char *plain;
   const char *text;
 } vectors[] = {
-    {"", ""},           {"f", "my"},          {"fo", "mzxq"},
-    {"foo", "mzxw6"},   {"foob", "mzxw6yq"},  {"fooba", "mzxw6ytb"},
+    {"", ""},
+    {"f", "my"},
+    {"fo", "mzxq"},
+    {"foo", "mzxw6"},
+    {"foob", "mzxw6yq"},
+    {"fooba", "mzxw6ytb"},
     {"foobar", "mzxw6ytboi"},
 };
 
@@ -23,9 +27,9 @@ static void test_encode_vectors(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
     char out[32];
-    size_t n = kw__base32_encode(out, sizeof(out),
-                                 (const uint8_t *)vectors[i].plain,
-                                 strlen(vectors[i].plain));
+    size_t n =
+        kw__base32_encode(out, sizeof(out), (const uint8_t *)vectors[i].plain,
+                          strlen(vectors[i].plain));
     assert_int_equal(n, strlen(vectors[i].text));
     assert_string_equal(out, vectors[i].text);
     assert_int_equal(KW__BASE32_LEN(strlen(vectors[i].plain)), n);
@@ -61,15 +65,15 @@ static void test_decode_uppercase(void **state) {
 static void test_decode_rejects(void **state) {
   (void)state;
   static const char *bad[] = {
-      "my======", /* padding */
-      "my=",      "mzxw6yt1", /* '1' is not in the alphabet */
-      "mzxw6yt8", "mzxw6yt0", "mzxw 6yq", "mzxw-6yq", "m\xc3\xa9",
-      "m",        /* 1 char: impossible length */
-      "mzx",      /* 3 */
-      "mzxw6y",   /* 6 */
-      "mzxw6ytboim", /* 8+3 */
-      "mz",       /* non-zero trailing bits */
-      "mzxr",     "mzxw7",    "mzxw6yr",  "mzxw6ytboj",
+      "my======",                /* padding */
+      "my=",         "mzxw6yt1", /* '1' is not in the alphabet */
+      "mzxw6yt8",    "mzxw6yt0", "mzxw 6yq", "mzxw-6yq",
+      "m\xc3\xa9",   "m", /* 1 char: impossible length */
+      "mzx",              /* 3 */
+      "mzxw6y",           /* 6 */
+      "mzxw6ytboim",      /* 8+3 */
+      "mz",               /* non-zero trailing bits */
+      "mzxr",        "mzxw7",    "mzxw6yr",  "mzxw6ytboj",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     uint8_t out[32];
@@ -100,10 +104,8 @@ static void test_decode_buffer(void **state) {
   assert_int_equal(kw__base32_decode(NULL, 0, &n, "my", 2), KW_ERR_BUFFER);
   assert_int_equal(kw__base32_decode(out, 6, NULL, "my", 2),
                    KW_ERR_INVALID_ARG);
-  assert_int_equal(kw__base32_decode(out, 6, &n, NULL, 2),
-                   KW_ERR_INVALID_ARG);
-  assert_int_equal(kw__base32_decode(NULL, 6, &n, "my", 2),
-                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw__base32_decode(out, 6, &n, NULL, 2), KW_ERR_INVALID_ARG);
+  assert_int_equal(kw__base32_decode(NULL, 6, &n, "my", 2), KW_ERR_INVALID_ARG);
 }
 
 static void test_encode_buffer(void **state) {
@@ -111,8 +113,7 @@ static void test_encode_buffer(void **state) {
   char out[11];
   memset(out, 'x', sizeof(out));
   /* "foobar" needs 10 chars + NUL. */
-  assert_int_equal(kw__base32_encode(out, 10, (const uint8_t *)"foobar", 6),
-                   0);
+  assert_int_equal(kw__base32_encode(out, 10, (const uint8_t *)"foobar", 6), 0);
   assert_string_equal(out, "");
   assert_int_equal(kw__base32_encode(out, 11, (const uint8_t *)"foobar", 6),
                    10);
@@ -136,8 +137,7 @@ static void test_round_trip(void **state) {
     for (size_t i = 0; i < n; i++)
       assert_non_null(strchr("abcdefghijklmnopqrstuvwxyz234567", text[i]));
     size_t m = 0;
-    assert_int_equal(kw__base32_decode(back, sizeof(back), &m, text, n),
-                     KW_OK);
+    assert_int_equal(kw__base32_decode(back, sizeof(back), &m, text, n), KW_OK);
     assert_int_equal(m, len);
     assert_memory_equal(back, in, len);
   }

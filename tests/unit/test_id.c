@@ -97,19 +97,15 @@ static void test_to_string_buffers(void **state) {
   assert_int_equal(kw_id_to_string(id, buf, KW_ID_STRLEN), KW_ERR_BUFFER);
   assert_string_equal(buf, "");
   assert_int_equal(kw_id_to_string(id, buf, 0), KW_ERR_BUFFER);
-  assert_int_equal(kw_id_to_string(NULL, buf, sizeof(buf)),
-                   KW_ERR_INVALID_ARG);
-  assert_int_equal(kw_id_to_string(id, NULL, sizeof(buf)),
-                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw_id_to_string(NULL, buf, sizeof(buf)), KW_ERR_INVALID_ARG);
+  assert_int_equal(kw_id_to_string(id, NULL, sizeof(buf)), KW_ERR_INVALID_ARG);
   memset(buf, 'x', sizeof(buf));
   assert_int_equal(kw_id_to_short(id, buf, KW_ID_SHORTLEN), KW_ERR_BUFFER);
   assert_string_equal(buf, "");
   assert_int_equal(kw_id_to_short(id, buf, KW_ID_SHORTLEN + 1), KW_OK);
   assert_int_equal(strlen(buf), KW_ID_SHORTLEN);
-  assert_int_equal(kw_id_to_short(NULL, buf, sizeof(buf)),
-                   KW_ERR_INVALID_ARG);
-  assert_int_equal(kw_id_to_short(id, NULL, sizeof(buf)),
-                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw_id_to_short(NULL, buf, sizeof(buf)), KW_ERR_INVALID_ARG);
+  assert_int_equal(kw_id_to_short(id, NULL, sizeof(buf)), KW_ERR_INVALID_ARG);
 }
 
 static void test_from_string_rejects(void **state) {

@@ -138,14 +138,12 @@ static void test_format(void **state) {
   assert_int_equal(kw_sockaddr_format(&s, out, sizeof(out)), KW_OK);
   assert_string_equal(out, "[fe80::a]:0");
   /* The longest form fits in KW_SOCKADDR_STRLEN. */
-  const char *longest =
-      "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535";
+  const char *longest = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535";
   kw_sockaddr_parse(longest, &s);
   assert_int_equal(kw_sockaddr_format(&s, out, sizeof(out)), KW_OK);
   memset(s.ip, 0xff, 16);
   assert_int_equal(kw_sockaddr_format(&s, out, sizeof(out)), KW_OK);
-  assert_string_equal(out,
-                      "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+  assert_string_equal(out, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
   /* Too small: an empty string and KW_ERR_BUFFER. */
   s = v4(1, 2, 3, 4, 5);
   assert_int_equal(kw_sockaddr_format(&s, out, 9), KW_ERR_BUFFER);
@@ -168,8 +166,8 @@ static void test_format(void **state) {
 static void test_round_trip(void **state) {
   (void)state;
   static const char *good[] = {
-      "1.2.3.4:5",   "0.0.0.0:0",     "10.0.0.255:65535", "[::1]:1",
-      "[::]:0",      "[fe80::1]:443", "[2001:db8::1:2]:9", "[::ffff:1.2.3.4]:9",
+      "1.2.3.4:5", "0.0.0.0:0",     "10.0.0.255:65535",  "[::1]:1",
+      "[::]:0",    "[fe80::1]:443", "[2001:db8::1:2]:9", "[::ffff:1.2.3.4]:9",
   };
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     kw_sockaddr s, t;
@@ -258,10 +256,10 @@ static void test_linklocal(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_parse_v4),   cmocka_unit_test(test_parse_v6),
+      cmocka_unit_test(test_parse_v4),      cmocka_unit_test(test_parse_v6),
       cmocka_unit_test(test_parse_rejects), cmocka_unit_test(test_format),
-      cmocka_unit_test(test_round_trip), cmocka_unit_test(test_equal),
-      cmocka_unit_test(test_loopback),   cmocka_unit_test(test_linklocal),
+      cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_equal),
+      cmocka_unit_test(test_loopback),      cmocka_unit_test(test_linklocal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,8 @@
  * Pinned wire format, checked against an independent implementation of
  * docs/protocol/tickets.md (Python: base64.b32encode + hashlib.blake2b). */
 #define VECTOR_TICKET                                                          \
-  "kw1aeb2cb576phbbpq5odorrz2lycmwpzgwgcn2kdk7dxoimzaskuy3qaiwnb2hi4dthixs64tf"       \
+  "kw1aeb2cb576phbbpq5odorrz2lycmwpzgwgcn2kdk7dxoimzaskuy3qaiwnb2hi4dthixs64t" \
+  "f"                                                                          \
   "nrqxsltumvzxiorugqzqibt7aaaacekrayjaaaaaaaaaaaaaaaaaaaaaaaaacekrmti6x5i"
 
 static void seed_id(uint8_t id[32]) {
@@ -54,8 +55,7 @@ static void start(payload *p) {
 }
 
 static void put_v4(payload *p, uint8_t last, uint16_t port) {
-  uint8_t f[8] = {4, 6, 198, 18, 0, last, (uint8_t)(port >> 8),
-                  (uint8_t)port};
+  uint8_t f[8] = {4, 6, 198, 18, 0, last, (uint8_t)(port >> 8), (uint8_t)port};
   put(p, f, sizeof(f));
 }
 
