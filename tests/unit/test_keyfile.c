@@ -22,6 +22,8 @@
 /* Key text of the seed 00..1f. */
 #define SEED_TEXT "aaaqeayeaudaocajbifqydiob4ibceqtcqkrmfyydenbwha5dypq"
 #define KEY_LINE "keyway-secret-key-v1 " SEED_TEXT
+#define UPPER_LINE                                                             \
+  "keyway-secret-key-v1 AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQTCQKRMFYYDENBWHA5DYPQ"
 
 static void seed_key(uint8_t sk[64]) {
   uint8_t seed[32], pk[32];
@@ -79,8 +81,7 @@ static void test_parse_accepts(void **state) {
       "#" KEY_LINE "x\n" KEY_LINE "\n# after\n",
       "# keyway secret key: keep it private\n" KEY_LINE "\n",
       /* Upper-case base32 is the same key. */
-      "keyway-secret-key-v1 "
-      "AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQTCQKRMFYYDENBWHA5DYPQ",
+      UPPER_LINE,
   };
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     memset(sk, 0, sizeof(sk));
