@@ -1,0 +1,553 @@
+/*
+ * The endpoint: configuration, the loop (on the caller's thread or the
+ * library's), work posted from other threads, graceful close, and the
+ * public getters.
+ */
+#include "io/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+/* ---- logging ------------------------------------------------------------ */
+
+bool kw__log_enabled(const kw_endpoint *ep, kw_log_level lvl) {
+  return ep && ep->cfg.log_fn && lvl <= ep->cfg.log_level;
+}
+
+void kw__log(kw_endpoint *ep, kw_log_level lvl, const char *module,
+             const char *fmt, ...) {
+  if (!kw__log_enabled(ep, lvl))
+    return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  ep->cfg.log_fn(ep->cfg.log_user, lvl, module, buf);
+}
+
+/* ---- config ------------------------------------------------------------- */
+
+kw_err kw_config_new(kw_config **out) {
+  if (!out)
+    return KW_ERR_INVALID_ARG;
+  kw_config *c = calloc(1, sizeof *c);
+  if (!c)
+    return KW_ERR_NOMEM;
+  c->bind4.family = 4;
+  c->bind6.family = 6;
+  c->idle_timeout_ms = 30000;
+  c->connect_timeout_ms = 10000;
+  c->max_streams_bidi = 1024;
+  c->max_streams_uni = 1024;
+  c->max_conns = 4096;
+  c->stream_send_buffer = 4u << 20;
+  c->log_level = KW_LOG_INFO;
+  *out = c;
+  return KW_OK;
+}
+
+void kw_config_free(kw_config *cfg) {
+  if (!cfg)
+    return;
+  sodium_memzero(cfg->sk, sizeof cfg->sk);
+  free(cfg);
+}
+
+kw_err kw_config_set_secret_key(kw_config *cfg,
+                                const uint8_t sk[KW_SECRET_KEY_LEN]) {
+  if (!cfg || !sk)
+    return KW_ERR_INVALID_ARG;
+  /* the public half must match the seed */
+  uint8_t pk[32], sk2[64];
+  if (sodium_init() < 0 || crypto_sign_seed_keypair(pk, sk2, sk) != 0 ||
+      memcmp(pk, sk + 32, 32) != 0) {
+    sodium_memzero(sk2, sizeof sk2);
+    return KW_ERR_INVALID_ARG;
+  }
+  sodium_memzero(sk2, sizeof sk2);
+  memcpy(cfg->sk, sk, KW_SECRET_KEY_LEN);
+  cfg->has_key = true;
+  return KW_OK;
+}
+
+kw_err kw_config_add_alpn(kw_config *cfg, const char *alpn) {
+  if (!cfg || !alpn)
+    return KW_ERR_INVALID_ARG;
+  size_t l = strlen(alpn);
+  if (l == 0 || l > 255)
+    return KW_ERR_INVALID_ARG;
+  for (size_t i = 0; i < cfg->n_alpns; i++)
+    if (strcmp(cfg->alpns[i], alpn) == 0)
+      return KW_OK;
+  if (cfg->n_alpns >= KW_MAX_ALPNS)
+    return KW_ERR_FULL;
+  memcpy(cfg->alpns[cfg->n_alpns++], alpn, l + 1);
+  return KW_OK;
+}
+
+kw_err kw_config_add_bind(kw_config *cfg, const kw_sockaddr *addr) {
+  if (!cfg || !addr)
+    return KW_ERR_INVALID_ARG;
+  if (addr->family == 4)
+    cfg->bind4 = *addr;
+  else if (addr->family == 6)
+    cfg->bind6 = *addr;
+  else
+    return KW_ERR_ADDR;
+  return KW_OK;
+}
+
+kw_err kw_config_set_idle_timeout(kw_config *cfg, uint32_t ms) {
+  if (!cfg || ms == 0)
+    return KW_ERR_INVALID_ARG;
+  cfg->idle_timeout_ms = ms;
+  return KW_OK;
+}
+
+kw_err kw_config_set_keepalive(kw_config *cfg, uint32_t ms) {
+  if (!cfg)
+    return KW_ERR_INVALID_ARG;
+  cfg->keepalive_ms = ms;
+  return KW_OK;
+}
+
+kw_err kw_config_set_connect_timeout(kw_config *cfg, uint32_t ms) {
+  if (!cfg || ms == 0)
+    return KW_ERR_INVALID_ARG;
+  cfg->connect_timeout_ms = ms;
+  return KW_OK;
+}
+
+kw_err kw_config_set_max_streams(kw_config *cfg, uint64_t bidi, uint64_t uni) {
+  if (!cfg || bidi > (1ull << 60) || uni > (1ull << 60))
+    return KW_ERR_INVALID_ARG;
+  cfg->max_streams_bidi = bidi;
+  cfg->max_streams_uni = uni;
+  return KW_OK;
+}
+
+kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n) {
+  if (!cfg || n == 0)
+    return KW_ERR_INVALID_ARG;
+  cfg->max_conns = n;
+  return KW_OK;
+}
+
+kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n) {
+  if (!cfg || n < 1024)
+    return KW_ERR_INVALID_ARG;
+  cfg->stream_send_buffer = n;
+  return KW_OK;
+}
+
+kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
+                         kw_log_level level) {
+  if (!cfg)
+    return KW_ERR_INVALID_ARG;
+  cfg->log_fn = fn;
+  cfg->log_user = user;
+  cfg->log_level = level;
+  return KW_OK;
+}
+
+kw_err kw_config_set_callbacks(kw_config *cfg, const kw_callbacks *cbs,
+                               void *user) {
+  if (!cfg)
+    return KW_ERR_INVALID_ARG;
+  if (cbs)
+    cfg->cbs = *cbs;
+  else
+    memset(&cfg->cbs, 0, sizeof cfg->cbs);
+  cfg->cb_user = user;
+  return KW_OK;
+}
+
+/* ---- loop plumbing --------------------------------------------------------- */
+
+static void run_posts(kw_endpoint *ep) {
+  uv_mutex_lock(&ep->mu);
+  kw__post *p = ep->post_head;
+  ep->post_head = ep->post_tail = NULL;
+  uv_mutex_unlock(&ep->mu);
+  while (p) {
+    kw__post *n = p->next;
+    p->fn(ep, p->arg);
+    free(p);
+    p = n;
+  }
+}
+
+static void handle_noop_close(uv_handle_t *h) { (void)h; }
+
+static void do_close(kw_endpoint *ep) {
+  if (ep->closing)
+    return;
+  ep->closing = true;
+  kw__log(ep, KW_LOG_INFO, "endpoint", "endpoint.closing conns=%u",
+          ep->nconns);
+  /* posted work accepted before the close still runs, connections alive */
+  run_posts(ep);
+  kw__conn_shutdown_all(ep);
+  if (ep->udp4.poll_init)
+    uv_close((uv_handle_t *)&ep->udp4.poll, handle_noop_close);
+  if (ep->udp6.poll_init)
+    uv_close((uv_handle_t *)&ep->udp6.poll, handle_noop_close);
+  uv_close((uv_handle_t *)&ep->async, handle_noop_close);
+  uv_close((uv_handle_t *)&ep->prepare, handle_noop_close);
+}
+
+static void async_cb(uv_async_t *a) {
+  kw_endpoint *ep = a->data;
+  run_posts(ep);
+  uv_mutex_lock(&ep->mu);
+  bool close = ep->close_requested;
+  uv_mutex_unlock(&ep->mu);
+  if (close)
+    do_close(ep);
+}
+
+static void prepare_cb(uv_prepare_t *p) {
+  kw_endpoint *ep = p->data;
+  /* flush every connection touched this turn: ACKs and data coalesce */
+  for (int rounds = 0; ep->dirty_head && rounds < 4; rounds++) {
+    kw_conn *list = ep->dirty_head;
+    ep->dirty_head = NULL;
+    while (list) {
+      kw_conn *c = list;
+      list = c->next_dirty;
+      c->dirty = false;
+      c->next_dirty = NULL;
+      kw__conn_flush(c);
+    }
+  }
+  kw__conn_reap(ep);
+}
+
+/* ---- endpoint ---------------------------------------------------------------- */
+
+kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
+  if (!cfg || !out)
+    return KW_ERR_INVALID_ARG;
+  *out = NULL;
+  if (sodium_init() < 0)
+    return KW_ERR_NOMEM;
+  kw_endpoint *ep = calloc(1, sizeof *ep);
+  if (!ep)
+    return KW_ERR_NOMEM;
+  ep->cfg = *cfg;
+  ep->udp4.fd = ep->udp6.fd = -1;
+  kw_err err;
+  if (!ep->cfg.has_key) {
+    crypto_sign_keypair(ep->cfg.sk + 32, ep->cfg.sk);
+    ep->cfg.has_key = true;
+  }
+  memcpy(ep->id, ep->cfg.sk + 32, KW_ID_LEN);
+  kw_id_to_short(ep->id, ep->id_short, sizeof ep->id_short);
+  if ((err = kw__cidmap_init(&ep->cids, (size_t)ep->cfg.max_conns * 10 + 64)))
+    goto fail;
+  if (uv_mutex_init(&ep->mu) != 0) {
+    err = KW_ERR_NOMEM;
+    goto fail_cids;
+  }
+  if (uv_loop_init(&ep->loop) != 0) {
+    err = KW_ERR_LOOP;
+    goto fail_mu;
+  }
+  ep->loop_init = true;
+  ep->loop.data = ep;
+  uv_async_init(&ep->loop, &ep->async, async_cb);
+  ep->async.data = ep;
+  uv_prepare_init(&ep->loop, &ep->prepare);
+  ep->prepare.data = ep;
+  uv_prepare_start(&ep->prepare, prepare_cb);
+  if ((err = kw__tls_ctx_new(ep->cfg.sk, &ep->tls)) != KW_OK)
+    goto fail_loop;
+  kw_err e4 = kw__udp_open(&ep->udp4, &ep->cfg.bind4);
+  kw_err e6 = kw__udp_open(&ep->udp6, &ep->cfg.bind6);
+  /* a family the machine lacks is fine, unless the caller bound it */
+  bool need4 = ep->cfg.bind4.port != 0 || !kw__sockaddr_eq(&ep->cfg.bind4,
+                                            &(kw_sockaddr){.family = 4});
+  bool need6 = ep->cfg.bind6.port != 0 || !kw__sockaddr_eq(&ep->cfg.bind6,
+                                            &(kw_sockaddr){.family = 6});
+  if ((e4 != KW_OK && (need4 || e6 != KW_OK)) || (e6 != KW_OK && need6)) {
+    err = e4 != KW_OK ? e4 : e6;
+    goto fail_sock;
+  }
+  kw__magicsock_start(ep);
+  char b4[KW_SOCKADDR_STRLEN] = "-", b6[KW_SOCKADDR_STRLEN] = "-";
+  if (ep->udp4.fd >= 0)
+    kw_sockaddr_format(&ep->udp4.bound, b4, sizeof b4);
+  if (ep->udp6.fd >= 0)
+    kw_sockaddr_format(&ep->udp6.bound, b6, sizeof b6);
+  kw__log(ep, KW_LOG_INFO, "endpoint",
+          "endpoint.bound id=%s v4=%s v6=%s gso=%d gro=%d", ep->id_short, b4,
+          b6, ep->udp4.gso, ep->udp4.gro);
+  *out = ep;
+  return KW_OK;
+fail_sock:
+  kw__udp_close_fd(&ep->udp4);
+  kw__udp_close_fd(&ep->udp6);
+  kw__tls_ctx_free(ep->tls);
+fail_loop:
+  uv_close((uv_handle_t *)&ep->async, NULL);
+  uv_close((uv_handle_t *)&ep->prepare, NULL);
+  uv_run(&ep->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&ep->loop);
+fail_mu:
+  uv_mutex_destroy(&ep->mu);
+fail_cids:
+  kw__cidmap_free(&ep->cids);
+fail:
+  sodium_memzero(ep->cfg.sk, sizeof ep->cfg.sk);
+  free(ep);
+  return err;
+}
+
+kw_err kw_endpoint_run(kw_endpoint *ep) {
+  if (!ep)
+    return KW_ERR_INVALID_ARG;
+  if (ep->closed)
+    return KW_ERR_CLOSED;
+  if (ep->running)
+    return KW_ERR_STATE;
+  ep->running = true;
+  ep->loop_thread_id = uv_thread_self();
+  /* a close requested before the loop ran */
+  uv_mutex_lock(&ep->mu);
+  bool close = ep->close_requested;
+  uv_mutex_unlock(&ep->mu);
+  if (close)
+    do_close(ep);
+  int rv = uv_run(&ep->loop, UV_RUN_DEFAULT);
+  ep->running = false;
+  ep->closed = true;
+  return rv < 0 ? KW_ERR_LOOP : KW_OK;
+}
+
+static void thread_main(void *arg) { (void)kw_endpoint_run(arg); }
+
+kw_err kw_endpoint_start(kw_endpoint *ep) {
+  if (!ep)
+    return KW_ERR_INVALID_ARG;
+  if (ep->thread_started || ep->running)
+    return KW_ERR_STATE;
+  if (uv_thread_create(&ep->thread, thread_main, ep) != 0)
+    return KW_ERR_IO;
+  ep->thread_started = true;
+  return KW_OK;
+}
+
+kw_err kw_endpoint_post(kw_endpoint *ep, void (*fn)(kw_endpoint *, void *),
+                        void *arg) {
+  if (!ep || !fn)
+    return KW_ERR_INVALID_ARG;
+  kw__post *p = malloc(sizeof *p);
+  if (!p)
+    return KW_ERR_NOMEM;
+  p->next = NULL;
+  p->fn = fn;
+  p->arg = arg;
+  uv_mutex_lock(&ep->mu);
+  if (ep->close_requested) {
+    uv_mutex_unlock(&ep->mu);
+    free(p);
+    return KW_ERR_CLOSED;
+  }
+  if (ep->post_tail)
+    ep->post_tail->next = p;
+  else
+    ep->post_head = p;
+  ep->post_tail = p;
+  uv_mutex_unlock(&ep->mu);
+  uv_async_send(&ep->async);
+  return KW_OK;
+}
+
+static bool on_loop_thread(kw_endpoint *ep) {
+  if (!ep->running)
+    return false;
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&self, &ep->loop_thread_id) != 0;
+}
+
+kw_err kw_endpoint_close(kw_endpoint *ep) {
+  if (!ep)
+    return KW_ERR_INVALID_ARG;
+  uv_mutex_lock(&ep->mu);
+  bool already = ep->close_requested;
+  ep->close_requested = true;
+  uv_mutex_unlock(&ep->mu);
+  if (on_loop_thread(ep)) {
+    do_close(ep);
+    return KW_OK;
+  }
+  if (!already && !ep->closed)
+    uv_async_send(&ep->async);
+  if (ep->thread_started) {
+    uv_thread_join(&ep->thread);
+    ep->thread_started = false;
+  }
+  return KW_OK;
+}
+
+void kw_endpoint_free(kw_endpoint *ep) {
+  if (!ep)
+    return;
+  if (ep->thread_started) {
+    kw_endpoint_close(ep);
+  }
+  if (!ep->closed) {
+    /* never ran, or ran and stopped without a close: close on this thread */
+    uv_mutex_lock(&ep->mu);
+    ep->close_requested = true;
+    uv_mutex_unlock(&ep->mu);
+    ep->running = true;
+    ep->loop_thread_id = uv_thread_self();
+    do_close(ep);
+    uv_run(&ep->loop, UV_RUN_DEFAULT);
+    ep->running = false;
+    ep->closed = true;
+  }
+  /* anything posted that never ran: free the entries (callers own args) */
+  kw__post *p = ep->post_head;
+  while (p) {
+    kw__post *n = p->next;
+    free(p);
+    p = n;
+  }
+  while (ep->remotes) {
+    kw__remote *r = ep->remotes;
+    ep->remotes = r->next;
+    free(r);
+  }
+  kw__udp_close_fd(&ep->udp4);
+  kw__udp_close_fd(&ep->udp6);
+  uv_loop_close(&ep->loop);
+  kw__tls_ctx_free(ep->tls);
+  kw__cidmap_free(&ep->cids);
+  uv_mutex_destroy(&ep->mu);
+  free(ep->txbuf);
+  sodium_memzero(ep->cfg.sk, sizeof ep->cfg.sk);
+  free(ep);
+}
+
+void kw_endpoint_id(const kw_endpoint *ep, uint8_t id[KW_ID_LEN]) {
+  memcpy(id, ep->id, KW_ID_LEN);
+}
+
+kw_err kw_endpoint_bound(const kw_endpoint *ep, kw_sockaddr *out, size_t cap,
+                         size_t *n) {
+  if (!ep || !n || (!out && cap))
+    return KW_ERR_INVALID_ARG;
+  *n = 0;
+  if (ep->udp4.fd >= 0 && *n < cap)
+    out[(*n)++] = ep->udp4.bound;
+  if (ep->udp6.fd >= 0 && *n < cap)
+    out[(*n)++] = ep->udp6.bound;
+  return KW_OK;
+}
+
+static bool is_unspecified(const kw_sockaddr *a) {
+  static const uint8_t z[16] = {0};
+  return memcmp(a->ip, z, a->family == 4 ? 4 : 16) == 0;
+}
+
+static void add_addr(kw_endpoint_addr *out, const kw_sockaddr *a) {
+  for (size_t i = 0; i < out->n_addrs; i++)
+    if (kw__sockaddr_eq(&out->addrs[i], a))
+      return;
+  if (out->n_addrs < KW_MAX_DIRECT_ADDRS)
+    out->addrs[out->n_addrs++] = *a;
+}
+
+kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
+  if (!ep || !out)
+    return KW_ERR_INVALID_ARG;
+  memset(out, 0, sizeof *out);
+  memcpy(out->id, ep->id, KW_ID_LEN);
+  kw__udp *socks[2] = {&ep->udp4, &ep->udp6};
+  uv_interface_address_t *ifs = NULL;
+  int nifs = 0;
+  bool need_ifs = false;
+  for (int i = 0; i < 2; i++)
+    if (socks[i]->fd >= 0 && is_unspecified(&socks[i]->bound))
+      need_ifs = true;
+  if (need_ifs && uv_interface_addresses(&ifs, &nifs) != 0) {
+    ifs = NULL;
+    nifs = 0;
+  }
+  /* pass 0: interface addresses (LAN first); pass 1: loopback last */
+  for (int pass = 0; pass < 2; pass++) {
+    for (int s = 0; s < 2; s++) {
+      kw__udp *u = socks[s];
+      if (u->fd < 0)
+        continue;
+      if (!is_unspecified(&u->bound)) {
+        if (pass == 0)
+          add_addr(out, &u->bound);
+        continue;
+      }
+      for (int i = 0; i < nifs; i++) {
+        kw_sockaddr a;
+        const struct sockaddr *sa = (const struct sockaddr *)&ifs[i].address;
+        if ((u->family == AF_INET) != (sa->sa_family == AF_INET))
+          continue;
+        kw__sockaddr_from_os(sa, &a);
+        if (a.family == 6 && a.ip[0] == 0xfe && (a.ip[1] & 0xc0) == 0x80)
+          continue; /* link-local needs a scope: not ticket material */
+        if ((bool)ifs[i].is_internal != (pass == 1))
+          continue;
+        a.port = u->bound.port;
+        add_addr(out, &a);
+      }
+    }
+  }
+  if (ifs)
+    uv_free_interface_addresses(ifs, nifs);
+  return KW_OK;
+}
+
+kw_err kw_endpoint_connect(kw_endpoint *ep, const kw_endpoint_addr *to,
+                           const char *alpn, kw_connect_cb cb, void *arg) {
+  if (!ep || !to || !alpn || !cb)
+    return KW_ERR_INVALID_ARG;
+  size_t l = strlen(alpn);
+  if (l == 0 || l > 255)
+    return KW_ERR_INVALID_ARG;
+  if (ep->closing)
+    return KW_ERR_CLOSED;
+  if (to->n_addrs == 0 || to->n_addrs > KW_MAX_DIRECT_ADDRS)
+    return KW_ERR_NO_PATH;
+  kw__remote *r = kw__remote_new(ep, to->id);
+  if (!r)
+    return KW_ERR_NOMEM;
+  size_t usable = 0;
+  for (size_t i = 0; i < to->n_addrs; i++) {
+    const kw_sockaddr *a = &to->addrs[i];
+    if ((a->family == 4 && ep->udp4.fd >= 0) ||
+        (a->family == 6 && ep->udp6.fd >= 0)) {
+      kw__remote_add_path(r, a);
+      usable++;
+    }
+  }
+  if (!usable) {
+    kw__remote_unref(r);
+    return KW_ERR_NO_PATH;
+  }
+  char idb[KW_ID_SHORTLEN + 1];
+  kw_id_to_short(to->id, idb, sizeof idb);
+  kw__log(ep, KW_LOG_INFO, "conn", "conn.dial remote=%s alpn=%s paths=%zu",
+          idb, alpn, usable);
+  /* on failure the remote goes with the connection */
+  return kw__conn_client_new(ep, r, alpn, cb, arg, NULL);
+}
+
+void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
+  if (!ep || !out)
+    return;
+  *out = ep->stats;
+}

@@ -1,0 +1,291 @@
+/*
+ * Internal structures of the io layer: the endpoint, its magicsock (UDP
+ * sockets and the per-remote path state), QUIC connections and streams.
+ * Only quic.c knows ngtcp2 and only tls.c knows GnuTLS; this header shows
+ * both as opaque pointers.
+ */
+#ifndef KW_IO_INTERNAL_H
+#define KW_IO_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <uv.h>
+
+#include "keyway.h"
+#include "core/cidmap.h"
+
+struct ngtcp2_conn;
+struct kw__tls_ctx;
+struct kw__tls_sess;
+
+/* ---- logging ---------------------------------------------------------- */
+
+void kw__log(kw_endpoint *ep, kw_log_level lvl, const char *module,
+             const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+bool kw__log_enabled(const kw_endpoint *ep, kw_log_level lvl);
+
+/* ---- configuration ---------------------------------------------------- */
+
+#define KW_MAX_ALPNS 16
+
+struct kw_config {
+  uint8_t sk[KW_SECRET_KEY_LEN];
+  bool has_key;
+  char alpns[KW_MAX_ALPNS][256];
+  size_t n_alpns;
+  kw_sockaddr bind4, bind6;
+  uint32_t idle_timeout_ms;
+  uint32_t keepalive_ms;
+  uint32_t connect_timeout_ms;
+  uint64_t max_streams_bidi, max_streams_uni;
+  uint32_t max_conns;
+  size_t stream_send_buffer;
+  kw_log_fn log_fn;
+  void *log_user;
+  kw_log_level log_level;
+  kw_callbacks cbs;
+  void *cb_user;
+};
+
+/* ---- UDP sockets (udp_linux.c) ----------------------------------------- */
+
+#define KW_GSO_MAX_SEGS 64
+#define KW_RX_BATCH 16
+#define KW_RX_BUFSZ 65536
+
+typedef struct kw__udp {
+  int fd;
+  int family; /* AF_INET or AF_INET6 */
+  uv_poll_t poll;
+  bool poll_init;
+  int poll_events;
+  bool gso;       /* UDP_SEGMENT works */
+  bool gro;       /* UDP_GRO enabled */
+  kw_sockaddr bound;
+  uint8_t *rxbuf; /* KW_RX_BATCH * KW_RX_BUFSZ, allocated on first read */
+} kw__udp;
+
+kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to);
+void kw__udp_close_fd(kw__udp *u);
+/* Sends `n` segments of `seg` bytes (the last may be shorter) as one GSO
+ * call, or one by one without GSO. Returns KW_OK, KW_ERR_AGAIN (nothing
+ * sent; *sent_segs tells how many went out before the socket filled) or
+ * KW_ERR_IO. */
+kw_err kw__udp_send(kw__udp *u, const kw_sockaddr *to, const uint8_t *data,
+                    size_t len, size_t seg, size_t *sent_segs);
+/* Receives one batch. For each datagram (GRO super-packets are split) calls
+ * fn(arg, from, data, len). Returns datagrams seen, 0 on EAGAIN, <0 error. */
+int kw__udp_recv_batch(kw__udp *u,
+                       void (*fn)(void *arg, kw__udp *u,
+                                  const kw_sockaddr *from,
+                                  const uint8_t *data, size_t len),
+                       void *arg);
+void kw__sockaddr_to_os(const kw_sockaddr *a, struct sockaddr_storage *ss,
+                        socklen_t *len);
+void kw__sockaddr_from_os(const struct sockaddr *sa, kw_sockaddr *a);
+bool kw__sockaddr_eq(const kw_sockaddr *a, const kw_sockaddr *b);
+
+/* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
+
+#define KW_REMOTE_MAX_PATHS 30
+
+typedef struct kw__remote kw__remote;
+struct kw__remote {
+  kw__remote *next; /* endpoint's list */
+  kw_endpoint *ep;
+  uint8_t id[KW_ID_LEN];
+  bool id_known;
+  uint64_t mapped_idx;        /* the fake IPv6 address QUIC sees */
+  struct sockaddr_in6 mapped; /* fd7a:6b77:7900::/48 + mapped_idx */
+  kw_sockaddr paths[KW_REMOTE_MAX_PATHS];
+  size_t n_paths;
+  int selected; /* index into paths, -1 while racing */
+  unsigned nconns;
+};
+
+kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id);
+void kw__remote_unref(kw__remote *r);
+void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a);
+/* A packet from `from` authenticated for a connection of `r`: that address
+ * becomes the selected path. Returns true if the selection changed. */
+bool kw__remote_confirm_path(kw__remote *r, const kw_sockaddr *from);
+
+/* ---- streams and connections (quic.c) ---------------------------------- */
+
+typedef struct kw__chunk kw__chunk;
+struct kw__chunk {
+  kw__chunk *next;
+  uint64_t off; /* stream offset of data[0] */
+  size_t len, cap;
+  uint8_t data[];
+};
+
+struct kw_stream {
+  kw_stream *next_all; /* conn->streams */
+  kw_stream *next_tx;  /* conn->tx_head list of streams with data to send */
+  bool in_tx;
+  kw_conn *conn;
+  int64_t id;
+  void *user;
+  kw__chunk *head, *tail;
+  uint64_t write_off; /* bytes accepted from the application */
+  uint64_t sent_off;  /* bytes handed to QUIC */
+  uint64_t acked_off; /* bytes acknowledged: chunks below are freed */
+  bool fin_queued, fin_sent;
+  bool blocked; /* flow-control blocked */
+  bool want_writable;
+  bool manual_consume;
+  bool closed;
+};
+
+typedef struct kw__dgram kw__dgram;
+struct kw__dgram {
+  kw__dgram *next;
+  size_t len;
+  uint8_t data[];
+};
+
+#define KW_DGRAM_QUEUE_MAX 256
+
+typedef enum kw__conn_state {
+  KW_CONN_HANDSHAKE,
+  KW_CONN_ESTABLISHED,
+  KW_CONN_CLOSING, /* close decided; freed on the next flush */
+} kw__conn_state;
+
+struct kw_conn {
+  kw_conn *next; /* endpoint list */
+  kw_conn *next_dirty;
+  bool dirty;
+  kw_endpoint *ep;
+  kw__remote *remote;
+  struct ngtcp2_conn *qc;
+  struct kw__tls_sess *tls;
+  void *conn_ref; /* ngtcp2_crypto_conn_ref, owned */
+  bool is_client;
+  kw__conn_state state;
+  uint8_t remote_id[KW_ID_LEN];
+  bool remote_id_known;
+  char alpn[256];
+  void *user;
+  kw_connect_cb connect_cb;
+  void *connect_arg;
+  uv_timer_t timer;
+  uv_timer_t connect_timer;
+  kw_stream *streams;
+  kw_stream *tx_head, *tx_tail;
+  kw__dgram *dg_head, *dg_tail;
+  size_t dg_count;
+  /* pending GSO batch that hit EAGAIN */
+  uint8_t *pend;
+  size_t pend_len, pend_seg;
+  kw_sockaddr pend_to;
+  bool pend_all; /* send to every path (racing) */
+  /* close bookkeeping */
+  kw_err close_err;
+  uint64_t close_app_code;
+  bool close_local;      /* we decided to close: send CONNECTION_CLOSE */
+  uint64_t local_app_code;
+  char local_reason[64];
+  bool notify_ready; /* deferred accepted/connected notification */
+  bool handshake_done, confirmed;
+  kw_path_info last_path;
+  uint64_t bytes_sent, bytes_recv, pkts_sent, pkts_recv;
+  struct {
+    uint8_t cid[20];
+    size_t len;
+  } cids[8]; /* our source connection ids registered in ep->cids */
+  size_t ncids;
+};
+
+kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
+                           kw_connect_cb cb, void *arg, kw_conn **out);
+/* Handles a datagram whose connection id is unknown: maybe a new incoming
+ * connection. */
+void kw__conn_accept(kw_endpoint *ep, const kw_sockaddr *from,
+                     const uint8_t *data, size_t len);
+void kw__conn_recv(kw_conn *c, const kw_sockaddr *from, const uint8_t *data,
+                   size_t len);
+void kw__conn_mark_dirty(kw_conn *c);
+/* Writes everything QUIC wants to send now and re-arms the timer. */
+void kw__conn_flush(kw_conn *c);
+/* Blocked socket became writable. */
+void kw__conn_retry_pending(kw_conn *c);
+/* Closes every connection now (endpoint shutdown): sends CONNECTION_CLOSE. */
+void kw__conn_shutdown_all(kw_endpoint *ep);
+/* Frees connections marked closing. */
+void kw__conn_reap(kw_endpoint *ep);
+
+/* ---- TLS (tls.c) ------------------------------------------------------- */
+
+kw_err kw__tls_ctx_new(const uint8_t sk[KW_SECRET_KEY_LEN],
+                       struct kw__tls_ctx **out);
+void kw__tls_ctx_free(struct kw__tls_ctx *t);
+/* Creates a session for `c`; a client pins `expect_id`, offers `alpn`. */
+kw_err kw__tls_sess_new(struct kw__tls_ctx *t, kw_conn *c, bool client,
+                        const uint8_t *expect_id, const char *alpn,
+                        char alpns[][256], size_t n_alpns,
+                        struct kw__tls_sess **out);
+void kw__tls_sess_free(struct kw__tls_sess *s);
+void *kw__tls_sess_native(struct kw__tls_sess *s);
+/* After the handshake: copies the negotiated ALPN. */
+void kw__tls_sess_alpn(struct kw__tls_sess *s, char *out, size_t outlen);
+
+/* ---- the endpoint (endpoint.c) ----------------------------------------- */
+
+typedef struct kw__post kw__post;
+struct kw__post {
+  kw__post *next;
+  void (*fn)(kw_endpoint *ep, void *arg);
+  void *arg;
+};
+
+struct kw_endpoint {
+  kw_config cfg;
+  uint8_t id[KW_ID_LEN];
+  char id_short[KW_ID_SHORTLEN + 1];
+  uv_loop_t loop;
+  bool loop_init;
+  uv_async_t async;
+  uv_prepare_t prepare;
+  uv_thread_t thread;
+  bool thread_started;
+  uv_thread_t loop_thread_id; /* set while running */
+  bool running;
+  uv_mutex_t mu; /* guards posts, closing_requested */
+  kw__post *post_head, *post_tail;
+  bool close_requested; /* under mu */
+  bool closing;         /* loop thread */
+  bool closed;          /* all handles closed */
+  kw__udp udp4, udp6;
+  struct kw__tls_ctx *tls;
+  kw__cidmap cids;
+  kw_conn *conns;
+  unsigned nconns;
+  kw_conn *dirty_head;
+  kw_conn *blocked[64];
+  size_t nblocked;
+  kw__remote *remotes;
+  uint64_t next_mapped;
+  uint8_t *txbuf; /* KW_GSO_MAX_SEGS * max packet */
+  size_t txbuf_cap;
+  kw_endpoint_stats stats;
+};
+
+/* Sends a finished batch of packets of `c` on its selected path (or every
+ * path while racing). KW_ERR_AGAIN: the caller keeps the batch. */
+kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
+                          size_t seg, size_t *sent_segs);
+void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c);
+void kw__magicsock_start(kw_endpoint *ep);
+uint64_t kw__now(kw_endpoint *ep);
+
+#endif /* KW_IO_INTERNAL_H */
