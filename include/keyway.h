@@ -111,7 +111,8 @@ KW_EXTERN kw_err kw_id_to_short(const uint8_t id[KW_ID_LEN], char *out,
 KW_EXTERN kw_err kw_id_from_string(const char *s, uint8_t id[KW_ID_LEN]);
 
 /* Reads a key file written by kw_keyfile_write. Errors: KW_ERR_KEYFILE
- * (missing, unreadable, malformed: the message names which),
+ * (missing, unreadable or malformed; errno is left as the failing system
+ * call set it, 0 for malformed content),
  * KW_ERR_KEYFILE_PERM (the file is readable or writable by group/others). */
 KW_EXTERN kw_err kw_keyfile_read(const char *path,
                                  uint8_t sk[KW_SECRET_KEY_LEN]);
@@ -153,7 +154,9 @@ typedef struct kw_endpoint_addr {
 #define KW_TICKET_MAX 1024 /* longest ticket text, with NUL */
 
 /* Encodes `a` as a "kw1..." ticket into `out` (KW_TICKET_MAX is always
- * enough). Errors: KW_ERR_INVALID_ARG (bad address family, URL too long). */
+ * enough). Errors: KW_ERR_INVALID_ARG (bad address family, port 0, URL not
+ * https:// or too long, more than KW_MAX_DIRECT_ADDRS), KW_ERR_BAD_ID (the id
+ * is not an Ed25519 point), KW_ERR_BUFFER (`out` too small). */
 KW_EXTERN kw_err kw_ticket_encode(const kw_endpoint_addr *a, char *out,
                                   size_t outlen);
 /* Decodes a ticket. Whitespace around it is ignored. Returns
@@ -245,8 +248,8 @@ typedef struct kw_callbacks {
   /* A QUIC DATAGRAM frame arrived. */
   void (*datagram)(kw_conn *conn, const uint8_t *data, size_t len,
                    void *user);
-  /* The path of a connection changed (kind, address, or RTT by more than
-   * 1 ms or 10 %). */
+  /* The path of a connection changed: its kind or its remote address.
+   * (RTT alone does not fire it; read it with kw_conn_path.) */
   void (*path_changed)(kw_conn *conn, const kw_path_info *path, void *user);
 } kw_callbacks;
 
