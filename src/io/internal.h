@@ -238,6 +238,8 @@ void kw__tls_sess_free(struct kw__tls_sess *s);
 void *kw__tls_sess_native(struct kw__tls_sess *s);
 /* After the handshake: copies the negotiated ALPN. */
 void kw__tls_sess_alpn(struct kw__tls_sess *s, char *out, size_t outlen);
+/* The negotiated cipher's name, for logs. */
+const char *kw__tls_sess_cipher(struct kw__tls_sess *s);
 
 /* ---- the endpoint (endpoint.c) ----------------------------------------- */
 

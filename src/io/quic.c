@@ -817,8 +817,9 @@ static void notify_ready(kw_conn *c) {
   uv_timer_stop(&c->connect_timer);
   char idb[KW_ID_SHORTLEN + 1];
   kw_id_to_short(c->remote_id, idb, sizeof idb);
-  kw__log(ep, KW_LOG_INFO, "conn", "conn.opened remote=%s alpn=%s dir=%s", idb,
-          c->alpn, c->is_client ? "out" : "in");
+  kw__log(ep, KW_LOG_INFO, "conn",
+          "conn.opened remote=%s alpn=%s dir=%s cipher=%s", idb, c->alpn,
+          c->is_client ? "out" : "in", kw__tls_sess_cipher(c->tls));
   if (c->remote && !c->remote->id_known) {
     memcpy(c->remote->id, c->remote_id, KW_ID_LEN);
     c->remote->id_known = true;

@@ -250,3 +250,7 @@ void kw__tls_sess_alpn(struct kw__tls_sess *s, char *out, size_t outlen) {
     out[p.size] = 0;
   }
 }
+
+const char *kw__tls_sess_cipher(struct kw__tls_sess *s) {
+  return gnutls_cipher_get_name(gnutls_cipher_get(s->s));
+}
