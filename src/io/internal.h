@@ -58,6 +58,7 @@ struct kw_config {
 /* ---- UDP sockets (udp_linux.c) ----------------------------------------- */
 
 #define KW_GSO_MAX_SEGS 64
+#define KW_GSO_MAX_BYTES 65000 /* UDP payload limit of one GSO send */
 #define KW_RX_BATCH 16
 #define KW_RX_BUFSZ 65536
 

@@ -962,6 +962,13 @@ void kw__conn_flush(kw_conn *c) {
       memmove(buf, buf + off, (size_t)n);
       seg = off = (size_t)n;
     }
+    /* a GSO send carries at most 64 KiB of UDP payload */
+    if (off + seg > KW_GSO_MAX_BYTES) {
+      ok = send_batch(c, buf, off, seg);
+      off = 0;
+      if (!ok)
+        break;
+    }
   }
   if (ok && off)
     send_batch(c, buf, off, seg);
