@@ -35,6 +35,7 @@ bool kw__log_enabled(const kw_endpoint *ep, kw_log_level lvl);
 /* ---- configuration ---------------------------------------------------- */
 
 #define KW_MAX_ALPNS 16
+#define KW_MAX_RELAYS 8
 
 struct kw_config {
   uint8_t sk[KW_SECRET_KEY_LEN];
@@ -53,6 +54,9 @@ struct kw_config {
   kw_log_level log_level;
   kw_callbacks cbs;
   void *cb_user;
+  char relays[KW_MAX_RELAYS][KW_MAX_RELAY_URL + 1];
+  size_t n_relays;
+  char relay_ca[1024];
 };
 
 /* ---- UDP sockets (udp_linux.c) ----------------------------------------- */
@@ -96,6 +100,12 @@ bool kw__sockaddr_eq(const kw_sockaddr *a, const kw_sockaddr *b);
 
 /* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
 
+/* Where a packet came from: a UDP address, or a relay (addr.family 0). */
+typedef struct kw__src {
+  kw_sockaddr addr;
+  int relay; /* index into ep->relays, -1 for UDP */
+} kw__src;
+
 #define KW_REMOTE_MAX_PATHS 30
 
 typedef struct kw__remote kw__remote;
@@ -108,16 +118,19 @@ struct kw__remote {
   struct sockaddr_in6 mapped; /* fd7a:6b77:7900::/48 + mapped_idx */
   kw_sockaddr paths[KW_REMOTE_MAX_PATHS];
   size_t n_paths;
-  int selected; /* index into paths, -1 while racing */
+  int selected; /* index into paths (direct), -1 if none confirmed */
+  int relay;     /* relay index that reaches it (home or observed), -1 */
+  bool relay_selected; /* no direct path, the relay carries the packets */
   unsigned nconns;
 };
 
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id);
 void kw__remote_unref(kw__remote *r);
 void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a);
-/* A packet from `from` authenticated for a connection of `r`: that address
- * becomes the selected path. Returns true if the selection changed. */
-bool kw__remote_confirm_path(kw__remote *r, const kw_sockaddr *from);
+/* A packet from `from` authenticated for a connection of `r`. A direct
+ * address becomes the selected path; a relay only while no direct path is
+ * confirmed (primary beats backup). Returns true if the selection changed. */
+bool kw__remote_confirm_path(kw__remote *r, const kw__src *from);
 
 /* ---- streams and connections (quic.c) ---------------------------------- */
 
@@ -211,9 +224,10 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
                            kw_connect_cb cb, void *arg, kw_conn **out);
 /* Handles a datagram whose connection id is unknown: maybe a new incoming
  * connection. */
-void kw__conn_accept(kw_endpoint *ep, const kw_sockaddr *from,
+void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
+                     const uint8_t *from_id,
                      const uint8_t *data, size_t len);
-void kw__conn_recv(kw_conn *c, const kw_sockaddr *from, const uint8_t *data,
+void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
                    size_t len);
 void kw__conn_mark_dirty(kw_conn *c);
 /* Writes everything QUIC wants to send now and re-arms the timer. */
@@ -241,6 +255,30 @@ void *kw__tls_sess_native(struct kw__tls_sess *s);
 void kw__tls_sess_alpn(struct kw__tls_sess *s, char *out, size_t outlen);
 /* The negotiated cipher's name, for logs. */
 const char *kw__tls_sess_cipher(struct kw__tls_sess *s);
+
+/* ---- relay client (relay_client.c) ------------------------------------- */
+
+typedef struct kw__relay kw__relay;
+
+/* Sends a batch of QUIC packets (segments of `seg` bytes) to `dst_id`
+ * through relay `relay`, one frame each. Opens the relay connection on
+ * demand. KW_ERR_AGAIN when its queue is full (the rest is dropped: QUIC
+ * resends). */
+kw_err kw__relay_send_batch(kw_endpoint *ep, int relay, const uint8_t *dst_id,
+                            const uint8_t *data, size_t len, size_t seg,
+                            size_t *sent_segs);
+/* Index of the relay with this URL (added to the map when `add`), or -1. */
+int kw__relay_index(kw_endpoint *ep, const char *url, bool add);
+/* The home relay's index, -1 while none. */
+int kw__relay_home(kw_endpoint *ep);
+kw_err kw__relays_start(kw_endpoint *ep);
+void kw__relays_stop(kw_endpoint *ep);
+void kw__relays_free(kw_endpoint *ep);
+/* Resolves `id` at the home relay's lookup store; cb runs on the loop. */
+kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+                        void (*cb)(kw_endpoint *ep, kw_err err,
+                                   const kw_endpoint_addr *addr, void *arg),
+                        void *arg);
 
 /* ---- the endpoint (endpoint.c) ----------------------------------------- */
 
@@ -281,6 +319,9 @@ struct kw_endpoint {
   uint8_t *txbuf; /* KW_GSO_MAX_SEGS * max packet */
   size_t txbuf_cap;
   kw_endpoint_stats stats;
+  kw__relay *relays[KW_MAX_RELAYS];
+  size_t n_relays;
+  int home_relay;
 };
 
 /* Sends a finished batch of packets of `c` on its selected path (or every
@@ -289,6 +330,11 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
                           size_t seg, size_t *sent_segs);
 void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c);
 void kw__magicsock_start(kw_endpoint *ep);
+/* A datagram arrived (UDP or relay): demultiplex it. `from_id` is the
+ * sender's id when a relay vouches for it, else NULL. */
+void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
+                         const uint8_t *from_id, const uint8_t *data,
+                         size_t len);
 uint64_t kw__now(kw_endpoint *ep);
 
 #endif /* KW_IO_INTERNAL_H */

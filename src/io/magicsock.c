@@ -35,6 +35,7 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
     r->id_known = true;
   }
   r->selected = -1;
+  r->relay = -1;
   r->mapped_idx = ++ep->next_mapped;
   r->mapped.sin6_family = AF_INET6;
   r->mapped.sin6_port = htons(1);
@@ -81,13 +82,21 @@ void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a) {
   r->paths[r->n_paths++] = *a;
 }
 
-bool kw__remote_confirm_path(kw__remote *r, const kw_sockaddr *from) {
-  if (r->selected >= 0 && kw__sockaddr_eq(&r->paths[r->selected], from))
+bool kw__remote_confirm_path(kw__remote *r, const kw__src *from) {
+  if (from->relay >= 0) {
+    r->relay = from->relay; /* observed route */
+    if (r->selected >= 0 || r->relay_selected)
+      return false;
+    r->relay_selected = true;
+    return true;
+  }
+  if (r->selected >= 0 && kw__sockaddr_eq(&r->paths[r->selected], &from->addr))
     return false;
-  kw__remote_add_path(r, from);
+  kw__remote_add_path(r, &from->addr);
   for (size_t i = 0; i < r->n_paths; i++) {
-    if (kw__sockaddr_eq(&r->paths[i], from)) {
+    if (kw__sockaddr_eq(&r->paths[i], &from->addr)) {
       r->selected = (int)i;
+      r->relay_selected = false;
       return true;
     }
   }
@@ -117,9 +126,18 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
     ep->stats.udp_bytes_sent += e == KW_OK ? len : *sent_segs * seg;
     return e;
   }
+  if (r->relay_selected && r->relay >= 0)
+    return kw__relay_send_batch(ep, r->relay, r->id, data, len, seg,
+                                sent_segs);
   /* racing: every path gets every packet; a full socket buffer on one path
    * is not worth holding the others for (QUIC resends) */
   bool any = false;
+  if (r->relay >= 0 && r->id_known) {
+    size_t s = 0;
+    if (kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, &s) ==
+        KW_OK)
+      any = true;
+  }
   for (size_t i = 0; i < r->n_paths; i++) {
     kw__udp *u = sock_for(ep, &r->paths[i]);
     if (!u)
@@ -130,7 +148,7 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
     ep->stats.udp_pkts_sent += s;
   }
   *sent_segs = nseg;
-  return any || r->n_paths == 0 ? KW_OK : KW_ERR_IO;
+  return any || (r->n_paths == 0 && r->relay < 0) ? KW_OK : KW_ERR_IO;
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events);
@@ -185,6 +203,13 @@ static void on_datagram(void *arg, kw__udp *u, const kw_sockaddr *from,
   kw_endpoint *ep = arg;
   ep->stats.udp_pkts_recv++;
   ep->stats.udp_bytes_recv += len;
+  kw__src src = {*from, -1};
+  kw__magicsock_input(ep, &src, NULL, data, len);
+}
+
+void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
+                         const uint8_t *from_id, const uint8_t *data,
+                         size_t len) {
   if (len == 0)
     return;
   if (is_stun(data, len) || is_disco(data, len)) {
@@ -204,7 +229,7 @@ static void on_datagram(void *arg, kw__udp *u, const kw_sockaddr *from,
     return;
   }
   if (data[0] & 0x80) /* long header: maybe an Initial */
-    kw__conn_accept(ep, from, data, len);
+    kw__conn_accept(ep, from, from_id, data, len);
   else
     ep->stats.drops_unknown++;
 }

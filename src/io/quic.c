@@ -514,8 +514,8 @@ fail:
   return err;
 }
 
-void kw__conn_accept(kw_endpoint *ep, const kw_sockaddr *from,
-                     const uint8_t *data, size_t len) {
+void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
+                     const uint8_t *from_id, const uint8_t *data, size_t len) {
   ngtcp2_pkt_hd hd;
   if (ngtcp2_accept(&hd, data, len) != 0) {
     ep->stats.drops_unknown++;
@@ -525,10 +525,10 @@ void kw__conn_accept(kw_endpoint *ep, const kw_sockaddr *from,
     ep->stats.drops_refused++;
     return;
   }
-  kw__remote *r = kw__remote_new(ep, NULL);
+  /* a relay vouches for the sender's id; TLS checks it again */
+  kw__remote *r = kw__remote_new(ep, from_id);
   if (!r)
     return;
-  kw__remote_add_path(r, from);
   kw__remote_confirm_path(r, from);
   kw_conn *c = conn_alloc(ep, r, false);
   if (!c) {
@@ -594,7 +594,7 @@ static kw_err map_close_error(kw_conn *c, uint64_t *app_code) {
   return KW_ERR_PEER;
 }
 
-void kw__conn_recv(kw_conn *c, const kw_sockaddr *from, const uint8_t *data,
+void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
                    size_t len) {
   if (c->state == KW_CONN_CLOSING)
     return;
@@ -1098,7 +1098,9 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
   if (r && r->selected >= 0) {
     out->kind = KW_PATH_DIRECT;
     out->addr = r->paths[r->selected];
-  } else if (r && r->n_paths > 1) {
+  } else if (r && r->relay_selected) {
+    out->kind = KW_PATH_RELAY;
+  } else if (r && r->n_paths + (r->relay >= 0) > 1) {
     out->kind = KW_PATH_MIXED;
   }
   if (c->qc && c->handshake_done) {
