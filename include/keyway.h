@@ -285,6 +285,17 @@ KW_EXTERN kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n);
 /* Bytes a stream may buffer for sending before writes return short
  * (default 4 MiB). */
 KW_EXTERN kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n);
+/* Adds a relay to the relay map (up to 8): "https://HOST:PORT", optionally
+ * "https://HOST:PORT/?stun=PORT" (STUN defaults to UDP 3478 on the IP the
+ * relay's TLS connection reached). The endpoint measures each relay's
+ * latency, keeps an always-on connection to the lowest (its home relay),
+ * publishes its signed endpoint record there, and dials through relays
+ * when no direct path works. Errors: KW_ERR_PARSE (bad URL), KW_ERR_FULL.
+ * No relay is built in: without this call the endpoint uses none. */
+KW_EXTERN kw_err kw_config_add_relay(kw_config *cfg, const char *url);
+/* PEM file of certificates trusted for relays' TLS (default: the system
+ * trust store). The file is read when the endpoint is created. */
+KW_EXTERN kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path);
 /* Log sink and its minimum level (default: no logging). */
 KW_EXTERN kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
                                    kw_log_level level);
@@ -330,12 +341,23 @@ KW_EXTERN kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out);
 KW_EXTERN kw_err kw_endpoint_bound(const kw_endpoint *ep, kw_sockaddr *out,
                                    size_t cap, size_t *n);
 
+/* Any thread. Writes the home relay's URL (or "" while there is none) into
+ * `out`. */
+KW_EXTERN kw_err kw_endpoint_home_relay(kw_endpoint *ep, char *out,
+                                        size_t outlen);
+
 typedef void (*kw_connect_cb)(kw_conn *conn, kw_err err, void *arg);
 
-/* Loop thread. Dials `to` with ALPN `alpn`. `cb` runs exactly once: with
- * err == KW_OK and the connection once the handshake is confirmed (the
- * remote accepted our certificate), or with an error and conn == NULL
- * (KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NO_PATH...). */
+/* Loop thread. Dials `to` with ALPN `alpn`. The handshake races every
+ * path at once: each direct address of `to`, and its relay (to->relay_url,
+ * else our home relay); the first to answer carries it. With no direct
+ * address and no relay URL, the id is first resolved at the home relay's
+ * lookup store. `cb` runs exactly once: with err == KW_OK and the
+ * connection once the handshake is confirmed (the remote accepted our
+ * certificate), or with an error and conn == NULL (KW_ERR_TIMEOUT,
+ * KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NOT_FOUND...). Returns an error
+ * (and does not call cb) when `to` gives no way at all to reach the
+ * remote: KW_ERR_NO_PATH. */
 KW_EXTERN kw_err kw_endpoint_connect(kw_endpoint *ep,
                                      const kw_endpoint_addr *to,
                                      const char *alpn, kw_connect_cb cb,

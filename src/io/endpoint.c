@@ -11,6 +11,8 @@
 
 #include <sodium.h>
 
+#include "core/relay_url.h"
+
 /* ---- logging ------------------------------------------------------------ */
 
 bool kw__log_enabled(const kw_endpoint *ep, kw_log_level lvl) {
@@ -144,6 +146,29 @@ kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n) {
   return KW_OK;
 }
 
+kw_err kw_config_add_relay(kw_config *cfg, const char *url) {
+  if (!cfg || !url)
+    return KW_ERR_INVALID_ARG;
+  kw__relay_url u;
+  kw_err e = kw__relay_url_parse(url, &u);
+  if (e != KW_OK)
+    return e;
+  for (size_t i = 0; i < cfg->n_relays; i++)
+    if (strcmp(cfg->relays[i], url) == 0)
+      return KW_OK;
+  if (cfg->n_relays >= KW_MAX_RELAYS)
+    return KW_ERR_FULL;
+  snprintf(cfg->relays[cfg->n_relays++], sizeof cfg->relays[0], "%s", url);
+  return KW_OK;
+}
+
+kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path) {
+  if (!cfg || !path || strlen(path) >= sizeof cfg->relay_ca)
+    return KW_ERR_INVALID_ARG;
+  snprintf(cfg->relay_ca, sizeof cfg->relay_ca, "%s", path);
+  return KW_OK;
+}
+
 kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
                          kw_log_level level) {
   if (!cfg)
@@ -192,6 +217,7 @@ static void do_close(kw_endpoint *ep) {
   /* posted work accepted before the close still runs, connections alive */
   run_posts(ep);
   kw__conn_shutdown_all(ep);
+  kw__relays_stop(ep);
   if (ep->udp4.poll_init)
     uv_close((uv_handle_t *)&ep->udp4.poll, handle_noop_close);
   if (ep->udp6.poll_init)
@@ -278,6 +304,9 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
     goto fail_sock;
   }
   kw__magicsock_start(ep);
+  ep->home_relay = -1;
+  if ((err = kw__relays_start(ep)) != KW_OK)
+    goto fail_sock;
   char b4[KW_SOCKADDR_STRLEN] = "-", b6[KW_SOCKADDR_STRLEN] = "-";
   if (ep->udp4.fd >= 0)
     kw_sockaddr_format(&ep->udp4.bound, b4, sizeof b4);
@@ -419,6 +448,7 @@ void kw_endpoint_free(kw_endpoint *ep) {
     free(p);
     p = n;
   }
+  kw__relays_free(ep);
   while (ep->remotes) {
     kw__remote *r = ep->remotes;
     ep->remotes = r->next;
@@ -433,6 +463,28 @@ void kw_endpoint_free(kw_endpoint *ep) {
   free(ep->txbuf);
   sodium_memzero(ep->cfg.sk, sizeof ep->cfg.sk);
   free(ep);
+}
+
+void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url) {
+  uv_mutex_lock(&ep->mu);
+  snprintf(ep->home_url, sizeof ep->home_url, "%s", url ? url : "");
+  uv_mutex_unlock(&ep->mu);
+}
+
+kw_err kw_endpoint_home_relay(kw_endpoint *ep, char *out, size_t outlen) {
+  if (!ep || !out || outlen == 0)
+    return KW_ERR_INVALID_ARG;
+  uv_mutex_lock(&ep->mu);
+  size_t l = strlen(ep->home_url);
+  kw_err e = KW_OK;
+  if (l >= outlen) {
+    e = KW_ERR_BUFFER;
+    out[0] = 0;
+  } else {
+    memcpy(out, ep->home_url, l + 1);
+  }
+  uv_mutex_unlock(&ep->mu);
+  return e;
 }
 
 void kw_endpoint_id(const kw_endpoint *ep, uint8_t id[KW_ID_LEN]) {
@@ -469,6 +521,7 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
     return KW_ERR_INVALID_ARG;
   memset(out, 0, sizeof *out);
   memcpy(out->id, ep->id, KW_ID_LEN);
+  kw_endpoint_home_relay(ep, out->relay_url, sizeof out->relay_url);
   kw__udp *socks[2] = {&ep->udp4, &ep->udp6};
   uv_interface_address_t *ifs = NULL;
   int nifs = 0;
@@ -511,22 +564,19 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
   return KW_OK;
 }
 
-kw_err kw_endpoint_connect(kw_endpoint *ep, const kw_endpoint_addr *to,
-                           const char *alpn, kw_connect_cb cb, void *arg) {
-  if (!ep || !to || !alpn || !cb)
-    return KW_ERR_INVALID_ARG;
-  size_t l = strlen(alpn);
-  if (l == 0 || l > 255)
-    return KW_ERR_INVALID_ARG;
-  if (ep->closing)
-    return KW_ERR_CLOSED;
-  if (to->n_addrs == 0 || to->n_addrs > KW_MAX_DIRECT_ADDRS)
-    return KW_ERR_NO_PATH;
+typedef struct dial_req {
+  kw_connect_cb cb;
+  void *arg;
+  char alpn[256];
+} dial_req;
+
+static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
+                   const char *alpn, kw_connect_cb cb, void *arg) {
   kw__remote *r = kw__remote_new(ep, to->id);
   if (!r)
     return KW_ERR_NOMEM;
   size_t usable = 0;
-  for (size_t i = 0; i < to->n_addrs; i++) {
+  for (size_t i = 0; i < to->n_addrs && i < KW_MAX_DIRECT_ADDRS; i++) {
     const kw_sockaddr *a = &to->addrs[i];
     if ((a->family == 4 && ep->udp4.fd >= 0) ||
         (a->family == 6 && ep->udp6.fd >= 0)) {
@@ -534,16 +584,58 @@ kw_err kw_endpoint_connect(kw_endpoint *ep, const kw_endpoint_addr *to,
       usable++;
     }
   }
-  if (!usable) {
+  /* the remote's relay, else our own home relay */
+  if (to->relay_url[0])
+    r->relay = kw__relay_index(ep, to->relay_url, true);
+  if (r->relay < 0)
+    r->relay = kw__relay_home(ep);
+  if (!usable && r->relay < 0) {
     kw__remote_unref(r);
     return KW_ERR_NO_PATH;
   }
   char idb[KW_ID_SHORTLEN + 1];
   kw_id_to_short(to->id, idb, sizeof idb);
-  kw__log(ep, KW_LOG_INFO, "conn", "conn.dial remote=%s alpn=%s paths=%zu",
-          idb, alpn, usable);
+  kw__log(ep, KW_LOG_INFO, "conn",
+          "conn.dial remote=%s alpn=%s direct=%zu relay=%d", idb, alpn,
+          usable, r->relay);
   /* on failure the remote goes with the connection */
   return kw__conn_client_new(ep, r, alpn, cb, arg, NULL);
+}
+
+static void resolved(kw_endpoint *ep, kw_err err, const kw_endpoint_addr *addr,
+                     void *arg) {
+  dial_req *d = arg;
+  if (err == KW_OK)
+    err = dial(ep, addr, d->alpn, d->cb, d->arg);
+  if (err != KW_OK)
+    d->cb(NULL, err, d->arg);
+  free(d);
+}
+
+kw_err kw_endpoint_connect(kw_endpoint *ep, const kw_endpoint_addr *to,
+                           const char *alpn, kw_connect_cb cb, void *arg) {
+  if (!ep || !to || !alpn || !cb)
+    return KW_ERR_INVALID_ARG;
+  size_t l = strlen(alpn);
+  if (l == 0 || l > 255 || to->n_addrs > KW_MAX_DIRECT_ADDRS)
+    return KW_ERR_INVALID_ARG;
+  if (ep->closing)
+    return KW_ERR_CLOSED;
+  if (to->n_addrs > 0 || to->relay_url[0])
+    return dial(ep, to, alpn, cb, arg);
+  /* a bare id: ask the home relay's lookup store first */
+  if (kw__relay_home(ep) < 0 && ep->n_relays == 0)
+    return KW_ERR_NO_PATH;
+  dial_req *d = calloc(1, sizeof *d);
+  if (!d)
+    return KW_ERR_NOMEM;
+  d->cb = cb;
+  d->arg = arg;
+  memcpy(d->alpn, alpn, l + 1);
+  kw_err e = kw__relay_lookup(ep, to->id, resolved, d);
+  if (e != KW_OK)
+    free(d);
+  return e;
 }
 
 void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {

@@ -322,7 +322,10 @@ struct kw_endpoint {
   kw__relay *relays[KW_MAX_RELAYS];
   size_t n_relays;
   int home_relay;
+  char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
 };
+
+void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
 
 /* Sends a finished batch of packets of `c` on its selected path (or every
  * path while racing). KW_ERR_AGAIN: the caller keeps the batch. */
