@@ -1,0 +1,150 @@
+# shellcheck shell=bash
+# The NAT lab: network-namespace topologies with real Linux NAT, for tests
+# that run as root. Source this file; every name it creates carries a
+# per-run prefix and lab_cleanup (armed with trap by lab_init) removes all.
+#
+# Addresses come only from 198.18.0.0/15 (DESIGN.md section 12):
+#   198.18.0.0/24      the "internet": a bridge with the relay and WAN sides
+#   198.18.N.0/24      LAN N behind router N (N >= 1)
+#
+# Facts this relies on (../../shared/NOTES-natlab.md): new namespaces need
+# rp_filter=0 and ip_forward=1 set explicitly; IPv6 is disabled in the lab;
+# NAT routers drop unsolicited WAN input (else conntrack clashes break hole
+# punching); there is no netem on this kernel.
+
+LAB_PREFIX=""
+LAB_NS=()
+LAB_PIDS=()
+
+lab_have_root() {
+  [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns list >/dev/null 2>&1
+}
+
+lab_init() {
+  LAB_PREFIX="kw$$"
+  LAB_NS=()
+  LAB_PIDS=()
+  trap lab_cleanup EXIT
+  # the internet: a namespace holding a bridge
+  lab_ns_add pub
+  ip -n "$(lab_ns pub)" link add br0 type bridge
+  ip -n "$(lab_ns pub)" link set br0 up
+}
+
+lab_ns() { echo "${LAB_PREFIX}-$1"; }
+
+lab_ns_add() {
+  local ns
+  ns=$(lab_ns "$1")
+  ip netns add "$ns"
+  LAB_NS+=("$ns")
+  ip -n "$ns" link set lo up
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.default.rp_filter=0
+}
+
+# lab_exec NAME CMD...: run a command inside a lab namespace
+lab_exec() {
+  local n=$1
+  shift
+  ip netns exec "$(lab_ns "$n")" "$@"
+}
+
+# lab_bg NAME LOG CMD...: run in the background, remember the pid
+lab_bg() {
+  local n=$1 log=$2
+  shift 2
+  ip netns exec "$(lab_ns "$n")" "$@" >"$log" 2>&1 &
+  LAB_PIDS+=($!)
+  echo $!
+}
+
+# lab_link A IFA B IFB: a veth pair between two namespaces
+lab_link() {
+  local a=$1 ifa=$2 b=$3 ifb=$4 tmp="v${RANDOM}x$$"
+  ip link add "${tmp}a" type veth peer name "${tmp}b"
+  ip link set "${tmp}a" netns "$(lab_ns "$a")"
+  ip link set "${tmp}b" netns "$(lab_ns "$b")"
+  ip -n "$(lab_ns "$a")" link set "${tmp}a" name "$ifa"
+  ip -n "$(lab_ns "$b")" link set "${tmp}b" name "$ifb"
+  ip -n "$(lab_ns "$a")" link set "$ifa" up
+  ip -n "$(lab_ns "$b")" link set "$ifb" up
+}
+
+# lab_public_host NAME ADDR: a host on the internet bridge (198.18.0.x)
+lab_public_host() {
+  local n=$1 addr=$2
+  lab_ns_add "$n"
+  lab_link "$n" eth0 pub "p-$n"
+  ip -n "$(lab_ns pub)" link set "p-$n" master br0
+  ip -n "$(lab_ns "$n")" addr add "$addr/24" dev eth0
+}
+
+# lab_router NAME WAN_ADDR LAN_NET_INDEX MODE
+#   MODE: eim (MASQUERADE), edm (MASQUERADE --random-fully),
+#         udpblock (EIM NAT that drops forwarded UDP), none (plain router)
+# LAN is 198.18.IDX.0/24, the router is .1 on it.
+lab_router() {
+  local n=$1 wan=$2 idx=$3 mode=$4
+  lab_public_host "$n" "$wan"
+  lab_exec "$n" sysctl -qw net.ipv4.ip_forward=1
+  lab_exec "$n" ip link add lanbr type bridge
+  lab_exec "$n" ip link set lanbr up
+  lab_exec "$n" ip addr add "198.18.$idx.1/24" dev lanbr
+  case $mode in
+    eim) lab_exec "$n" iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE ;;
+    edm) lab_exec "$n" iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE --random-fully ;;
+    udpblock)
+      lab_exec "$n" iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE
+      lab_exec "$n" iptables -A FORWARD -i lanbr -o eth0 -p udp -j DROP
+      ;;
+    none) ;;
+    *) echo "lab_router: unknown mode $mode" >&2; return 1 ;;
+  esac
+  if [ "$mode" != none ]; then
+    # a CPE router: no unsolicited input from the WAN
+    lab_exec "$n" iptables -A INPUT -i eth0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    lab_exec "$n" iptables -A INPUT -i eth0 -j DROP
+    lab_exec "$n" iptables -A FORWARD -i eth0 -o lanbr -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    lab_exec "$n" iptables -A FORWARD -i eth0 -o lanbr -j DROP
+  fi
+}
+
+# lab_lan_host NAME ROUTER IDX HOSTNUM: a host behind router, 198.18.IDX.HOSTNUM
+lab_lan_host() {
+  local n=$1 r=$2 idx=$3 num=$4
+  lab_ns_add "$n"
+  lab_link "$n" eth0 "$r" "l-$n"
+  lab_exec "$r" ip link set "l-$n" master lanbr
+  lab_exec "$n" ip addr add "198.18.$idx.$num/24" dev eth0
+  lab_exec "$n" ip route add default via "198.18.$idx.1"
+}
+
+# lab_wait_file FILE SECONDS: wait until FILE exists and is not empty
+lab_wait_file() {
+  local f=$1 s=$2 i
+  for ((i = 0; i < s * 10; i++)); do
+    [ -s "$f" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+lab_cleanup() {
+  local p ns
+  for p in "${LAB_PIDS[@]}"; do
+    kill "$p" 2>/dev/null
+  done
+  sleep 0.2
+  for p in "${LAB_PIDS[@]}"; do
+    kill -9 "$p" 2>/dev/null
+  done
+  for ns in "${LAB_NS[@]}"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
+  LAB_NS=()
+  LAB_PIDS=()
+}
