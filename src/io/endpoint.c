@@ -295,9 +295,9 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   kw_err e4 = kw__udp_open(&ep->udp4, &ep->cfg.bind4);
   kw_err e6 = kw__udp_open(&ep->udp6, &ep->cfg.bind6);
   /* a family the machine lacks is fine, unless the caller bound it */
-  bool need4 = ep->cfg.bind4.port != 0 || !kw__sockaddr_eq(&ep->cfg.bind4,
+  bool need4 = ep->cfg.bind4.port != 0 || !kw__sockaddr_equal(&ep->cfg.bind4,
                                             &(kw_sockaddr){.family = 4});
-  bool need6 = ep->cfg.bind6.port != 0 || !kw__sockaddr_eq(&ep->cfg.bind6,
+  bool need6 = ep->cfg.bind6.port != 0 || !kw__sockaddr_equal(&ep->cfg.bind6,
                                             &(kw_sockaddr){.family = 6});
   if ((e4 != KW_OK && (need4 || e6 != KW_OK)) || (e6 != KW_OK && need6)) {
     err = e4 != KW_OK ? e4 : e6;
@@ -510,7 +510,7 @@ static bool is_unspecified(const kw_sockaddr *a) {
 
 static void add_addr(kw_endpoint_addr *out, const kw_sockaddr *a) {
   for (size_t i = 0; i < out->n_addrs; i++)
-    if (kw__sockaddr_eq(&out->addrs[i], a))
+    if (kw__sockaddr_equal(&out->addrs[i], a))
       return;
   if (out->n_addrs < KW_MAX_DIRECT_ADDRS)
     out->addrs[out->n_addrs++] = *a;

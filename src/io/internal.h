@@ -17,6 +17,7 @@
 
 #include "keyway.h"
 #include "core/cidmap.h"
+#include "core/sockaddr.h"
 
 struct ngtcp2_conn;
 struct kw__tls_ctx;
@@ -96,7 +97,6 @@ int kw__udp_recv_batch(kw__udp *u,
 void kw__sockaddr_to_os(const kw_sockaddr *a, struct sockaddr_storage *ss,
                         socklen_t *len);
 void kw__sockaddr_from_os(const struct sockaddr *sa, kw_sockaddr *a);
-bool kw__sockaddr_eq(const kw_sockaddr *a, const kw_sockaddr *b);
 
 /* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
 

@@ -68,7 +68,7 @@ void kw__remote_unref(kw__remote *r) {
 
 void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a) {
   for (size_t i = 0; i < r->n_paths; i++)
-    if (kw__sockaddr_eq(&r->paths[i], a))
+    if (kw__sockaddr_equal(&r->paths[i], a))
       return;
   if (r->n_paths >= KW_REMOTE_MAX_PATHS) {
     /* overflow policy: replace the oldest path that is not selected */
@@ -90,11 +90,11 @@ bool kw__remote_confirm_path(kw__remote *r, const kw__src *from) {
     r->relay_selected = true;
     return true;
   }
-  if (r->selected >= 0 && kw__sockaddr_eq(&r->paths[r->selected], &from->addr))
+  if (r->selected >= 0 && kw__sockaddr_equal(&r->paths[r->selected], &from->addr))
     return false;
   kw__remote_add_path(r, &from->addr);
   for (size_t i = 0; i < r->n_paths; i++) {
-    if (kw__sockaddr_eq(&r->paths[i], &from->addr)) {
+    if (kw__sockaddr_equal(&r->paths[i], &from->addr)) {
       r->selected = (int)i;
       r->relay_selected = false;
       return true;

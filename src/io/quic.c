@@ -797,7 +797,7 @@ static void notify_path(kw_conn *c) {
   kw_path_info pi;
   kw_conn_path(c, &pi);
   if (pi.kind == c->last_path.kind &&
-      kw__sockaddr_eq(&pi.addr, &c->last_path.addr))
+      kw__sockaddr_equal(&pi.addr, &c->last_path.addr))
     return;
   c->last_path = pi;
   if (pi.kind == KW_PATH_DIRECT)

@@ -57,12 +57,6 @@ void kw__sockaddr_from_os(const struct sockaddr *sa, kw_sockaddr *a) {
   }
 }
 
-bool kw__sockaddr_eq(const kw_sockaddr *a, const kw_sockaddr *b) {
-  if (a->family != b->family || a->port != b->port)
-    return false;
-  return memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
-}
-
 kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to) {
   int fam = bind_to->family == 4 ? AF_INET : AF_INET6;
   u->fd = -1;
