@@ -471,6 +471,10 @@ void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url) {
   uv_mutex_unlock(&ep->mu);
 }
 
+void kw__endpoint_home_changed(kw_endpoint *ep) {
+  (void)ep; /* record publishing lands with the lookup store client */
+}
+
 kw_err kw_endpoint_home_relay(kw_endpoint *ep, char *out, size_t outlen) {
   if (!ep || !out || outlen == 0)
     return KW_ERR_INVALID_ARG;

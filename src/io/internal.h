@@ -274,6 +274,11 @@ int kw__relay_home(kw_endpoint *ep);
 kw_err kw__relays_start(kw_endpoint *ep);
 void kw__relays_stop(kw_endpoint *ep);
 void kw__relays_free(kw_endpoint *ep);
+const char *kw__relay_url_of(kw_endpoint *ep, int relay);
+/* The relay's STUN server: the IP its TLS connection reached, STUN port. */
+bool kw__relay_stun_target(kw_endpoint *ep, int relay, kw_sockaddr *out);
+double kw__relay_latency(kw_endpoint *ep, int relay);
+bool kw__relay_ready(kw_endpoint *ep, int relay);
 /* Resolves `id` at the home relay's lookup store; cb runs on the loop. */
 kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
                         void (*cb)(kw_endpoint *ep, kw_err err,
@@ -326,6 +331,8 @@ struct kw_endpoint {
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
+/* The home relay changed: republish our record there. */
+void kw__endpoint_home_changed(kw_endpoint *ep);
 
 /* Sends a finished batch of packets of `c` on its selected path (or every
  * path while racing). KW_ERR_AGAIN: the caller keeps the batch. */
