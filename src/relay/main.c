@@ -1,0 +1,404 @@
+/*
+ * keyway-relay: flags, signals, start and stop of the modules.
+ * Exit status: 0 after a graceful stop (SIGINT/SIGTERM), 1 when start-up
+ * fails, 2 on a usage error.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "relay/relay.h"
+
+#include "io/tls_stream.h"
+
+static void usage(FILE *f) {
+  fprintf(
+      f,
+      "usage: keyway-relay [options]\n"
+      "\n"
+      "The keyway relay: forwards sealed packets between endpoints that "
+      "cannot\n"
+      "reach each other directly, answers STUN, stores signed address "
+      "records.\n"
+      "\n"
+      "  --listen ADDR:PORT         TLS relay + HTTPS (default %s)\n"
+      "  --stun-listen ADDR:PORT    STUN over UDP (default %s; \"off\" to "
+      "disable)\n"
+      "  --tls-cert FILE --tls-key FILE\n"
+      "                             PEM certificate chain and key\n"
+      "  --cert-out FILE            without --tls-cert: write the generated\n"
+      "                             self-signed certificate here (clients "
+      "pass\n"
+      "                             it as --relay-ca)\n"
+      "  --allow FILE               only these endpoint ids may connect (one "
+      "per\n"
+      "                             line, '#' comments); SIGHUP re-reads it\n"
+      "  --metrics-listen ADDR:PORT Prometheus text on plain HTTP (default "
+      "off)\n"
+      "  --max-clients N            TCP connections at once (default %u)\n"
+      "  --rate BYTES_PER_SEC       per-client send rate, 0 = unlimited\n"
+      "                             (default %llu = 128 MiB/s)\n"
+      "  --max-records N            lookup store size (default %u)\n"
+      "  --json                     one JSON object per log line on stderr\n"
+      "  -v, --verbose / -q, --quiet\n"
+      "  -h, --help\n",
+      KW_RS_DEFAULT_LISTEN, KW_RS_DEFAULT_STUN, KW_RS_DEFAULT_MAX_CLIENTS,
+      (unsigned long long)KW_RS_DEFAULT_RATE, KW_RS_LOOKUP_MAX_RECORDS);
+}
+
+uint64_t kw__rs_now_ns(void) {
+  return uv_hrtime();
+}
+
+uint64_t kw__rs_unix_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+  if (!s || !*s)
+    return false;
+  uint64_t v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return false;
+    if (v > (UINT64_MAX - 9) / 10)
+      return false;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  *out = v;
+  return true;
+}
+
+static int cmp_id(const void *a, const void *b) {
+  return memcmp(a, b, KW_ID_LEN);
+}
+
+/* Reads the allowlist: one id per line, blank lines and '#' comments
+ * ignored. Prints the first bad line. */
+static kw_err load_allow(const char *path, uint8_t (**out)[KW_ID_LEN],
+                         size_t *n) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "keyway-relay: cannot read %s: %s\n", path,
+            strerror(errno));
+    return KW_ERR_IO;
+  }
+  uint8_t(*ids)[KW_ID_LEN] = NULL;
+  size_t cnt = 0, cap = 0;
+  char line[512];
+  unsigned lineno = 0;
+  kw_err err = KW_OK;
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    char *h = strchr(line, '#');
+    if (h)
+      *h = 0;
+    char *s = line;
+    while (*s == ' ' || *s == '\t')
+      s++;
+    char *e = s + strlen(s);
+    while (e > s &&
+           (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+      *--e = 0;
+    if (!*s)
+      continue;
+    if (cnt == cap) {
+      size_t nc = cap ? cap * 2 : 64;
+      void *np = realloc(ids, nc * KW_ID_LEN);
+      if (!np) {
+        err = KW_ERR_NOMEM;
+        break;
+      }
+      ids = np;
+      cap = nc;
+    }
+    if (kw_id_from_string(s, ids[cnt]) != KW_OK) {
+      fprintf(stderr, "keyway-relay: %s:%u: not an endpoint id\n", path,
+              lineno);
+      err = KW_ERR_BAD_ID;
+      break;
+    }
+    cnt++;
+  }
+  fclose(f);
+  if (err != KW_OK) {
+    free(ids);
+    return err;
+  }
+  qsort(ids, cnt, KW_ID_LEN, cmp_id);
+  if (!ids) {
+    /* an empty allowlist admits nobody: keep a non-NULL array */
+    ids = malloc(KW_ID_LEN);
+    if (!ids)
+      return KW_ERR_NOMEM;
+  }
+  *out = ids;
+  *n = cnt;
+  return KW_OK;
+}
+
+typedef struct app {
+  kw__rs rs;
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm, sighup;
+  uv_timer_t kill;
+  bool kill_open;
+} app;
+
+static void kill_cb(uv_timer_t *t) {
+  app *a = t->data;
+  kw__rs_server_kill(&a->rs);
+  uv_close((uv_handle_t *)t, NULL);
+  a->kill_open = false;
+}
+
+static void stop(app *a, const char *why) {
+  kw__rs *rs = &a->rs;
+  if (rs->stopping)
+    return;
+  rs->stopping = true;
+  kw__rs_log(rs, KW_RS_INFO, "relay.stopping", "signal=%s clients=%llu", why,
+             (unsigned long long)rs->m.clients);
+  kw__rs_server_stop(rs);
+  kw__rs_stun_stop(rs);
+  kw__rs_metrics_stop(rs);
+  uv_close((uv_handle_t *)&a->sigint, NULL);
+  uv_close((uv_handle_t *)&a->sigterm, NULL);
+  uv_close((uv_handle_t *)&a->sighup, NULL);
+  uv_timer_init(&a->loop, &a->kill);
+  a->kill.data = a;
+  a->kill_open = true;
+  uv_timer_start(&a->kill, kill_cb, KW_RS_STOP_MS, 0);
+  uv_unref((uv_handle_t *)&a->kill); /* does not keep the loop alive */
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  app *a = h->data;
+  kw__rs *rs = &a->rs;
+  if (signum == SIGHUP) {
+    if (!rs->cfg.allow_file)
+      return;
+    uint8_t(*ids)[KW_ID_LEN] = NULL;
+    size_t n = 0;
+    if (load_allow(rs->cfg.allow_file, &ids, &n) != KW_OK) {
+      kw__rs_log(rs, KW_RS_WARN, "allowlist.reload_failed", "file=%s",
+                 rs->cfg.allow_file);
+      return;
+    }
+    free(rs->allow);
+    rs->allow = ids;
+    rs->n_allow = n;
+    kw__rs_log(rs, KW_RS_INFO, "allowlist.reloaded", "ids=%zu", n);
+    return;
+  }
+  stop(a, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static int addr_flag(const char *name, const char *v, kw_sockaddr *out) {
+  if (!v) {
+    fprintf(stderr, "keyway-relay: %s needs a value\n", name);
+    return 2;
+  }
+  if (kw_sockaddr_parse(v, out) != KW_OK) {
+    fprintf(stderr, "keyway-relay: %s: not an ADDR:PORT: %s\n", name, v);
+    return 2;
+  }
+  return 0;
+}
+
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int main(int argc, char **argv) {
+  static app a; /* the whole process state, owned by main */
+  kw__rs *rs = &a.rs;
+  kw__rs_cfg *cfg = &rs->cfg;
+  cfg->max_clients = KW_RS_DEFAULT_MAX_CLIENTS;
+  cfg->rate = KW_RS_DEFAULT_RATE;
+  cfg->max_records = KW_RS_LOOKUP_MAX_RECORDS;
+  kw_sockaddr_parse(KW_RS_DEFAULT_LISTEN, &cfg->listen);
+  kw_sockaddr_parse(KW_RS_DEFAULT_STUN, &cfg->stun_listen);
+
+  for (int i = 1; i < argc; i++) {
+    const char *f = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int rc = 0;
+    uint64_t u;
+    if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(f, "--listen") == 0) {
+      rc = addr_flag(f, v, &cfg->listen);
+      i++;
+    } else if (strcmp(f, "--stun-listen") == 0) {
+      if (v && strcmp(v, "off") == 0)
+        memset(&cfg->stun_listen, 0, sizeof cfg->stun_listen);
+      else
+        rc = addr_flag(f, v, &cfg->stun_listen);
+      i++;
+    } else if (strcmp(f, "--metrics-listen") == 0) {
+      rc = addr_flag(f, v, &cfg->metrics_listen);
+      i++;
+    } else if (strcmp(f, "--tls-cert") == 0 || strcmp(f, "--tls-key") == 0 ||
+               strcmp(f, "--cert-out") == 0 || strcmp(f, "--allow") == 0) {
+      if (!v || !*v) {
+        fprintf(stderr, "keyway-relay: %s needs a file name\n", f);
+        return 2;
+      }
+      if (strcmp(f, "--tls-cert") == 0)
+        cfg->tls_cert = v;
+      else if (strcmp(f, "--tls-key") == 0)
+        cfg->tls_key = v;
+      else if (strcmp(f, "--cert-out") == 0)
+        cfg->cert_out = v;
+      else
+        cfg->allow_file = v;
+      i++;
+    } else if (strcmp(f, "--max-clients") == 0) {
+      if (!parse_u64(v, &u) || u == 0 || u > 1000000) {
+        fprintf(stderr, "keyway-relay: --max-clients: 1..1000000\n");
+        return 2;
+      }
+      cfg->max_clients = (unsigned)u;
+      i++;
+    } else if (strcmp(f, "--rate") == 0) {
+      if (!parse_u64(v, &u) || (u != 0 && u < 65536)) {
+        fprintf(stderr,
+                "keyway-relay: --rate: bytes per second, 0 or >= 65536\n");
+        return 2;
+      }
+      cfg->rate = u;
+      i++;
+    } else if (strcmp(f, "--max-records") == 0) {
+      if (!parse_u64(v, &u) || u == 0 || u > 10000000) {
+        fprintf(stderr, "keyway-relay: --max-records: 1..10000000\n");
+        return 2;
+      }
+      cfg->max_records = (size_t)u;
+      i++;
+    } else if (strcmp(f, "--json") == 0) {
+      cfg->json = true;
+    } else if (strcmp(f, "-v") == 0 || strcmp(f, "--verbose") == 0) {
+      cfg->verbosity = 1;
+    } else if (strcmp(f, "-q") == 0 || strcmp(f, "--quiet") == 0) {
+      cfg->verbosity = -1;
+    } else {
+      fprintf(stderr, "keyway-relay: unknown option %s (see --help)\n", f);
+      return 2;
+    }
+    if (rc)
+      return rc;
+  }
+  if (!cfg->tls_cert != !cfg->tls_key) {
+    fprintf(stderr, "keyway-relay: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  if (cfg->tls_cert && cfg->cert_out) {
+    fprintf(stderr, "keyway-relay: --cert-out is for the generated "
+                    "certificate; not with --tls-cert\n");
+    return 2;
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0) {
+    fprintf(stderr, "keyway-relay: libsodium failed to start\n");
+    return 1;
+  }
+  raise_nofile();
+  rs->started_ns = kw__rs_now_ns();
+
+  if (cfg->allow_file &&
+      load_allow(cfg->allow_file, &rs->allow, &rs->n_allow) != KW_OK)
+    return 1;
+
+  kw_err e;
+  if (cfg->tls_cert) {
+    e = kw__tls_cred_server_load(cfg->tls_cert, cfg->tls_key, &rs->cred);
+    if (e != KW_OK) {
+      fprintf(stderr, "keyway-relay: cannot load %s / %s: %s\n", cfg->tls_cert,
+              cfg->tls_key, kw_strerror(e));
+      return 1;
+    }
+  } else {
+    e = kw__tls_cred_server_selfsigned(&cfg->listen, cfg->cert_out, &rs->cred);
+    if (e != KW_OK) {
+      fprintf(stderr, "keyway-relay: cannot create a certificate%s%s: %s\n",
+              cfg->cert_out ? " in " : "", cfg->cert_out ? cfg->cert_out : "",
+              kw_strerror(e));
+      return 1;
+    }
+  }
+
+  if (uv_loop_init(&a.loop) != 0) {
+    fprintf(stderr, "keyway-relay: event loop failed\n");
+    return 1;
+  }
+  rs->loop = &a.loop;
+  if (!cfg->tls_cert && !cfg->cert_out)
+    kw__rs_log(rs, KW_RS_WARN, "tls.self_signed",
+               "note=\"certificate not saved (no --cert-out): clients cannot "
+               "verify it\"");
+  else if (!cfg->tls_cert)
+    kw__rs_log(rs, KW_RS_INFO, "tls.self_signed", "cert_out=%s", cfg->cert_out);
+  if (rs->allow)
+    kw__rs_log(rs, KW_RS_INFO, "allowlist.loaded", "ids=%zu", rs->n_allow);
+
+  const char *what = "relay";
+  e = kw__rs_lookup_init(rs);
+  if (e == KW_OK) {
+    e = kw__rs_server_start(rs);
+    what = "listen";
+  }
+  if (e == KW_OK) {
+    what = "stun-listen";
+    e = kw__rs_stun_start(rs);
+  }
+  if (e == KW_OK) {
+    what = "metrics-listen";
+    e = kw__rs_metrics_start(rs);
+  }
+  if (e != KW_OK) {
+    kw__rs_log(rs, KW_RS_ERROR, "relay.start_failed", "what=%s error=%s", what,
+               kw_errname(e));
+    fprintf(stderr, "keyway-relay: cannot start (--%s): %s\n", what,
+            kw_strerror(e));
+    return 1;
+  }
+  uv_signal_init(&a.loop, &a.sigint);
+  uv_signal_init(&a.loop, &a.sigterm);
+  uv_signal_init(&a.loop, &a.sighup);
+  a.sigint.data = a.sigterm.data = a.sighup.data = &a;
+  uv_signal_start(&a.sigint, on_signal, SIGINT);
+  uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&a.sighup, on_signal, SIGHUP);
+
+  uv_run(&a.loop, UV_RUN_DEFAULT);
+
+  if (a.kill_open) {
+    uv_close((uv_handle_t *)&a.kill, NULL);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+  }
+  kw__rs_log(rs, KW_RS_INFO, "relay.stopped",
+             "frames_forwarded=%llu bytes_forwarded=%llu",
+             (unsigned long long)rs->m.frames_fwd,
+             (unsigned long long)rs->m.bytes_fwd);
+  int rc = uv_loop_close(&a.loop) == 0 ? 0 : 1;
+  kw__rs_server_free(rs);
+  kw__rs_lookup_free(rs);
+  kw__tls_cred_free(rs->cred);
+  free(rs->allow);
+  return rc;
+}

@@ -1,0 +1,188 @@
+/*
+ * keyway-relay internals: the state shared by its modules.
+ *
+ *   main.c         flags, signals, start and stop
+ *   log.c          human or JSON log lines on stderr
+ *   server.c       TLS listener, HTTP routing, relay clients: auth, frames,
+ *                  forwarding, keep-alive, rate limits
+ *   stun_server.c  STUN Binding over UDP
+ *   lookup_http.c  PUT/GET /lookup/<id> on the signed record store
+ *   metrics.c      counters and the Prometheus text endpoint
+ */
+#ifndef KW_RELAY_RELAY_H
+#define KW_RELAY_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/cidmap.h"
+#include "keyway.h"
+
+/* Defaults (stated in --help). */
+#define KW_RS_DEFAULT_LISTEN "0.0.0.0:443"
+#define KW_RS_DEFAULT_STUN "0.0.0.0:3478"
+#define KW_RS_DEFAULT_MAX_CLIENTS 10000u
+#define KW_RS_DEFAULT_RATE (128ull << 20) /* bytes/s per client */
+#define KW_RS_BURST_SECONDS 0.25          /* bucket depth, at least 256 KiB */
+#define KW_RS_MIN_BURST (256ull << 10)
+#define KW_RS_SEND_QUEUE (2u << 20) /* bytes queued toward one client */
+#define KW_RS_AUTH_MS 10000         /* upgrade + auth deadline */
+#define KW_RS_HTTP_MS 10000         /* a plain HTTP request must finish */
+#define KW_RS_KEEPALIVE_MS 15000
+#define KW_RS_SILENT_MS 45000
+#define KW_RS_STOP_MS 800 /* graceful stop budget */
+#define KW_RS_HTTP_MAX 8192
+#define KW_RS_LOOKUP_MAX_RECORDS 100000u
+
+typedef enum kw__rs_level {
+  KW_RS_ERROR,
+  KW_RS_WARN,
+  KW_RS_INFO,
+  KW_RS_DEBUG,
+} kw__rs_level;
+
+typedef struct kw__rs_cfg {
+  kw_sockaddr listen;
+  kw_sockaddr stun_listen;    /* family 0: STUN off */
+  kw_sockaddr metrics_listen; /* family 0: no metrics endpoint */
+  const char *tls_cert, *tls_key, *cert_out, *allow_file;
+  bool json;
+  int verbosity; /* 0 = info, 1 = debug, -1 = warnings only */
+  unsigned max_clients;
+  uint64_t rate; /* bytes/s per client; 0 = unlimited */
+  size_t max_records;
+} kw__rs_cfg;
+
+/* Drop and failure reasons: one counter each, named in the metrics. */
+typedef enum kw__rs_drop {
+  KW_RS_DROP_QUEUE_FULL,   /* destination's send queue full */
+  KW_RS_DROP_UNKNOWN_DEST, /* no client with that id */
+  KW_RS_DROP_SELF,         /* sent to its own id */
+  KW_RS_DROP_N
+} kw__rs_drop;
+
+typedef enum kw__rs_authfail {
+  KW_RS_AUTH_NO_AUTH,       /* a frame other than auth before auth */
+  KW_RS_AUTH_BAD_SIGNATURE, /* signature does not verify */
+  KW_RS_AUTH_NOT_ALLOWED,   /* id not in the allowlist */
+  KW_RS_AUTH_TIMEOUT,       /* no auth within the deadline */
+  KW_RS_AUTH_MALFORMED,     /* undecodable auth frame */
+  KW_RS_AUTH_N
+} kw__rs_authfail;
+
+typedef enum kw__rs_proto {
+  KW_RS_PROTO_BAD_HTTP,    /* garbage before the upgrade */
+  KW_RS_PROTO_BAD_FRAME,   /* garbage after the upgrade */
+  KW_RS_PROTO_OVERSIZE,    /* a frame above the maximum */
+  KW_RS_PROTO_TLS,         /* TLS handshake failure */
+  KW_RS_PROTO_SILENT,      /* no bytes for 45 s */
+  KW_RS_PROTO_MAX_CLIENTS, /* refused: connection limit */
+  KW_RS_PROTO_N
+} kw__rs_proto;
+
+typedef enum kw__rs_lookup_res {
+  KW_RS_LK_OK,
+  KW_RS_LK_NOT_FOUND,
+  KW_RS_LK_STALE,
+  KW_RS_LK_BAD_SIGNATURE,
+  KW_RS_LK_BAD_REQUEST,
+  KW_RS_LK_N
+} kw__rs_lookup_res;
+
+typedef struct kw__rs_metrics {
+  uint64_t conns_accepted;
+  uint64_t conns_open; /* TCP connections now */
+  uint64_t clients;    /* authenticated now */
+  uint64_t auth_ok;
+  uint64_t frames_in, bytes_in;   /* frames read from clients */
+  uint64_t frames_fwd, bytes_fwd; /* packets delivered to a destination */
+  uint64_t drops[KW_RS_DROP_N];
+  uint64_t auth_fail[KW_RS_AUTH_N];
+  uint64_t proto_err[KW_RS_PROTO_N];
+  uint64_t peer_gone_sent;
+  uint64_t keepalives_sent;
+  uint64_t rate_limited; /* times a client was throttled */
+  uint64_t replaced;     /* a newer connection of the same id took over */
+  uint64_t http_pings;
+  uint64_t http_other[2]; /* [0] 404s, [1] 400s on plain HTTP */
+  uint64_t stun_requests, stun_errors, stun_dropped;
+  uint64_t lookup_put[KW_RS_LK_N];
+  uint64_t lookup_get[KW_RS_LK_N];
+  uint64_t lookup_records;
+  uint64_t metrics_scrapes;
+} kw__rs_metrics;
+
+typedef struct kw__rs_conn kw__rs_conn;
+typedef struct kw__rs_metrics_srv kw__rs_metrics_srv;
+typedef struct kw__rs_stun kw__rs_stun;
+typedef struct kw__rs_lookup kw__rs_lookup;
+
+typedef struct kw__rs {
+  uv_loop_t *loop;
+  kw__rs_cfg cfg;
+  void *cred; /* gnutls_certificate_credentials_t */
+  kw__rs_metrics m;
+  uint8_t (*allow)[KW_ID_LEN]; /* sorted; NULL: everyone may connect */
+  size_t n_allow;
+  bool stopping;
+  /* server.c */
+  uv_tcp_t listener;
+  bool listener_open;
+  kw__rs_conn *conns; /* every TCP connection */
+  kw__cidmap by_id;   /* authenticated clients by id (first 20 bytes) */
+  uv_timer_t tick;    /* keep-alive and silence checks */
+  bool tick_open;
+  uint64_t started_ns;
+  /* other modules */
+  kw__rs_stun *stun;
+  kw__rs_metrics_srv *metrics;
+  kw__rs_lookup *lookup;
+} kw__rs;
+
+/* log.c: `fields` is "key=value key=value" (values without spaces, or
+ * quoted with "..."); JSON mode emits one object per line. */
+void kw__rs_log(kw__rs *rs, kw__rs_level lvl, const char *event,
+                const char *fields_fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* server.c */
+kw_err kw__rs_server_start(kw__rs *rs);
+/* Stops accepting and sends every client a close frame; connections end
+ * within KW_RS_STOP_MS. */
+void kw__rs_server_stop(kw__rs *rs);
+/* Aborts every connection still open (end of the stop budget). */
+void kw__rs_server_kill(kw__rs *rs);
+void kw__rs_server_free(kw__rs *rs);
+/* True when the id may connect (allowlist). */
+bool kw__rs_allowed(const kw__rs *rs, const uint8_t id[KW_ID_LEN]);
+
+/* stun_server.c */
+kw_err kw__rs_stun_start(kw__rs *rs);
+void kw__rs_stun_stop(kw__rs *rs);
+
+/* metrics.c */
+kw_err kw__rs_metrics_start(kw__rs *rs);
+void kw__rs_metrics_stop(kw__rs *rs);
+/* Renders the Prometheus text exposition; returns a malloc'ed string. */
+char *kw__rs_metrics_render(const kw__rs *rs, size_t *len);
+
+/* lookup_http.c: the record store behind /lookup/<id>. */
+kw_err kw__rs_lookup_init(kw__rs *rs);
+void kw__rs_lookup_free(kw__rs *rs);
+/* Handles one request; fills *status and a malloc'ed body (may be NULL). */
+void kw__rs_lookup_handle(kw__rs *rs, bool put, const uint8_t id[KW_ID_LEN],
+                          const uint8_t *body, size_t body_len, int *status,
+                          uint8_t **resp, size_t *resp_len,
+                          const char **content_type);
+
+/* Wall clock / monotonic helpers. */
+uint64_t kw__rs_now_ns(void);  /* monotonic */
+uint64_t kw__rs_unix_ms(void); /* wall clock, for records */
+
+#endif /* KW_RELAY_RELAY_H */

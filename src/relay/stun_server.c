@@ -1,0 +1,177 @@
+/*
+ * STUN Binding server on UDP (RFC 8489), answering with the sender's
+ * reflexive address in XOR-MAPPED-ADDRESS. The codec is core/stun; this
+ * file only moves datagrams: recvmmsg batches in, one non-blocking send
+ * per answer (an answer the socket cannot take right now is dropped and
+ * counted: the client retries).
+ *
+ * RFC 3489 clients (no magic cookie, e.g. the classic `stun` tool) get the
+ * backwards-compatible answer of RFC 8489 section 12: MAPPED-ADDRESS only
+ * (their parsers refuse the unknown XOR-MAPPED-ADDRESS). Their requests
+ * for a reply from another address or port (CHANGE-REQUEST flags) cannot
+ * be honoured by a single-address server and get no answer, which tells
+ * such a client the truth: no such reply arrives. RESPONSE-ADDRESS is
+ * never honoured (reflection): the answer goes to the source.
+ * (core/stun implements RFC 8489 only; this small classic path lives here.)
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/stun.h"
+#include "io/internal.h"
+#include "relay/relay.h"
+
+#define STUN_BATCH 16
+#define STUN_DGRAM 2048 /* requests are tiny; anything longer is dropped */
+
+struct kw__rs_stun {
+  kw__rs *rs;
+  uv_udp_t udp;
+  uint8_t *buf; /* STUN_BATCH slots of 64 KiB (libuv's recvmmsg layout) */
+};
+
+#define SLOT (64u * 1024)
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  kw__rs_stun *st = h->data;
+  (void)suggested;
+  b->base = (char *)st->buf;
+  b->len = STUN_BATCH * SLOT;
+}
+
+#define CLASSIC_CHANGE_REQUEST 0x0003
+
+/* Answers an RFC 3489 Binding request. Returns the answer's length, or 0
+ * to drop. */
+static size_t classic_answer(const uint8_t *p, size_t len,
+                             const kw_sockaddr *from, uint8_t *out,
+                             size_t cap) {
+  kw__rbuf r;
+  kw__rbuf_init(&r, p, len);
+  uint16_t type = kw__rbuf_u16(&r);
+  uint16_t mlen = kw__rbuf_u16(&r);
+  const uint8_t *txid = kw__rbuf_take(&r, 16);
+  if (r.err || type != KW_STUN_BINDING_REQUEST || (size_t)mlen != len - 20 ||
+      (mlen & 3) != 0)
+    return 0;
+  if (((uint32_t)txid[0] << 24 | (uint32_t)txid[1] << 16 |
+       (uint32_t)txid[2] << 8 | txid[3]) == KW_STUN_MAGIC)
+    return 0; /* an RFC 8489 request the codec refused */
+  while (kw__rbuf_left(&r) > 0) {
+    uint16_t at = kw__rbuf_u16(&r);
+    uint16_t al = kw__rbuf_u16(&r);
+    const uint8_t *v = kw__rbuf_take(&r, al);
+    if (r.err)
+      return 0;
+    if (at == CLASSIC_CHANGE_REQUEST) {
+      if (al != 4 || (v[3] & 0x06) != 0)
+        return 0; /* cannot answer from another address or port */
+    }
+  }
+  kw__wbuf w;
+  kw__wbuf_init(&w, out, cap);
+  size_t alen = from->family == 4 ? 4 : 16;
+  kw__wbuf_u16(&w, KW_STUN_BINDING_SUCCESS);
+  kw__wbuf_u16(&w, (uint16_t)(4 + 4 + alen));
+  kw__wbuf_bytes(&w, txid, 16);
+  kw__wbuf_u16(&w, KW_STUN_ATTR_MAPPED_ADDRESS);
+  kw__wbuf_u16(&w, (uint16_t)(4 + alen));
+  kw__wbuf_u8(&w, 0);
+  kw__wbuf_u8(&w, from->family == 4 ? 1 : 2);
+  kw__wbuf_u16(&w, from->port);
+  kw__wbuf_bytes(&w, from->ip, alen);
+  return w.err ? 0 : w.off;
+}
+
+static void recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
+                    const struct sockaddr *addr, unsigned flags) {
+  kw__rs_stun *st = u->data;
+  kw__rs *rs = st->rs;
+  (void)b, (void)flags;
+  if (nread <= 0 || !addr || rs->stopping)
+    return;
+  if (nread > STUN_DGRAM || nread < KW_STUN_HEADER_LEN) {
+    rs->m.stun_dropped++;
+    return;
+  }
+  kw_sockaddr from;
+  kw__sockaddr_from_os(addr, &from);
+  uint8_t out[KW_STUN_MAX_BUILD];
+  if (!kw__stun_is((const uint8_t *)b->base, (size_t)nread)) {
+    size_t n = classic_answer((const uint8_t *)b->base, (size_t)nread, &from,
+                              out, sizeof out);
+    uv_buf_t cb = uv_buf_init((char *)out, (unsigned)n);
+    if (n == 0 || uv_udp_try_send(u, &cb, 1, addr) < 0) {
+      rs->m.stun_dropped++;
+      return;
+    }
+    rs->m.stun_requests++;
+    return;
+  }
+  size_t outlen = 0;
+  uint16_t code = 0;
+  kw_err e = kw__stun_serve((const uint8_t *)b->base, (size_t)nread, &from,
+                            "keyway-relay", out, sizeof out, &outlen, &code);
+  if (e != KW_OK || outlen == 0) {
+    rs->m.stun_dropped++;
+    return;
+  }
+  rs->m.stun_requests++;
+  if (code != 0)
+    rs->m.stun_errors++;
+  uv_buf_t ob = uv_buf_init((char *)out, (unsigned)outlen);
+  if (uv_udp_try_send(u, &ob, 1, addr) < 0)
+    rs->m.stun_dropped++;
+}
+
+kw_err kw__rs_stun_start(kw__rs *rs) {
+  if (rs->cfg.stun_listen.family == 0)
+    return KW_OK;
+  kw__rs_stun *st = calloc(1, sizeof *st);
+  if (!st)
+    return KW_ERR_NOMEM;
+  st->buf = malloc((size_t)STUN_BATCH * SLOT);
+  if (!st->buf) {
+    free(st);
+    return KW_ERR_NOMEM;
+  }
+  st->rs = rs;
+  int fam = rs->cfg.stun_listen.family == 4 ? AF_INET : AF_INET6;
+  if (uv_udp_init_ex(rs->loop, &st->udp, (unsigned)fam | UV_UDP_RECVMMSG) !=
+      0) {
+    free(st->buf);
+    free(st);
+    return KW_ERR_IO;
+  }
+  st->udp.data = st;
+  rs->stun = st;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  kw__sockaddr_to_os(&rs->cfg.stun_listen, &ss, &sl);
+  if (uv_udp_bind(&st->udp, (struct sockaddr *)&ss,
+                  fam == AF_INET6 ? UV_UDP_IPV6ONLY : 0) != 0)
+    return KW_ERR_ADDR;
+  if (uv_udp_recv_start(&st->udp, alloc_cb, recv_cb) != 0)
+    return KW_ERR_IO;
+  int nl = sizeof ss;
+  if (uv_udp_getsockname(&st->udp, (struct sockaddr *)&ss, &nl) == 0)
+    kw__sockaddr_from_os((struct sockaddr *)&ss, &rs->cfg.stun_listen);
+  char a[KW_SOCKADDR_STRLEN];
+  kw_sockaddr_format(&rs->cfg.stun_listen, a, sizeof a);
+  kw__rs_log(rs, KW_RS_INFO, "stun.listening", "addr=%s", a);
+  return KW_OK;
+}
+
+static void stun_closed(uv_handle_t *h) {
+  kw__rs_stun *st = h->data;
+  free(st->buf);
+  free(st);
+}
+
+void kw__rs_stun_stop(kw__rs *rs) {
+  if (!rs->stun)
+    return;
+  uv_close((uv_handle_t *)&rs->stun->udp, stun_closed);
+  rs->stun = NULL;
+}

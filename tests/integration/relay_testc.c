@@ -1,0 +1,688 @@
+/*
+ * A tiny relay client for test_relay_server.sh: speaks the relay protocol
+ * (core/relay_proto) through kw__tls_stream, behaving well or badly.
+ *
+ *   relay_testc id SEED                     print the id of seed SEED
+ *   relay_testc MODE ADDR:PORT CAFILE [ARG]  run one scenario
+ *
+ * Keys come from seeds (32 bytes of SEED's little-endian value), so the
+ * script can put ids on an allowlist. Prints "ok MODE ..." and exits 0
+ * when the scenario saw exactly what it expects; otherwise prints why and
+ * exits 1. Every scenario has a 30 s guard (60 s for "many").
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "core/relay_proto.h"
+#include "io/internal.h"
+#include "io/tls_stream.h"
+
+#define FAILF(...)                                                             \
+  do {                                                                         \
+    fprintf(stderr, "FAIL %s: ", g.mode);                                      \
+    fprintf(stderr, __VA_ARGS__);                                              \
+    fprintf(stderr, "\n");                                                     \
+    exit(1);                                                                   \
+  } while (0)
+
+typedef struct tc tc;
+typedef void (*frame_fn)(tc *c, const kw__relay_msg *m);
+
+typedef enum misbehave {
+  MB_NONE,
+  MB_SEND_BEFORE_AUTH,
+  MB_BAD_SIG,
+  MB_HTTP_GARBAGE,
+  MB_PING_ONLY,
+} misbehave;
+
+struct tc {
+  int idx;
+  kw__tls_stream *s;
+  uint8_t sk[KW_SECRET_KEY_LEN], id[KW_ID_LEN];
+  int phase; /* 0 tls, 1 await 101, 2 await challenge, 3 await info, 4 ready */
+  uint8_t hbuf[8192];
+  size_t hlen;
+  kw__relay_dec dec;
+  misbehave mb;
+  bool closed;
+  kw_err close_err;
+  int close_code; /* CLOSE frame code seen, -1 none */
+  frame_fn on_frame;
+  void (*on_ready)(tc *c);
+  /* counters */
+  uint64_t rx_pkts, rx_bytes;
+  bool writable_wait;
+};
+
+static struct {
+  const char *mode;
+  uv_loop_t loop;
+  kw_sockaddr relay;
+  const char *ca;
+  uv_timer_t guard;
+  tc *cs;
+  size_t n;
+  size_t ready, closed;
+  /* throughput */
+  uint64_t tp_target, tp_sent, tp_pkt;
+  uint64_t t0;
+  int stage;
+  uint64_t peer_gone_code[2];
+  size_t ring_got;
+  uint8_t pattern[65536];
+} g;
+
+static void seed_key(unsigned long seed, uint8_t sk[KW_SECRET_KEY_LEN],
+                     uint8_t id[KW_ID_LEN]) {
+  uint8_t s[32] = {0};
+  for (int i = 0; i < 8; i++)
+    s[i] = (uint8_t)(seed >> (8 * i));
+  s[31] = 0x6b; /* not the all-zero seed */
+  crypto_sign_seed_keypair(id, sk, s);
+}
+
+static void send_msg(tc *c, const kw__relay_msg *m) {
+  uint8_t buf[KW_RELAY_MAX_FRAME + KW_RELAY_FRAME_HDR];
+  size_t n;
+  if (kw__relay_encode(m, buf, sizeof buf, &n) != KW_OK)
+    FAILF("encode type %u", m->type);
+  kw_err e = kw__tls_stream_write(c->s, buf, n);
+  if (e != KW_OK)
+    FAILF("write: %s", kw_errname(e));
+}
+
+static kw_err send_pkt(tc *c, const uint8_t *to, const uint8_t *data,
+                       size_t len) {
+  uint8_t hdr[KW_RELAY_PACKET_HDR];
+  kw__relay_packet_hdr(hdr, KW_RELAY_SEND_PACKET, to, len);
+  uv_buf_t b[2] = {uv_buf_init((char *)hdr, sizeof hdr),
+                   uv_buf_init((char *)data, (unsigned)len)};
+  return kw__tls_stream_writev(c->s, b, 2);
+}
+
+static void send_raw(tc *c, const void *p, size_t n) {
+  if (kw__tls_stream_write(c->s, p, n) != KW_OK)
+    FAILF("raw write");
+}
+
+static void handle_frame(tc *c, const kw__relay_frame *f) {
+  kw__relay_msg m;
+  if (kw__relay_parse(f, &m) != KW_OK)
+    FAILF("client %d: server sent a malformed frame type %u", c->idx, f->type);
+  if (m.type == KW_RELAY_CLOSE)
+    c->close_code = m.code;
+  if (c->phase == 2) {
+    if (m.type != KW_RELAY_SERVER_CHALLENGE)
+      FAILF("expected challenge, got %u", m.type);
+    c->phase = 3;
+    if (c->mb == MB_SEND_BEFORE_AUTH) {
+      uint8_t x[8] = {1, 2, 3};
+      send_pkt(c, c->id, x, sizeof x);
+      return;
+    }
+    kw__relay_msg a;
+    memset(&a, 0, sizeof a);
+    a.type = KW_RELAY_CLIENT_AUTH;
+    memcpy(a.id, c->id, KW_ID_LEN);
+    uint8_t ch[KW_RELAY_CHALLENGE_LEN];
+    memcpy(ch, m.challenge, sizeof ch);
+    if (c->mb == MB_BAD_SIG)
+      ch[0] ^= 1; /* signs another challenge */
+    kw__relay_auth_sign(c->sk, ch, a.sig);
+    send_msg(c, &a);
+    return;
+  }
+  if (c->phase == 3 && m.type == KW_RELAY_SERVER_INFO) {
+    if (m.info.max_frame < 65536 || m.info.keepalive_s != 15)
+      FAILF("server info: max_frame %u keepalive %u", m.info.max_frame,
+            m.info.keepalive_s);
+    c->phase = 4;
+    g.ready++;
+    if (c->on_ready)
+      c->on_ready(c);
+    return;
+  }
+  if (m.type == KW_RELAY_PING) {
+    kw__relay_msg r;
+    memset(&r, 0, sizeof r);
+    r.type = KW_RELAY_PONG;
+    memcpy(r.nonce, m.nonce, sizeof r.nonce);
+    send_msg(c, &r);
+  }
+  if (c->on_frame)
+    c->on_frame(c, &m);
+}
+
+static void on_open(kw__tls_stream *s, void *ud) {
+  tc *c = ud;
+  if (c->mb == MB_HTTP_GARBAGE) {
+    send_raw(c, "HELLO WORLD\r\n\r\n", 15);
+    c->phase = 1;
+    return;
+  }
+  if (c->mb == MB_PING_ONLY) {
+    static const char r[] = "GET /ping HTTP/1.1\r\nHost: relay\r\n\r\n";
+    send_raw(c, r, sizeof r - 1);
+    c->phase = 1;
+    return;
+  }
+  char req[512];
+  size_t n;
+  if (kw__relay_http_req_build("127.0.0.1", req, sizeof req, &n) != KW_OK)
+    FAILF("request build");
+  (void)s;
+  send_raw(c, req, n);
+  c->phase = 1;
+}
+
+static void on_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
+  tc *c = ud;
+  (void)s;
+  if (c->phase == 1) {
+    size_t take = sizeof c->hbuf - c->hlen;
+    if (take > n)
+      take = n;
+    memcpy(c->hbuf + c->hlen, p, take);
+    c->hlen += take;
+    if (c->mb == MB_HTTP_GARBAGE || c->mb == MB_PING_ONLY) {
+      if (c->on_frame)
+        c->on_frame(c, NULL); /* the mode inspects hbuf */
+      return;
+    }
+    size_t used = 0;
+    int status = 0;
+    kw_err e = kw__relay_http_resp_parse(c->hbuf, c->hlen, &used, &status);
+    if (e == KW_ERR_AGAIN)
+      return;
+    if (e != KW_OK)
+      FAILF("upgrade refused: %s status %d", kw_errname(e), status);
+    c->phase = 2;
+    kw__relay_dec_init(&c->dec, 0);
+    /* frame bytes that came with the head */
+    size_t extra = c->hlen - used;
+    uint8_t tmp[8192];
+    memcpy(tmp, c->hbuf + used, extra);
+    p = tmp;
+    n = extra;
+    /* fall through into the frame loop with the leftover */
+    while (!c->closed) {
+      kw__relay_frame f;
+      e = kw__relay_dec_next(&c->dec, &p, &n, &f);
+      if (e == KW_ERR_AGAIN)
+        break;
+      if (e != KW_OK)
+        FAILF("decode");
+      handle_frame(c, &f);
+    }
+    return;
+  }
+  while (!c->closed && c->s) {
+    kw__relay_frame f;
+    kw_err e = kw__relay_dec_next(&c->dec, &p, &n, &f);
+    if (e == KW_ERR_AGAIN)
+      break;
+    if (e != KW_OK)
+      FAILF("decode");
+    handle_frame(c, &f);
+  }
+}
+
+static void on_writable(kw__tls_stream *s, void *ud);
+
+static void on_close(kw__tls_stream *s, kw_err err, void *ud) {
+  tc *c = ud;
+  (void)s;
+  c->closed = true;
+  c->close_err = err;
+  c->s = NULL;
+  kw__relay_dec_free(&c->dec);
+  g.closed++;
+  if (c->on_frame)
+    c->on_frame(c, NULL);
+}
+
+static const kw__tls_stream_cbs cbs = {on_open, on_data, on_writable, on_close};
+
+static void tc_start(tc *c, int idx, unsigned long seed) {
+  memset(c, 0, sizeof *c);
+  c->idx = idx;
+  c->close_code = -1;
+  seed_key(seed, c->sk, c->id);
+  kw_err e = kw__tls_stream_connect(&g.loop, &g.relay, "127.0.0.1", g.ca, &cbs,
+                                    c, &c->s);
+  if (e != KW_OK)
+    FAILF("connect: %s", kw_errname(e));
+}
+
+static void finish(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+static void finish(const char *fmt, ...) {
+  printf("ok %s", g.mode);
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf(" ");
+    vprintf(fmt, ap);
+    va_end(ap);
+  }
+  printf("\n");
+  fflush(stdout);
+  exit(0);
+}
+
+static void guard_cb(uv_timer_t *t) {
+  (void)t;
+  FAILF("timed out (ready %zu of %zu, closed %zu)", g.ready, g.n, g.closed);
+}
+
+/* ---- scenarios -------------------------------------------------------- */
+
+/* expects the server to close us with CLOSE(code) */
+static int want_code;
+static void expect_close(tc *c, const kw__relay_msg *m) {
+  if (m && m->type == KW_RELAY_SERVER_INFO)
+    FAILF("authenticated although it should not");
+  if (!c->closed)
+    return;
+  if (c->close_code != want_code)
+    FAILF("close code %d, want %d", c->close_code, want_code);
+  finish("code=%d", c->close_code);
+}
+
+/* pair: exchange, then throughput */
+static void tp_pump(void);
+
+static void pair_frame(tc *c, const kw__relay_msg *m) {
+  if (!m) {
+    if (c->closed)
+      FAILF("client %d closed: %s code %d", c->idx, kw_errname(c->close_err),
+            c->close_code);
+    return;
+  }
+  if (m->type != KW_RELAY_RECV_PACKET)
+    return;
+  tc *other = &g.cs[1 - c->idx];
+  if (memcmp(m->id, other->id, KW_ID_LEN) != 0)
+    FAILF("packet from the wrong id");
+  if (g.stage == 0) {
+    /* packet k carries k (4 bytes) then pattern bytes */
+    uint32_t k = (uint32_t)m->data[0] << 24 | (uint32_t)m->data[1] << 16 |
+                 (uint32_t)m->data[2] << 8 | m->data[3];
+    if (k != c->rx_pkts || m->data_len != 100 + k % 1200 ||
+        memcmp(m->data + 4, g.pattern + k, m->data_len - 4) != 0)
+      FAILF("packet %u of client %d garbled (len %zu)", k, c->idx, m->data_len);
+    c->rx_pkts++;
+    if (g.cs[0].rx_pkts == 1000 && g.cs[1].rx_pkts == 1000) {
+      g.stage = 1;
+      g.cs[1].rx_bytes = 0;
+      g.tp_target = 256ull << 20;
+      g.tp_pkt = 1400;
+      g.tp_sent = 0;
+      g.t0 = uv_hrtime();
+      tp_pump();
+    }
+    return;
+  }
+  c->rx_bytes += m->data_len;
+  if (c->rx_bytes >= g.tp_target) {
+    double secs = (double)(uv_hrtime() - g.t0) / 1e9;
+    double mbs = (double)g.tp_target / secs / 1e6;
+    if (g.stage == 1) {
+      printf("throughput pkt=1400 bytes=%llu seconds=%.3f MB/s=%.1f\n",
+             (unsigned long long)g.tp_target, secs, mbs);
+      g.stage = 2;
+      g.cs[1].rx_bytes = 0;
+      g.tp_target = 512ull << 20;
+      g.tp_pkt = 16384;
+      g.tp_sent = 0;
+      g.t0 = uv_hrtime();
+      tp_pump();
+    } else {
+      printf("throughput pkt=16384 bytes=%llu seconds=%.3f MB/s=%.1f\n",
+             (unsigned long long)g.tp_target, secs, mbs);
+      finish("exchanged=1000x2");
+    }
+    return;
+  }
+  tp_pump();
+}
+
+#define TP_WINDOW (1536u * 1024)
+
+static void tp_pump(void) {
+  tc *a = &g.cs[0], *b = &g.cs[1];
+  while (g.tp_sent < g.tp_target && g.tp_sent - b->rx_bytes < TP_WINDOW) {
+    kw_err e = send_pkt(a, b->id, g.pattern, g.tp_pkt);
+    if (e == KW_ERR_FULL)
+      return; /* on_writable resumes */
+    if (e != KW_OK)
+      FAILF("send: %s", kw_errname(e));
+    g.tp_sent += g.tp_pkt;
+  }
+}
+
+static void on_writable(kw__tls_stream *s, void *ud) {
+  (void)s, (void)ud;
+  if (strcmp(g.mode, "pair") == 0 || strcmp(g.mode, "rate") == 0)
+    tp_pump();
+}
+
+static void pair_ready(tc *c) {
+  (void)c;
+  if (g.ready < 2)
+    return;
+  for (int side = 0; side < 2; side++) {
+    tc *from = &g.cs[side], *to = &g.cs[1 - side];
+    for (uint32_t k = 0; k < 1000; k++) {
+      uint8_t buf[1400];
+      size_t len = 100 + k % 1200;
+      buf[0] = (uint8_t)(k >> 24);
+      buf[1] = (uint8_t)(k >> 16);
+      buf[2] = (uint8_t)(k >> 8);
+      buf[3] = (uint8_t)k;
+      memcpy(buf + 4, g.pattern + k, len - 4);
+      if (send_pkt(from, to->id, buf, len) != KW_OK)
+        FAILF("send %u", k);
+    }
+  }
+}
+
+/* rate: 3 MiB through a relay limited to 1 MiB/s must take >= 2 s */
+static void rate_frame(tc *c, const kw__relay_msg *m) {
+  if (!m) {
+    if (c->closed)
+      FAILF("client %d closed", c->idx);
+    return;
+  }
+  if (m->type != KW_RELAY_RECV_PACKET)
+    return;
+  c->rx_bytes += m->data_len;
+  if (c->rx_bytes >= g.tp_target) {
+    double secs = (double)(uv_hrtime() - g.t0) / 1e9;
+    if (secs < 2.0)
+      FAILF("3 MiB took %.2f s: not rate limited", secs);
+    if (secs > 6.0)
+      FAILF("3 MiB took %.2f s: far slower than the rate", secs);
+    finish("seconds=%.2f", secs);
+  }
+  tp_pump();
+}
+
+static void rate_ready(tc *c) {
+  (void)c;
+  if (g.ready < 2)
+    return;
+  g.tp_target = 3u << 20;
+  g.tp_pkt = 1400;
+  g.t0 = uv_hrtime();
+  tp_pump();
+}
+
+/* peergone */
+static void pg_frame(tc *c, const kw__relay_msg *m) {
+  if (!m)
+    return;
+  if (c->idx == 0 && m->type == KW_RELAY_PEER_GONE) {
+    uint8_t ghost_sk[KW_SECRET_KEY_LEN], ghost[KW_ID_LEN];
+    seed_key(9, ghost_sk, ghost);
+    if (g.stage == 0) {
+      if (m->code != KW_RELAY_GONE_NOT_HERE ||
+          memcmp(m->id, ghost, KW_ID_LEN) != 0)
+        FAILF("first PEER_GONE: code %u", m->code);
+      g.stage = 1;
+      tc_start(&g.cs[1], 1, 2); /* now B comes */
+      return;
+    }
+    if (g.stage == 2) {
+      if (m->code != KW_RELAY_GONE_DISCONNECTED ||
+          memcmp(m->id, g.cs[1].id, KW_ID_LEN) != 0)
+        FAILF("second PEER_GONE: code %u", m->code);
+      finish("not_here+disconnected");
+    }
+  }
+  if (c->idx == 1 && m->type == KW_RELAY_RECV_PACKET && g.stage == 1) {
+    g.stage = 2;
+    kw__relay_msg cl;
+    memset(&cl, 0, sizeof cl);
+    cl.type = KW_RELAY_CLOSE;
+    send_msg(c, &cl);
+    kw__tls_stream_close(c->s);
+  }
+}
+
+static void pg_ready(tc *c) {
+  uint8_t x[16] = {0};
+  if (c->idx == 0) {
+    uint8_t ghost_sk[KW_SECRET_KEY_LEN], ghost[KW_ID_LEN];
+    seed_key(9, ghost_sk, ghost);
+    send_pkt(c, ghost, x, sizeof x);
+  } else {
+    send_pkt(&g.cs[0], c->id, x, sizeof x);
+  }
+}
+
+/* many: a ring of N clients, each sends one packet to the next */
+static void many_ready(tc *c) {
+  (void)c;
+  if (g.ready < g.n)
+    return;
+  double secs = (double)(uv_hrtime() - g.t0) / 1e9;
+  printf("all %zu authenticated in %.2f s\n", g.n, secs);
+  fflush(stdout);
+  for (size_t i = 0; i < g.n; i++) {
+    tc *to = &g.cs[(i + 1) % g.n];
+    uint8_t x[64];
+    memcpy(x, g.cs[i].id, 32);
+    memcpy(x + 32, to->id, 32);
+    if (send_pkt(&g.cs[i], to->id, x, sizeof x) != KW_OK)
+      FAILF("send");
+  }
+}
+
+static void many_frame(tc *c, const kw__relay_msg *m) {
+  if (!m) {
+    if (c->closed)
+      FAILF("client %d closed: %s", c->idx, kw_errname(c->close_err));
+    return;
+  }
+  if (m->type != KW_RELAY_RECV_PACKET)
+    return;
+  tc *from = &g.cs[(c->idx + g.n - 1) % g.n];
+  if (memcmp(m->id, from->id, 32) != 0 || m->data_len != 64 ||
+      memcmp(m->data, from->id, 32) != 0 || memcmp(m->data + 32, c->id, 32))
+    FAILF("ring packet wrong at %d", c->idx);
+  if (++g.ring_got == g.n)
+    finish("clients=%zu seconds=%.2f", g.n, (double)(uv_hrtime() - g.t0) / 1e9);
+}
+
+/* replace: the second connection with the same id closes the first */
+static void replace_frame(tc *c, const kw__relay_msg *m) {
+  (void)m;
+  if (c->idx == 0 && c->closed) {
+    if (c->close_code != KW_RELAY_CLOSE_REPLACED)
+      FAILF("first connection closed with code %d", c->close_code);
+    if (g.cs[1].phase != 4)
+      FAILF("second not authenticated");
+    finish("code=%d", c->close_code);
+  }
+}
+
+static void replace_ready(tc *c) {
+  if (c->idx == 0)
+    tc_start(&g.cs[1], 1, 1);
+}
+
+/* wait-shutdown: ready, then the relay must say goodbye */
+static void ws_ready(tc *c) {
+  (void)c;
+  printf("ready\n");
+  fflush(stdout);
+}
+
+static void ws_frame(tc *c, const kw__relay_msg *m) {
+  (void)m;
+  if (c->closed) {
+    if (c->close_code != KW_RELAY_CLOSE_SHUTDOWN)
+      FAILF("close code %d", c->close_code);
+    finish("code=%d", c->close_code);
+  }
+}
+
+/* keepalive: the relay pings within 16 s (handle_frame answers) */
+static void ka_frame(tc *c, const kw__relay_msg *m) {
+  if (m && m->type == KW_RELAY_PING)
+    finish("after=%.1fs", (double)(uv_hrtime() - g.t0) / 1e9);
+  if (c->closed)
+    FAILF("closed before a keep-alive ping");
+}
+
+/* http garbage / ping: inspect the HTTP answer */
+static void http_frame(tc *c, const kw__relay_msg *m) {
+  (void)m;
+  c->hbuf[c->hlen < sizeof c->hbuf ? c->hlen : sizeof c->hbuf - 1] = 0;
+  const char *want = c->mb == MB_PING_ONLY ? "HTTP/1.1 200" : "HTTP/1.1 400";
+  if (c->mb == MB_PING_ONLY && strstr((char *)c->hbuf, "\r\n\r\npong\n")) {
+    if (strncmp((char *)c->hbuf, want, strlen(want)) != 0)
+      FAILF("answer: %.40s", c->hbuf);
+    finish(NULL);
+  }
+  if (c->mb == MB_HTTP_GARBAGE && c->closed) {
+    if (strncmp((char *)c->hbuf, want, strlen(want)) != 0)
+      FAILF("answer: %.40s", c->hbuf);
+    finish(NULL);
+  }
+  if (c->closed)
+    FAILF("closed without the expected answer: %.40s", c->hbuf);
+}
+
+/* oversize / badframe: after auth, send a bad frame */
+static bool oversize;
+static void bad_ready(tc *c) {
+  if (oversize) {
+    uint8_t h[5] = {KW_RELAY_SEND_PACKET, 0x00, 0x10, 0x00, 0x00}; /* 1 MiB */
+    send_raw(c, h, sizeof h);
+  } else {
+    uint8_t h[9] = {0xEE, 0, 0, 0, 4, 1, 2, 3, 4};
+    send_raw(c, h, sizeof h);
+  }
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0)
+    return 1;
+  if (argc == 3 && strcmp(argv[1], "id") == 0) {
+    uint8_t sk[KW_SECRET_KEY_LEN], id[KW_ID_LEN];
+    seed_key(strtoul(argv[2], NULL, 10), sk, id);
+    char s[KW_ID_STRLEN + 1];
+    kw_id_to_string(id, s, sizeof s);
+    printf("%s\n", s);
+    return 0;
+  }
+  if (argc < 4) {
+    fprintf(stderr, "usage: relay_testc MODE ADDR:PORT CAFILE [ARG]\n");
+    return 2;
+  }
+  g.mode = argv[1];
+  if (kw_sockaddr_parse(argv[2], &g.relay) != KW_OK)
+    FAILF("bad address %s", argv[2]);
+  g.ca = argv[3];
+  const char *arg = argc > 4 ? argv[4] : NULL;
+  for (size_t i = 0; i < sizeof g.pattern; i++)
+    g.pattern[i] = (uint8_t)(i * 7 + (i >> 8));
+  uv_loop_init(&g.loop);
+  uv_timer_init(&g.loop, &g.guard);
+  uint64_t guard_ms = 30000;
+  g.n = 1;
+  g.cs = calloc(2, sizeof(tc));
+  const char *m = g.mode;
+  g.t0 = uv_hrtime();
+
+  if (strcmp(m, "pair") == 0 || strcmp(m, "rate") == 0) {
+    bool rate = m[0] == 'r';
+    g.n = 2;
+    for (int i = 0; i < 2; i++) {
+      tc_start(&g.cs[i], i, (unsigned long)i + 1);
+      g.cs[i].on_ready = rate ? rate_ready : pair_ready;
+      g.cs[i].on_frame = rate ? rate_frame : pair_frame;
+    }
+    guard_ms = 60000;
+  } else if (strcmp(m, "noauth") == 0 || strcmp(m, "badsig") == 0 ||
+             strcmp(m, "notallowed") == 0) {
+    unsigned long seed = arg ? strtoul(arg, NULL, 10) : 1;
+    tc_start(&g.cs[0], 0, seed);
+    g.cs[0].on_frame = expect_close;
+    if (m[0] == 'n' && m[2] == 'a') {
+      g.cs[0].mb = MB_SEND_BEFORE_AUTH;
+      want_code = KW_RELAY_CLOSE_PROTOCOL;
+    } else if (m[0] == 'b') {
+      g.cs[0].mb = MB_BAD_SIG;
+      want_code = KW_RELAY_CLOSE_AUTH;
+    } else {
+      want_code = KW_RELAY_CLOSE_NOT_ALLOWED;
+    }
+  } else if (strcmp(m, "oversize") == 0 || strcmp(m, "badframe") == 0) {
+    oversize = m[0] == 'o';
+    tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
+    g.cs[0].on_ready = bad_ready;
+    g.cs[0].on_frame = expect_close;
+    want_code = KW_RELAY_CLOSE_PROTOCOL;
+  } else if (strcmp(m, "badhttp") == 0 || strcmp(m, "ping") == 0) {
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].mb = m[0] == 'b' ? MB_HTTP_GARBAGE : MB_PING_ONLY;
+    g.cs[0].on_frame = http_frame;
+  } else if (strcmp(m, "peergone") == 0) {
+    g.n = 2;
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].on_ready = pg_ready;
+    g.cs[0].on_frame = pg_frame;
+    /* B is started when the first PEER_GONE arrived; set its hooks now */
+  } else if (strcmp(m, "many") == 0) {
+    g.n = arg ? strtoul(arg, NULL, 10) : 1000;
+    free(g.cs);
+    g.cs = calloc(g.n, sizeof(tc));
+    if (!g.cs)
+      FAILF("memory");
+    for (size_t i = 0; i < g.n; i++) {
+      tc_start(&g.cs[i], (int)i, 1000 + i);
+      g.cs[i].on_ready = many_ready;
+      g.cs[i].on_frame = many_frame;
+    }
+    guard_ms = 60000;
+  } else if (strcmp(m, "replace") == 0) {
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].on_ready = replace_ready;
+    g.cs[0].on_frame = replace_frame;
+  } else if (strcmp(m, "wait-shutdown") == 0) {
+    tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
+    g.cs[0].on_ready = ws_ready;
+    g.cs[0].on_frame = ws_frame;
+  } else if (strcmp(m, "keepalive") == 0) {
+    tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
+    g.cs[0].on_frame = ka_frame;
+  } else {
+    FAILF("unknown mode");
+  }
+  uv_timer_start(&g.guard, guard_cb, guard_ms, 0);
+  for (;;) {
+    uv_run(&g.loop, UV_RUN_ONCE);
+    /* late hooks: B of peergone / replace are started by callbacks */
+    if (strcmp(m, "peergone") == 0 && g.cs[1].s && !g.cs[1].on_ready) {
+      g.cs[1].on_ready = pg_ready;
+      g.cs[1].on_frame = pg_frame;
+    }
+    if (strcmp(m, "replace") == 0 && g.cs[1].s && !g.cs[1].on_frame)
+      g.cs[1].on_frame = replace_frame;
+  }
+}
