@@ -218,6 +218,7 @@ static void do_close(kw_endpoint *ep) {
   run_posts(ep);
   kw__conn_shutdown_all(ep);
   kw__relays_stop(ep);
+  kw__lookup_stop(ep);
   if (ep->udp4.poll_init)
     uv_close((uv_handle_t *)&ep->udp4.poll, handle_noop_close);
   if (ep->udp6.poll_init)
@@ -469,10 +470,6 @@ void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url) {
   uv_mutex_lock(&ep->mu);
   snprintf(ep->home_url, sizeof ep->home_url, "%s", url ? url : "");
   uv_mutex_unlock(&ep->mu);
-}
-
-void kw__endpoint_home_changed(kw_endpoint *ep) {
-  (void)ep; /* record publishing lands with the lookup store client */
 }
 
 kw_err kw_endpoint_home_relay(kw_endpoint *ep, char *out, size_t outlen) {

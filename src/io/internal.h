@@ -279,6 +279,11 @@ const char *kw__relay_url_of(kw_endpoint *ep, int relay);
 bool kw__relay_stun_target(kw_endpoint *ep, int relay, kw_sockaddr *out);
 double kw__relay_latency(kw_endpoint *ep, int relay);
 bool kw__relay_ready(kw_endpoint *ep, int relay);
+/* Where to open an HTTPS connection to relay `relay`: its resolved address
+ * and the host name its certificate must match. False before resolution. */
+bool kw__relay_tls_target(kw_endpoint *ep, int relay, kw_sockaddr *to,
+                          const char **host);
+void kw__lookup_stop(kw_endpoint *ep);
 /* Resolves `id` at the home relay's lookup store; cb runs on the loop. */
 kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
                         void (*cb)(kw_endpoint *ep, kw_err err,
@@ -328,6 +333,8 @@ struct kw_endpoint {
   size_t n_relays;
   int home_relay;
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
+  uv_timer_t publish_timer; /* republishes our record */
+  bool publish_timer_init;
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);

@@ -641,10 +641,14 @@ bool kw__relay_ready(kw_endpoint *ep, int relay) {
          ep->relays[relay]->state == R_READY;
 }
 
-kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
-                        void (*cb)(kw_endpoint *ep, kw_err err,
-                                   const kw_endpoint_addr *addr, void *arg),
-                        void *arg) {
-  (void)ep, (void)id, (void)cb, (void)arg;
-  return KW_ERR_NO_PATH; /* the lookup store client lands with records */
+bool kw__relay_tls_target(kw_endpoint *ep, int relay, kw_sockaddr *to,
+                          const char **host) {
+  if (relay < 0 || (size_t)relay >= ep->n_relays)
+    return false;
+  kw__relay *r = ep->relays[relay];
+  if (!r->have_addr)
+    return false;
+  *to = r->addr;
+  *host = r->u.host;
+  return true;
 }

@@ -1,0 +1,303 @@
+/*
+ * The lookup store client (DESIGN section 9): publishes this endpoint's
+ * signed record to its home relay and resolves other ids there.
+ *
+ * Each request is a one-shot HTTPS exchange on its own TLS connection to
+ * the relay (the relay connection itself carries only frames after its
+ * upgrade). Records are verified here too: a relay cannot forge one.
+ */
+#include "io/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/http.h"
+#include "core/record.h"
+#include "io/tls_stream.h"
+
+#define KW_RECORD_TTL_S 3600
+#define KW_REPUBLISH_MS (10 * 60 * 1000)
+#define KW_LOOKUP_WAIT_STEP_MS 50
+
+typedef void (*https_cb)(kw_endpoint *ep, kw_err err, int status,
+                         const uint8_t *body, size_t len, void *arg);
+
+typedef struct https_req {
+  kw_endpoint *ep;
+  kw__tls_stream *ts;
+  uint8_t *out; /* request bytes */
+  size_t outlen;
+  uint8_t in[KW_HTTP_MAX_HEADER + KW_RECORD_MAX_LEN + 64];
+  size_t inlen;
+  https_cb cb;
+  void *arg;
+  bool done;
+} https_req;
+
+static void req_finish(https_req *q, kw_err err, int status,
+                       const uint8_t *body, size_t len) {
+  if (q->done)
+    return;
+  q->done = true;
+  if (q->cb)
+    q->cb(q->ep, err, status, body, len, q->arg);
+}
+
+static void h_open(kw__tls_stream *s, void *ud) {
+  https_req *q = ud;
+  if (kw__tls_stream_write(s, q->out, q->outlen) != KW_OK)
+    kw__tls_stream_abort(s, KW_ERR_IO);
+}
+
+static void h_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
+  https_req *q = ud;
+  if (q->done)
+    return;
+  size_t room = sizeof q->in - q->inlen;
+  if (n > room) {
+    req_finish(q, KW_ERR_PARSE, 0, NULL, 0);
+    kw__tls_stream_abort(s, KW_ERR_PARSE);
+    return;
+  }
+  memcpy(q->in + q->inlen, p, n);
+  q->inlen += n;
+  kw__http_resp r;
+  kw_err e = kw__http_resp_parse(q->in, q->inlen, &r);
+  if (e == KW_ERR_AGAIN)
+    return;
+  if (e != KW_OK) {
+    req_finish(q, KW_ERR_PARSE, 0, NULL, 0);
+    kw__tls_stream_abort(s, KW_ERR_PARSE);
+    return;
+  }
+  size_t body = r.has_length ? r.content_length : 0;
+  if (q->inlen < r.header_len + body)
+    return;
+  req_finish(q, KW_OK, r.status, q->in + r.header_len, body);
+  kw__tls_stream_close(s);
+}
+
+static void h_writable(kw__tls_stream *s, void *ud) {
+  (void)s;
+  (void)ud;
+}
+
+static void h_close(kw__tls_stream *s, kw_err err, void *ud) {
+  (void)s;
+  https_req *q = ud;
+  req_finish(q, err == KW_OK ? KW_ERR_CLOSED : err, 0, NULL, 0);
+  free(q->out);
+  free(q);
+}
+
+static const kw__tls_stream_cbs h_cbs = {h_open, h_data, h_writable, h_close};
+
+/* Sends METHOD path (with an optional body) to relay `relay`. */
+static kw_err https_request(kw_endpoint *ep, int relay, const char *method,
+                            const char *path, const uint8_t *body,
+                            size_t bodylen, https_cb cb, void *arg) {
+  kw_sockaddr to;
+  const char *host;
+  if (!kw__relay_tls_target(ep, relay, &to, &host))
+    return KW_ERR_NO_PATH;
+  https_req *q = calloc(1, sizeof *q);
+  if (!q)
+    return KW_ERR_NOMEM;
+  q->ep = ep;
+  q->cb = cb;
+  q->arg = arg;
+  char hh[300];
+  if (strchr(host, ':'))
+    snprintf(hh, sizeof hh, "[%s]:%u", host, to.port);
+  else
+    snprintf(hh, sizeof hh, "%s:%u", host, to.port);
+  char head[640];
+  int hl = snprintf(head, sizeof head,
+                    "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n"
+                    "Connection: close\r\n\r\n",
+                    method, path, hh, bodylen);
+  if (hl < 0 || (size_t)hl >= sizeof head) {
+    free(q);
+    return KW_ERR_INVALID_ARG;
+  }
+  if (strcmp(method, "GET") == 0)
+    hl = snprintf(head, sizeof head,
+                  "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                  path, hh);
+  q->outlen = (size_t)hl + bodylen;
+  q->out = malloc(q->outlen);
+  if (!q->out) {
+    free(q);
+    return KW_ERR_NOMEM;
+  }
+  memcpy(q->out, head, (size_t)hl);
+  if (bodylen)
+    memcpy(q->out + hl, body, bodylen);
+  const char *ca = ep->cfg.relay_ca[0] ? ep->cfg.relay_ca : NULL;
+  kw_err e = kw__tls_stream_connect(&ep->loop, &to, host, ca, &h_cbs, q,
+                                    &q->ts);
+  if (e != KW_OK) {
+    free(q->out);
+    free(q);
+  }
+  return e;
+}
+
+/* ---- publishing --------------------------------------------------------------- */
+
+static void published(kw_endpoint *ep, kw_err err, int status,
+                      const uint8_t *body, size_t len, void *arg) {
+  (void)body;
+  (void)len;
+  (void)arg;
+  if (err == KW_OK && status == 200)
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.published");
+  else
+    kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=%s status=%d",
+            kw_errname(err), status);
+}
+
+static void publish(kw_endpoint *ep) {
+  int home = kw__relay_home(ep);
+  if (home < 0 || ep->closing)
+    return;
+  kw__record rec;
+  memset(&rec, 0, sizeof rec);
+  if (kw_endpoint_get_addr(ep, &rec.addr) != KW_OK)
+    return;
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  rec.timestamp_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+  rec.ttl_s = KW_RECORD_TTL_S;
+  uint8_t buf[KW_RECORD_MAX_LEN];
+  size_t n;
+  if (kw__record_encode(&rec, ep->cfg.sk, buf, sizeof buf, &n) != KW_OK)
+    return;
+  char path[16 + KW_ID_STRLEN];
+  char idt[KW_ID_STRLEN + 1];
+  kw_id_to_string(ep->id, idt, sizeof idt);
+  snprintf(path, sizeof path, "/lookup/%s", idt);
+  if (https_request(ep, home, "PUT", path, buf, n, published, NULL) != KW_OK)
+    kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=connect");
+}
+
+static void republish_cb(uv_timer_t *t) { publish(t->data); }
+
+void kw__endpoint_home_changed(kw_endpoint *ep) {
+  if (!ep->publish_timer_init) {
+    uv_timer_init(&ep->loop, &ep->publish_timer);
+    ep->publish_timer.data = ep;
+    ep->publish_timer_init = true;
+  }
+  publish(ep);
+  uv_timer_start(&ep->publish_timer, republish_cb, KW_REPUBLISH_MS,
+                 KW_REPUBLISH_MS);
+}
+
+void kw__lookup_stop(kw_endpoint *ep) {
+  if (ep->publish_timer_init) {
+    uv_timer_stop(&ep->publish_timer);
+    uv_close((uv_handle_t *)&ep->publish_timer, NULL);
+    ep->publish_timer_init = false;
+  }
+}
+
+/* ---- resolving ------------------------------------------------------------------ */
+
+typedef struct lookup_req {
+  kw_endpoint *ep;
+  uint8_t id[KW_ID_LEN];
+  void (*cb)(kw_endpoint *ep, kw_err err, const kw_endpoint_addr *addr,
+             void *arg);
+  void *arg;
+  uv_timer_t wait;
+  uint64_t deadline_ns;
+} lookup_req;
+
+static void lookup_free(uv_handle_t *h) { free(h->data); }
+
+static void lookup_done(lookup_req *q, kw_err err, const kw_endpoint_addr *a) {
+  q->cb(q->ep, err, a, q->arg);
+  uv_close((uv_handle_t *)&q->wait, lookup_free);
+}
+
+static void got_record(kw_endpoint *ep, kw_err err, int status,
+                       const uint8_t *body, size_t len, void *arg) {
+  lookup_req *q = arg;
+  char idb[KW_ID_SHORTLEN + 1];
+  kw_id_to_short(q->id, idb, sizeof idb);
+  if (err != KW_OK) {
+    lookup_done(q, err, NULL);
+    return;
+  }
+  if (status == 404) {
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.not_found id=%s", idb);
+    lookup_done(q, KW_ERR_NOT_FOUND, NULL);
+    return;
+  }
+  kw__record rec;
+  if (status != 200 || kw__record_decode(body, len, &rec) != KW_OK ||
+      memcmp(rec.addr.id, q->id, KW_ID_LEN) != 0) {
+    kw__log(ep, KW_LOG_WARN, "lookup", "lookup.bad_record id=%s status=%d",
+            idb, status);
+    lookup_done(q, status == 200 ? KW_ERR_KEY_MISMATCH : KW_ERR_NOT_FOUND,
+                NULL);
+    return;
+  }
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  uint64_t now = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+  if (kw__record_expired(&rec, now)) {
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.expired id=%s", idb);
+    lookup_done(q, KW_ERR_NOT_FOUND, NULL);
+    return;
+  }
+  kw__log(ep, KW_LOG_INFO, "lookup", "lookup.resolved id=%s addrs=%zu relay=%s",
+          idb, rec.addr.n_addrs, rec.addr.relay_url[0] ? rec.addr.relay_url : "-");
+  lookup_done(q, KW_OK, &rec.addr);
+}
+
+static void try_lookup(uv_timer_t *t) {
+  lookup_req *q = t->data;
+  kw_endpoint *ep = q->ep;
+  if (ep->closing) {
+    lookup_done(q, KW_ERR_CLOSED, NULL);
+    return;
+  }
+  int relay = kw__relay_home(ep);
+  if (relay < 0 && kw__now(ep) < q->deadline_ns) {
+    uv_timer_start(&q->wait, try_lookup, KW_LOOKUP_WAIT_STEP_MS, 0);
+    return;
+  }
+  char path[16 + KW_ID_STRLEN];
+  char idt[KW_ID_STRLEN + 1];
+  kw_id_to_string(q->id, idt, sizeof idt);
+  snprintf(path, sizeof path, "/lookup/%s", idt);
+  kw_err e = relay < 0 ? KW_ERR_NO_PATH
+                       : https_request(ep, relay, "GET", path, NULL, 0,
+                                       got_record, q);
+  if (e != KW_OK)
+    lookup_done(q, e, NULL);
+}
+
+kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+                        void (*cb)(kw_endpoint *ep, kw_err err,
+                                   const kw_endpoint_addr *addr, void *arg),
+                        void *arg) {
+  if (ep->n_relays == 0)
+    return KW_ERR_NO_PATH;
+  lookup_req *q = calloc(1, sizeof *q);
+  if (!q)
+    return KW_ERR_NOMEM;
+  q->ep = ep;
+  memcpy(q->id, id, KW_ID_LEN);
+  q->cb = cb;
+  q->arg = arg;
+  q->deadline_ns =
+      kw__now(ep) + (uint64_t)ep->cfg.connect_timeout_ms * 1000000u;
+  uv_timer_init(&ep->loop, &q->wait);
+  q->wait.data = q;
+  /* the home relay may still be being measured: wait for it */
+  uv_timer_start(&q->wait, try_lookup, 0, 0);
+  return KW_OK;
+}
