@@ -150,8 +150,8 @@ static void published(kw_endpoint *ep, kw_err err, int status,
   (void)body;
   (void)len;
   (void)arg;
-  if (err == KW_OK && status == 200)
-    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.published");
+  if (err == KW_OK && status >= 200 && status < 300)
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.published status=%d", status);
   else
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=%s status=%d",
             kw_errname(err), status);
