@@ -219,6 +219,7 @@ static void do_close(kw_endpoint *ep) {
   kw__conn_shutdown_all(ep);
   kw__relays_stop(ep);
   kw__lookup_stop(ep);
+  kw__stun_stop(ep);
   if (ep->udp4.poll_init)
     uv_close((uv_handle_t *)&ep->udp4.poll, handle_noop_close);
   if (ep->udp6.poll_init)
@@ -562,6 +563,13 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
   }
   if (ifs)
     uv_free_interface_addresses(ifs, nifs);
+  /* server-reflexive addresses learned by STUN go last */
+  uv_mutex_lock(&ep->mu);
+  kw_sockaddr refl[2] = {ep->reflexive4, ep->reflexive6};
+  uv_mutex_unlock(&ep->mu);
+  for (int i = 0; i < 2; i++)
+    if (refl[i].family)
+      add_addr(out, &refl[i]);
   return KW_OK;
 }
 

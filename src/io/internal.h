@@ -290,6 +290,37 @@ kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg);
 
+/* ---- STUN probes (stun_probe.c) ----------------------------------------- */
+
+#define KW_STUN_MAX_TX 32 /* outstanding probes; more are refused */
+
+typedef struct kw__stun_tx {
+  bool used;
+  uint8_t txid[12];
+  kw_sockaddr to;
+  int relay;
+  void (*cb)(kw_endpoint *ep, int relay, const kw_sockaddr *to,
+             const kw_sockaddr *mapped, void *arg);
+  void *arg;
+  uint64_t sent_ns;
+} kw__stun_tx;
+
+/* Sends a Binding request to `to` from our socket of its family; cb runs
+ * with the mapped address if an answer comes (never otherwise). */
+kw_err kw__stun_probe(kw_endpoint *ep, int relay, const kw_sockaddr *to,
+                      void (*cb)(kw_endpoint *, int, const kw_sockaddr *,
+                                 const kw_sockaddr *, void *),
+                      void *arg);
+/* Forgets outstanding probes whose cb argument is `arg`. */
+void kw__stun_probe_cancel(kw_endpoint *ep, void *arg);
+/* A STUN datagram arrived on a UDP socket. */
+void kw__stun_input(kw_endpoint *ep, const kw_sockaddr *from,
+                    const uint8_t *data, size_t len);
+/* Starts (idempotent) / stops refreshing the reflexive address against the
+ * home relay's STUN server. */
+void kw__stun_start(kw_endpoint *ep);
+void kw__stun_stop(kw_endpoint *ep);
+
 /* ---- the endpoint (endpoint.c) ----------------------------------------- */
 
 typedef struct kw__post kw__post;
@@ -334,6 +365,10 @@ struct kw_endpoint {
   int home_relay;
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
   uv_timer_t publish_timer; /* republishes our record */
+  kw__stun_tx stun_tx[KW_STUN_MAX_TX];
+  uv_timer_t stun_timer;
+  bool stun_timer_init;
+  kw_sockaddr reflexive4, reflexive6; /* under mu */
   bool publish_timer_init;
 };
 

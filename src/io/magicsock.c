@@ -16,6 +16,8 @@
 
 #include <ngtcp2/ngtcp2.h>
 
+#include "core/stun.h"
+
 #define KW_RX_BATCHES_PER_WAKE 8 /* fairness between sockets */
 
 uint64_t kw__now(kw_endpoint *ep) {
@@ -185,11 +187,6 @@ void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c) {
 
 /* ---- receiving ------------------------------------------------------------ */
 
-static bool is_stun(const uint8_t *p, size_t len) {
-  return len >= 20 && (p[0] & 0xc0) == 0 && p[4] == 0x21 && p[5] == 0x12 &&
-         p[6] == 0xa4 && p[7] == 0x42;
-}
-
 static const uint8_t disco_magic[8] = {'K', 'W', 'd', 'i', 's', 'c', 'o', 1};
 
 static bool is_disco(const uint8_t *p, size_t len) {
@@ -212,8 +209,15 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
                          size_t len) {
   if (len == 0)
     return;
-  if (is_stun(data, len) || is_disco(data, len)) {
-    /* STUN answers and disco arrive with the NAT-traversal layer */
+  if (kw__stun_is(data, len)) {
+    if (from->relay < 0)
+      kw__stun_input(ep, &from->addr, data, len);
+    else
+      ep->stats.drops_unknown++;
+    return;
+  }
+  if (is_disco(data, len)) {
+    /* disco arrives with the NAT-traversal layer */
     ep->stats.drops_unknown++;
     return;
   }

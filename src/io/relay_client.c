@@ -158,6 +158,7 @@ static void choose_home(kw_endpoint *ep) {
   snprintf(extra, sizeof extra, "latency_ms=%.2f", h->latency_ms);
   relay_log_state(h, "home", extra);
   kw__endpoint_home_changed(ep);
+  kw__stun_start(ep);
 }
 
 /* ---- the connection --------------------------------------------------------- */
