@@ -363,6 +363,35 @@ KW_EXTERN kw_err kw_endpoint_connect(kw_endpoint *ep,
                                      const char *alpn, kw_connect_cb cb,
                                      void *arg);
 
+/* A reachability report (kw_endpoint_netcheck). */
+typedef struct kw_netcheck_report {
+  bool udp;          /* some STUN server answered over UDP */
+  kw_sockaddr ipv4;  /* server-reflexive IPv4 address, family 0 if none */
+  kw_sockaddr ipv6;  /* server-reflexive IPv6 address, family 0 if none */
+  /* 1: the NAT maps us to different ports for different destinations
+   * (endpoint-dependent, "symmetric": hole punching will not work);
+   * 0: the same mapping (endpoint-independent); -1: unknown (fewer than two
+   * STUN servers answered). */
+  int mapping_varies_by_dest;
+  bool upnp, natpmp, pcp; /* a port-mapping service answered */
+  size_t n_relays;
+  struct {
+    char url[KW_MAX_RELAY_URL + 1];
+    double latency_ms; /* < 0: no answer */
+  } relays[8];
+  char home_relay[KW_MAX_RELAY_URL + 1]; /* "" if none */
+} kw_netcheck_report;
+
+typedef void (*kw_netcheck_cb)(kw_endpoint *ep, const kw_netcheck_report *r,
+                               void *arg);
+
+/* Loop thread. Probes every relay's STUN server (two STUN servers are
+ * enough to tell whether the NAT's mapping depends on the destination; a
+ * relay URL with "?stun=PORT" can name a second server on the same host)
+ * and reports after at most `timeout_ms` (0: 3000). `cb` runs once. */
+KW_EXTERN kw_err kw_endpoint_netcheck(kw_endpoint *ep, uint32_t timeout_ms,
+                                      kw_netcheck_cb cb, void *arg);
+
 /* Loop thread. Endpoint-wide counters. */
 typedef struct kw_endpoint_stats {
   uint64_t conns_opened;
