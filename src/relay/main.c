@@ -170,6 +170,7 @@ static void stop(app *a, const char *why) {
   kw__rs_server_stop(rs);
   kw__rs_stun_stop(rs);
   kw__rs_metrics_stop(rs);
+  kw__rs_lookup_stop(rs);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   uv_close((uv_handle_t *)&a->sighup, NULL);

@@ -94,8 +94,8 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len) {
   static const char *proto_names[KW_RS_PROTO_N] = {
       "bad_http", "bad_frame", "oversize_frame",
       "tls",      "silent",    "max_clients"};
-  static const char *lk_names[KW_RS_LK_N] = {"ok", "not_found", "stale",
-                                             "bad_signature", "bad_request"};
+  static const char *lk_names[KW_RS_LK_N] = {
+      "ok", "not_found", "stale", "bad_signature", "bad_request", "full"};
 
   metric(&b, "keyway_relay_clients", "gauge",
          "Authenticated relay clients connected now.");
@@ -184,13 +184,16 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len) {
   metric(&b, "keyway_relay_lookup_puts_total", "counter",
          "Lookup record writes by result.");
   for (int i = 0; i < KW_RS_LK_N; i++)
-    sb_printf(&b, "keyway_relay_lookup_puts_total{result=\"%s\"} %llu\n",
-              lk_names[i], (unsigned long long)m->lookup_put[i]);
+    if (i != KW_RS_LK_NOT_FOUND)
+      sb_printf(&b, "keyway_relay_lookup_puts_total{result=\"%s\"} %llu\n",
+                lk_names[i], (unsigned long long)m->lookup_put[i]);
   metric(&b, "keyway_relay_lookup_gets_total", "counter",
          "Lookup record reads by result.");
   for (int i = 0; i < KW_RS_LK_N; i++)
-    sb_printf(&b, "keyway_relay_lookup_gets_total{result=\"%s\"} %llu\n",
-              lk_names[i], (unsigned long long)m->lookup_get[i]);
+    if (i == KW_RS_LK_OK || i == KW_RS_LK_NOT_FOUND ||
+        i == KW_RS_LK_BAD_SIGNATURE)
+      sb_printf(&b, "keyway_relay_lookup_gets_total{result=\"%s\"} %llu\n",
+                lk_names[i], (unsigned long long)m->lookup_get[i]);
   metric(&b, "keyway_relay_lookup_records", "gauge",
          "Records in the lookup store.");
   sb_printf(&b, "keyway_relay_lookup_records %llu\n",

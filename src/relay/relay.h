@@ -89,6 +89,7 @@ typedef enum kw__rs_lookup_res {
   KW_RS_LK_STALE,
   KW_RS_LK_BAD_SIGNATURE,
   KW_RS_LK_BAD_REQUEST,
+  KW_RS_LK_FULL,
   KW_RS_LK_N
 } kw__rs_lookup_res;
 
@@ -174,6 +175,8 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len);
 
 /* lookup_http.c: the record store behind /lookup/<id>. */
 kw_err kw__rs_lookup_init(kw__rs *rs);
+/* Stops the expiry sweep and frees the store (on the loop). */
+void kw__rs_lookup_stop(kw__rs *rs);
 void kw__rs_lookup_free(kw__rs *rs);
 /* Handles one request; fills *status and a malloc'ed body (may be NULL). */
 void kw__rs_lookup_handle(kw__rs *rs, bool put, const uint8_t id[KW_ID_LEN],

@@ -107,6 +107,11 @@ static void recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
       return;
     }
     rs->m.stun_requests++;
+    if (rs->cfg.verbosity > 0) {
+      char fa[KW_SOCKADDR_STRLEN];
+      kw_sockaddr_format(&from, fa, sizeof fa);
+      kw__rs_log(rs, KW_RS_DEBUG, "stun.request", "from=%s classic=true", fa);
+    }
     return;
   }
   size_t outlen = 0;
@@ -118,6 +123,12 @@ static void recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
     return;
   }
   rs->m.stun_requests++;
+  if (rs->cfg.verbosity > 0) {
+    char fa[KW_SOCKADDR_STRLEN];
+    kw_sockaddr_format(&from, fa, sizeof fa);
+    kw__rs_log(rs, KW_RS_DEBUG, "stun.request", "from=%s code=%u", fa,
+               (unsigned)code);
+  }
   if (code != 0)
     rs->m.stun_errors++;
   uv_buf_t ob = uv_buf_init((char *)out, (unsigned)outlen);

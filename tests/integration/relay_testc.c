@@ -15,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 #include <uv.h>
 
+#include "core/http.h"
+#include "core/record.h"
 #include "core/relay_proto.h"
 #include "io/internal.h"
 #include "io/tls_stream.h"
@@ -40,6 +43,8 @@ typedef enum misbehave {
   MB_BAD_SIG,
   MB_HTTP_GARBAGE,
   MB_PING_ONLY,
+  MB_LOOKUP,
+  MB_SILENT, /* upgrades, then never authenticates */
 } misbehave;
 
 struct tc {
@@ -78,6 +83,9 @@ static struct {
   size_t ring_got;
   uint8_t pattern[65536];
 } g;
+
+static uv_timer_t lk_timer;
+static void lk_next(tc *c);
 
 static void seed_key(unsigned long seed, uint8_t sk[KW_SECRET_KEY_LEN],
                      uint8_t id[KW_ID_LEN]) {
@@ -122,6 +130,8 @@ static void handle_frame(tc *c, const kw__relay_frame *f) {
     if (m.type != KW_RELAY_SERVER_CHALLENGE)
       FAILF("expected challenge, got %u", m.type);
     c->phase = 3;
+    if (c->mb == MB_SILENT)
+      return;
     if (c->mb == MB_SEND_BEFORE_AUTH) {
       uint8_t x[8] = {1, 2, 3};
       send_pkt(c, c->id, x, sizeof x);
@@ -167,6 +177,12 @@ static void on_open(kw__tls_stream *s, void *ud) {
     c->phase = 1;
     return;
   }
+  if (c->mb == MB_LOOKUP) {
+    c->phase = 1;
+    uv_timer_init(&g.loop, &lk_timer);
+    lk_next(c);
+    return;
+  }
   if (c->mb == MB_PING_ONLY) {
     static const char r[] = "GET /ping HTTP/1.1\r\nHost: relay\r\n\r\n";
     send_raw(c, r, sizeof r - 1);
@@ -191,7 +207,8 @@ static void on_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
       take = n;
     memcpy(c->hbuf + c->hlen, p, take);
     c->hlen += take;
-    if (c->mb == MB_HTTP_GARBAGE || c->mb == MB_PING_ONLY) {
+    if (c->mb == MB_HTTP_GARBAGE || c->mb == MB_PING_ONLY ||
+        c->mb == MB_LOOKUP) {
       if (c->on_frame)
         c->on_frame(c, NULL); /* the mode inspects hbuf */
       return;
@@ -507,20 +524,27 @@ static void many_frame(tc *c, const kw__relay_msg *m) {
 }
 
 /* replace: the second connection with the same id closes the first */
+static void replace_check(void) {
+  tc *a = &g.cs[0], *b = &g.cs[1];
+  if (!a->closed || b->phase != 4)
+    return; /* the two events arrive in either order */
+  if (a->close_code != KW_RELAY_CLOSE_REPLACED)
+    FAILF("first connection closed with code %d", a->close_code);
+  if (b->closed)
+    FAILF("second connection closed too");
+  finish("code=%d", a->close_code);
+}
+
 static void replace_frame(tc *c, const kw__relay_msg *m) {
-  (void)m;
-  if (c->idx == 0 && c->closed) {
-    if (c->close_code != KW_RELAY_CLOSE_REPLACED)
-      FAILF("first connection closed with code %d", c->close_code);
-    if (g.cs[1].phase != 4)
-      FAILF("second not authenticated");
-    finish("code=%d", c->close_code);
-  }
+  (void)c, (void)m;
+  replace_check();
 }
 
 static void replace_ready(tc *c) {
   if (c->idx == 0)
     tc_start(&g.cs[1], 1, 1);
+  else
+    replace_check();
 }
 
 /* wait-shutdown: ready, then the relay must say goodbye */
@@ -566,6 +590,11 @@ static void http_frame(tc *c, const kw__relay_msg *m) {
     FAILF("closed without the expected answer: %.40s", c->hbuf);
 }
 
+static void auth_ready(tc *c) {
+  (void)c;
+  finish(NULL);
+}
+
 /* oversize / badframe: after auth, send a bad frame */
 static bool oversize;
 static void bad_ready(tc *c) {
@@ -575,6 +604,206 @@ static void bad_ready(tc *c) {
   } else {
     uint8_t h[9] = {0xEE, 0, 0, 0, 4, 1, 2, 3, 4};
     send_raw(c, h, sizeof h);
+  }
+}
+
+/* lookup: PUT/GET of signed records over one keep-alive connection */
+static int lk_step;
+static uint8_t lk_new[KW_RECORD_MAX_LEN];
+static size_t lk_new_len;
+static uint64_t lk_wait_until;
+
+static size_t make_record(unsigned long seed, uint64_t ts_us, uint32_t ttl,
+                          uint8_t *out) {
+  kw__record r;
+  memset(&r, 0, sizeof r);
+  uint8_t sk[KW_SECRET_KEY_LEN];
+  seed_key(seed, sk, r.addr.id);
+  strcpy(r.addr.relay_url, "https://127.0.0.1:443");
+  r.addr.n_addrs = 1;
+  kw_sockaddr_parse("127.0.0.1:4242", &r.addr.addrs[0]);
+  r.timestamp_us = ts_us;
+  r.ttl_s = ttl;
+  size_t n = 0;
+  if (kw__record_encode(&r, sk, out, KW_RECORD_MAX_LEN, &n) != KW_OK)
+    FAILF("record encode");
+  return n;
+}
+
+static uint64_t unix_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void lk_request(tc *c, bool put, unsigned long path_seed,
+                       const uint8_t *body, size_t blen) {
+  uint8_t sk[KW_SECRET_KEY_LEN], id[KW_ID_LEN];
+  seed_key(path_seed, sk, id);
+  char ids[KW_ID_STRLEN + 1];
+  kw_id_to_string(id, ids, sizeof ids);
+  char head[512];
+  int n = put ? snprintf(head, sizeof head,
+                         "PUT /lookup/%s HTTP/1.1\r\nHost: relay\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         ids, blen)
+              : snprintf(head, sizeof head,
+                         "GET /lookup/%s HTTP/1.1\r\nHost: relay\r\n\r\n", ids);
+  send_raw(c, head, (size_t)n);
+  if (blen)
+    send_raw(c, body, blen);
+}
+
+/* Sends request number `step`; returns the status it expects. */
+static bool lk_evict;
+
+/* With --max-records 2: the record that expires first makes room; a new
+ * record that would expire even sooner is refused (507). */
+static int lk_send_evict(tc *c, int step) {
+  static uint8_t rec[KW_RECORD_MAX_LEN];
+  uint64_t now = unix_us();
+  size_t n;
+  switch (step) {
+  case 0:
+    n = make_record(11, now, 60, rec);
+    lk_request(c, true, 11, rec, n);
+    return 204;
+  case 1:
+    n = make_record(12, now, 120, rec);
+    lk_request(c, true, 12, rec, n);
+    return 204;
+  case 2: /* full: evicts 11 (expires first) */
+    n = make_record(13, now, 90, rec);
+    lk_request(c, true, 13, rec, n);
+    return 204;
+  case 3:
+    lk_request(c, false, 11, NULL, 0);
+    return 404;
+  case 4:
+    lk_request(c, false, 12, NULL, 0);
+    return 200;
+  case 5:
+    lk_request(c, false, 13, NULL, 0);
+    return 200;
+  case 6: /* would expire before every stored record: refused */
+    n = make_record(14, now, 30, rec);
+    lk_request(c, true, 14, rec, n);
+    return 507;
+  case 7:
+    lk_request(c, false, 14, NULL, 0);
+    return 404;
+  default:
+    return -1;
+  }
+}
+
+static int lk_send(tc *c, int step) {
+  static uint8_t rec[KW_RECORD_MAX_LEN];
+  uint64_t now = unix_us();
+  size_t n;
+  if (lk_evict)
+    return lk_send_evict(c, step);
+  switch (step) {
+  case 0: /* fresh record */
+    lk_new_len = make_record(1, now, 60, lk_new);
+    lk_request(c, true, 1, lk_new, lk_new_len);
+    return 204;
+  case 1: /* read it back, byte-exact */
+    lk_request(c, false, 1, NULL, 0);
+    return 200;
+  case 2: /* older timestamp: refused */
+    n = make_record(1, now - 5000000, 60, rec);
+    lk_request(c, true, 1, rec, n);
+    return 409;
+  case 3: /* same timestamp again: not newer either */
+    lk_request(c, true, 1, lk_new, lk_new_len);
+    return 409;
+  case 4: /* forged: one signature bit flipped */
+    n = make_record(1, now + 1000, 60, rec);
+    rec[n - 1] ^= 1;
+    lk_request(c, true, 1, rec, n);
+    return 400;
+  case 5: /* a valid record of seed 2 under seed 1's path */
+    n = make_record(2, now, 60, rec);
+    lk_request(c, true, 1, rec, n);
+    return 400;
+  case 6: /* garbage body */
+    lk_request(c, true, 1, (const uint8_t *)"not a record", 12);
+    return 400;
+  case 7: /* the newer record is still served */
+    lk_request(c, false, 1, NULL, 0);
+    return 200;
+  case 8: /* unknown id */
+    lk_request(c, false, 77, NULL, 0);
+    return 404;
+  case 9: /* a record with a 1 s TTL ... */
+    n = make_record(3, now, 1, rec);
+    lk_request(c, true, 3, rec, n);
+    return 204;
+  case 10:
+    lk_request(c, false, 3, NULL, 0);
+    return 200;
+  case 11: /* ... has expired 1.5 s later */
+    lk_request(c, false, 3, NULL, 0);
+    return 404;
+  case 12: /* expired on arrival */
+    n = make_record(4, now - 120000000, 60, rec);
+    lk_request(c, true, 4, rec, n);
+    return 400;
+  default:
+    return -1;
+  }
+}
+
+static int lk_expect;
+
+static void lk_timer_cb(uv_timer_t *t) {
+  lk_next(t->data);
+}
+
+static void lk_next(tc *c) {
+  if (!lk_evict && lk_step == 11 && uv_hrtime() < lk_wait_until) {
+    lk_timer.data = c;
+    uv_timer_start(&lk_timer, lk_timer_cb,
+                   (lk_wait_until - uv_hrtime()) / 1000000 + 1, 0);
+    return;
+  }
+  lk_expect = lk_send(c, lk_step);
+  if (lk_expect < 0)
+    finish("steps=%d", lk_step);
+}
+
+static void lk_frame(tc *c, const kw__relay_msg *m) {
+  (void)m;
+  if (c->closed)
+    FAILF("closed at step %d", lk_step);
+  if (c->phase == 0)
+    return;
+  for (;;) {
+    kw__http_resp r;
+    kw_err e = kw__http_resp_parse(c->hbuf, c->hlen, &r);
+    if (e == KW_ERR_AGAIN)
+      return;
+    if (e != KW_OK)
+      FAILF("bad HTTP answer at step %d", lk_step);
+    size_t body = r.has_length ? r.content_length : 0;
+    if (c->hlen < r.header_len + body)
+      return;
+    if (r.status != lk_expect)
+      FAILF("step %d: status %d, want %d", lk_step, r.status, lk_expect);
+    if (!lk_evict && (lk_step == 1 || lk_step == 7) &&
+        (body != lk_new_len ||
+         memcmp(c->hbuf + r.header_len, lk_new, body) != 0))
+      FAILF("step %d: record bytes differ", lk_step);
+    memmove(c->hbuf, c->hbuf + r.header_len + body,
+            c->hlen - r.header_len - body);
+    c->hlen -= r.header_len + body;
+    lk_step++;
+    if (lk_step == 11 && !lk_evict)
+      lk_wait_until = uv_hrtime() + 1500000000ull;
+    lk_next(c);
+    if (c->hlen == 0)
+      return;
   }
 }
 
@@ -632,6 +861,14 @@ int main(int argc, char **argv) {
     } else {
       want_code = KW_RELAY_CLOSE_NOT_ALLOWED;
     }
+  } else if (strcmp(m, "authtimeout") == 0) {
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].mb = MB_SILENT;
+    g.cs[0].on_frame = expect_close;
+    want_code = KW_RELAY_CLOSE_TIMEOUT;
+  } else if (strcmp(m, "auth") == 0) {
+    tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
+    g.cs[0].on_ready = auth_ready;
   } else if (strcmp(m, "oversize") == 0 || strcmp(m, "badframe") == 0) {
     oversize = m[0] == 'o';
     tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
@@ -642,6 +879,11 @@ int main(int argc, char **argv) {
     tc_start(&g.cs[0], 0, 1);
     g.cs[0].mb = m[0] == 'b' ? MB_HTTP_GARBAGE : MB_PING_ONLY;
     g.cs[0].on_frame = http_frame;
+  } else if (strcmp(m, "lookup") == 0 || strcmp(m, "lookup-evict") == 0) {
+    lk_evict = m[6] == '-';
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].mb = MB_LOOKUP;
+    g.cs[0].on_frame = lk_frame;
   } else if (strcmp(m, "peergone") == 0) {
     g.n = 2;
     tc_start(&g.cs[0], 0, 1);
@@ -682,7 +924,9 @@ int main(int argc, char **argv) {
       g.cs[1].on_ready = pg_ready;
       g.cs[1].on_frame = pg_frame;
     }
-    if (strcmp(m, "replace") == 0 && g.cs[1].s && !g.cs[1].on_frame)
+    if (strcmp(m, "replace") == 0 && g.cs[1].s && !g.cs[1].on_frame) {
       g.cs[1].on_frame = replace_frame;
+      g.cs[1].on_ready = replace_ready;
+    }
   }
 }
