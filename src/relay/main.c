@@ -43,7 +43,8 @@ static void usage(FILE *f) {
       "off)\n"
       "  --max-clients N            TCP connections at once (default %u)\n"
       "  --rate BYTES_PER_SEC       per-client send rate, 0 = unlimited\n"
-      "                             (default %llu = 128 MiB/s)\n"
+      "                             (default %llu = 1 GiB/s, above line rate\n"
+      "                             of common links)\n"
       "  --max-records N            lookup store size (default %u)\n"
       "  --json                     one JSON object per log line on stderr\n"
       "  -v, --verbose / -q, --quiet\n"
@@ -197,7 +198,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     free(rs->allow);
     rs->allow = ids;
     rs->n_allow = n;
-    kw__rs_log(rs, KW_RS_INFO, "allowlist.reloaded", "ids=%zu", n);
+    size_t dropped = kw__rs_server_recheck_allow(rs);
+    kw__rs_log(rs, KW_RS_INFO, "allowlist.reloaded", "ids=%zu disconnected=%zu",
+               n, dropped);
     return;
   }
   stop(a, signum == SIGINT ? "SIGINT" : "SIGTERM");

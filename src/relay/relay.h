@@ -25,8 +25,8 @@
 #define KW_RS_DEFAULT_LISTEN "0.0.0.0:443"
 #define KW_RS_DEFAULT_STUN "0.0.0.0:3478"
 #define KW_RS_DEFAULT_MAX_CLIENTS 10000u
-#define KW_RS_DEFAULT_RATE (128ull << 20) /* bytes/s per client */
-#define KW_RS_BURST_SECONDS 0.25          /* bucket depth, at least 256 KiB */
+#define KW_RS_DEFAULT_RATE (1ull << 30) /* bytes/s per client: 1 GiB/s */
+#define KW_RS_BURST_SECONDS 0.25        /* bucket depth, at least 256 KiB */
 #define KW_RS_MIN_BURST (256ull << 10)
 #define KW_RS_SEND_QUEUE (2u << 20) /* bytes queued toward one client */
 #define KW_RS_AUTH_MS 10000         /* upgrade + auth deadline */
@@ -157,6 +157,9 @@ kw_err kw__rs_server_start(kw__rs *rs);
 /* Stops accepting and sends every client a close frame; connections end
  * within KW_RS_STOP_MS. */
 void kw__rs_server_stop(kw__rs *rs);
+/* Closes authenticated clients the allowlist no longer admits; returns
+ * how many. */
+size_t kw__rs_server_recheck_allow(kw__rs *rs);
 /* Aborts every connection still open (end of the stop budget). */
 void kw__rs_server_kill(kw__rs *rs);
 void kw__rs_server_free(kw__rs *rs);

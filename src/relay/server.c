@@ -764,6 +764,21 @@ void kw__rs_server_stop(kw__rs *rs) {
   }
 }
 
+size_t kw__rs_server_recheck_allow(kw__rs *rs) {
+  size_t n = 0;
+  kw__rs_conn *next;
+  for (kw__rs_conn *c = rs->conns; c; c = next) {
+    next = c->next;
+    if (c->state == C_CLIENT && !kw__rs_allowed(rs, c->id)) {
+      kw__rs_log(rs, KW_RS_INFO, "client.disallowed", "id=%s addr=%s",
+                 c->id_short, c->addr);
+      conn_close(c, KW_RELAY_CLOSE_NOT_ALLOWED, "no longer allowed");
+      n++;
+    }
+  }
+  return n;
+}
+
 void kw__rs_server_kill(kw__rs *rs) {
   for (kw__rs_conn *c = rs->conns; c; c = c->next)
     if (c->s)

@@ -554,10 +554,11 @@ static void ws_ready(tc *c) {
   fflush(stdout);
 }
 
+static int ws_code = KW_RELAY_CLOSE_SHUTDOWN;
 static void ws_frame(tc *c, const kw__relay_msg *m) {
   (void)m;
   if (c->closed) {
-    if (c->close_code != KW_RELAY_CLOSE_SHUTDOWN)
+    if (c->close_code != ws_code)
       FAILF("close code %d", c->close_code);
     finish("code=%d", c->close_code);
   }
@@ -906,7 +907,9 @@ int main(int argc, char **argv) {
     tc_start(&g.cs[0], 0, 1);
     g.cs[0].on_ready = replace_ready;
     g.cs[0].on_frame = replace_frame;
-  } else if (strcmp(m, "wait-shutdown") == 0) {
+  } else if (strcmp(m, "wait-shutdown") == 0 || strcmp(m, "wait-close") == 0) {
+    if (argc > 5)
+      ws_code = atoi(argv[5]);
     tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
     g.cs[0].on_ready = ws_ready;
     g.cs[0].on_frame = ws_frame;

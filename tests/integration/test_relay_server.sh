@@ -205,6 +205,15 @@ start_relay allow --allow "$TMP/allow.txt"
 check "allowlisted id connects" tc auth "$ADDR_allow" "$CA_allow" 2
 check "id not on the allowlist is refused" tc notallowed "$ADDR_allow" "$CA_allow" 3
 check "metrics: not_allowed = 1" metric_is allow 'keyway_relay_auth_failures_total{reason="not_allowed"}' 1
+tc wait-close "$ADDR_allow" "$CA_allow" 2 3 >"$TMP/hup.out" 2>&1 &
+HUP=$!
+for i in $(seq 1 100); do grep -q ready "$TMP/hup.out" 2>/dev/null && break; sleep 0.05; done
+"$TC" id 1 >"$TMP/allow.txt"
+kill -HUP "$PID_allow"
+if wait "$HUP"; then ok "SIGHUP re-reads the allowlist and drops an id taken off it"; else bad "SIGHUP allowlist"; cat "$TMP/hup.out"; fi
+check "allowlist after SIGHUP: seed 1 still connects" tc auth "$ADDR_allow" "$CA_allow" 1
+check "metrics: not_allowed still 1 (a removal is not an auth failure)" \
+  metric_is allow 'keyway_relay_auth_failures_total{reason="not_allowed"}' 1
 check "bad allowlist file: exit 1" \
   bash -c "echo nonsense >'$TMP/badallow.txt'; '$RELAY' --listen 127.0.0.1:0 --stun-listen off --allow '$TMP/badallow.txt' 2>/dev/null; [ \$? -eq 1 ]"
 
@@ -233,7 +242,7 @@ stop_test() { # stop_test NAME SIGNAL
   tc wait-shutdown "${!addrv}" "${!cav}" >"$TMP/ws-$name.out" 2>&1 &
   local wpid=$!
   local i
-  for i in $(seq 1 100); do grep -q ready "$TMP/ws-$name.out" && break; sleep 0.05; done
+  for i in $(seq 1 100); do grep -q ready "$TMP/ws-$name.out" 2>/dev/null && break; sleep 0.05; done
   local t0 t1 rc=0
   t0=$(date +%s%N)
   kill "-$sig" "$pid"
