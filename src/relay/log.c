@@ -116,7 +116,8 @@ void kw__rs_log(kw__rs *rs, kw__rs_level lvl, const char *event,
     json_object_set_new(o, "level", json_string(level_name(lvl)));
     json_object_set_new(o, "event", json_string(event));
     add_fields(o, fields);
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                JSON_REAL_PRECISION(6));
     json_decref(o);
     if (s) {
       fprintf(stderr, "%s\n", s);

@@ -71,6 +71,7 @@ static struct {
   uv_loop_t loop;
   kw_sockaddr relay;
   const char *ca;
+  char host[64]; /* the relay's IP as text: TLS name check and Host */
   uv_timer_t guard;
   tc *cs;
   size_t n;
@@ -191,7 +192,7 @@ static void on_open(kw__tls_stream *s, void *ud) {
   }
   char req[512];
   size_t n;
-  if (kw__relay_http_req_build("127.0.0.1", req, sizeof req, &n) != KW_OK)
+  if (kw__relay_http_req_build(g.host, req, sizeof req, &n) != KW_OK)
     FAILF("request build");
   (void)s;
   send_raw(c, req, n);
@@ -272,8 +273,8 @@ static void tc_start(tc *c, int idx, unsigned long seed) {
   c->idx = idx;
   c->close_code = -1;
   seed_key(seed, c->sk, c->id);
-  kw_err e = kw__tls_stream_connect(&g.loop, &g.relay, "127.0.0.1", g.ca, &cbs,
-                                    c, &c->s);
+  kw_err e =
+      kw__tls_stream_connect(&g.loop, &g.relay, g.host, g.ca, &cbs, c, &c->s);
   if (e != KW_OK)
     FAILF("connect: %s", kw_errname(e));
 }
@@ -828,6 +829,15 @@ int main(int argc, char **argv) {
   if (kw_sockaddr_parse(argv[2], &g.relay) != KW_OK)
     FAILF("bad address %s", argv[2]);
   g.ca = argv[3];
+  {
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    kw__sockaddr_to_os(&g.relay, &ss, &sl);
+    if (g.relay.family == 4)
+      uv_ip4_name((struct sockaddr_in *)&ss, g.host, sizeof g.host);
+    else
+      uv_ip6_name((struct sockaddr_in6 *)&ss, g.host, sizeof g.host);
+  }
   const char *arg = argc > 4 ? argv[4] : NULL;
   for (size_t i = 0; i < sizeof g.pattern; i++)
     g.pattern[i] = (uint8_t)(i * 7 + (i >> 8));

@@ -235,6 +235,18 @@ check "lookup store bound: earliest expiry evicted, sooner refused (507)" \
   tc lookup-evict "$ADDR_small" "$CA_small"
 check "metrics: lookup full = 1" metric_is small 'keyway_relay_lookup_puts_total{result="full"}' 1
 
+# ---- IPv6 loopback ------------------------------------------------------
+start_relay v6 --listen '[::1]:0' --stun-listen '[::1]:0'
+check "IPv6: two clients exchange packets through [::1]" tc peergone "$ADDR_v6" "$CA_v6"
+S6=${STUN_v6##*:}
+if out=$(timeout 10 turnutils_stunclient -p "$S6" ::1 2>&1) &&
+   mapped=$(echo "$out" | sed -n 's/.*UDP reflexive addr: ::1:\([0-9]*\).*/\1/p' | head -n1) &&
+   [ -n "$mapped" ] && grep -q "\"event\":\"stun.request\",\"from\":\"\[::1\]:$mapped\"" "$LOG_v6"; then
+  ok "IPv6 STUN: turnutils_stunclient reads [::1]:$mapped"
+else
+  bad "IPv6 STUN"; echo "$out" | head -n 3
+fi
+
 # ---- graceful stop ------------------------------------------------------
 stop_test() { # stop_test NAME SIGNAL
   local name=$1 sig=$2 pidv="PID_$1" addrv="ADDR_$1" cav="CA_$1"
