@@ -12,13 +12,13 @@
  * be honoured by a single-address server and get no answer, which tells
  * such a client the truth: no such reply arrives. RESPONSE-ADDRESS is
  * never honoured (reflection): the answer goes to the source.
- * (core/stun implements RFC 8489 only; this small classic path lives here.)
+ * (core/stun_classic).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/buf.h"
 #include "core/stun.h"
+#include "core/stun_classic.h"
 #include "io/internal.h"
 #include "relay/relay.h"
 
@@ -40,50 +40,6 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   b->len = STUN_BATCH * SLOT;
 }
 
-#define CLASSIC_CHANGE_REQUEST 0x0003
-
-/* Answers an RFC 3489 Binding request. Returns the answer's length, or 0
- * to drop. */
-static size_t classic_answer(const uint8_t *p, size_t len,
-                             const kw_sockaddr *from, uint8_t *out,
-                             size_t cap) {
-  kw__rbuf r;
-  kw__rbuf_init(&r, p, len);
-  uint16_t type = kw__rbuf_u16(&r);
-  uint16_t mlen = kw__rbuf_u16(&r);
-  const uint8_t *txid = kw__rbuf_take(&r, 16);
-  if (r.err || type != KW_STUN_BINDING_REQUEST || (size_t)mlen != len - 20 ||
-      (mlen & 3) != 0)
-    return 0;
-  if (((uint32_t)txid[0] << 24 | (uint32_t)txid[1] << 16 |
-       (uint32_t)txid[2] << 8 | txid[3]) == KW_STUN_MAGIC)
-    return 0; /* an RFC 8489 request the codec refused */
-  while (kw__rbuf_left(&r) > 0) {
-    uint16_t at = kw__rbuf_u16(&r);
-    uint16_t al = kw__rbuf_u16(&r);
-    const uint8_t *v = kw__rbuf_take(&r, al);
-    if (r.err)
-      return 0;
-    if (at == CLASSIC_CHANGE_REQUEST) {
-      if (al != 4 || (v[3] & 0x06) != 0)
-        return 0; /* cannot answer from another address or port */
-    }
-  }
-  kw__wbuf w;
-  kw__wbuf_init(&w, out, cap);
-  size_t alen = from->family == 4 ? 4 : 16;
-  kw__wbuf_u16(&w, KW_STUN_BINDING_SUCCESS);
-  kw__wbuf_u16(&w, (uint16_t)(4 + 4 + alen));
-  kw__wbuf_bytes(&w, txid, 16);
-  kw__wbuf_u16(&w, KW_STUN_ATTR_MAPPED_ADDRESS);
-  kw__wbuf_u16(&w, (uint16_t)(4 + alen));
-  kw__wbuf_u8(&w, 0);
-  kw__wbuf_u8(&w, from->family == 4 ? 1 : 2);
-  kw__wbuf_u16(&w, from->port);
-  kw__wbuf_bytes(&w, from->ip, alen);
-  return w.err ? 0 : w.off;
-}
-
 static void recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
                     const struct sockaddr *addr, unsigned flags) {
   kw__rs_stun *st = u->data;
@@ -99,10 +55,11 @@ static void recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *b,
   kw__sockaddr_from_os(addr, &from);
   uint8_t out[KW_STUN_MAX_BUILD];
   if (!kw__stun_is((const uint8_t *)b->base, (size_t)nread)) {
-    size_t n = classic_answer((const uint8_t *)b->base, (size_t)nread, &from,
-                              out, sizeof out);
+    size_t n = 0;
+    kw_err ce = kw__stun_classic_serve((const uint8_t *)b->base, (size_t)nread,
+                                       &from, out, sizeof out, &n);
     uv_buf_t cb = uv_buf_init((char *)out, (unsigned)n);
-    if (n == 0 || uv_udp_try_send(u, &cb, 1, addr) < 0) {
+    if (ce != KW_OK || uv_udp_try_send(u, &cb, 1, addr) < 0) {
       rs->m.stun_dropped++;
       return;
     }
