@@ -391,7 +391,7 @@ static void handshake_step(kw__tls_stream *s) {
     s->cbs.on_open(s, s->ud);
 }
 
-static void process_rx(kw__tls_stream *s) {
+static void process_rx_inner(kw__tls_stream *s) {
   if (s->state == ST_HANDSHAKE) {
     handshake_step(s);
     if (s->state != ST_OPEN)
@@ -400,6 +400,10 @@ static void process_rx(kw__tls_stream *s) {
   while (s->state == ST_OPEN && !s->paused) {
     size_t n = 0;
     ssize_t rc = 0;
+    if (!s->pt && !(s->pt = malloc(PT_CAP))) {
+      fail(s, KW_ERR_NOMEM);
+      return;
+    }
     while (n < PT_CAP) {
       rc = gnutls_record_recv(s->sess, s->pt + n, PT_CAP - n);
       if (rc > 0)
@@ -433,6 +437,23 @@ static void process_rx(kw__tls_stream *s) {
     fail(s, s->io_err);
 }
 
+/* The receive buffers live only while there are bytes in them: an idle
+ * connection holds none (thousands of relay clients sit idle). */
+static void release_buffers(kw__tls_stream *s) {
+  free(s->pt);
+  s->pt = NULL;
+  if (s->rx && s->rx_off == s->rx_len) {
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_off = s->rx_len = 0;
+  }
+}
+
+static void process_rx(kw__tls_stream *s) {
+  process_rx_inner(s);
+  release_buffers(s);
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   kw__tls_stream *s = h->data;
   (void)suggested;
@@ -443,6 +464,11 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     return;
   }
   s->rx_off = s->rx_len = 0;
+  if (!s->rx && !(s->rx = malloc(RX_CAP))) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
   buf->base = (char *)s->rx;
   buf->len = RX_CAP;
 }
@@ -450,10 +476,16 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   kw__tls_stream *s = st->data;
   (void)buf;
-  if (nread == 0 || nread == UV_ENOBUFS)
-    return;
   if (s->state == ST_DEAD)
     return;
+  if (nread == UV_ENOBUFS) {
+    fail(s, KW_ERR_NOMEM);
+    return;
+  }
+  if (nread == 0) {
+    release_buffers(s);
+    return;
+  }
   if (nread < 0) {
     s->got_eof = true;
     if (s->state == ST_CLOSING) {
@@ -480,6 +512,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   if (s->state == ST_CLOSING) {
     s->rx_off = s->rx_len = 0; /* discarded */
+    release_buffers(s);
     return;
   }
   s->rx_off = 0;
@@ -642,14 +675,6 @@ static kw__tls_stream *stream_alloc(uv_loop_t *loop,
   kw__tls_stream *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
-  s->rx = malloc(RX_CAP);
-  s->pt = malloc(PT_CAP);
-  if (!s->rx || !s->pt) {
-    free(s->rx);
-    free(s->pt);
-    free(s);
-    return NULL;
-  }
   s->loop = loop;
   s->cbs = *cbs;
   s->ud = ud;
