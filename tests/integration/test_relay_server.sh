@@ -235,6 +235,29 @@ check "lookup store bound: earliest expiry evicted, sooner refused (507)" \
   tc lookup-evict "$ADDR_small" "$CA_small"
 check "metrics: lookup full = 1" metric_is small 'keyway_relay_lookup_puts_total{result="full"}' 1
 
+# ---- a certificate of our own (--tls-cert/--tls-key) ---------------------
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+     -keyout "$TMP/own.key" -out "$TMP/own.pem" -days 2 -subj /CN=keyway-test \
+     -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1; then
+  "$RELAY" --listen 127.0.0.1:0 --stun-listen off --metrics-listen 127.0.0.1:0 \
+    --tls-cert "$TMP/own.pem" --tls-key "$TMP/own.key" --json 2>"$TMP/own.log" &
+  PIDS+=("$!")
+  for i in $(seq 1 100); do grep -q relay.listening "$TMP/own.log" 2>/dev/null && break; sleep 0.05; done
+  OWN=$(sed -n 's/.*"event":"relay.listening","addr":"\([^"]*\)".*/\1/p' "$TMP/own.log" | head -n1)
+  check "--tls-cert/--tls-key: a client trusting that certificate connects" tc auth "$OWN" "$TMP/own.pem" 5
+  if tc auth "$OWN" "$CA_main" 5 >/dev/null 2>&1; then
+    bad "a client trusting another certificate must fail"
+  else
+    ok "a client trusting another certificate fails verification"
+  fi
+else
+  bad "openssl could not make a test certificate"
+fi
+check "unreadable --tls-cert: exit 1" \
+  bash -c "'$RELAY' --listen 127.0.0.1:0 --stun-listen off --tls-cert '$TMP/none.pem' --tls-key '$TMP/none.key' 2>/dev/null; [ \$? -eq 1 ]"
+check "port in use: exit 1" \
+  bash -c "'$RELAY' --listen '$ADDR_allow' --stun-listen off 2>/dev/null; [ \$? -eq 1 ]"
+
 # ---- IPv6 loopback ------------------------------------------------------
 start_relay v6 --listen '[::1]:0' --stun-listen '[::1]:0'
 check "IPv6: two clients exchange packets through [::1]" tc peergone "$ADDR_v6" "$CA_v6"
