@@ -44,7 +44,8 @@ typedef enum misbehave {
   MB_HTTP_GARBAGE,
   MB_PING_ONLY,
   MB_LOOKUP,
-  MB_SILENT, /* upgrades, then never authenticates */
+  MB_SILENT,     /* upgrades, then never authenticates */
+  MB_SHORT_AUTH, /* a CLIENT_AUTH frame one byte short */
 } misbehave;
 
 struct tc {
@@ -133,6 +134,11 @@ static void handle_frame(tc *c, const kw__relay_frame *f) {
     c->phase = 3;
     if (c->mb == MB_SILENT)
       return;
+    if (c->mb == MB_SHORT_AUTH) {
+      uint8_t sh[5 + 95] = {KW_RELAY_CLIENT_AUTH, 0, 0, 0, 95};
+      send_raw(c, sh, sizeof sh);
+      return;
+    }
     if (c->mb == MB_SEND_BEFORE_AUTH) {
       uint8_t x[8] = {1, 2, 3};
       send_pkt(c, c->id, x, sizeof x);
@@ -872,6 +878,11 @@ int main(int argc, char **argv) {
     } else {
       want_code = KW_RELAY_CLOSE_NOT_ALLOWED;
     }
+  } else if (strcmp(m, "badauth") == 0) {
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].mb = MB_SHORT_AUTH;
+    g.cs[0].on_frame = expect_close;
+    want_code = KW_RELAY_CLOSE_PROTOCOL;
   } else if (strcmp(m, "authtimeout") == 0) {
     tc_start(&g.cs[0], 0, 1);
     g.cs[0].mb = MB_SILENT;

@@ -136,6 +136,8 @@ check "frame before auth is refused" tc noauth "$ADDR_main" "$CA_main"
 check "metrics: no_auth = 1" metric_is main 'keyway_relay_auth_failures_total{reason="no_auth"}' 1
 check "wrong signature is refused" tc badsig "$ADDR_main" "$CA_main"
 check "metrics: bad_signature = 1" metric_is main 'keyway_relay_auth_failures_total{reason="bad_signature"}' 1
+check "malformed CLIENT_AUTH is refused" tc badauth "$ADDR_main" "$CA_main"
+check "metrics: malformed = 1" metric_is main 'keyway_relay_auth_failures_total{reason="malformed"}' 1
 check "oversized frame closes the client" tc oversize "$ADDR_main" "$CA_main"
 check "metrics: oversize_frame = 1" metric_is main 'keyway_relay_protocol_errors_total{reason="oversize_frame"}' 1
 check "garbage after the upgrade closes the client" tc badframe "$ADDR_main" "$CA_main"
