@@ -151,14 +151,14 @@ int main(void) {
                       .stream_data = cli_data,
                       .stream_writable = cli_writable,
                       .stream_closed = cli_stream_closed};
-  kw_endpoint *server = qt_endpoint(ALPN, &scb, NULL, NULL, NULL);
+  kw_endpoint *server = qt_endpoint(ALPN, &scb, NULL);
   target = qt_addr(server, 4);
 
   /* phase 1: 100 endpoints, one connection each */
   kw_endpoint *clients[N];
   uint8_t client_ids[N][KW_ID_LEN];
   for (int i = 0; i < N; i++) {
-    clients[i] = qt_endpoint(NULL, &ccb, NULL, NULL, NULL);
+    clients[i] = qt_endpoint(NULL, &ccb, NULL);
     kw_endpoint_id(clients[i], client_ids[i]);
     init_exchange(i);
   }

@@ -161,8 +161,8 @@ int main(void) {
                       .conn_closed = srv_closed,
                       .datagram = srv_datagram};
   kw_callbacks ccb = {.conn_closed = cli_closed, .datagram = cli_datagram};
-  kw_endpoint *server = qt_endpoint(ALPN, &scb, NULL, NULL, NULL);
-  kw_endpoint *client = qt_endpoint(NULL, &ccb, NULL, NULL, NULL);
+  kw_endpoint *server = qt_endpoint(ALPN, &scb, NULL);
+  kw_endpoint *client = qt_endpoint(NULL, &ccb, NULL);
 
   target = qt_addr(server, 4);
   CHECK(kw_endpoint_post(client, dial, NULL) == KW_OK, "post");

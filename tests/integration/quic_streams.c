@@ -221,8 +221,8 @@ int main(void) {
                       .stream_data = cli_data,
                       .stream_writable = cli_writable,
                       .stream_closed = cli_stream_closed};
-  kw_endpoint *server = qt_endpoint(ALPN, &scb, NULL, NULL, NULL);
-  kw_endpoint *client = qt_endpoint(NULL, &ccb, NULL, NULL, NULL);
+  kw_endpoint *server = qt_endpoint(ALPN, &scb, NULL);
+  kw_endpoint *client = qt_endpoint(NULL, &ccb, NULL);
 
   target = qt_addr(server, 6);
   CHECK(kw_endpoint_post(client, dial, NULL) == KW_OK, "post");

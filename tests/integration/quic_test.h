@@ -91,15 +91,23 @@ static inline int qt_report(void) {
   return f == 0 ? 0 : 1;
 }
 
-/* Creates and starts an endpoint bound to 127.0.0.1:0 and [::1]:0. `alpn`
- * may be NULL (dial only). Exits on failure: nothing can be tested then. */
-static inline kw_endpoint *qt_endpoint(const char *alpn, const kw_callbacks *cbs,
-                                       void *user, kw_log_fn log, void *log_user) {
+/* Settings of a test endpoint beyond the defaults (zero: default). */
+typedef struct qt_opts {
+  const char *alpn; /* accept this ALPN; NULL: dial only */
+  kw_log_fn log;    /* log sink at DEBUG level */
+  void *log_user;
+  uint32_t idle_ms, connect_timeout_ms;
+} qt_opts;
+
+/* Creates and starts an endpoint bound to 127.0.0.1:0 and [::1]:0. Exits on
+ * failure: nothing can be tested then. */
+static inline kw_endpoint *qt_endpoint_ex(const qt_opts *o, const kw_callbacks *cbs,
+                                          void *user) {
   kw_config *cfg = NULL;
   kw_sockaddr b4, b6;
   kw_err e = kw_config_new(&cfg);
-  if (!e && alpn)
-    e = kw_config_add_alpn(cfg, alpn);
+  if (!e && o->alpn)
+    e = kw_config_add_alpn(cfg, o->alpn);
   if (!e)
     e = kw_sockaddr_parse("127.0.0.1:0", &b4);
   if (!e)
@@ -110,8 +118,12 @@ static inline kw_endpoint *qt_endpoint(const char *alpn, const kw_callbacks *cbs
     e = kw_config_add_bind(cfg, &b6);
   if (!e && cbs)
     e = kw_config_set_callbacks(cfg, cbs, user);
-  if (!e && log)
-    e = kw_config_set_log(cfg, log, log_user, KW_LOG_DEBUG);
+  if (!e && o->log)
+    e = kw_config_set_log(cfg, o->log, o->log_user, KW_LOG_DEBUG);
+  if (!e && o->idle_ms)
+    e = kw_config_set_idle_timeout(cfg, o->idle_ms);
+  if (!e && o->connect_timeout_ms)
+    e = kw_config_set_connect_timeout(cfg, o->connect_timeout_ms);
   kw_endpoint *ep = NULL;
   if (!e)
     e = kw_endpoint_new(cfg, &ep);
@@ -123,6 +135,13 @@ static inline kw_endpoint *qt_endpoint(const char *alpn, const kw_callbacks *cbs
     exit(1);
   }
   return ep;
+}
+
+/* The common case: an endpoint with callbacks, accepting `alpn` (or none). */
+static inline kw_endpoint *qt_endpoint(const char *alpn, const kw_callbacks *cbs,
+                                       void *user) {
+  qt_opts o = {.alpn = alpn};
+  return qt_endpoint_ex(&o, cbs, user);
 }
 
 /* The endpoint's dialable address, keeping only the IPv4 or IPv6 loopback
