@@ -1,0 +1,121 @@
+/* Hole-punching scheduler (see holepunch.h). */
+#include <string.h>
+
+#include "core/holepunch.h"
+
+void kw__holepunch_init(kw__holepunch *hp) {
+  if (!hp)
+    return;
+  memset(hp, 0, sizeof(*hp));
+  hp->next_upgrade = KW_HP_NEVER;
+}
+
+/* Time never goes backwards here. */
+static uint64_t clamp(kw__holepunch *hp, uint64_t now) {
+  if (now < hp->now)
+    now = hp->now;
+  hp->now = now;
+  return now;
+}
+
+static void want(kw__holepunch *hp, uint64_t now, bool fresh) {
+  if (fresh)
+    hp->fresh = true;
+  if (hp->n_conns == 0)
+    return; /* remembered: the next connection starts a round */
+  uint64_t at = now;
+  if (!hp->fresh && hp->have_last && now - hp->last < KW_HP_MIN_INTERVAL_NS)
+    at = hp->last + KW_HP_MIN_INTERVAL_NS;
+  if (!hp->pending || at < hp->due) {
+    hp->pending = true;
+    hp->due = at;
+  }
+}
+
+void kw__holepunch_conn_added(kw__holepunch *hp, uint64_t now) {
+  if (!hp)
+    return;
+  now = clamp(hp, now);
+  hp->n_conns++;
+  want(hp, now, false);
+}
+
+void kw__holepunch_conn_removed(kw__holepunch *hp, uint64_t now) {
+  if (!hp)
+    return;
+  clamp(hp, now);
+  if (hp->n_conns > 0)
+    hp->n_conns--;
+  if (hp->n_conns == 0) {
+    hp->pending = false;
+    hp->next_upgrade = KW_HP_NEVER;
+  }
+}
+
+void kw__holepunch_local_candidates(kw__holepunch *hp, uint64_t now) {
+  if (hp)
+    want(hp, clamp(hp, now), true);
+}
+
+void kw__holepunch_remote_candidates(kw__holepunch *hp, uint64_t now) {
+  if (hp)
+    want(hp, clamp(hp, now), true);
+}
+
+void kw__holepunch_network_change(kw__holepunch *hp, uint64_t now) {
+  if (hp)
+    want(hp, clamp(hp, now), true);
+}
+
+void kw__holepunch_round_failed(kw__holepunch *hp, uint64_t now) {
+  if (!hp)
+    return;
+  now = clamp(hp, now);
+  if (hp->n_conns == 0)
+    return;
+  uint64_t at = now + KW_HP_RETRY_NS;
+  if (!hp->pending || at < hp->due) {
+    hp->pending = true;
+    hp->due = at;
+  }
+}
+
+void kw__holepunch_set_good_direct(kw__holepunch *hp, bool good) {
+  if (hp)
+    hp->good_direct = good;
+}
+
+uint64_t kw__holepunch_next_deadline(const kw__holepunch *hp) {
+  if (!hp || hp->n_conns == 0)
+    return KW_HP_NEVER;
+  uint64_t d = hp->pending ? hp->due : KW_HP_NEVER;
+  if (hp->next_upgrade < d)
+    d = hp->next_upgrade;
+  return d;
+}
+
+bool kw__holepunch_poll(kw__holepunch *hp, uint64_t now) {
+  if (!hp)
+    return false;
+  now = clamp(hp, now);
+  if (hp->n_conns == 0)
+    return false;
+  bool run = false;
+  if (hp->pending && now >= hp->due) {
+    run = true;
+  } else if (hp->next_upgrade != KW_HP_NEVER && now >= hp->next_upgrade) {
+    if (hp->good_direct)
+      hp->next_upgrade = now + KW_HP_UPGRADE_NS;
+    else
+      run = true;
+  }
+  if (!run)
+    return false;
+  hp->have_last = true;
+  hp->last = now;
+  hp->pending = false;
+  hp->fresh = false;
+  hp->next_upgrade = now + KW_HP_UPGRADE_NS;
+  hp->rounds++;
+  return true;
+}

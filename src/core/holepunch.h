@@ -1,0 +1,74 @@
+/*
+ * The hole-punching scheduler of one remote endpoint (DESIGN 7), sans-IO:
+ * it decides when a round runs; the io layer runs it (CallMeMaybe with our
+ * candidates through the relay and a disco Ping to every remote candidate,
+ * at once) when kw__holepunch_poll says so. Time is passed in (ns,
+ * monotonic; a time earlier than one seen before is treated as that one).
+ *
+ * Rules (the constants are the contract):
+ *  - Rounds run only while the remote has at least one connection.
+ *  - Triggers: a connection added, new local candidates, new remote
+ *    candidates, a major network change. Each asks for a round now.
+ *  - Throttle: with no new candidates (local or remote, or a network change)
+ *    since the last round, a round starts at most every
+ *    KW_HP_MIN_INTERVAL_NS: a trigger earlier than that is deferred to
+ *    last round + KW_HP_MIN_INTERVAL_NS (not dropped). New candidates
+ *    bypass the throttle.
+ *  - Upgrade check: KW_HP_UPGRADE_NS after the last round, if no connection
+ *    has a direct path with RTT <= KW_HP_GOOD_RTT_NS (the caller reports it
+ *    with kw__holepunch_set_good_direct), a round runs; otherwise the check
+ *    repeats KW_HP_UPGRADE_NS later.
+ *  - A transient failure of a round (e.g. the relay send failed) retries it
+ *    KW_HP_RETRY_NS later, regardless of the throttle.
+ */
+#ifndef KW_CORE_HOLEPUNCH_H
+#define KW_CORE_HOLEPUNCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KW_HP_MIN_INTERVAL_NS (5ull * 1000000000ull)
+#define KW_HP_UPGRADE_NS (60ull * 1000000000ull)
+#define KW_HP_GOOD_RTT_NS (10ull * 1000000ull)
+#define KW_HP_RETRY_NS (100ull * 1000000ull)
+#define KW_HP_NEVER UINT64_MAX
+
+typedef struct kw__holepunch {
+  uint64_t now;       /* latest time seen */
+  size_t n_conns;     /* connections of the remote */
+  bool have_last;     /* a round has run */
+  uint64_t last;      /* when the last round started */
+  bool pending;       /* a round is wanted ... */
+  uint64_t due;       /* ... at this time */
+  bool fresh;         /* new candidates / network change since last round */
+  bool good_direct;   /* a connection has a direct path with RTT <= 10 ms */
+  uint64_t next_upgrade; /* KW_HP_NEVER when not armed */
+  uint64_t rounds;    /* rounds started, for counters */
+} kw__holepunch;
+
+/* Starts with no connection and no round. */
+void kw__holepunch_init(kw__holepunch *hp);
+
+/* Call after a connection to the remote was added / removed. */
+void kw__holepunch_conn_added(kw__holepunch *hp, uint64_t now);
+void kw__holepunch_conn_removed(kw__holepunch *hp, uint64_t now);
+/* Call when our candidate set gained addresses. */
+void kw__holepunch_local_candidates(kw__holepunch *hp, uint64_t now);
+/* Call when the remote's candidate set gained addresses. */
+void kw__holepunch_remote_candidates(kw__holepunch *hp, uint64_t now);
+/* Call on a major network change (interface up/down, new default route). */
+void kw__holepunch_network_change(kw__holepunch *hp, uint64_t now);
+/* Call when a round could not be carried out (transient failure). */
+void kw__holepunch_round_failed(kw__holepunch *hp, uint64_t now);
+/* Call whenever "some connection has a direct path with RTT <= 10 ms"
+ * changes (see kw__paths_has_direct_within). */
+void kw__holepunch_set_good_direct(kw__holepunch *hp, bool good);
+
+/* When kw__holepunch_poll next has something to do (KW_HP_NEVER: nothing
+ * scheduled). */
+uint64_t kw__holepunch_next_deadline(const kw__holepunch *hp);
+/* Returns true if a round is to run now (and records it as started). */
+bool kw__holepunch_poll(kw__holepunch *hp, uint64_t now);
+
+#endif /* KW_CORE_HOLEPUNCH_H */
