@@ -1,0 +1,115 @@
+/*
+ * keyway netcheck: a reachability report from the relays given with
+ * --relay: UDP works or not, the IPv4/IPv6 addresses the NAT maps us to,
+ * whether the mapping depends on the destination (two STUN servers), port
+ * mapping services, each relay's latency and the home relay.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common.h"
+
+static cli *C;
+
+static json_t *addr_json(const kw_sockaddr *a) {
+  if (!a->family)
+    return json_null();
+  char s[KW_SOCKADDR_STRLEN];
+  kw_sockaddr_format(a, s, sizeof s);
+  return json_string(s);
+}
+
+static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
+  (void)ep;
+  (void)arg;
+  if (C->json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "udp", json_boolean(r->udp));
+    json_object_set_new(o, "ipv4", addr_json(&r->ipv4));
+    json_object_set_new(o, "ipv6", addr_json(&r->ipv6));
+    json_object_set_new(o, "mapping_varies_by_dest",
+                        r->mapping_varies_by_dest < 0
+                            ? json_null()
+                            : json_boolean(r->mapping_varies_by_dest));
+    json_object_set_new(o, "portmap",
+                        json_pack("{s:b, s:b, s:b}", "upnp", r->upnp, "natpmp",
+                                  r->natpmp, "pcp", r->pcp));
+    json_t *rel = json_array();
+    for (size_t i = 0; i < r->n_relays; i++) {
+      json_t *x = json_object();
+      json_object_set_new(x, "url", json_string(r->relays[i].url));
+      json_object_set_new(x, "latency_ms",
+                          r->relays[i].latency_ms < 0
+                              ? json_null()
+                              : json_real(r->relays[i].latency_ms));
+      json_array_append_new(rel, x);
+    }
+    json_object_set_new(o, "relays", rel);
+    json_object_set_new(o, "home_relay", r->home_relay[0]
+                                             ? json_string(r->home_relay)
+                                             : json_null());
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    if (s) {
+      printf("%s\n", s);
+      free(s);
+    }
+    json_decref(o);
+  } else {
+    char a4[KW_SOCKADDR_STRLEN] = "none", a6[KW_SOCKADDR_STRLEN] = "none";
+    if (r->ipv4.family)
+      kw_sockaddr_format(&r->ipv4, a4, sizeof a4);
+    if (r->ipv6.family)
+      kw_sockaddr_format(&r->ipv6, a6, sizeof a6);
+    printf("UDP:                 %s\n", r->udp ? "yes" : "no");
+    printf("IPv4 (reflexive):    %s\n", a4);
+    printf("IPv6 (reflexive):    %s\n", a6);
+    printf("mapping varies:      %s\n",
+           r->mapping_varies_by_dest < 0
+               ? "unknown (needs two STUN servers)"
+               : r->mapping_varies_by_dest
+                     ? "yes (endpoint-dependent NAT: hole punching fails)"
+                     : "no (endpoint-independent)");
+    printf("port mapping:        UPnP %s, NAT-PMP %s, PCP %s\n",
+           r->upnp ? "yes" : "no", r->natpmp ? "yes" : "no",
+           r->pcp ? "yes" : "no");
+    for (size_t i = 0; i < r->n_relays; i++) {
+      if (r->relays[i].latency_ms < 0)
+        printf("relay %s: no answer\n", r->relays[i].url);
+      else
+        printf("relay %s: %.2f ms\n", r->relays[i].url,
+               r->relays[i].latency_ms);
+    }
+    printf("home relay:          %s\n",
+           r->home_relay[0] ? r->home_relay : "none");
+  }
+  fflush(stdout);
+  cli_done(C, 0);
+}
+
+static void start(kw_endpoint *ep, void *arg) {
+  (void)arg;
+  uint32_t ms = C->timeout_s > 0 ? (uint32_t)(C->timeout_s * 1000) : 3000;
+  kw_err e = kw_endpoint_netcheck(ep, ms, report, NULL);
+  if (e != KW_OK) {
+    cli_fail(C, e, "netcheck: %s", kw_strerror(e));
+    cli_done(C, 1);
+  }
+}
+
+int cmd_netcheck(cli *c) {
+  if (c->npos)
+    return cli_usage_error(c, "netcheck takes no arguments");
+  C = c;
+  c->ephemeral = c->key_file ? c->ephemeral : true; /* no key file needed */
+  kw_callbacks cbs = {0};
+  int rc = cli_start_endpoint(c, NULL, &cbs, NULL);
+  if (rc)
+    return rc;
+  if (c->n_relays == 0 || c->no_relay)
+    cli_info(c, "netcheck: no --relay given: nothing to measure against");
+  kw_endpoint_post(c->ep, start, NULL);
+  return cli_wait(c);
+}

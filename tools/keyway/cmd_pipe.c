@@ -1,0 +1,394 @@
+/*
+ * keyway listen / keyway connect: stdin and stdout joined to one
+ * bidirectional QUIC stream, like netcat (ALPN keyway/pipe/1 unless
+ * --alpn). The dialer opens the stream and sends one version byte (0x01)
+ * first, so the listener sees the stream even before the dialer has data;
+ * everything after it is raw bytes (docs/protocol/send.md, "pipe").
+ *
+ * A reader thread reads stdin in 256 KiB chunks into a queue bounded at
+ * 8 MiB (it blocks beyond), and hands them to the loop with
+ * kw_endpoint_post; the loop writes them to the stream as the stream's
+ * send buffer allows. Bytes from the remote go to stdout from the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define PIPE_VERSION 0x01
+#define PIPE_CHUNK (256 * 1024)
+#define PIPE_QUEUE_MAX (8u << 20)
+
+typedef struct chunk {
+  struct chunk *next;
+  size_t len, off;
+  uint8_t data[];
+} chunk;
+
+typedef struct pipe_state {
+  cli *c;
+  bool listener;
+  kw_conn *conn;
+  kw_stream *s;
+  bool got_version; /* listener: the dialer's version byte was seen */
+  /* stdin queue, shared with the reader thread */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  chunk *head, *tail;
+  size_t queued;
+  bool eof, posted, stopping;
+  bool fin_sent;
+  int stdin_err;
+  uint64_t sent, received;
+  bool out_broken;
+} pipe_state;
+
+static pipe_state P;
+
+/* ---- stdin ----------------------------------------------------------------- */
+
+static void drain(kw_endpoint *ep, void *arg);
+
+static void *reader(void *arg) {
+  (void)arg;
+  for (;;) {
+    pthread_mutex_lock(&P.mu);
+    while (P.queued >= PIPE_QUEUE_MAX && !P.stopping)
+      pthread_cond_wait(&P.cv, &P.mu);
+    bool stop = P.stopping;
+    pthread_mutex_unlock(&P.mu);
+    if (stop)
+      return NULL;
+    chunk *ch = malloc(sizeof *ch + PIPE_CHUNK);
+    if (!ch)
+      return NULL;
+    /* fill the chunk while stdin has bytes ready: one hand-over to the
+     * loop per chunk, not per pipe-buffer's worth */
+    ssize_t n = 0;
+    size_t got = 0;
+    for (;;) {
+      do {
+        n = read(0, ch->data + got, PIPE_CHUNK - got);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0)
+        break;
+      got += (size_t)n;
+      struct pollfd pfd = {.fd = 0, .events = POLLIN};
+      if (got == PIPE_CHUNK || poll(&pfd, 1, 0) != 1)
+        break;
+    }
+    if (got)
+      n = (ssize_t)got;
+    pthread_mutex_lock(&P.mu);
+    if (n > 0) {
+      ch->len = (size_t)n;
+      ch->off = 0;
+      ch->next = NULL;
+      if (P.tail)
+        P.tail->next = ch;
+      else
+        P.head = ch;
+      P.tail = ch;
+      P.queued += (size_t)n;
+    } else {
+      free(ch);
+      P.eof = true;
+      if (n < 0)
+        P.stdin_err = errno;
+    }
+    bool post = !P.posted;
+    P.posted = true;
+    bool done = P.eof;
+    pthread_mutex_unlock(&P.mu);
+    if (post && kw_endpoint_post(P.c->ep, drain, NULL) != KW_OK)
+      return NULL;
+    if (done)
+      return NULL;
+  }
+}
+
+/* Loop thread: moves queued stdin bytes into the stream. */
+static void drain(kw_endpoint *ep, void *arg) {
+  (void)ep;
+  (void)arg;
+  pthread_mutex_lock(&P.mu);
+  P.posted = false;
+  while (P.s && P.head) {
+    chunk *ch = P.head;
+    size_t w = 0;
+    kw_err e = kw_stream_write(P.s, ch->data + ch->off, ch->len - ch->off,
+                               false, &w);
+    ch->off += w;
+    P.sent += w;
+    P.queued -= w;
+    if (ch->off < ch->len || (e != KW_OK && e != KW_ERR_AGAIN))
+      break;
+    P.head = ch->next;
+    if (!P.head)
+      P.tail = NULL;
+    free(ch);
+  }
+  pthread_cond_broadcast(&P.cv);
+  bool finish = P.s && P.eof && !P.head && !P.fin_sent;
+  pthread_mutex_unlock(&P.mu);
+  if (finish && kw_stream_finish(P.s) == KW_OK)
+    P.fin_sent = true;
+}
+
+/* ---- the stream -------------------------------------------------------------- */
+
+static void write_out(const uint8_t *d, size_t n) {
+  while (n && !P.out_broken) {
+    ssize_t w = write(1, d, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      P.out_broken = true; /* stdout closed: keep the protocol going */
+      return;
+    }
+    d += w;
+    n -= (size_t)w;
+  }
+}
+
+static void attach(kw_stream *s) {
+  P.s = s;
+  kw_stream_set_user(s, &P);
+  drain(P.c->ep, NULL);
+}
+
+static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
+                    void *u) {
+  (void)u;
+  (void)fin;
+  if (s != P.s)
+    return;
+  if (P.listener && !P.got_version && n > 0) {
+    if (d[0] != PIPE_VERSION) {
+      kw_conn_close(kw_stream_conn(s), 2, "unknown pipe version");
+      return;
+    }
+    P.got_version = true;
+    d++;
+    n--;
+  }
+  P.received += n;
+  write_out(d, n);
+}
+
+static void on_writable(kw_stream *s, void *u) {
+  (void)u;
+  if (s == P.s)
+    drain(P.c->ep, NULL);
+}
+
+static void finish_run(int code) {
+  kw_path_info pi = P.c->path;
+  cli_emit_stats(P.c, P.sent, P.received,
+                 P.c->path_known ? kw_path_kind_name(pi.kind) : "none");
+  if (P.c->verbosity > 0 && !P.c->json)
+    cli_info(P.c, "sent %llu bytes, received %llu bytes",
+             (unsigned long long)P.sent, (unsigned long long)P.received);
+  cli_done(P.c, code);
+}
+
+static void on_stream_closed(kw_stream *s, kw_err err, uint64_t code,
+                             void *u) {
+  (void)u;
+  if (s != P.s)
+    return;
+  P.s = NULL;
+  kw_conn *conn = kw_stream_conn(s);
+  if (err != KW_OK) {
+    cli_fail(P.c, err, "the remote reset the stream (code %llu)",
+             (unsigned long long)code);
+    kw_conn_close(conn, 1, "reset");
+    finish_run(1);
+    return;
+  }
+  /* both directions ended cleanly */
+  kw_conn_close(conn, 0, "done");
+  if (!P.listener || P.c->once)
+    finish_run(0);
+}
+
+static void on_stream_opened(kw_stream *s, void *u) {
+  (void)u;
+  kw_conn *conn = kw_stream_conn(s);
+  if (conn != P.conn || P.s) {
+    kw_stream_reset(s, 1);
+    return;
+  }
+  attach(s);
+}
+
+static void on_path(kw_conn *conn, const kw_path_info *p, void *u) {
+  (void)u;
+  cli_emit_path(P.c, conn, p);
+}
+
+static void on_accepted(kw_conn *conn, void *u) {
+  (void)u;
+  if (strcmp(kw_conn_alpn(conn), CLI_ALPN_PING) == 0)
+    return; /* answered by the datagram echo */
+  if (P.conn) {
+    kw_conn_close(conn, 1, "busy");
+    return;
+  }
+  P.conn = conn;
+  P.got_version = false;
+  cli_emit_connected(P.c, conn);
+  kw_path_info pi;
+  kw_conn_path(conn, &pi);
+  cli_emit_path(P.c, conn, &pi);
+}
+
+static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
+                           void *u) {
+  (void)u;
+  if (conn != P.conn)
+    return;
+  P.conn = NULL;
+  if (P.s) {
+    P.s = NULL;
+    if (err == KW_ERR_APP_CLOSED && code == 0) {
+      /* the remote finished and closed before our stream close arrived */
+      if (!P.listener || P.c->once)
+        finish_run(0);
+      return;
+    }
+    cli_fail(P.c, err, "connection lost: %s%s", kw_strerror(err),
+             err == KW_ERR_APP_CLOSED ? " (remote closed with an error)" : "");
+    finish_run(1);
+  }
+}
+
+static void on_dgram(kw_conn *conn, const uint8_t *d, size_t n, void *u) {
+  (void)u;
+  if (strcmp(kw_conn_alpn(conn), CLI_ALPN_PING) == 0)
+    kw_conn_send_datagram(conn, d, n); /* ping echo */
+}
+
+static kw_callbacks callbacks(void) {
+  kw_callbacks cbs = {0};
+  cbs.conn_accepted = on_accepted;
+  cbs.conn_closed = on_conn_closed;
+  cbs.stream_opened = on_stream_opened;
+  cbs.stream_data = on_data;
+  cbs.stream_writable = on_writable;
+  cbs.stream_closed = on_stream_closed;
+  cbs.datagram = on_dgram;
+  cbs.path_changed = on_path;
+  return cbs;
+}
+
+static int start(cli *c, bool listener) {
+  P.c = c;
+  P.listener = listener;
+  pthread_mutex_init(&P.mu, NULL);
+  pthread_cond_init(&P.cv, NULL);
+  return 0;
+}
+
+static int run(cli *c) {
+  /* a larger pipe buffer lets each read take more (ignored if not a pipe) */
+  (void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
+  pthread_t th;
+  if (pthread_create(&th, NULL, reader, NULL) != 0)
+    return cli_fail(c, KW_ERR_IO, "cannot start the stdin reader");
+  pthread_detach(th);
+  int code = cli_wait(c);
+  pthread_mutex_lock(&P.mu);
+  P.stopping = true;
+  pthread_cond_broadcast(&P.cv);
+  pthread_mutex_unlock(&P.mu);
+  return code;
+}
+
+int cmd_listen(cli *c) {
+  if (c->npos)
+    return cli_usage_error(c, "listen takes no arguments");
+  start(c, true);
+  const char *alpns[] = {c->alpn ? c->alpn : CLI_ALPN_PIPE, CLI_ALPN_PING,
+                         NULL};
+  kw_callbacks cbs = callbacks();
+  int rc = cli_start_endpoint(c, alpns, &cbs, NULL);
+  if (rc)
+    return rc;
+  rc = cli_emit_ticket(c);
+  if (rc) {
+    cli_done(c, rc);
+    cli_wait(c);
+    return rc;
+  }
+  return run(c);
+}
+
+/* ---- connect ----------------------------------------------------------------- */
+
+static kw_endpoint_addr target;
+
+static void connected(kw_conn *conn, kw_err err, void *arg) {
+  cli *c = arg;
+  if (err != KW_OK) {
+    char tgt[KW_ID_STRLEN + 1];
+    cli_id(target.id, tgt);
+    if (err == KW_ERR_KEY_MISMATCH && c->mismatch[0])
+      cli_fail(c, err, "connect: %s", c->mismatch);
+    else if (err == KW_ERR_TIMEOUT)
+      cli_fail(c, err, "connect: no answer from %.10s within %.0f s", tgt,
+               c->timeout_s > 0 ? c->timeout_s : 10.0);
+    else
+      cli_fail(c, err, "connect: %s", kw_strerror(err));
+    cli_done(c, 1);
+    return;
+  }
+  P.conn = conn;
+  cli_emit_connected(c, conn);
+  kw_path_info pi;
+  kw_conn_path(conn, &pi);
+  cli_emit_path(c, conn, &pi);
+  kw_stream *s;
+  if (kw_conn_open_stream(conn, true, &s) != KW_OK) {
+    cli_fail(c, KW_ERR_STREAM_LIMIT, "cannot open a stream");
+    cli_done(c, 1);
+    return;
+  }
+  uint8_t v = PIPE_VERSION;
+  kw_stream_write(s, &v, 1, false, NULL);
+  attach(s);
+}
+
+static void dial(kw_endpoint *ep, void *arg) {
+  cli *c = arg;
+  kw_err e = kw_endpoint_connect(ep, &target, c->alpn ? c->alpn : CLI_ALPN_PIPE,
+                                 connected, c);
+  if (e != KW_OK) {
+    cli_fail(c, e, "connect: %s", e == KW_ERR_NO_PATH
+                                      ? "the target has no address and no "
+                                        "relay to resolve it (pass --relay)"
+                                      : kw_strerror(e));
+    cli_done(c, 1);
+  }
+}
+
+int cmd_connect(cli *c) {
+  if (c->npos != 1)
+    return cli_usage_error(c, "connect takes one TARGET (a ticket or an id)");
+  int rc = cli_parse_target(c, c->pos[0], &target);
+  if (rc)
+    return rc;
+  start(c, false);
+  kw_callbacks cbs = callbacks();
+  rc = cli_start_endpoint(c, NULL, &cbs, NULL);
+  if (rc)
+    return rc;
+  kw_endpoint_post(c->ep, dial, c);
+  return run(c);
+}

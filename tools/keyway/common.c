@@ -1,0 +1,385 @@
+/* Shared pieces of the keyway CLI (see common.h). */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *cli_id(const uint8_t id[KW_ID_LEN], char *buf) {
+  kw_id_to_string(id, buf, KW_ID_STRLEN + 1);
+  return buf;
+}
+
+static void emit_json(json_t *o) {
+  char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+  if (s) {
+    fprintf(stderr, "%s\n", s);
+    free(s);
+  }
+  json_decref(o);
+}
+
+void cli_info(cli *c, const char *fmt, ...) {
+  if (c->json || c->verbosity < 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+static int vfail(cli *c, kw_err code, const char *fmt, va_list ap) {
+  char msg[1024];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  if (c->json)
+    emit_json(json_pack("{s:s, s:s, s:s}", "event", "error", "code",
+                        kw_errname(code), "message", msg));
+  else
+    fprintf(stderr, "keyway: %s\n", msg);
+  return 1;
+}
+
+int cli_fail(cli *c, kw_err code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(c, code, fmt, ap);
+  va_end(ap);
+  return 1;
+}
+
+int cli_usage_error(cli *c, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (c->json)
+    emit_json(json_pack("{s:s, s:s, s:s}", "event", "error", "code", "USAGE",
+                        "message", msg));
+  else
+    fprintf(stderr, "keyway %s: %s (see 'keyway %s --help')\n",
+            c->cmd ? c->cmd : "", msg, c->cmd ? c->cmd : "");
+  return 2;
+}
+
+/* ---- keys ------------------------------------------------------------------ */
+
+static int default_key_path(char *out, size_t n) {
+  const char *x = getenv("XDG_CONFIG_HOME");
+  if (x && *x)
+    return snprintf(out, n, "%s/keyway/secret.key", x) < (int)n ? 0 : -1;
+  const char *h = getenv("HOME");
+  if (!h || !*h)
+    return -1;
+  return snprintf(out, n, "%s/.config/keyway/secret.key", h) < (int)n ? 0
+                                                                      : -1;
+}
+
+int cli_load_key(cli *c, uint8_t sk[KW_SECRET_KEY_LEN], bool *have) {
+  *have = false;
+  if (c->ephemeral)
+    return 0;
+  char path[4096];
+  const char *p = c->key_file;
+  if (!p) {
+    if (default_key_path(path, sizeof path) != 0)
+      return cli_fail(c, KW_ERR_KEYFILE,
+                      "no key file location: set HOME or XDG_CONFIG_HOME, or "
+                      "pass --key FILE or --ephemeral");
+    p = path;
+  }
+  errno = 0;
+  kw_err e = kw_keyfile_read(p, sk);
+  if (e == KW_ERR_KEYFILE && errno == ENOENT) {
+    if (kw_key_generate(sk) != KW_OK)
+      return cli_fail(c, KW_ERR_NOMEM, "cannot generate a key");
+    e = kw_keyfile_write(p, sk);
+    if (e != KW_OK)
+      return cli_fail(c, e, "key file %s: cannot create it: %s", p,
+                      errno ? strerror(errno) : kw_strerror(e));
+    if (c->verbosity > 0)
+      cli_info(c, "created key file %s", p);
+  } else if (e == KW_ERR_KEYFILE_PERM) {
+    return cli_fail(c, e,
+                    "key file %s is readable by group or others; fix it with "
+                    "'chmod 600 %s'",
+                    p, p);
+  } else if (e != KW_OK) {
+    return cli_fail(c, e, "key file %s: %s%s%s", p, kw_strerror(e),
+                    errno ? ": " : "", errno ? strerror(errno) : "");
+  }
+  *have = true;
+  return 0;
+}
+
+/* ---- the endpoint ------------------------------------------------------------ */
+
+static const char *level_name(kw_log_level l) {
+  static const char *n[] = {"error", "warn", "info", "debug", "trace"};
+  return (unsigned)l < 5 ? n[l] : "info";
+}
+
+static void on_log(void *user, kw_log_level lvl, const char *module,
+                   const char *msg) {
+  cli *c = user;
+  const char *km = strstr(msg, "tls.key_mismatch ");
+  if (km) {
+    char pres[64] = "", exp[64] = "";
+    const char *p = strstr(msg, "presented="), *e = strstr(msg, "expected=");
+    if (p)
+      sscanf(p + 10, "%63s", pres);
+    if (e)
+      sscanf(e + 9, "%63s", exp);
+    pthread_mutex_lock(&c->mu);
+    snprintf(c->mismatch, sizeof c->mismatch,
+             "remote presented key %s, expected %s", pres, exp);
+    pthread_mutex_unlock(&c->mu);
+  }
+  int want = c->verbosity >= 2 ? KW_LOG_DEBUG : KW_LOG_INFO;
+  if (c->verbosity < 1 || (int)lvl > want)
+    return;
+  if (c->json)
+    emit_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "log", "level",
+                        level_name(lvl), "module", module, "msg", msg));
+  else
+    fprintf(stderr, "[%s] %s\n", module, msg);
+}
+
+/* SIGINT/SIGTERM end the run: listen and send stop serving (exit 0),
+ * connect and receive give up (exit 1). */
+static void *signal_thread(void *arg) {
+  cli *c = arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig;
+  if (sigwait(&set, &sig) == 0) {
+    bool serving = !strcmp(c->cmd, "listen") || !strcmp(c->cmd, "send");
+    if (!serving)
+      cli_fail(c, KW_ERR_CLOSED, "%s: interrupted", c->cmd);
+    cli_done(c, serving ? 0 : 1);
+  }
+  return NULL;
+}
+
+static void start_signals(cli *c) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  /* blocked in every thread created from here on; one thread waits */
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  pthread_t th;
+  if (pthread_create(&th, NULL, signal_thread, c) == 0)
+    pthread_detach(th);
+}
+
+int cli_start_endpoint(cli *c, const char *const *alpns,
+                       const kw_callbacks *cbs, void *user) {
+  uint8_t sk[KW_SECRET_KEY_LEN];
+  bool have = false;
+  int rc = cli_load_key(c, sk, &have);
+  if (rc)
+    return rc;
+  kw_config *cfg;
+  if (kw_config_new(&cfg) != KW_OK)
+    return cli_fail(c, KW_ERR_NOMEM, "out of memory");
+  if (have)
+    kw_config_set_secret_key(cfg, sk);
+  memset(sk, 0, sizeof sk);
+  for (int i = 0; alpns && alpns[i]; i++)
+    kw_config_add_alpn(cfg, alpns[i]);
+  for (int i = 0; i < c->n_binds; i++) {
+    kw_sockaddr a;
+    if (kw_sockaddr_parse(c->binds[i], &a) != KW_OK) {
+      kw_config_free(cfg);
+      return cli_usage_error(c, "--bind %s: not ADDR:PORT", c->binds[i]);
+    }
+    kw_config_add_bind(cfg, &a);
+  }
+  if (!c->no_relay) {
+    for (int i = 0; i < c->n_relays; i++) {
+      if (kw_config_add_relay(cfg, c->relays[i]) != KW_OK) {
+        kw_config_free(cfg);
+        return cli_usage_error(c, "--relay %s: not https://HOST:PORT",
+                               c->relays[i]);
+      }
+    }
+    if (c->relay_ca)
+      kw_config_set_relay_ca(cfg, c->relay_ca);
+  }
+  uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
+  kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);
+  kw_config_set_keepalive(cfg, 5000);
+  kw_config_set_log(cfg, on_log, c,
+                    c->verbosity >= 2 ? KW_LOG_DEBUG : KW_LOG_INFO);
+  kw_config_set_callbacks(cfg, cbs, user);
+  start_signals(c);
+  kw_err e = kw_endpoint_new(cfg, &c->ep);
+  kw_config_free(cfg);
+  if (e != KW_OK)
+    return cli_fail(c, e, "cannot start the endpoint: %s", kw_strerror(e));
+  kw_endpoint_id(c->ep, c->id);
+  c->t_start = cli_now();
+  e = kw_endpoint_start(c->ep);
+  if (e != KW_OK)
+    return cli_fail(c, e, "cannot start the endpoint: %s", kw_strerror(e));
+  return 0;
+}
+
+int cli_parse_target(cli *c, const char *s, kw_endpoint_addr *a) {
+  memset(a, 0, sizeof *a);
+  if (strncasecmp(s, "kw1", 3) == 0) {
+    const char *why = NULL;
+    if (kw_ticket_decode(s, a, &why) != KW_OK)
+      return cli_usage_error(c, "malformed ticket: %s", why ? why : "invalid");
+    return 0;
+  }
+  if (kw_id_from_string(s, a->id) == KW_OK)
+    return 0;
+  return cli_usage_error(c,
+                         "'%s' is neither a ticket (kw1...) nor an endpoint id "
+                         "(52 base32 characters)",
+                         s);
+}
+
+/* ---- events --------------------------------------------------------------------- */
+
+static int write_atomic(const char *path, const char *text) {
+  char tmp[4200];
+  if (snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= (int)sizeof tmp)
+    return -1;
+  int fd = mkstemp(tmp);
+  if (fd < 0)
+    return -1;
+  size_t n = strlen(text);
+  bool ok = write(fd, text, n) == (ssize_t)n && fchmod(fd, 0644) == 0;
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+int cli_emit_ticket(cli *c) {
+  kw_endpoint_addr a;
+  char t[KW_TICKET_MAX];
+  kw_err e = kw_endpoint_get_addr(c->ep, &a);
+  if (e == KW_OK)
+    e = kw_ticket_encode(&a, t, sizeof t);
+  if (e != KW_OK)
+    return cli_fail(c, e, "cannot make a ticket: %s", kw_strerror(e));
+  if (c->json)
+    emit_json(json_pack("{s:s, s:s}", "event", "ticket", "ticket", t));
+  else
+    fprintf(stderr, "ticket: %s\n", t);
+  if (c->ticket_file) {
+    char line[KW_TICKET_MAX + 2];
+    snprintf(line, sizeof line, "%s\n", t);
+    if (write_atomic(c->ticket_file, line) != 0)
+      return cli_fail(c, KW_ERR_IO, "--ticket-file %s: %s", c->ticket_file,
+                      strerror(errno));
+  }
+  return 0;
+}
+
+void cli_emit_connected(cli *c, kw_conn *conn) {
+  uint8_t id[KW_ID_LEN];
+  char idt[KW_ID_STRLEN + 1];
+  kw_conn_remote_id(conn, id);
+  cli_id(id, idt);
+  if (c->json)
+    emit_json(json_pack("{s:s, s:s, s:s}", "event", "connected", "remote",
+                        idt, "alpn", kw_conn_alpn(conn)));
+  else if (c->verbosity >= 0)
+    fprintf(stderr, "connected: %s (%s)\n", idt, kw_conn_alpn(conn));
+}
+
+void cli_emit_path(cli *c, kw_conn *conn, const kw_path_info *p) {
+  uint8_t id[KW_ID_LEN];
+  char idt[KW_ID_STRLEN + 1], addr[KW_SOCKADDR_STRLEN] = "";
+  kw_conn_remote_id(conn, id);
+  cli_id(id, idt);
+  if (p->addr.family)
+    kw_sockaddr_format(&p->addr, addr, sizeof addr);
+  pthread_mutex_lock(&c->mu);
+  bool same = c->path_known && c->path.kind == p->kind &&
+              c->path.addr.family == p->addr.family &&
+              c->path.addr.port == p->addr.port &&
+              memcmp(c->path.addr.ip, p->addr.ip, 16) == 0;
+  c->path = *p;
+  c->path_known = true;
+  pthread_mutex_unlock(&c->mu);
+  if (same)
+    return; /* one event per change */
+  if (c->json) {
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "event", "path", "remote",
+                          idt, "kind", kw_path_kind_name(p->kind), "addr",
+                          addr);
+    json_object_set_new(o, "rtt_ms", json_real(p->rtt_ms));
+    emit_json(o);
+  } else if (c->verbosity >= 0) {
+    fprintf(stderr, "path: %s%s%s rtt %.2f ms\n", kw_path_kind_name(p->kind),
+            addr[0] ? " " : "", addr, p->rtt_ms);
+  }
+}
+
+void cli_emit_stats(cli *c, uint64_t sent, uint64_t received,
+                    const char *path_kind) {
+  if (!c->json)
+    return;
+  kw_endpoint_stats st;
+  memset(&st, 0, sizeof st);
+  if (c->ep)
+    kw_endpoint_stats_get(c->ep, &st); /* called on the loop thread */
+  json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:I}", "event", "stats",
+                        "bytes_sent", (json_int_t)sent, "bytes_received",
+                        (json_int_t)received, "path", path_kind,
+                        "holepunch_attempts", (json_int_t)st.holepunch_attempts);
+  json_object_set_new(o, "seconds", json_real(cli_now() - c->t_start));
+  emit_json(o);
+}
+
+/* ---- completion ------------------------------------------------------------------- */
+
+void cli_done(cli *c, int code) {
+  pthread_mutex_lock(&c->mu);
+  if (!c->finished) {
+    c->finished = true;
+    c->exit_code = code;
+    pthread_cond_broadcast(&c->cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+int cli_wait(cli *c) {
+  pthread_mutex_lock(&c->mu);
+  while (!c->finished)
+    pthread_cond_wait(&c->cv, &c->mu);
+  int code = c->exit_code;
+  pthread_mutex_unlock(&c->mu);
+  if (c->ep) {
+    kw_endpoint_close(c->ep);
+    kw_endpoint_free(c->ep);
+    c->ep = NULL;
+  }
+  return code;
+}

@@ -1,0 +1,104 @@
+/*
+ * Shared pieces of the keyway CLI: options, the endpoint every subcommand
+ * runs, event output (human text or one JSON object per line on stderr),
+ * and the exit protocol (0 success, 1 failure, 2 usage error).
+ *
+ * Threads: the endpoint runs on the library's thread; callbacks run there.
+ * The main thread waits in cli_wait() until a subcommand calls cli_done().
+ */
+#ifndef KW_CLI_COMMON_H
+#define KW_CLI_COMMON_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyway.h"
+
+#define CLI_ALPN_PIPE "keyway/pipe/1"
+#define CLI_ALPN_SEND "keyway/send/1"
+#define CLI_ALPN_PING "keyway/ping/1"
+#define CLI_MAX_RELAYS 8
+
+typedef struct cli {
+  const char *cmd;
+  /* options */
+  const char *key_file;
+  bool ephemeral;
+  const char *relays[CLI_MAX_RELAYS];
+  int n_relays;
+  const char *relay_ca;
+  bool no_relay;
+  const char *binds[2];
+  int n_binds;
+  const char *ticket_file;
+  bool json;
+  int verbosity; /* -1 quiet, 0 normal, 1 -v, 2 -vv */
+  const char *alpn;
+  double timeout_s;
+  bool once;
+  const char *out_dir;
+  long count;
+  const char *pos[4];
+  int npos;
+  /* run state */
+  kw_endpoint *ep;
+  uint8_t id[KW_ID_LEN];
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool finished;
+  int exit_code;
+  char mismatch[256]; /* "remote presented key X, expected Y" */
+  double t_start;
+  kw_path_info path; /* last path seen */
+  bool path_known;
+} cli;
+
+typedef int (*cli_cmd_fn)(cli *c);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+/* Loads or creates the key (per --key / --ephemeral). 0 or exit code. */
+int cli_load_key(cli *c, uint8_t sk[KW_SECRET_KEY_LEN], bool *have);
+/* Creates and starts the endpoint with the shared options plus `alpns`
+ * (NULL-terminated) and callbacks. Returns 0 or an exit code. */
+int cli_start_endpoint(cli *c, const char *const *alpns,
+                       const kw_callbacks *cbs, void *user);
+/* Parses TARGET (ticket or bare id) into `a`. Returns 0 or 2 (usage). */
+int cli_parse_target(cli *c, const char *s, kw_endpoint_addr *a);
+
+/* Prints the ticket line (and writes --ticket-file atomically). */
+int cli_emit_ticket(cli *c);
+void cli_emit_connected(cli *c, kw_conn *conn);
+void cli_emit_path(cli *c, kw_conn *conn, const kw_path_info *p);
+void cli_emit_stats(cli *c, uint64_t sent, uint64_t received,
+                    const char *path_kind);
+/* Human text when not quiet and not --json. */
+void cli_info(cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The one-line failure message (human or JSON); returns 1. */
+int cli_fail(cli *c, kw_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Usage error: message and exit code 2. */
+int cli_usage_error(cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Ends the run with `code` (first call wins). Any thread. */
+void cli_done(cli *c, int code);
+/* Waits for cli_done; then closes and frees the endpoint. */
+int cli_wait(cli *c);
+
+/* Formats an id's text form into buf (53 bytes). */
+const char *cli_id(const uint8_t id[KW_ID_LEN], char *buf);
+
+int cmd_id(cli *c);
+int cmd_listen(cli *c);
+int cmd_connect(cli *c);
+int cmd_send(cli *c);
+int cmd_receive(cli *c);
+int cmd_ping(cli *c);
+int cmd_netcheck(cli *c);
+
+#endif
