@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Shared helpers of the CLI integration scripts: a work dir, background
+# processes killed on exit, bounded waits, pass/fail counting. Loopback only.
+set -euo pipefail
+BUILD=${1:?usage: $0 BUILD_DIR}
+KW=$BUILD/keyway
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kwcli.XXXXXX")
+PIDS=()
+PASSED=0
+FAILED=0
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+bad() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+check() { # check DESCRIPTION COMMAND...
+  local d=$1
+  shift
+  if "$@"; then ok "$d"; else bad "$d"; fi
+}
+# bg NAME CMD...: run in the background, stderr to $WORK/NAME.err
+bg() {
+  local n=$1
+  shift
+  "$@" 2>"$WORK/$n.err" &
+  PIDS+=($!)
+  LASTPID=$!
+}
+wait_file() { # wait_file FILE SECONDS
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do
+    [ -s "$1" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+finish() {
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}

@@ -1,0 +1,33 @@
+/*
+ * ticket_tool: rewrites tickets for the CLI tests.
+ *   ticket_tool reid TICKET ID     same addresses, another endpoint id
+ *   ticket_tool port TICKET PORT   only the first address, at PORT
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyway.h"
+
+int main(int argc, char **argv) {
+  kw_endpoint_addr a;
+  const char *why = NULL;
+  if (argc != 4 || kw_ticket_decode(argv[2], &a, &why) != KW_OK) {
+    fprintf(stderr, "ticket_tool: %s\n", why ? why : "usage");
+    return 2;
+  }
+  if (!strcmp(argv[1], "reid")) {
+    if (kw_id_from_string(argv[3], a.id) != KW_OK)
+      return 2;
+  } else if (!strcmp(argv[1], "port")) {
+    a.n_addrs = 1;
+    a.addrs[0].port = (uint16_t)atoi(argv[3]);
+  } else {
+    return 2;
+  }
+  char t[KW_TICKET_MAX];
+  if (kw_ticket_encode(&a, t, sizeof t) != KW_OK)
+    return 1;
+  printf("%s\n", t);
+  return 0;
+}
