@@ -5,6 +5,8 @@
  */
 #include "io/internal.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +349,13 @@ kw_err kw_endpoint_run(kw_endpoint *ep) {
     return KW_ERR_STATE;
   ep->running = true;
   ep->loop_thread_id = uv_thread_self();
+  /* A peer that resets a TCP connection (relay, lookup) must not kill the
+   * process with SIGPIPE: block it on the loop thread while the loop runs,
+   * and swallow one left pending before restoring the caller's mask. */
+  sigset_t pipe_set, old_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
   /* a close requested before the loop ran */
   uv_mutex_lock(&ep->mu);
   bool close = ep->close_requested;
@@ -356,6 +365,10 @@ kw_err kw_endpoint_run(kw_endpoint *ep) {
   int rv = uv_run(&ep->loop, UV_RUN_DEFAULT);
   ep->running = false;
   ep->closed = true;
+  struct timespec zero = {0, 0};
+  while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old_set, NULL);
   return rv < 0 ? KW_ERR_LOOP : KW_OK;
 }
 
