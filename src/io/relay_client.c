@@ -151,6 +151,10 @@ static void choose_home(kw_endpoint *ep) {
       return;
   }
   ep->home_relay = best;
+  /* remotes dialled before we had a home can now be reached through it */
+  for (kw__remote *rm = ep->remotes; rm; rm = rm->next)
+    if (rm->relay < 0)
+      rm->relay = best;
   kw__relay *h = ep->relays[best];
   h->want = true;
   kw__endpoint_set_home_url(ep, h->url);

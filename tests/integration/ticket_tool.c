@@ -2,6 +2,7 @@
  * ticket_tool: rewrites tickets for the CLI tests.
  *   ticket_tool reid TICKET ID     same addresses, another endpoint id
  *   ticket_tool port TICKET PORT   only the first address, at PORT
+ *   ticket_tool id TICKET          the endpoint id's text form
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,13 @@
 int main(int argc, char **argv) {
   kw_endpoint_addr a;
   const char *why = NULL;
+  if (argc == 3 && !strcmp(argv[1], "id") &&
+      kw_ticket_decode(argv[2], &a, &why) == KW_OK) {
+    char t[KW_ID_STRLEN + 1];
+    kw_id_to_string(a.id, t, sizeof t);
+    printf("%s\n", t);
+    return 0;
+  }
   if (argc != 4 || kw_ticket_decode(argv[2], &a, &why) != KW_OK) {
     fprintf(stderr, "ticket_tool: %s\n", why ? why : "usage");
     return 2;

@@ -280,6 +280,20 @@ static int write_atomic(const char *path, const char *text) {
 }
 
 int cli_emit_ticket(cli *c) {
+  /* with relays, wait (a little) for the home relay so the ticket names it
+   * and the reflexive address is known */
+  if (c->n_relays && !c->no_relay) {
+    char url[KW_MAX_RELAY_URL + 1] = "";
+    for (int i = 0; i < 300 && !url[0]; i++) {
+      kw_endpoint_home_relay(c->ep, url, sizeof url);
+      if (!url[0])
+        usleep(10000);
+    }
+    if (!url[0])
+      cli_info(c, "no relay answered yet: the ticket holds direct addresses "
+                  "only");
+    usleep(50000); /* the first STUN answer follows the home choice */
+  }
   kw_endpoint_addr a;
   char t[KW_TICKET_MAX];
   kw_err e = kw_endpoint_get_addr(c->ep, &a);
@@ -306,6 +320,9 @@ void cli_emit_connected(cli *c, kw_conn *conn) {
   char idt[KW_ID_STRLEN + 1];
   kw_conn_remote_id(conn, id);
   cli_id(id, idt);
+  pthread_mutex_lock(&c->mu);
+  c->path_known = false; /* a new connection: its first path is news */
+  pthread_mutex_unlock(&c->mu);
   if (c->json)
     emit_json(json_pack("{s:s, s:s, s:s}", "event", "connected", "remote",
                         idt, "alpn", kw_conn_alpn(conn)));
@@ -342,20 +359,47 @@ void cli_emit_path(cli *c, kw_conn *conn, const kw_path_info *p) {
   }
 }
 
-void cli_emit_stats(cli *c, uint64_t sent, uint64_t received,
-                    const char *path_kind) {
+void cli_emit_stats(cli *c, uint64_t sent, uint64_t received) {
   if (!c->json)
     return;
   kw_endpoint_stats st;
   memset(&st, 0, sizeof st);
   if (c->ep)
-    kw_endpoint_stats_get(c->ep, &st); /* called on the loop thread */
+    kw_endpoint_stats_get(c->ep, &st);
+  pthread_mutex_lock(&c->mu);
+  const char *kind = c->path_known ? kw_path_kind_name(c->path.kind) : "none";
+  pthread_mutex_unlock(&c->mu);
   json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:I}", "event", "stats",
                         "bytes_sent", (json_int_t)sent, "bytes_received",
-                        (json_int_t)received, "path", path_kind,
+                        (json_int_t)received, "path", kind,
                         "holepunch_attempts", (json_int_t)st.holepunch_attempts);
   json_object_set_new(o, "seconds", json_real(cli_now() - c->t_start));
   emit_json(o);
+}
+
+void cli_emit_summary(cli *c, const char *verb, kw_conn *conn,
+                      uint64_t bytes, double secs) {
+  kw_path_info pi;
+  uint8_t id[KW_ID_LEN];
+  char idt[KW_ID_STRLEN + 1];
+  kw_conn_path(conn, &pi);
+  kw_conn_remote_id(conn, id);
+  cli_id(id, idt);
+  double mbps = secs > 0 ? (double)bytes / secs / 1e6 : 0.0;
+  if (c->json) {
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "event", verb, "remote", idt,
+                          "bytes", (json_int_t)bytes, "path",
+                          kw_path_kind_name(pi.kind));
+    json_object_set_new(o, "seconds", json_real(secs));
+    json_object_set_new(o, "mb_per_s", json_real(mbps));
+    emit_json(o);
+  } else if (c->verbosity >= 0) {
+    fprintf(stderr, "%s %llu bytes in %.2f s (%.1f MB/s) %s%.10s%spath=%s\n",
+            verb, (unsigned long long)bytes, secs, mbps,
+            strcmp(verb, "sent") == 0 ? "to " : "",
+            strcmp(verb, "sent") == 0 ? idt : "",
+            strcmp(verb, "sent") == 0 ? " " : "", kw_path_kind_name(pi.kind));
+  }
 }
 
 /* ---- completion ------------------------------------------------------------------- */
@@ -370,12 +414,34 @@ void cli_done(cli *c, int code) {
   pthread_mutex_unlock(&c->mu);
 }
 
+static void run_exit_hook(kw_endpoint *ep, void *arg) {
+  (void)ep;
+  cli *c = arg;
+  c->exit_hook(c);
+  pthread_mutex_lock(&c->mu);
+  c->hook_done = true;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
 int cli_wait(cli *c) {
   pthread_mutex_lock(&c->mu);
   while (!c->finished)
     pthread_cond_wait(&c->cv, &c->mu);
   int code = c->exit_code;
   pthread_mutex_unlock(&c->mu);
+  if (c->ep && c->exit_hook &&
+      kw_endpoint_post(c->ep, run_exit_hook, c) == KW_OK) {
+    /* bounded: the loop may be stuck in a blocking write to stdout */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 2;
+    pthread_mutex_lock(&c->mu);
+    while (!c->hook_done)
+      if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) != 0)
+        break;
+    pthread_mutex_unlock(&c->mu);
+  }
   if (c->ep) {
     kw_endpoint_close(c->ep);
     kw_endpoint_free(c->ep);

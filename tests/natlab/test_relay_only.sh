@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# NAT lab: two hosts whose UDP to each other is dropped by iptables, a relay
+# host both reach over TCP. A 64 MiB pipe through listen/connect must
+# arrive intact both ways with the --json path events saying "relay"; then
+# a dial by bare endpoint id (resolved at the relay's lookup store).
+# Needs root (network namespaces); exits 77 (skipped) without it.
+set -uo pipefail
+build=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+KW=$build/keyway
+RELAY=$build/keyway-relay
+lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
+
+lab_init
+work=$(mktemp -d)
+trap 'lab_cleanup; rm -rf "$work"' EXIT
+lab_public_host relay 198.18.0.10
+lab_public_host a 198.18.0.11
+lab_public_host b 198.18.0.12
+for pair in "a 198.18.0.12" "b 198.18.0.11"; do
+  set -- $pair
+  lab_exec "$1" iptables -A OUTPUT -p udp -d "$2" -j DROP
+  lab_exec "$1" iptables -A INPUT -p udp -s "$2" -j DROP
+done
+if lab_exec a ping -c1 -W1 198.18.0.12 >/dev/null; then ok "a reaches b (ICMP)"; else bad "a reaches b"; fi
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=relay \
+  -addext "subjectAltName=IP:198.18.0.10" 2>/dev/null
+lab_bg relay "$work/relay.log" "$RELAY" --listen 198.18.0.10:8443 \
+  --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
+  --tls-key "$work/key.pem" >/dev/null
+url="https://198.18.0.10:8443"
+for _ in $(seq 50); do
+  lab_exec a bash -c "exec 3<>/dev/tcp/198.18.0.10/8443" 2>/dev/null && break
+  sleep 0.1
+done
+
+head -c 64M /dev/urandom >"$work/in_a"
+head -c 64M /dev/urandom >"$work/in_b"
+common=(--ephemeral --json -v --relay "$url" --relay-ca "$work/cert.pem")
+lab_exec a "$KW" listen "${common[@]}" --once --ticket-file "$work/t" \
+  <"$work/in_a" >"$work/out_a" 2>"$work/a.err" &
+apid=$!
+LAB_PIDS+=("$apid")
+lab_wait_file "$work/t" 15 || bad "listener ticket"
+set +e
+timeout 120 ip netns exec "$(lab_ns b)" "$KW" connect "${common[@]}" "$(cat "$work/t")" \
+  <"$work/in_b" >"$work/out_b" 2>"$work/b.err"
+rc=$?
+timeout 30 tail --pid="$apid" -f /dev/null
+set -e
+[ "$rc" -eq 0 ] && ok "connect exits 0" || { bad "connect exit $rc"; tail -5 "$work/b.err"; }
+[ "$(sha256sum <"$work/in_a")" = "$(sha256sum <"$work/out_b")" ] && ok "a -> b intact" || bad "a -> b"
+[ "$(sha256sum <"$work/in_b")" = "$(sha256sum <"$work/out_a")" ] && ok "b -> a intact" || bad "b -> a"
+last=$(grep '"event":"path"' "$work/b.err" | tail -1)
+grep -q '"kind":"relay"' <<<"$last" && ok "path events say relay: $last" || bad "path: $last"
+grep -q '"kind":"direct"' "$work/b.err" && bad "a direct path appeared" || ok "no direct path"
+
+# dial by bare id: the listener publishes its record at its home relay
+lab_exec a "$KW" listen "${common[@]}" -v --once --ticket-file "$work/t2" \
+  </dev/null >"$work/out2" 2>"$work/a2.err" &
+LAB_PIDS+=($!)
+lab_wait_file "$work/t2" 15 || bad "listener ticket"
+for _ in $(seq 50); do grep -q '"lookup.published' "$work/a2.err" 2>/dev/null && break; sleep 0.1; done
+id=$(lab_exec a "$build/tests/ticket_tool" id "$(cat "$work/t2")" 2>/dev/null || true)
+set +e
+echo "by id" | timeout 60 ip netns exec "$(lab_ns b)" "$KW" connect "${common[@]}" "$id" \
+  >"$work/out_id" 2>"$work/b2.err"
+rc=$?
+set -e
+sleep 0.5
+[ "$rc" -eq 0 ] && grep -qx "by id" "$work/out2" && ok "dial by bare id through the lookup store" || { bad "dial by id (exit $rc)"; tail -3 "$work/b2.err"; }
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
