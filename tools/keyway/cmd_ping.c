@@ -17,6 +17,12 @@ static volatile int state; /* 0 dialing, 1 connected, 2 failed */
 static long got;
 static double sum_ms, min_ms = 1e9, max_ms;
 
+static long sent_count;
+
+static void exit_stats(cli *c) {
+  cli_emit_stats(c, (uint64_t)sent_count * 16, (uint64_t)got * 16);
+}
+
 static void on_dgram(kw_conn *c, const uint8_t *d, size_t n, void *u) {
   (void)u;
   if (c != conn || n != 16)
@@ -49,7 +55,8 @@ static void send_one(kw_endpoint *ep, void *arg) {
   double now = cli_now();
   memcpy(b, &s, sizeof s);
   memcpy(b + 8, &now, sizeof now);
-  kw_conn_send_datagram(conn, b, sizeof b);
+  if (kw_conn_send_datagram(conn, b, sizeof b) == KW_OK)
+    sent_count++;
 }
 
 static void on_path(kw_conn *c, const kw_path_info *p, void *u) {
@@ -107,6 +114,7 @@ int cmd_ping(cli *c) {
   if (c->npos != 1)
     return cli_usage_error(c, "ping takes one TARGET (a ticket or an id)");
   C = c;
+  c->exit_hook = exit_stats;
   long count = c->count ? c->count : 4;
   int rc = cli_parse_target(c, c->pos[0], &target);
   if (rc)
@@ -136,9 +144,6 @@ int cmd_ping(cli *c) {
              max_ms);
     fflush(stdout);
   }
-  kw_path_info pi = c->path;
-  cli_emit_stats(c, (uint64_t)count * 16, (uint64_t)got * 16,
-                 c->path_known ? kw_path_kind_name(pi.kind) : "none");
   int code = state == 1 && got > 0 ? 0 : 1;
   if (state == 1 && got == 0)
     cli_fail(c, KW_ERR_TIMEOUT, "ping: no answer");

@@ -189,14 +189,14 @@ static void on_writable(kw_stream *s, void *u) {
 }
 
 static void finish_run(int code) {
-  kw_path_info pi = P.c->path;
-  cli_emit_stats(P.c, P.sent, P.received,
-                 P.c->path_known ? kw_path_kind_name(pi.kind) : "none");
   if (P.c->verbosity > 0 && !P.c->json)
     cli_info(P.c, "sent %llu bytes, received %llu bytes",
              (unsigned long long)P.sent, (unsigned long long)P.received);
   cli_done(P.c, code);
 }
+
+/* Loop thread, once at exit. */
+static void exit_stats(cli *c) { cli_emit_stats(c, P.sent, P.received); }
 
 static void on_stream_closed(kw_stream *s, kw_err err, uint64_t code,
                              void *u) {
@@ -230,7 +230,8 @@ static void on_stream_opened(kw_stream *s, void *u) {
 
 static void on_path(kw_conn *conn, const kw_path_info *p, void *u) {
   (void)u;
-  cli_emit_path(P.c, conn, p);
+  if (conn == P.conn) /* not the ping connections */
+    cli_emit_path(P.c, conn, p);
 }
 
 static void on_accepted(kw_conn *conn, void *u) {
@@ -243,6 +244,11 @@ static void on_accepted(kw_conn *conn, void *u) {
   }
   P.conn = conn;
   P.got_version = false;
+  /* stdin may have ended with an earlier connection: then this one gets
+   * our end of stream at once */
+  pthread_mutex_lock(&P.mu);
+  P.fin_sent = false;
+  pthread_mutex_unlock(&P.mu);
   cli_emit_connected(P.c, conn);
   kw_path_info pi;
   kw_conn_path(conn, &pi);
@@ -290,6 +296,7 @@ static kw_callbacks callbacks(void) {
 
 static int start(cli *c, bool listener) {
   P.c = c;
+  c->exit_hook = exit_stats;
   P.listener = listener;
   pthread_mutex_init(&P.mu, NULL);
   pthread_cond_init(&P.cv, NULL);

@@ -45,6 +45,8 @@ static struct {
   bool failed;
 } R;
 
+static void exit_stats(cli *c) { cli_emit_stats(c, 0, R.received); }
+
 static void progress(bool final) {
   if (!R.tty || C->json || C->verbosity < 0)
     return;
@@ -275,15 +277,8 @@ static void on_closed(kw_stream *s, kw_err err, uint64_t code, void *u) {
     return;
   }
   progress(true);
-  double secs = cli_now() - R.t0;
-  kw_path_info pi;
-  kw_conn_path(kw_stream_conn(s), &pi);
-  if (!C->json && C->verbosity >= 0)
-    fprintf(stderr, "received %llu bytes in %.2f s (%.1f MB/s) path=%s\n",
-            (unsigned long long)R.received, secs,
-            secs > 0 ? (double)R.received / secs / 1e6 : 0.0,
-            kw_path_kind_name(pi.kind));
-  cli_emit_stats(C, 0, R.received, kw_path_kind_name(pi.kind));
+  cli_emit_summary(C, "received", kw_stream_conn(s), R.received,
+                   cli_now() - R.t0);
   kw_conn_close(kw_stream_conn(s), 0, "done");
   cli_done(C, 0);
 }
@@ -338,6 +333,7 @@ int cmd_receive(cli *c) {
   if (c->npos != 1)
     return cli_usage_error(c, "receive takes one TICKET");
   C = c;
+  c->exit_hook = exit_stats;
   R.fd = -1;
   R.tty = isatty(2);
   int rc = cli_parse_target(c, c->pos[0], &target);

@@ -45,6 +45,9 @@ static xfer_manifest M;
 static uint8_t *manifest_bytes;
 static size_t manifest_len;
 static unsigned served;
+static uint64_t total_sent;
+
+static void exit_stats(cli *c) { cli_emit_stats(c, total_sent, 0); }
 
 static void serve_free(serve *sv) {
   if (sv->fd >= 0)
@@ -187,18 +190,9 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     }
     kw_stream_finish(s);
     sv->st = S_FINISHED;
-    double secs = cli_now() - sv->t0;
-    uint8_t id[KW_ID_LEN];
-    char ids[KW_ID_SHORTLEN + 1];
-    kw_conn_remote_id(kw_stream_conn(s), id);
-    kw_id_to_short(id, ids, sizeof ids);
-    kw_path_info pi;
-    kw_conn_path(kw_stream_conn(s), &pi);
-    cli_info(C, "sent %llu bytes in %.2f s (%.1f MB/s) to %s path=%s",
-             (unsigned long long)sv->sent, secs,
-             secs > 0 ? (double)sv->sent / secs / 1e6 : 0.0, ids,
-             kw_path_kind_name(pi.kind));
-    cli_emit_stats(C, sv->sent, 0, kw_path_kind_name(pi.kind));
+    total_sent += sv->sent;
+    cli_emit_summary(C, "sent", kw_stream_conn(s), sv->sent,
+                     cli_now() - sv->t0);
     served++;
   }
 }
@@ -252,6 +246,7 @@ int cmd_send(cli *c) {
   if (c->npos != 1)
     return cli_usage_error(c, "send takes one PATH");
   C = c;
+  c->exit_hook = exit_stats;
   char bad[4096] = "";
   if (xfer_scan(c->pos[0], &M, bad, sizeof bad) != 0)
     return cli_fail(c, KW_ERR_IO, "send: %s: %s", bad[0] ? bad : c->pos[0],

@@ -53,6 +53,10 @@ typedef struct cli {
   double t_start;
   kw_path_info path; /* last path seen */
   bool path_known;
+  /* Runs once on the loop thread when the run ends (before the endpoint
+   * closes): emits the final stats event. */
+  void (*exit_hook)(struct cli *c);
+  bool hook_done;
 } cli;
 
 typedef int (*cli_cmd_fn)(cli *c);
@@ -73,8 +77,12 @@ int cli_parse_target(cli *c, const char *s, kw_endpoint_addr *a);
 int cli_emit_ticket(cli *c);
 void cli_emit_connected(cli *c, kw_conn *conn);
 void cli_emit_path(cli *c, kw_conn *conn, const kw_path_info *p);
-void cli_emit_stats(cli *c, uint64_t sent, uint64_t received,
-                    const char *path_kind);
+/* The final stats event (--json only). Loop thread. */
+void cli_emit_stats(cli *c, uint64_t sent, uint64_t received);
+/* A transfer summary: the human line "<verb> N bytes in S s (R MB/s)
+ * [to ID] path=KIND" or a JSON event named `verb`. */
+void cli_emit_summary(cli *c, const char *verb, kw_conn *conn,
+                      uint64_t bytes, double secs);
 /* Human text when not quiet and not --json. */
 void cli_info(cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -87,7 +95,8 @@ int cli_usage_error(cli *c, const char *fmt, ...)
 
 /* Ends the run with `code` (first call wins). Any thread. */
 void cli_done(cli *c, int code);
-/* Waits for cli_done; then closes and frees the endpoint. */
+/* Waits for cli_done; runs the exit hook on the loop thread; then closes
+ * and frees the endpoint. */
 int cli_wait(cli *c);
 
 /* Formats an id's text form into buf (53 bytes). */
