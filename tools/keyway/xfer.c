@@ -89,7 +89,8 @@ static int walk(xfer_manifest *m, const char *src, const char *rel, int depth,
   }
   closedir(d);
   if (rc == 0) {
-    qsort(names, n, sizeof *names, cmp_names); /* a stable order */
+    if (n > 1)
+      qsort(names, n, sizeof *names, cmp_names); /* a stable order */
     for (size_t i = 0; i < n && rc == 0; i++) {
       char s2[PATH_MAX], r2[XFER_MAX_PATH + 1];
       if (snprintf(s2, sizeof s2, "%s/%s", src, names[i]) >= (int)sizeof s2 ||
