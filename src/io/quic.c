@@ -135,6 +135,13 @@ static void tx_remove(kw_conn *c, kw_stream *s) {
   s->next_tx = NULL;
 }
 
+/* A stream the remote opened as unidirectional is receive-only here. */
+static bool stream_can_send(const kw_stream *s) {
+  bool uni = (s->id & 0x2) != 0;
+  bool local = ngtcp2_conn_is_local_stream(s->conn->qc, s->id) != 0;
+  return !uni || local;
+}
+
 static bool stream_has_tx(const kw_stream *s) {
   return s->sent_off < s->write_off || (s->fin_queued && !s->fin_sent);
 }
@@ -237,6 +244,18 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
   if (!s->manual_consume && datalen) {
     ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
     ngtcp2_conn_extend_max_offset(qc, datalen);
+  }
+  if (fin && (sid & 0x2) && !ngtcp2_conn_is_local_stream(qc, sid) &&
+      !s->closed) {
+    /* ngtcp2 0.12 never closes a stream the remote opened as
+     * unidirectional (it waits for a FIN_ACKED that a receive-only stream
+     * cannot get). Its fin ends it for us: tell the application, free our
+     * side and give the remote its stream credit back. ngtcp2 keeps its
+     * small record of the stream until the connection ends. */
+    s->closed = true;
+    ngtcp2_conn_set_stream_user_data(qc, sid, NULL);
+    ngtcp2_conn_extend_max_streams_uni(qc, 1);
+    stream_closed_notify(c, s, KW_OK, 0);
   }
   kw__conn_mark_dirty(c);
   return 0;
@@ -616,11 +635,13 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   }
   uint64_t code = 0;
   switch (rv) {
-  case NGTCP2_ERR_DRAINING:
-    conn_fail(c, map_close_error(c, &code), code);
+  case NGTCP2_ERR_DRAINING: {
+    kw_err why = map_close_error(c, &code); /* sets code: call it first */
+    conn_fail(c, why, code);
     /* the remote closed: nothing to send back */
     c->close_local = false;
     break;
+  }
   case NGTCP2_ERR_DROP_CONN:
     conn_fail(c, KW_ERR_QUIC, 0);
     break;
@@ -1225,7 +1246,7 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
   kw_conn *c = s->conn;
   if (c->state != KW_CONN_ESTABLISHED || c->close_local || s->closed)
     return KW_ERR_CLOSED;
-  if (s->fin_queued)
+  if (s->fin_queued || !stream_can_send(s))
     return KW_ERR_STATE;
   size_t limit = c->ep->cfg.stream_send_buffer;
   size_t buffered = kw_stream_buffered(s);
