@@ -64,5 +64,27 @@ if wait "$tp"; then
 else
   bad "relay restart mid-transfer"; cat "$work/restart.out"
 fi
+# fairness: a pair flooding through the relay at full speed does not stop
+# another pair's 1 MiB pipe; the relay's memory stays bounded
+timeout 120 "$prog" "$url" "$work/cert.pem" relay 1024 >"$work/flood.out" 2>&1 &
+fp=$!
+pids+=("$fp")
+for _ in $(seq 200); do grep -q transferring "$work/flood.out" && break; sleep 0.05; done
+sleep 0.5
+t0=$(date +%s%N)
+if timeout 60 "$prog" "$url" "$work/cert.pem" relay 1 >"$work/small.out" 2>&1; then
+  t1=$(date +%s%N)
+  ok "1 MiB pipe completes beside a flood ($(( (t1 - t0) / 1000000 )) ms)"
+else
+  bad "1 MiB pipe beside a flood"; cat "$work/small.out"
+fi
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$rpid/status")
+if [ "${hwm:-999999}" -lt 262144 ]; then
+  ok "relay peak memory ${hwm} KiB (bound 256 MiB)"
+else
+  bad "relay peak memory ${hwm} KiB"
+fi
+kill "$fp" 2>/dev/null || true
+wait "$fp" 2>/dev/null || true
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
