@@ -90,9 +90,9 @@ size_t kw__addr_filter_count(kw__addr_filter *f, uint64_t now) {
 /* ---- candidates ---------------------------------------------------------- */
 
 static const char *const virtual_prefixes[] = {
-    "docker", "br-",    "veth", "virbr",  "tun",     "tap",
-    "wg",     "tailscale", "zt", "vmnet", "utun",    "vboxnet",
-    "lxcbr",  "cni",    "flannel", "podman",
+    "docker", "br-",       "veth",    "virbr",  "tun",  "tap",
+    "wg",     "tailscale", "zt",      "vmnet",  "utun", "vboxnet",
+    "lxcbr",  "cni",       "flannel", "podman",
 };
 
 bool kw__iface_is_virtual(const char *name) {

@@ -125,8 +125,7 @@ void *kw__addrlru_get(kw__addrlru *t, const kw_sockaddr *key, uint64_t now) {
   return val_at(t, i);
 }
 
-void *kw__addrlru_peek(kw__addrlru *t, const kw_sockaddr *key,
-                       uint64_t *used) {
+void *kw__addrlru_peek(kw__addrlru *t, const kw_sockaddr *key, uint64_t *used) {
   if (!t || !t->ents || !key)
     return NULL;
   uint32_t i = find(t, key, NULL);
@@ -154,8 +153,7 @@ void *kw__addrlru_put(kw__addrlru *t, const kw_sockaddr *key, uint64_t now,
   memset(&e->key, 0, sizeof(e->key));
   e->key.family = key->family;
   e->key.port = key->port;
-  memcpy(e->key.ip, key->ip,
-         key->family == 4 ? 4 : key->family == 6 ? 16 : 0);
+  memcpy(e->key.ip, key->ip, key->family == 4 ? 4 : key->family == 6 ? 16 : 0);
   e->used = now;
   size_t b = bucket_of(t, &e->key);
   e->hnext = t->buckets[b];

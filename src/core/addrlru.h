@@ -48,8 +48,7 @@ void kw__addrlru_free(kw__addrlru *t);
 void *kw__addrlru_get(kw__addrlru *t, const kw_sockaddr *key, uint64_t now);
 /* Returns the value of `key` without touching its recency, or NULL; sets
  * *used (if not NULL) to its last-use time. */
-void *kw__addrlru_peek(kw__addrlru *t, const kw_sockaddr *key,
-                       uint64_t *used);
+void *kw__addrlru_peek(kw__addrlru *t, const kw_sockaddr *key, uint64_t *used);
 /* Returns the value of `key`, creating a zeroed one (and evicting the least
  * recently used entry if full) when absent; sets *created accordingly. */
 void *kw__addrlru_put(kw__addrlru *t, const kw_sockaddr *key, uint64_t now,

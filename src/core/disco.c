@@ -91,8 +91,8 @@ kw_err kw__disco_seal(const kw__disco_key *k, const uint8_t our_id[KW_ID_LEN],
     return KW_ERR_INVALID_ARG;
   uint8_t plain[KW_DISCO_MAX_LEN];
   kw__wbuf w;
-  kw__wbuf_init(&w, plain, KW_DISCO_MAX_LEN - KW_DISCO_HEADER_LEN -
-                               KW_DISCO_MAC_LEN);
+  kw__wbuf_init(&w, plain,
+                KW_DISCO_MAX_LEN - KW_DISCO_HEADER_LEN - KW_DISCO_MAC_LEN);
   kw__wbuf_u8(&w, m->type);
   kw__wbuf_u64(&w, m->ts_ms);
   switch (m->type) {

@@ -41,7 +41,8 @@
 #define KW_DISCO_TXID_LEN 12
 #define KW_DISCO_ADDR_LEN 19
 /* magic + sender id + nonce */
-#define KW_DISCO_HEADER_LEN (KW_DISCO_MAGIC_LEN + KW_ID_LEN + KW_DISCO_NONCE_LEN)
+#define KW_DISCO_HEADER_LEN                                                    \
+  (KW_DISCO_MAGIC_LEN + KW_ID_LEN + KW_DISCO_NONCE_LEN)
 /* type + timestamp */
 #define KW_DISCO_PLAIN_HEADER_LEN 9
 /* Bytes every message has besides its body. */
@@ -94,13 +95,13 @@ kw_err kw__disco_key_derive(const uint8_t our_sk[KW_SECRET_KEY_LEN],
 void kw__disco_key_wipe(kw__disco_key *k);
 
 typedef struct kw__disco_msg {
-  uint8_t type;                      /* KW_DISCO_* */
-  uint64_t ts_ms;                    /* sender's unix time, ms */
-  uint8_t tx_id[KW_DISCO_TXID_LEN];  /* Ping, Pong */
-  uint8_t sender[KW_ID_LEN];         /* Ping: the sender's id (boxed) */
-  size_t pad;                        /* Ping: padding bytes */
-  kw_sockaddr addr;                  /* Pong: observed source address */
-  size_t n_addrs;                    /* CallMeMaybe */
+  uint8_t type;                     /* KW_DISCO_* */
+  uint64_t ts_ms;                   /* sender's unix time, ms */
+  uint8_t tx_id[KW_DISCO_TXID_LEN]; /* Ping, Pong */
+  uint8_t sender[KW_ID_LEN];        /* Ping: the sender's id (boxed) */
+  size_t pad;                       /* Ping: padding bytes */
+  kw_sockaddr addr;                 /* Pong: observed source address */
+  size_t n_addrs;                   /* CallMeMaybe */
   kw_sockaddr addrs[KW_MAX_DIRECT_ADDRS];
   uint8_t nonce[KW_DISCO_NONCE_LEN]; /* set by open */
 } kw__disco_msg;

@@ -35,16 +35,16 @@
 #define KW_HP_NEVER UINT64_MAX
 
 typedef struct kw__holepunch {
-  uint64_t now;       /* latest time seen */
-  size_t n_conns;     /* connections of the remote */
-  bool have_last;     /* a round has run */
-  uint64_t last;      /* when the last round started */
-  bool pending;       /* a round is wanted ... */
-  uint64_t due;       /* ... at this time */
-  bool fresh;         /* new candidates / network change since last round */
-  bool good_direct;   /* a connection has a direct path with RTT <= 10 ms */
+  uint64_t now;          /* latest time seen */
+  size_t n_conns;        /* connections of the remote */
+  bool have_last;        /* a round has run */
+  uint64_t last;         /* when the last round started */
+  bool pending;          /* a round is wanted ... */
+  uint64_t due;          /* ... at this time */
+  bool fresh;            /* new candidates / network change since last round */
+  bool good_direct;      /* a connection has a direct path with RTT <= 10 ms */
   uint64_t next_upgrade; /* KW_HP_NEVER when not armed */
-  uint64_t rounds;    /* rounds started, for counters */
+  uint64_t rounds;       /* rounds started, for counters */
 } kw__holepunch;
 
 /* Starts with no connection and no round. */

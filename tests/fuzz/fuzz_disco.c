@@ -108,7 +108,8 @@ static void build_from_bytes(keys *k, const uint8_t *data, size_t size) {
   for (int i = 0; i < KW_DISCO_TXID_LEN; i++)
     m.tx_id[i] = NEXT();
   m.pad = ((size_t)NEXT() * 5) % (KW_DISCO_MAX_PAD + 1);
-  size_t want = m.type == KW_DISCO_PONG ? 1 : NEXT() % (KW_MAX_DIRECT_ADDRS + 1);
+  size_t want =
+      m.type == KW_DISCO_PONG ? 1 : NEXT() % (KW_MAX_DIRECT_ADDRS + 1);
   for (size_t j = 0; j < want; j++) {
     kw_sockaddr *a = m.type == KW_DISCO_PONG ? &m.addr : &m.addrs[j];
     a->family = (NEXT() & 1) ? 6 : 4;

@@ -66,8 +66,8 @@ static void test_rule_punish_strike_window_boundary(void **state) {
     kw__addr_filter_bad(&f, &b, t);
   }
   /* Last strike just inside the window bans ... */
-  assert_true(kw__addr_filter_bad(
-      &f, &a, t + KW_ADDR_FILTER_STRIKE_WINDOW_NS - 1));
+  assert_true(
+      kw__addr_filter_bad(&f, &a, t + KW_ADDR_FILTER_STRIKE_WINDOW_NS - 1));
   /* ... exactly at the window's end starts a new series instead. */
   assert_false(
       kw__addr_filter_bad(&f, &b, t + KW_ADDR_FILTER_STRIKE_WINDOW_NS));
@@ -192,8 +192,7 @@ static void test_addrlru_basic(void **state) {
   (void)state;
   kw__addrlru t;
   assert_int_equal(kw__addrlru_init(&t, 0, 8), KW_ERR_INVALID_ARG);
-  assert_int_equal(kw__addrlru_init(&t, (1u << 20) + 1, 8),
-                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw__addrlru_init(&t, (1u << 20) + 1, 8), KW_ERR_INVALID_ARG);
   assert_int_equal(kw__addrlru_init(&t, 3, sizeof(uint64_t)), KW_OK);
   kw_sockaddr a = nth(1), b = nth(2), c = nth(3), d = nth(4);
   bool created;
@@ -262,21 +261,22 @@ static void test_addrlru_churn_stays_consistent(void **state) {
   kw__addrlru_free(&t);
 }
 
-/* ---- candidates: ranks ---------------------------------------------------- */
+/* ---- candidates: ranks ----------------------------------------------------
+ */
 
 static void test_rule_virtual_interfaces_rank_last(void **state) {
   (void)state;
-  const char *virt[] = {"docker0",    "br-1a2b3c", "veth12ab", "virbr0",
-                        "tun0",       "tap3",      "wg0",      "tailscale0",
-                        "ztabcdef",   "vmnet8",    "utun4",    "vboxnet0",
-                        "lxcbr0",     "cni0",      "flannel.1", "podman0"};
+  const char *virt[] = {"docker0",  "br-1a2b3c", "veth12ab",  "virbr0",
+                        "tun0",     "tap3",      "wg0",       "tailscale0",
+                        "ztabcdef", "vmnet8",    "utun4",     "vboxnet0",
+                        "lxcbr0",   "cni0",      "flannel.1", "podman0"};
   kw_sockaddr lan = addr("192.168.1.10:0");
   for (size_t i = 0; i < sizeof(virt) / sizeof(*virt); i++) {
     assert_true(kw__iface_is_virtual(virt[i]));
     assert_int_equal(kw__cand_rank(virt[i], &lan), KW_CAND_RANK_VIRTUAL);
   }
-  const char *real[] = {"eth0", "enp3s0", "wlan0", "wlp2s0", "en0", "lo",
-                        "bond0", "eno1", "ethernet"};
+  const char *real[] = {"eth0", "enp3s0", "wlan0", "wlp2s0",  "en0",
+                        "lo",   "bond0",  "eno1",  "ethernet"};
   for (size_t i = 0; i < sizeof(real) / sizeof(*real); i++)
     assert_false(kw__iface_is_virtual(real[i]));
   assert_false(kw__iface_is_virtual(NULL));
@@ -288,14 +288,14 @@ static void test_rule_virtual_interfaces_rank_last(void **state) {
 
 static void test_cand_rank_lan_first(void **state) {
   (void)state;
-  const char *lan[] = {"10.1.2.3:0", "172.16.0.1:0", "172.31.255.1:0",
-                       "192.168.0.1:0", "[fd00::1]:0", "[fc00::1]:0"};
+  const char *lan[] = {"10.1.2.3:0",    "172.16.0.1:0", "172.31.255.1:0",
+                       "192.168.0.1:0", "[fd00::1]:0",  "[fc00::1]:0"};
   for (size_t i = 0; i < sizeof(lan) / sizeof(*lan); i++) {
     kw_sockaddr a = addr(lan[i]);
     assert_int_equal(kw__cand_rank("eth0", &a), KW_CAND_RANK_LAN);
     assert_int_equal(kw__cand_rank(NULL, &a), KW_CAND_RANK_LAN);
   }
-  const char *other[] = {"172.15.0.1:0", "172.32.0.1:0", "198.18.0.1:0",
+  const char *other[] = {"172.15.0.1:0", "172.32.0.1:0",    "198.18.0.1:0",
                          "100.64.0.1:0", "[2001:db8::1]:0", "11.0.0.1:0"};
   for (size_t i = 0; i < sizeof(other) / sizeof(*other); i++) {
     kw_sockaddr a = addr(other[i]);
@@ -311,10 +311,10 @@ static void test_cand_rank_loopback_and_never(void **state) {
   assert_int_equal(kw__cand_rank("docker0", &a), KW_CAND_RANK_LOOPBACK);
   a = addr("[::1]:0");
   assert_int_equal(kw__cand_rank("lo", &a), KW_CAND_RANK_LOOPBACK);
-  const char *never[] = {"0.0.0.0:0",     "0.1.2.3:0",     "169.254.1.1:0",
-                         "224.0.0.1:0",   "239.1.1.1:0",   "240.0.0.1:0",
-                         "255.255.255.255:0", "[::]:0",    "[fe80::1]:0",
-                         "[febf::1]:0",   "[ff02::1]:0",   "[::ffff:10.0.0.1]:0"};
+  const char *never[] = {
+      "0.0.0.0:0",   "0.1.2.3:0",   "169.254.1.1:0",     "224.0.0.1:0",
+      "239.1.1.1:0", "240.0.0.1:0", "255.255.255.255:0", "[::]:0",
+      "[fe80::1]:0", "[febf::1]:0", "[ff02::1]:0",       "[::ffff:10.0.0.1]:0"};
   for (size_t i = 0; i < sizeof(never) / sizeof(*never); i++) {
     a = addr(never[i]);
     assert_int_equal(kw__cand_rank("eth0", &a), KW_CAND_RANK_NEVER);
@@ -342,11 +342,19 @@ static void test_prefix_parse(void **state) {
   assert_int_equal(kw__prefix_parse("::/0", &p), KW_OK);
   assert_int_equal(p.len, 0);
   assert_int_equal(kw__prefix_parse("2001:db8::1/128", &p), KW_OK);
-  const char *bad[] = {"",           "/8",          "10.0.0.0/",
-                       "10.0.0.0/33", "10.0.0.1/8", "10.0.0.0/08",
-                       "10.0.0.0/x",  "fd00::/129", "fd00::/1000",
-                       "host/8",      "10.0.0.0/8/8",
-                       "0123456789012345678901234567890123456789012345678901234567890123/8"};
+  const char *bad[] = {
+      "",
+      "/8",
+      "10.0.0.0/",
+      "10.0.0.0/33",
+      "10.0.0.1/8",
+      "10.0.0.0/08",
+      "10.0.0.0/x",
+      "fd00::/129",
+      "fd00::/1000",
+      "host/8",
+      "10.0.0.0/8/8",
+      "0123456789012345678901234567890123456789012345678901234567890123/8"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
     assert_int_equal(kw__prefix_parse(bad[i], &p), KW_ERR_PARSE);
   assert_int_equal(kw__prefix_parse(NULL, &p), KW_ERR_INVALID_ARG);
@@ -430,8 +438,7 @@ static void test_cand_filter_rejections(void **state) {
   assert_int_equal(kw__cand_filter_deny_iface(&f, "x*"), KW_ERR_FULL);
   for (int i = 0; i < KW_CAND_LIST_MAX; i++)
     assert_int_equal(kw__cand_filter_deny_prefix(&f, "10.0.0.0/8"), KW_OK);
-  assert_int_equal(kw__cand_filter_deny_prefix(&f, "10.0.0.0/8"),
-                   KW_ERR_FULL);
+  assert_int_equal(kw__cand_filter_deny_prefix(&f, "10.0.0.0/8"), KW_ERR_FULL);
   assert_int_equal(f.n_deny_if, KW_CAND_LIST_MAX);
   assert_int_equal(f.n_deny_pfx, KW_CAND_LIST_MAX);
 }

@@ -80,8 +80,7 @@ static size_t plain_hdr(uint8_t *p, uint8_t type) {
   return w.off;
 }
 
-static size_t plain_addr(uint8_t *p, uint8_t fam, uint8_t fill,
-                         uint16_t port) {
+static size_t plain_addr(uint8_t *p, uint8_t fam, uint8_t fill, uint16_t port) {
   p[0] = fam;
   memset(p + 1, 0, 16);
   memset(p + 1, fill, fam == 4 ? 4 : 16);
@@ -122,8 +121,7 @@ static void test_key_derive_rejects_bad_ids(void **state) {
   assert_int_equal(kw__disco_key_derive(f->a.sk, id, &k), KW_ERR_BAD_ID);
   memset(id, 0xff, sizeof(id)); /* not a canonical point */
   assert_int_equal(kw__disco_key_derive(f->a.sk, id, &k), KW_ERR_BAD_ID);
-  assert_int_equal(kw__disco_key_derive(NULL, f->b.id, &k),
-                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw__disco_key_derive(NULL, f->b.id, &k), KW_ERR_INVALID_ARG);
   assert_int_equal(kw__disco_key_derive(f->a.sk, f->b.id, NULL),
                    KW_ERR_INVALID_ARG);
 }
@@ -196,8 +194,8 @@ static void test_pong_round_trip_v4_v6(void **state) {
     m.addr = addr(addrs[i]);
     uint8_t buf[KW_DISCO_MAX_LEN];
     size_t n;
-    assert_int_equal(
-        kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n), KW_OK);
+    assert_int_equal(kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n),
+                     KW_OK);
     assert_int_equal(n, KW_DISCO_PONG_LEN);
     assert_int_equal(n, 120);
     assert_int_equal(kw__disco_open(&f->ba, buf, n, &o), KW_OK);
@@ -242,8 +240,8 @@ static void test_call_me_maybe_round_trip(void **state) {
     }
     uint8_t buf[KW_DISCO_MAX_LEN];
     size_t n;
-    assert_int_equal(
-        kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n), KW_OK);
+    assert_int_equal(kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n),
+                     KW_OK);
     assert_int_equal(n, KW_DISCO_OVERHEAD + 1 + count * KW_DISCO_ADDR_LEN);
     assert_int_equal(kw__disco_open(&f->ba, buf, n, &o), KW_OK);
     assert_int_equal(o.type, KW_DISCO_CALL_ME_MAYBE);
@@ -320,16 +318,17 @@ static void test_seal_buffer_too_small(void **state) {
   uint8_t buf[KW_DISCO_MAX_LEN];
   size_t n;
   kw__disco_msg m = ping_msg(1, 0);
-  assert_int_equal(kw__disco_seal(&f->ab, f->a.id, &m, buf,
-                                  KW_DISCO_PING_MIN_LEN - 1, &n),
-                   KW_ERR_BUFFER);
+  assert_int_equal(
+      kw__disco_seal(&f->ab, f->a.id, &m, buf, KW_DISCO_PING_MIN_LEN - 1, &n),
+      KW_ERR_BUFFER);
   assert_int_equal(n, 0);
   assert_int_equal(
       kw__disco_seal(&f->ab, f->a.id, &m, buf, KW_DISCO_PING_MIN_LEN, &n),
       KW_OK);
 }
 
-/* ---- open rejections ------------------------------------------------------ */
+/* ---- open rejections ------------------------------------------------------
+ */
 
 static void test_open_rejects_wrong_key(void **state) {
   fixture *f = *state;
@@ -461,8 +460,8 @@ static void test_rule_pong_never_larger_than_ping(void **state) {
   uint8_t ping[KW_DISCO_MAX_LEN], pong[KW_DISCO_MAX_LEN];
   size_t pn, n;
   kw__disco_msg m = ping_msg(4, 0), o;
-  assert_int_equal(
-      kw__disco_seal(&f->ab, f->a.id, &m, ping, sizeof(ping), &pn), KW_OK);
+  assert_int_equal(kw__disco_seal(&f->ab, f->a.id, &m, ping, sizeof(ping), &pn),
+                   KW_OK);
   assert_int_equal(kw__disco_open(&f->ba, ping, pn, &o), KW_OK);
   kw_sockaddr obs = addr("[2001:db8::7]:7");
   assert_int_equal(kw__disco_seal_pong(&f->ba, f->b.id, pn, o.tx_id, &obs, 9,
@@ -539,8 +538,7 @@ static void test_rule_replay_duplicate_dropped(void **state) {
   memset(c.nonce, 1, sizeof(c.nonce));
   assert_int_equal(kw__disco_replay_check(&r, f->a.id, &c, now),
                    KW_DISCO_FRESH);
-  assert_int_equal(kw__disco_replay_check(&r, f->a.id, &c, now),
-                   KW_DISCO_DUP);
+  assert_int_equal(kw__disco_replay_check(&r, f->a.id, &c, now), KW_DISCO_DUP);
   c.nonce[0] = 2;
   assert_int_equal(kw__disco_replay_check(&r, f->a.id, &c, now),
                    KW_DISCO_FRESH);
@@ -632,8 +630,7 @@ static void test_replay_init_args(void **state) {
   kw__disco_msg m = ping_msg(1, 0);
   uint8_t id[KW_ID_LEN] = {0};
   /* An uninitialised (zeroed) set refuses everything. */
-  assert_int_equal(kw__disco_replay_check(&r, id, &m, m.ts_ms),
-                   KW_DISCO_STALE);
+  assert_int_equal(kw__disco_replay_check(&r, id, &m, m.ts_ms), KW_DISCO_STALE);
   kw__disco_replay_free(&r);
   kw__disco_replay_free(NULL);
 }

@@ -74,8 +74,7 @@ static void test_add_find_merge_sources(void **state) {
   kw_sockaddr a = addr("198.18.0.1:1");
   int i1, i2;
   bool created;
-  assert_int_equal(kw__paths_add(&t, &a, KW_PSRC_APP, 5, &i1, &created),
-                   KW_OK);
+  assert_int_equal(kw__paths_add(&t, &a, KW_PSRC_APP, 5, &i1, &created), KW_OK);
   assert_true(created);
   assert_true(i1 > KW_PATHS_RELAY);
   assert_int_equal(kw__paths_add(&t, &a, KW_PSRC_DISCO, 6, &i2, &created),
@@ -90,8 +89,7 @@ static void test_add_find_merge_sources(void **state) {
   assert_int_equal(kw__paths_find(&t, &a), i1);
   /* The relay path has its own slot and does not count as IP. */
   int r;
-  assert_int_equal(kw__paths_add(&t, NULL, KW_PSRC_LOOKUP, 7, &r, NULL),
-                   KW_OK);
+  assert_int_equal(kw__paths_add(&t, NULL, KW_PSRC_LOOKUP, 7, &r, NULL), KW_OK);
   assert_int_equal(r, KW_PATHS_RELAY);
   assert_true(kw__paths_get(&t, r)->relay);
   assert_int_equal(kw__paths_find(&t, NULL), KW_PATHS_RELAY);
@@ -119,8 +117,7 @@ static void test_add_rejections(void **state) {
   assert_int_equal(kw__paths_add(&t, &a, KW_PSRC_APP, 0, &idx, NULL),
                    KW_ERR_INVALID_ARG);
   a.family = 4;
-  assert_int_equal(kw__paths_add(&t, &a, 0, 0, &idx, NULL),
-                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw__paths_add(&t, &a, 0, 0, &idx, NULL), KW_ERR_INVALID_ARG);
   assert_int_equal(kw__paths_add(&t, &a, 0x10, 0, &idx, NULL),
                    KW_ERR_INVALID_ARG);
   assert_int_equal(kw__paths_add(NULL, &a, KW_PSRC_APP, 0, &idx, NULL),
@@ -129,8 +126,7 @@ static void test_add_rejections(void **state) {
                    KW_ERR_NOT_FOUND);
   assert_int_equal(kw__paths_set_state(&t, -1, KW_PST_VALIDATED, 0),
                    KW_ERR_NOT_FOUND);
-  assert_int_equal(kw__paths_set_state(&t, KW_PATHS_SLOTS, KW_PST_VALIDATED,
-                                       0),
+  assert_int_equal(kw__paths_set_state(&t, KW_PATHS_SLOTS, KW_PST_VALIDATED, 0),
                    KW_ERR_NOT_FOUND);
   int i = add(&t, "198.18.0.1:1", KW_PSRC_APP, 0);
   assert_int_equal(kw__paths_set_state(&t, i, (kw__path_state)9, 0),
@@ -428,8 +424,7 @@ static void test_rule_limit_exactly_30_ip_paths(void **state) {
     int idx;
     assert_int_equal(
         kw__paths_add(&t, &a, KW_PSRC_APP, (uint64_t)i, &idx, NULL), KW_OK);
-    assert_int_equal(kw__paths_set_state(&t, idx, KW_PST_VALIDATED, 0),
-                     KW_OK);
+    assert_int_equal(kw__paths_set_state(&t, idx, KW_PST_VALIDATED, 0), KW_OK);
   }
   assert_int_equal(kw__paths_count_ip(&t), 30);
   /* All 30 validated: a 31st unknown path is the lowest priority. */
@@ -456,8 +451,7 @@ static void test_rule_prune_oldest_inactive_first(void **state) {
   for (int i = 0; i < KW_PATHS_MAX_IP; i++) {
     kw_sockaddr a = nth(i);
     assert_int_equal(
-        kw__paths_add(&t, &a, KW_PSRC_CONN, (uint64_t)i, &idx[i], NULL),
-        KW_OK);
+        kw__paths_add(&t, &a, KW_PSRC_CONN, (uint64_t)i, &idx[i], NULL), KW_OK);
   }
   /* Two inactive ones, the later-added one inactive for longer. One
    * unusable path (lower priority than anything but inactive). */
@@ -465,8 +459,7 @@ static void test_rule_prune_oldest_inactive_first(void **state) {
                    KW_OK);
   assert_int_equal(kw__paths_set_state(&t, idx[10], KW_PST_INACTIVE, 200),
                    KW_OK);
-  assert_int_equal(kw__paths_set_state(&t, idx[5], KW_PST_UNUSABLE, 50),
-                   KW_OK);
+  assert_int_equal(kw__paths_set_state(&t, idx[5], KW_PST_UNUSABLE, 50), KW_OK);
   kw_sockaddr extra = nth(30);
   int e;
   assert_int_equal(kw__paths_add(&t, &extra, KW_PSRC_LOOKUP, 300, &e, NULL),
@@ -498,8 +491,7 @@ static void test_rule_prune_lowest_priority_order(void **state) {
   for (int i = 0; i < KW_PATHS_MAX_IP; i++) {
     kw_sockaddr a = nth(i);
     assert_int_equal(
-        kw__paths_add(&t, &a, KW_PSRC_CONN, (uint64_t)i, &idx[i], NULL),
-        KW_OK);
+        kw__paths_add(&t, &a, KW_PSRC_CONN, (uint64_t)i, &idx[i], NULL), KW_OK);
     kw__paths_set_state(&t, idx[i], KW_PST_VALIDATED, 0);
   }
   /* Expected pruning order: 2 (unknown, lookup, older), 3 (unknown,
@@ -547,8 +539,7 @@ static void test_rule_new_unknown_replaces_older_unknown(void **state) {
   /* Same state and source: the oldest goes. */
   kw_sockaddr extra = nth(30);
   int e;
-  assert_int_equal(kw__paths_add(&t, &extra, KW_PSRC_APP, 50, &e, NULL),
-                   KW_OK);
+  assert_int_equal(kw__paths_add(&t, &extra, KW_PSRC_APP, 50, &e, NULL), KW_OK);
   kw_sockaddr a0 = nth(0), a1 = nth(1);
   assert_int_equal(kw__paths_find(&t, &a0), KW_PATHS_NONE);
   assert_int_not_equal(kw__paths_find(&t, &a1), KW_PATHS_NONE);
@@ -568,13 +559,12 @@ static void test_rule_limit_exactly_10_inactive(void **state) {
   for (int i = 0; i < 12; i++) {
     kw_sockaddr a = nth(i);
     assert_int_equal(
-        kw__paths_add(&t, &a, KW_PSRC_APP, (uint64_t)i, &idx[i], NULL),
-        KW_OK);
+        kw__paths_add(&t, &a, KW_PSRC_APP, (uint64_t)i, &idx[i], NULL), KW_OK);
   }
   for (int i = 0; i < 10; i++)
-    assert_int_equal(kw__paths_set_state(&t, idx[i], KW_PST_INACTIVE,
-                                         100 + (uint64_t)i),
-                     KW_OK);
+    assert_int_equal(
+        kw__paths_set_state(&t, idx[i], KW_PST_INACTIVE, 100 + (uint64_t)i),
+        KW_OK);
   assert_int_equal(kw__paths_count_inactive(&t), 10);
   assert_int_equal(kw__paths_count_ip(&t), 12);
   /* The 11th inactive prunes the one inactive the longest (idx 0). */
@@ -601,8 +591,7 @@ static void test_rule_selected_never_pruned(void **state) {
   kw__paths_init(&t);
   kw_sockaddr a0 = nth(0);
   int s;
-  assert_int_equal(kw__paths_add(&t, &a0, KW_PSRC_LOOKUP, 0, &s, NULL),
-                   KW_OK);
+  assert_int_equal(kw__paths_add(&t, &a0, KW_PSRC_LOOKUP, 0, &s, NULL), KW_OK);
   assert_int_equal(kw__paths_rtt_sample(&t, s, 0, 1 * MS), KW_OK);
   assert_int_equal(sel(&t, NULL), s);
   int idx[11];
@@ -610,9 +599,9 @@ static void test_rule_selected_never_pruned(void **state) {
     kw_sockaddr a = nth(i);
     assert_int_equal(kw__paths_add(&t, &a, KW_PSRC_CONN, 1, &idx[i], NULL),
                      KW_OK);
-    assert_int_equal(kw__paths_set_state(&t, idx[i], KW_PST_INACTIVE,
-                                         100 + (uint64_t)i),
-                     KW_OK);
+    assert_int_equal(
+        kw__paths_set_state(&t, idx[i], KW_PST_INACTIVE, 100 + (uint64_t)i),
+        KW_OK);
   }
   /* The selected path goes inactive, inactive the longest of all (since
    * 50): the limit prunes the oldest other inactive path instead. */
@@ -626,8 +615,7 @@ static void test_rule_selected_never_pruned(void **state) {
   assert_int_equal(sel(&t, NULL), KW_PATHS_NONE);
   kw_sockaddr a11 = nth(11);
   int e;
-  assert_int_equal(kw__paths_add(&t, &a11, KW_PSRC_APP, 200, &e, NULL),
-                   KW_OK);
+  assert_int_equal(kw__paths_add(&t, &a11, KW_PSRC_APP, 200, &e, NULL), KW_OK);
   assert_int_equal(kw__paths_set_state(&t, e, KW_PST_INACTIVE, 200), KW_OK);
   assert_int_equal(kw__paths_find(&t, &a0), KW_PATHS_NONE);
 }
