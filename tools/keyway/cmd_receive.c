@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,51 @@ static struct {
   uint8_t hash[XFER_HASH_LEN];
   size_t hashgot;
   uint64_t received;
-  double t0, last_draw;
+  double t0, t_end, last_draw;
   bool tty;
   bool failed;
+  bool summarized;
+  uint8_t remote[KW_ID_LEN];
 } R;
 
-static void exit_stats(cli *c) { cli_emit_stats(c, 0, R.received); }
+static void progress(bool final);
+
+/* Loop thread: every file is in place; the summary line, once. */
+static void summarize(void) {
+  if (R.summarized)
+    return;
+  R.summarized = true;
+  progress(true);
+  cli_emit_summary(C, "received", R.remote, C->path_known ? C->path.kind
+                                                          : KW_PATH_NONE,
+                   R.received, R.t_end - R.t0);
+}
+
+static void exit_stats(cli *c) {
+  if (R.st == R_DONE && !R.failed)
+    summarize();
+  cli_emit_stats(c, 0, R.received);
+}
+
+/* Once everything is verified and acknowledged, the sender's end of the
+ * stream is a courtesy: a sender that never sends it cannot hold the
+ * receiver longer than this. */
+#define ACK_GRACE_S 5.0
+
+static void *ack_grace(void *arg) {
+  cli *c = arg;
+  double until = cli_now() + ACK_GRACE_S;
+  while (cli_now() < until) {
+    pthread_mutex_lock(&c->mu);
+    bool fin = c->finished;
+    pthread_mutex_unlock(&c->mu);
+    if (fin)
+      return NULL;
+    usleep(50000);
+  }
+  cli_done(c, 0);
+  return NULL;
+}
 
 static void progress(bool final) {
   if (!R.tty || C->json || C->verbosity < 0)
@@ -135,8 +175,12 @@ static void next_entry(void) {
       chmod(R.final, R.m.e[i].mode | 0700);
   }
   R.st = R_DONE;
+  R.t_end = cli_now();
   uint8_t ok = XFER_ACK_OK;
   kw_stream_write(R.s, &ok, 1, true, NULL);
+  pthread_t th;
+  if (pthread_create(&th, NULL, ack_grace, C) == 0)
+    pthread_detach(th);
 }
 
 static void file_done(void) {
@@ -272,13 +316,13 @@ static void on_closed(kw_stream *s, kw_err err, uint64_t code, void *u) {
   R.s = NULL;
   if (R.failed)
     return;
-  if (R.st != R_DONE || err != KW_OK) {
-    fail(KW_ERR_PEER, "the transfer was cut off");
+  if (R.st != R_DONE) {
+    fail(err ? err : KW_ERR_PEER, "the transfer was cut off");
     return;
   }
-  progress(true);
-  cli_emit_summary(C, "received", kw_stream_conn(s), R.received,
-                   cli_now() - R.t0);
+  /* every file verified and in place: how the stream ended no longer
+   * matters */
+  summarize();
   kw_conn_close(kw_stream_conn(s), 0, "done");
   cli_done(C, 0);
 }
@@ -288,8 +332,14 @@ static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
   (void)conn;
   (void)code;
   (void)u;
-  if (R.st != R_DONE && !R.failed)
+  if (R.failed)
+    return;
+  if (R.st != R_DONE) {
     fail(err, "connection lost: %s", kw_strerror(err));
+    return;
+  }
+  summarize();
+  cli_done(C, 0);
 }
 
 static void on_path(kw_conn *conn, const kw_path_info *p, void *u) {
@@ -307,6 +357,7 @@ static void connected(kw_conn *conn, kw_err err, void *arg) {
     cli_done(C, 1);
     return;
   }
+  kw_conn_remote_id(conn, R.remote);
   cli_emit_connected(C, conn);
   kw_path_info pi;
   kw_conn_path(conn, &pi);

@@ -191,8 +191,11 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     kw_stream_finish(s);
     sv->st = S_FINISHED;
     total_sent += sv->sent;
-    cli_emit_summary(C, "sent", kw_stream_conn(s), sv->sent,
-                     cli_now() - sv->t0);
+    uint8_t rid[KW_ID_LEN];
+    kw_path_info pi;
+    kw_conn_remote_id(kw_stream_conn(s), rid);
+    kw_conn_path(kw_stream_conn(s), &pi);
+    cli_emit_summary(C, "sent", rid, pi.kind, sv->sent, cli_now() - sv->t0);
     served++;
   }
 }

@@ -377,28 +377,23 @@ void cli_emit_stats(cli *c, uint64_t sent, uint64_t received) {
   emit_json(o);
 }
 
-void cli_emit_summary(cli *c, const char *verb, kw_conn *conn,
-                      uint64_t bytes, double secs) {
-  kw_path_info pi;
-  uint8_t id[KW_ID_LEN];
+void cli_emit_summary(cli *c, const char *verb, const uint8_t id[KW_ID_LEN],
+                      kw_path_kind kind, uint64_t bytes, double secs) {
   char idt[KW_ID_STRLEN + 1];
-  kw_conn_path(conn, &pi);
-  kw_conn_remote_id(conn, id);
   cli_id(id, idt);
+  bool sent = strcmp(verb, "sent") == 0;
   double mbps = secs > 0 ? (double)bytes / secs / 1e6 : 0.0;
   if (c->json) {
     json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "event", verb, "remote", idt,
                           "bytes", (json_int_t)bytes, "path",
-                          kw_path_kind_name(pi.kind));
+                          kw_path_kind_name(kind));
     json_object_set_new(o, "seconds", json_real(secs));
     json_object_set_new(o, "mb_per_s", json_real(mbps));
     emit_json(o);
   } else if (c->verbosity >= 0) {
     fprintf(stderr, "%s %llu bytes in %.2f s (%.1f MB/s) %s%.10s%spath=%s\n",
-            verb, (unsigned long long)bytes, secs, mbps,
-            strcmp(verb, "sent") == 0 ? "to " : "",
-            strcmp(verb, "sent") == 0 ? idt : "",
-            strcmp(verb, "sent") == 0 ? " " : "", kw_path_kind_name(pi.kind));
+            verb, (unsigned long long)bytes, secs, mbps, sent ? "to " : "",
+            sent ? idt : "", sent ? " " : "", kw_path_kind_name(kind));
   }
 }
 

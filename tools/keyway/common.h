@@ -81,8 +81,8 @@ void cli_emit_path(cli *c, kw_conn *conn, const kw_path_info *p);
 void cli_emit_stats(cli *c, uint64_t sent, uint64_t received);
 /* A transfer summary: the human line "<verb> N bytes in S s (R MB/s)
  * [to ID] path=KIND" or a JSON event named `verb`. */
-void cli_emit_summary(cli *c, const char *verb, kw_conn *conn,
-                      uint64_t bytes, double secs);
+void cli_emit_summary(cli *c, const char *verb, const uint8_t id[KW_ID_LEN],
+                      kw_path_kind kind, uint64_t bytes, double secs);
 /* Human text when not quiet and not --json. */
 void cli_info(cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
