@@ -63,7 +63,10 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
       kw_sockaddr_format(&r->ipv4, a4, sizeof a4);
     if (r->ipv6.family)
       kw_sockaddr_format(&r->ipv6, a6, sizeof a6);
-    printf("UDP:                 %s\n", r->udp ? "yes" : "no");
+    printf("UDP:                 %s\n",
+           r->udp ? "yes"
+                  : r->n_relays ? "no (no STUN server answered)"
+                                : "unknown (no relay given: pass --relay URL)");
     printf("IPv4 (reflexive):    %s\n", a4);
     printf("IPv6 (reflexive):    %s\n", a6);
     printf("mapping varies:      %s\n",
@@ -92,6 +95,8 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
 static void start(kw_endpoint *ep, void *arg) {
   (void)arg;
   uint32_t ms = C->timeout_s > 0 ? (uint32_t)(C->timeout_s * 1000) : 3000;
+  if (C->n_relays == 0 || C->no_relay)
+    ms = 1; /* nothing to wait for */
   kw_err e = kw_endpoint_netcheck(ep, ms, report, NULL);
   if (e != KW_OK) {
     cli_fail(C, e, "netcheck: %s", kw_strerror(e));

@@ -3,6 +3,7 @@
  * keyway/ping/1, answered by every `keyway listen` and `keyway send`),
  * one a second, printing the path kind, address and RTT of each on stdout.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
@@ -13,14 +14,27 @@
 static cli *C;
 static kw_endpoint_addr target;
 static kw_conn *conn;
-static volatile int state; /* 0 dialing, 1 connected, 2 failed */
-static long got;
-static double sum_ms, min_ms = 1e9, max_ms;
+static atomic_int state; /* 0 dialing, 1 connected, 2 failed */
+static atomic_long got;
+static double sum_ms, min_ms = 1e9, max_ms; /* loop thread */
+static long sent_count;                     /* loop thread */
 
-static long sent_count;
-
+/* Loop thread, at exit: the summary line and the stats event. */
 static void exit_stats(cli *c) {
-  cli_emit_stats(c, (uint64_t)sent_count * 16, (uint64_t)got * 16);
+  long n = atomic_load(&got);
+  if (sent_count && !c->json) { /* data, like the lines above */
+    printf("%ld sent, %ld received, rtt min/avg/max %.3f/%.3f/%.3f ms\n",
+           sent_count, n, n ? min_ms : 0, n ? sum_ms / (double)n : 0, max_ms);
+    fflush(stdout);
+  }
+  cli_emit_stats(c, (uint64_t)sent_count * 16, (uint64_t)n * 16);
+}
+
+static bool finished(cli *c) {
+  pthread_mutex_lock(&c->mu);
+  bool f = c->finished;
+  pthread_mutex_unlock(&c->mu);
+  return f;
 }
 
 static void on_dgram(kw_conn *c, const uint8_t *d, size_t n, void *u) {
@@ -32,7 +46,7 @@ static void on_dgram(kw_conn *c, const uint8_t *d, size_t n, void *u) {
   memcpy(&s, d, sizeof s);
   memcpy(&sent, d + 8, sizeof sent);
   double ms = (cli_now() - sent) * 1000;
-  got++;
+  atomic_fetch_add(&got, 1);
   sum_ms += ms;
   min_ms = ms < min_ms ? ms : min_ms;
   max_ms = ms > max_ms ? ms : max_ms;
@@ -127,25 +141,22 @@ int cmd_ping(cli *c) {
   if (rc)
     return rc;
   kw_endpoint_post(c->ep, dial, NULL);
-  while (state == 0)
+  /* the dial ends within --timeout; SIGINT ends the run at any time */
+  while (atomic_load(&state) == 0 && !finished(c))
     usleep(5000);
-  for (long i = 1; i <= count && state == 1; i++) {
+  for (long i = 1; i <= count && atomic_load(&state) == 1 && !finished(c);
+       i++) {
     kw_endpoint_post(c->ep, send_one, (void *)(intptr_t)i);
     /* one a second; after the last, a second for the answer */
-    for (int t = 0; t < 100 && state == 1 && !(i == count && got == count);
+    for (int t = 0; t < 100 && atomic_load(&state) == 1 && !finished(c) &&
+                    !(i == count && atomic_load(&got) == count);
          t++)
       usleep(10000);
   }
-  if (state == 1) {
+  if (atomic_load(&state) == 1)
     kw_endpoint_post(c->ep, finish, NULL);
-    if (!c->json)
-      printf("%ld sent, %ld received, rtt min/avg/max %.3f/%.3f/%.3f ms\n",
-             count, got, got ? min_ms : 0, got ? sum_ms / (double)got : 0,
-             max_ms);
-    fflush(stdout);
-  }
-  int code = state == 1 && got > 0 ? 0 : 1;
-  if (state == 1 && got == 0)
+  int code = atomic_load(&state) == 1 && atomic_load(&got) > 0 ? 0 : 1;
+  if (atomic_load(&state) == 1 && atomic_load(&got) == 0 && !finished(c))
     cli_fail(c, KW_ERR_TIMEOUT, "ping: no answer");
   cli_done(c, code);
   return cli_wait(c);

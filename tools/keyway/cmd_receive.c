@@ -104,8 +104,8 @@ static void progress(bool final) {
     bar[i] = i < bars ? '#' : '.';
   bar[30] = 0;
   double eta = rate > 0 ? (total - (double)R.received) / rate : 0;
-  fprintf(stderr, "\r[%s] %5.1f%% %8.1f MB/s ETA %4.0fs", bar, frac * 100,
-          rate / 1e6, eta);
+  fprintf(stderr, "\r[%s] %5.1f%% %9.1f/%.1f MB %7.1f MB/s ETA %4.0fs", bar,
+          frac * 100, (double)R.received / 1e6, total / 1e6, rate / 1e6, eta);
   if (final)
     fputc('\n', stderr);
 }
