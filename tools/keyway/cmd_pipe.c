@@ -322,6 +322,7 @@ int cmd_listen(cli *c) {
   if (c->npos)
     return cli_usage_error(c, "listen takes no arguments");
   start(c, true);
+  c->max_conns = 16; /* one pipe at a time, plus pings */
   const char *alpns[] = {c->alpn ? c->alpn : CLI_ALPN_PIPE, CLI_ALPN_PING,
                          NULL};
   kw_callbacks cbs = callbacks();

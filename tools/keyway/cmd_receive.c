@@ -332,6 +332,7 @@ static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
   (void)conn;
   (void)code;
   (void)u;
+  R.s = NULL; /* its stream_closed follows: nothing more to do there */
   if (R.failed)
     return;
   if (R.st != R_DONE) {

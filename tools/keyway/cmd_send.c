@@ -250,6 +250,8 @@ int cmd_send(cli *c) {
     return cli_usage_error(c, "send takes one PATH");
   C = c;
   c->exit_hook = exit_stats;
+  /* each receiver may hold a 256 KiB read buffer and a stream send buffer */
+  c->max_conns = 64;
   char bad[4096] = "";
   if (xfer_scan(c->pos[0], &M, bad, sizeof bad) != 0)
     return cli_fail(c, KW_ERR_IO, "send: %s: %s", bad[0] ? bad : c->pos[0],

@@ -228,6 +228,8 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
   uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
   kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);
   kw_config_set_keepalive(cfg, 5000);
+  if (c->max_conns)
+    kw_config_set_max_conns(cfg, c->max_conns);
   kw_config_set_log(cfg, on_log, c,
                     c->verbosity >= 2 ? KW_LOG_DEBUG : KW_LOG_INFO);
   kw_config_set_callbacks(cfg, cbs, user);

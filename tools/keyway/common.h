@@ -42,6 +42,7 @@ typedef struct cli {
   long count;
   const char *pos[4];
   int npos;
+  uint32_t max_conns; /* set by the subcommand; 0: the library's default */
   /* run state */
   kw_endpoint *ep;
   uint8_t id[KW_ID_LEN];
