@@ -288,7 +288,8 @@ static inline void qt_echo_flush(kw_stream *s, qt_echo *e) {
   size_t w = 0;
   kw_err err = kw_stream_write(s, e->buf, e->len, e->fin_in, &w);
   EXPECT(err == KW_OK || err == KW_ERR_AGAIN, "echo write: %s", kw_errname(err));
-  memmove(e->buf, e->buf + w, e->len - w);
+  if (w && e->len > w)
+    memmove(e->buf, e->buf + w, e->len - w);
   e->len -= w;
   if (e->fin_in && e->len == 0)
     e->fin_out = true;

@@ -50,7 +50,7 @@ for mode in relay byid unknown; do
 done
 
 # relay killed mid-transfer, restarted 1 s later: the transfer completes
-timeout 120 "$prog" "$url" "$work/cert.pem" relay 256 >"$work/restart.out" 2>&1 &
+timeout 120 "$prog" "$url" "$work/cert.pem" relay 96 >"$work/restart.out" 2>&1 &
 tp=$!
 pids+=("$tp")
 for _ in $(seq 200); do grep -q transferring "$work/restart.out" && break; sleep 0.05; done
@@ -66,7 +66,7 @@ else
 fi
 # fairness: a pair flooding through the relay at full speed does not stop
 # another pair's 1 MiB pipe; the relay's memory stays bounded
-timeout 120 "$prog" "$url" "$work/cert.pem" relay 1024 >"$work/flood.out" 2>&1 &
+timeout 120 "$prog" "$url" "$work/cert.pem" relay 512 >"$work/flood.out" 2>&1 &
 fp=$!
 pids+=("$fp")
 for _ in $(seq 200); do grep -q transferring "$work/flood.out" && break; sleep 0.05; done
