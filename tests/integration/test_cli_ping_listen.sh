@@ -2,8 +2,9 @@
 # keyway ping against `keyway listen` and `keyway send` (ALPN keyway/ping/1,
 # datagram echo); ping to nothing listening; a listener without --once
 # serves connections one after another, each getting its own end of
-# stream; a second connection while one is open is refused; SIGINT stops
-# the listener with exit 0 and a stats event. Loopback only.
+# stream; a second connection while one is open is refused; a closed
+# stdout stops both ends; SIGINT stops the listener with exit 0 and a
+# stats event. Loopback only.
 . "$(dirname "$0")/cli_lib.sh"
 wait_pid() { # wait_pid PID SECONDS: its exit status, 124 if it had to be killed
   local i
@@ -96,6 +97,23 @@ check "the first connection still ends cleanly" test "$rc" -eq 0
 sleep 0.3
 check "the first connection's bytes arrived" grep -qx first "$WORK/l.out"
 check "the refused connection's bytes did not" bash -c "! grep -q second '$WORK/l.out'"
+
+# nobody reads the dialer's output any more: both ends stop (no endless
+# discarding of an endless stream)
+"$KW" listen --ephemeral -q --once --bind 127.0.0.1:0 --ticket-file "$WORK/tz" \
+  </dev/zero >/dev/null 2>"$WORK/lz.err" &
+zpid=$!
+PIDS+=("$zpid")
+wait_file "$WORK/tz" 10 || bad "zero listener ticket"
+set +e
+timeout 30 "$KW" connect --ephemeral -q "$(cat "$WORK/tz")" </dev/null 2>"$WORK/cz.err" | head -c 1000 >/dev/null
+rc=${PIPESTATUS[0]}
+wait_pid "$zpid" 10
+zrc=$?
+set -e
+check "stdout closed: connect exits 1" test "$rc" -eq 1
+check "stdout closed: says so" grep -q "keyway: connect: standard output closed" "$WORK/cz.err"
+check "stdout closed: the listener stops too (exit $zrc)" test "$zrc" -eq 1
 
 kill -INT "$lpid"
 set +e

@@ -149,7 +149,7 @@ static void write_out(const uint8_t *d, size_t n) {
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0) {
-      P.out_broken = true; /* stdout closed: keep the protocol going */
+      P.out_broken = true; /* stdout closed (EPIPE): see on_data */
       return;
     }
     d += w;
@@ -162,6 +162,8 @@ static void attach(kw_stream *s) {
   kw_stream_set_user(s, &P);
   drain(P.c->ep, NULL);
 }
+
+static void finish_run(int code);
 
 static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
                     void *u) {
@@ -180,6 +182,16 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
   }
   P.received += n;
   write_out(d, n);
+  if (P.out_broken) {
+    /* nobody reads our output any more (`keyway connect T | head`): stop
+     * the remote instead of discarding what it sends */
+    kw_conn *conn = kw_stream_conn(s);
+    P.s = NULL;
+    kw_stream_reset(s, 3);
+    kw_conn_close(conn, 3, "output closed");
+    cli_fail(P.c, KW_ERR_IO, "%s: standard output closed", P.c->cmd);
+    finish_run(1);
+  }
 }
 
 static void on_writable(kw_stream *s, void *u) {
