@@ -93,10 +93,7 @@ static void on_closed(kw_conn *c, kw_err err, uint64_t code, void *u) {
 static void connected(kw_conn *c, kw_err err, void *arg) {
   (void)arg;
   if (err != KW_OK) {
-    if (err == KW_ERR_KEY_MISMATCH && C->mismatch[0])
-      cli_fail(C, err, "ping: %s", C->mismatch);
-    else
-      cli_fail(C, err, "ping: cannot connect: %s", kw_strerror(err));
+    cli_fail_connect(C, target.id, CLI_ALPN_PING, err);
     state = 2;
     return;
   }
@@ -112,7 +109,10 @@ static void dial(kw_endpoint *ep, void *arg) {
   (void)arg;
   kw_err e = kw_endpoint_connect(ep, &target, CLI_ALPN_PING, connected, NULL);
   if (e != KW_OK) {
-    cli_fail(C, e, "ping: %s", kw_strerror(e));
+    cli_fail(C, e, "ping: %s",
+             e == KW_ERR_NO_PATH ? "the target has no address and no relay "
+                                   "to resolve it (pass --relay)"
+                                 : kw_strerror(e));
     state = 2;
   }
 }

@@ -357,15 +357,7 @@ static kw_endpoint_addr target;
 static void connected(kw_conn *conn, kw_err err, void *arg) {
   cli *c = arg;
   if (err != KW_OK) {
-    char tgt[KW_ID_STRLEN + 1];
-    cli_id(target.id, tgt);
-    if (err == KW_ERR_KEY_MISMATCH && c->mismatch[0])
-      cli_fail(c, err, "connect: %s", c->mismatch);
-    else if (err == KW_ERR_TIMEOUT)
-      cli_fail(c, err, "connect: no answer from %.10s within %.0f s", tgt,
-               c->timeout_s > 0 ? c->timeout_s : 10.0);
-    else
-      cli_fail(c, err, "connect: %s", kw_strerror(err));
+    cli_fail_connect(c, target.id, c->alpn ? c->alpn : CLI_ALPN_PIPE, err);
     cli_done(c, 1);
     return;
   }

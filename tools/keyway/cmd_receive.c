@@ -351,10 +351,7 @@ static void on_path(kw_conn *conn, const kw_path_info *p, void *u) {
 static void connected(kw_conn *conn, kw_err err, void *arg) {
   (void)arg;
   if (err != KW_OK) {
-    if (err == KW_ERR_KEY_MISMATCH && C->mismatch[0])
-      cli_fail(C, err, "receive: %s", C->mismatch);
-    else
-      cli_fail(C, err, "receive: cannot connect: %s", kw_strerror(err));
+    cli_fail_connect(C, target.id, CLI_ALPN_SEND, err);
     cli_done(C, 1);
     return;
   }
@@ -376,7 +373,10 @@ static void dial(kw_endpoint *ep, void *arg) {
   (void)arg;
   kw_err e = kw_endpoint_connect(ep, &target, CLI_ALPN_SEND, connected, NULL);
   if (e != KW_OK) {
-    cli_fail(C, e, "receive: %s", kw_strerror(e));
+    cli_fail(C, e, "receive: %s",
+             e == KW_ERR_NO_PATH ? "the target has no address and no relay "
+                                   "to resolve it (pass --relay)"
+                                 : kw_strerror(e));
     cli_done(C, 1);
   }
 }

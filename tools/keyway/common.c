@@ -63,6 +63,33 @@ int cli_fail(cli *c, kw_err code, const char *fmt, ...) {
   return 1;
 }
 
+int cli_fail_connect(cli *c, const uint8_t id[KW_ID_LEN], const char *alpn,
+                     kw_err err) {
+  char tgt[KW_ID_STRLEN + 1];
+  cli_id(id, tgt);
+  switch (err) {
+  case KW_ERR_KEY_MISMATCH:
+    if (c->mismatch[0]) /* from the library's tls.key_mismatch log line */
+      return cli_fail(c, err, "%s: %s", c->cmd, c->mismatch);
+    return cli_fail(c, err, "%s: the remote did not present key %s", c->cmd,
+                    tgt);
+  case KW_ERR_TIMEOUT:
+    return cli_fail(c, err, "%s: no answer from %.10s within %g s", c->cmd,
+                    tgt, c->timeout_s > 0 ? c->timeout_s : 10.0);
+  case KW_ERR_NOT_FOUND:
+    return cli_fail(c, err,
+                    "%s: %.10s is unknown at the relay (not online, or "
+                    "using another relay)",
+                    c->cmd, tgt);
+  case KW_ERR_ALPN:
+    return cli_fail(c, err, "%s: %.10s does not accept %s", c->cmd, tgt,
+                    alpn);
+  default:
+    return cli_fail(c, err, "%s: cannot connect to %.10s: %s", c->cmd, tgt,
+                    kw_strerror(err));
+  }
+}
+
 int cli_usage_error(cli *c, const char *fmt, ...) {
   char msg[512];
   va_list ap;

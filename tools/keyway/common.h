@@ -90,6 +90,11 @@ void cli_info(cli *c, const char *fmt, ...)
 /* The one-line failure message (human or JSON); returns 1. */
 int cli_fail(cli *c, kw_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The failure of a dial to `id` with `alpn` as one line naming what went
+ * wrong (both keys on a mismatch, the timeout, an unknown id...); returns
+ * 1. Loop thread. */
+int cli_fail_connect(cli *c, const uint8_t id[KW_ID_LEN], const char *alpn,
+                     kw_err err);
 /* Usage error: message and exit code 2. */
 int cli_usage_error(cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
