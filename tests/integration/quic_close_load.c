@@ -12,6 +12,9 @@
  *  - a second kw_endpoint_close returns KW_OK at once; a post to a closed
  *    endpoint fails with KW_ERR_CLOSED;
  *  - nothing leaks (LeakSanitizer in the sanitizer build).
+ * Then kw_endpoint_close called from inside a callback on the loop thread
+ * (conn_closed after a local close; a failed dial's connect callback): the
+ * endpoint closes, nothing crashes, the owner's close and free work after.
  */
 #include "quic_test.h"
 
@@ -124,6 +127,61 @@ static void never_runs(kw_endpoint *ep, void *arg) {
   EXPECT(0, "work posted to a closed endpoint ran");
 }
 
+/* ---- kw_endpoint_close from inside callbacks ---- */
+
+static kw_endpoint *self_closer;
+static kw_conn *closer_conn;
+static atomic_int closer_state; /* 1 connected, 2 callback closed the endpoint */
+static atomic_int closer_err = -1;
+
+static void closer_closed(kw_conn *c, kw_err e, uint64_t code, void *u) {
+  atomic_store(&closer_err, (int)e);
+  kw_endpoint_close(self_closer);
+  atomic_store(&closer_state, 2);
+}
+
+static void closer_connected(kw_conn *c, kw_err e, void *arg) {
+  if (e) {
+    atomic_store(&closer_err, (int)e);
+    kw_endpoint_close(self_closer);
+    atomic_store(&closer_state, 2);
+    return;
+  }
+  closer_conn = c;
+  atomic_store(&closer_state, 1);
+}
+
+static void closer_dial(kw_endpoint *ep, void *alpn) {
+  kw_err e = kw_endpoint_connect(ep, &target, alpn, closer_connected, NULL);
+  EXPECT(e == KW_OK, "dial: %s", kw_errname(e));
+}
+
+static void closer_close_conn(kw_endpoint *ep, void *arg) { kw_conn_close(closer_conn, 0, NULL); }
+
+/* `how`: "conn_closed" or "connect". */
+static void close_from_callback(const char *how) {
+  kw_callbacks cb = {.conn_closed = closer_closed};
+  atomic_store(&closer_state, 0);
+  atomic_store(&closer_err, -1);
+  self_closer = qt_endpoint(NULL, &cb, NULL);
+  bool in_connect = strcmp(how, "connect") == 0;
+  kw_endpoint_post(self_closer, closer_dial, in_connect ? "not-" ALPN : ALPN);
+  if (!in_connect) {
+    QT_WAIT(atomic_load(&closer_state) != 0, 10000);
+    CHECK(atomic_load(&closer_state) == 1, "%s: connected", how);
+    kw_endpoint_post(self_closer, closer_close_conn, NULL);
+  }
+  QT_WAIT(atomic_load(&closer_state) == 2, 10000);
+  CHECK(atomic_load(&closer_state) == 2, "%s callback ran (state %d)", how,
+        atomic_load(&closer_state));
+  CHECK(atomic_load(&closer_err) == (in_connect ? KW_ERR_ALPN : KW_OK), "%s: %s", how,
+        kw_errname((kw_err)atomic_load(&closer_err)));
+  double t0 = qt_now_ms();
+  CHECK(kw_endpoint_close(self_closer) == KW_OK, "%s: owner's close", how);
+  CHECK(qt_now_ms() - t0 < 2000, "%s: owner's close took %.0f ms", how, qt_now_ms() - t0);
+  kw_endpoint_free(self_closer);
+}
+
 int main(void) {
   qt_begin(120);
   kw_callbacks scb = {.conn_closed = srv_closed,
@@ -184,6 +242,14 @@ int main(void) {
   printf("kw_endpoint_close of the idle client: %.1f ms\n", qt_now_ms() - t0);
   CHECK(kw_endpoint_close(client) == KW_OK, "close client again");
   kw_endpoint_free(client);
+  kw_endpoint_free(server);
+
+  /* closing an endpoint from its own callbacks */
+  server = qt_endpoint(ALPN, NULL, NULL);
+  target = qt_addr(server, 4);
+  close_from_callback("conn_closed");
+  close_from_callback("connect");
+  kw_endpoint_close(server);
   kw_endpoint_free(server);
   return qt_report();
 }
