@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <uthash.h>
 
@@ -54,8 +55,14 @@ static int walk(xfer_manifest *m, const char *src, const char *rel, int depth,
       errno = ELOOP;
     return -1;
   }
-  if (S_ISREG(st.st_mode))
+  if (S_ISREG(st.st_mode)) {
+    /* refuse at start rather than fail a receiver half-way */
+    if (access(src, R_OK) != 0) {
+      snprintf(bad, badlen, "%s", src);
+      return -1;
+    }
     return add(m, 0, st.st_mode, (uint64_t)st.st_size, rel, src);
+  }
   if (!S_ISDIR(st.st_mode))
     return 0; /* links, devices, sockets: not sent */
   if (add(m, 1, st.st_mode, 0, rel, NULL) != 0)
