@@ -38,7 +38,7 @@ mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
-echo "== keyway loopback benchmark ($(uname -r), $(nproc) CPUs, build: ${build_type:-unknown})"
+echo "== keyway loopback benchmark ($(uname -r), $(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), build: ${build_type:-unknown})"
 
 # ---- 1. library figures -----------------------------------------------------
 echo "-- keyway-bench"
