@@ -46,7 +46,33 @@ static struct {
   bool failed;
   bool summarized;
   uint8_t remote[KW_ID_LEN];
+  uint8_t *wbuf; /* file bytes not yet written */
+  size_t wlen;
 } R;
+
+#define WBUF_SIZE (1u << 20)
+
+static bool write_all(const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = write(R.fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      if (w == 0)
+        errno = EIO;
+      return false;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+static bool flush(void) {
+  bool ok = write_all(R.wbuf, R.wlen);
+  R.wlen = 0;
+  return ok;
+}
 
 static void progress(bool final);
 
@@ -117,6 +143,7 @@ static void fail(kw_err e, const char *fmt, ...) {
   if (R.failed)
     return;
   R.failed = true;
+  R.wlen = 0;
   if (R.fd >= 0) {
     close(R.fd);
     R.fd = -1;
@@ -265,18 +292,23 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
       uint64_t left = e->size - R.off;
       size_t take = left < n ? (size_t)left : n;
       crypto_generichash_update(&R.h, d, take);
-      const uint8_t *p = d;
-      size_t rest = take;
-      while (rest) {
-        ssize_t w = write(R.fd, p, rest);
-        if (w < 0 && errno == EINTR)
-          continue;
-        if (w <= 0) {
-          fail(KW_ERR_IO, "cannot write %s", R.final);
+      /* gather packet-sized pieces into large writes */
+      if (R.wlen + take > WBUF_SIZE && !flush()) {
+        fail(KW_ERR_IO, "cannot write %s: %s", R.final, strerror(errno));
+        return;
+      }
+      if (take >= WBUF_SIZE) {
+        if (!write_all(d, take)) {
+          fail(KW_ERR_IO, "cannot write %s: %s", R.final, strerror(errno));
           return;
         }
-        p += w;
-        rest -= (size_t)w;
+      } else {
+        memcpy(R.wbuf + R.wlen, d, take);
+        R.wlen += take;
+      }
+      if (R.off + take == e->size && !flush()) {
+        fail(KW_ERR_IO, "cannot write %s: %s", R.final, strerror(errno));
+        return;
       }
       R.off += take;
       R.received += take;
@@ -388,6 +420,9 @@ int cmd_receive(cli *c) {
   c->exit_hook = exit_stats;
   R.fd = -1;
   R.tty = isatty(2);
+  R.wbuf = malloc(WBUF_SIZE);
+  if (!R.wbuf)
+    return cli_fail(c, KW_ERR_NOMEM, "receive: out of memory");
   int rc = cli_parse_target(c, c->pos[0], &target);
   if (rc)
     return rc;
@@ -406,6 +441,7 @@ int cmd_receive(cli *c) {
     unlink(R.tmp);
   }
   free(R.man);
+  free(R.wbuf);
   xfer_free(&R.m);
   return rc;
 }
