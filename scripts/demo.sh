@@ -31,7 +31,9 @@ echo "-- making a 64 MiB file"
 head -c 64M /dev/urandom >"$work/demo.bin"
 want=$(sha256sum <"$work/demo.bin" | cut -d' ' -f1)
 
-common=(--ephemeral --relay "$url" --relay-ca "$work/relay.pem")
+# loopback only: both sockets bound to loopback, so tickets hold nothing else
+common=(--ephemeral --bind 127.0.0.1:0 --bind '[::1]:0' --relay "$url"
+  --relay-ca "$work/relay.pem")
 echo "-- keyway send (one endpoint)"
 "$KW" send "${common[@]}" --once --ticket-file "$work/ticket" \
   "$work/demo.bin" 2>"$work/send.log" &

@@ -426,7 +426,10 @@ kw_err kw_endpoint_close(kw_endpoint *ep) {
   ep->close_requested = true;
   uv_mutex_unlock(&ep->mu);
   if (on_loop_thread(ep)) {
-    do_close(ep);
+    /* from a callback: the caller may be deep inside a connection's
+     * processing, so the close runs at the top of the next loop turn */
+    if (!already)
+      uv_async_send(&ep->async);
     return KW_OK;
   }
   if (!already && !ep->closed)

@@ -353,6 +353,7 @@ struct kw_endpoint {
   kw_conn *conns;
   unsigned nconns;
   kw_conn *dirty_head;
+  bool reaping; /* kw__conn_reap is running */
   kw_conn *blocked[64];
   size_t nblocked;
   kw__remote *remotes;

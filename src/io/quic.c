@@ -218,8 +218,22 @@ static int handshake_confirmed_cb(ngtcp2_conn *qc, void *user_data) {
   return 0;
 }
 
+static void notify_ready(kw_conn *c);
+
+/* Data from the remote proves it accepted us: the application hears
+ * "connected" (or "accepted") before any stream of the connection. */
+static void ready_before_streams(kw_conn *c) {
+  if (c->is_client && c->state == KW_CONN_HANDSHAKE && c->handshake_done) {
+    c->state = KW_CONN_ESTABLISHED;
+    c->notify_ready = true;
+  }
+  if (c->notify_ready)
+    notify_ready(c);
+}
+
 static int stream_open_cb(ngtcp2_conn *qc, int64_t sid, void *user_data) {
   kw_conn *c = conn_of(qc, user_data);
+  ready_before_streams(c);
   kw_stream *s = stream_new(c, sid);
   if (!s)
     return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -239,8 +253,10 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
   if (!s)
     return 0;
   bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-  if (c->ep->cfg.cbs.stream_data)
-    c->ep->cfg.cbs.stream_data(s, data, datalen, fin, c->ep->cfg.cb_user);
+  static const uint8_t empty[1];
+  if (c->ep->cfg.cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
+    c->ep->cfg.cbs.stream_data(s, data ? data : empty, datalen, fin,
+                               c->ep->cfg.cb_user);
   if (!s->manual_consume && datalen) {
     ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
     ngtcp2_conn_extend_max_offset(qc, datalen);
@@ -1034,6 +1050,11 @@ static void connect_timer_cb(uv_timer_t *t) {
 }
 
 void kw__conn_reap(kw_endpoint *ep) {
+  /* a callback below may close the endpoint or other connections: the
+   * outermost reap finishes the job, nested calls return at once */
+  if (ep->reaping)
+    return;
+  ep->reaping = true;
   kw_conn **pp = &ep->conns;
   while (*pp) {
     kw_conn *c = *pp;
@@ -1071,6 +1092,7 @@ void kw__conn_reap(kw_endpoint *ep) {
     conn_destroy(c); /* unlinks c from ep->conns */
     pp = &ep->conns;
   }
+  ep->reaping = false;
 }
 
 void kw__conn_shutdown_all(kw_endpoint *ep) {
@@ -1154,7 +1176,7 @@ kw_err kw_conn_open_stream(kw_conn *c, bool bidi, kw_stream **out) {
 }
 
 size_t kw_conn_max_datagram(kw_conn *c) {
-  if (!c->qc || c->state != KW_CONN_ESTABLISHED)
+  if (!c || !c->qc || c->state != KW_CONN_ESTABLISHED)
     return 0;
   const ngtcp2_transport_params *tp =
       ngtcp2_conn_get_remote_transport_params(c->qc);
