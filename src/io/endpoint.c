@@ -222,6 +222,7 @@ static void do_close(kw_endpoint *ep) {
   kw__relays_stop(ep);
   kw__lookup_stop(ep);
   kw__stun_stop(ep);
+  kw__disco_stop(ep);
   if (ep->udp4.poll_init)
     uv_close((uv_handle_t *)&ep->udp4.poll, handle_noop_close);
   if (ep->udp6.poll_init)
@@ -309,6 +310,8 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   }
   kw__magicsock_start(ep);
   ep->home_relay = -1;
+  if ((err = kw__disco_start(ep)) != KW_OK)
+    goto fail_sock;
   if ((err = kw__relays_start(ep)) != KW_OK)
     goto fail_sock;
   char b4[KW_SOCKADDR_STRLEN] = "-", b6[KW_SOCKADDR_STRLEN] = "-";
@@ -322,6 +325,9 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   *out = ep;
   return KW_OK;
 fail_sock:
+  kw__relays_stop(ep);
+  kw__disco_stop(ep);
+  kw__disco_free(ep);
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
   kw__tls_ctx_free(ep->tls);
@@ -467,6 +473,7 @@ void kw_endpoint_free(kw_endpoint *ep) {
     p = n;
   }
   kw__relays_free(ep);
+  kw__disco_free(ep);
   while (ep->remotes) {
     kw__remote *r = ep->remotes;
     ep->remotes = r->next;

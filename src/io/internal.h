@@ -108,6 +108,15 @@ typedef struct kw__src {
 
 #define KW_REMOTE_MAX_PATHS 30
 
+#define KW_REMOTE_PINGS 32 /* disco Pings awaiting a Pong, per remote */
+
+typedef struct kw__ping_tx {
+  bool used;
+  uint8_t tx_id[12];
+  kw_sockaddr to;
+  uint64_t sent_ns;
+} kw__ping_tx;
+
 typedef struct kw__remote kw__remote;
 struct kw__remote {
   kw__remote *next; /* endpoint's list */
@@ -122,6 +131,13 @@ struct kw__remote {
   int relay;     /* relay index that reaches it (home or observed), -1 */
   bool relay_selected; /* no direct path, the relay carries the packets */
   unsigned nconns;
+  /* disco (disco_io.c) */
+  uint8_t disco_key[32];
+  bool disco_key_ok;
+  kw__ping_tx pings[KW_REMOTE_PINGS]; /* ring; the oldest is overwritten */
+  unsigned next_ping;
+  int punch_rounds_left;
+  uint64_t punch_last_ns;
 };
 
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id);
@@ -290,6 +306,17 @@ kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg);
 
+/* ---- disco and hole punching (disco_io.c) ------------------------------ */
+
+kw_err kw__disco_start(kw_endpoint *ep);
+void kw__disco_stop(kw_endpoint *ep);
+void kw__disco_free(kw_endpoint *ep);
+/* A disco datagram arrived over UDP or through a relay. */
+void kw__disco_input(kw_endpoint *ep, const kw__src *from,
+                     const uint8_t *data, size_t len);
+/* A connection of `r` is up: punch holes unless a direct path exists. */
+void kw__disco_trigger(kw_endpoint *ep, kw__remote *r);
+
 /* ---- STUN probes (stun_probe.c) ----------------------------------------- */
 
 #define KW_STUN_MAX_TX 32 /* outstanding probes; more are refused */
@@ -367,6 +394,10 @@ struct kw_endpoint {
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
   uv_timer_t publish_timer; /* republishes our record */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];
+  struct kw__disco_replay *disco_replay;
+  struct kw__disco_pong_limiter *disco_pongs;
+  uv_timer_t disco_timer;
+  bool disco_timer_init;
   uv_timer_t stun_timer;
   bool stun_timer_init;
   kw_sockaddr reflexive4, reflexive6; /* under mu */

@@ -16,6 +16,7 @@
 
 #include <ngtcp2/ngtcp2.h>
 
+#include "core/disco.h"
 #include "core/stun.h"
 
 #define KW_RX_BATCHES_PER_WAKE 8 /* fairness between sockets */
@@ -187,13 +188,6 @@ void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c) {
 
 /* ---- receiving ------------------------------------------------------------ */
 
-static const uint8_t disco_magic[8] = {'K', 'W', 'd', 'i', 's', 'c', 'o', 1};
-
-static bool is_disco(const uint8_t *p, size_t len) {
-  return len >= sizeof disco_magic &&
-         memcmp(p, disco_magic, sizeof disco_magic) == 0;
-}
-
 static void on_datagram(void *arg, kw__udp *u, const kw_sockaddr *from,
                         const uint8_t *data, size_t len) {
   (void)u;
@@ -216,9 +210,8 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
       ep->stats.drops_unknown++;
     return;
   }
-  if (is_disco(data, len)) {
-    /* disco arrives with the NAT-traversal layer */
-    ep->stats.drops_unknown++;
+  if (kw__disco_is(data, len)) {
+    kw__disco_input(ep, from, data, len);
     return;
   }
   ngtcp2_version_cid vc;

@@ -861,6 +861,8 @@ static void notify_ready(kw_conn *c) {
     memcpy(c->remote->id, c->remote_id, KW_ID_LEN);
     c->remote->id_known = true;
   }
+  if (c->remote)
+    kw__disco_trigger(ep, c->remote); /* no direct path yet: punch */
   if (c->is_client) {
     kw_connect_cb cb = c->connect_cb;
     c->connect_cb = NULL;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# NAT lab: hole punching. Hosts behind NAT routers (198.18.N.0/24 LANs),
+# a relay on the public segment. Each case pipes 16 MiB through
+# listen/connect (both ways, checked) and reads the final path kind from
+# the dialer's --json path events:
+#   EIM/EIM (MASQUERADE both)      -> direct (hole punched)
+#   EIM/public                      -> direct
+#   EDM/EDM (--random-fully both)   -> connected, relay
+#   UDP blocked on one side         -> connected, relay
+# Needs root; exits 77 (skipped) without it.
+set -uo pipefail
+build=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+KW=$build/keyway
+RELAY=$build/keyway-relay
+lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
+work=$(mktemp -d)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=relay \
+  -addext "subjectAltName=IP:198.18.0.10" 2>/dev/null
+head -c 16M /dev/urandom >"$work/in_a"
+head -c 16M /dev/urandom >"$work/in_b"
+
+# run_case NAME MODE_A MODE_B EXPECT
+run_case() {
+  local name=$1 ma=$2 mb=$3 expect=$4
+  lab_init
+  trap 'lab_cleanup; rm -rf "$work"' EXIT
+  lab_public_host relay 198.18.0.10
+  local ha=a hb=b
+  if [ "$ma" = public ]; then
+    lab_public_host a 198.18.0.21
+  else
+    lab_router ra 198.18.0.1 1 "$ma"
+    lab_lan_host a ra 1 10
+  fi
+  if [ "$mb" = public ]; then
+    lab_public_host b 198.18.0.22
+  else
+    lab_router rb 198.18.0.2 2 "$mb"
+    lab_lan_host b rb 2 10
+  fi
+  lab_bg relay "$work/relay-$name.log" "$RELAY" --listen 198.18.0.10:8443 \
+    --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
+    --tls-key "$work/key.pem" -q >/dev/null
+  for _ in $(seq 50); do
+    lab_exec relay bash -c "exec 3<>/dev/tcp/198.18.0.10/8443" 2>/dev/null && break
+    sleep 0.1
+  done
+  local common=(--ephemeral --json --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
+  rm -f "$work/t"
+  lab_exec "$ha" "$KW" listen "${common[@]}" --once --ticket-file "$work/t" \
+    <"$work/in_a" >"$work/out_a" 2>"$work/a-$name.err" &
+  local apid=$!
+  LAB_PIDS+=("$apid")
+  lab_wait_file "$work/t" 15 || bad "$name: listener ticket"
+  local s e rc
+  s=$(date +%s%N)
+  timeout 90 ip netns exec "$(lab_ns "$hb")" "$KW" connect "${common[@]}" "$(cat "$work/t")" \
+    <"$work/in_b" >"$work/out_b" 2>"$work/b-$name.err"
+  rc=$?
+  e=$(date +%s%N)
+  timeout 20 tail --pid="$apid" -f /dev/null
+  if [ "$rc" -eq 0 ] && [ "$(sha256sum <"$work/in_a")" = "$(sha256sum <"$work/out_b")" ] &&
+    [ "$(sha256sum <"$work/in_b")" = "$(sha256sum <"$work/out_a")" ]; then
+    ok "$name: connected, 16 MiB intact both ways ($(( (e - s) / 1000000 )) ms)"
+  else
+    bad "$name: transfer (exit $rc)"
+    tail -3 "$work/b-$name.err"
+  fi
+  local last
+  last=$(grep '"event":"path"' "$work/b-$name.err" | tail -1)
+  local kinds
+  kinds=$(grep -o '"event":"path".*"kind":"[a-z]*"' "$work/b-$name.err" |
+    grep -o '"kind":"[a-z]*"' | cut -d'"' -f4 | tr '\n' ' ')
+  if grep -q "\"kind\":\"$expect\"" <<<"$last"; then
+    ok "$name: final path $expect (path events: $kinds)"
+  else
+    bad "$name: final path, wanted $expect: $last"
+  fi
+  lab_cleanup
+}
+
+run_case eim-eim eim eim direct
+run_case eim-public eim public direct
+run_case edm-edm edm edm relay
+run_case udpblock-eim udpblock eim relay
+rm -rf "$work"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
