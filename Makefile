@@ -56,6 +56,7 @@ check: deps
 bench: deps
 	@$(MAKE) --no-print-directory build
 	./bench/loopback.sh $(BUILD)
+	./bench/relay.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)
