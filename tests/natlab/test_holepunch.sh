@@ -7,6 +7,9 @@
 #   EIM/public                      -> direct
 #   EDM/EDM (--random-fully both)   -> connected, relay
 #   UDP blocked on one side         -> connected, relay
+#   two hosts behind one NAT        -> direct (their LAN addresses)
+#   EIM/EIM, NAT mappings flushed (conntrack -F) in the middle of a 64 MiB
+#   transfer                        -> completes, direct afterwards
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
 build=$(cd "$1" && pwd)
@@ -26,9 +29,19 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 head -c 16M /dev/urandom >"$work/in_a"
 head -c 16M /dev/urandom >"$work/in_b"
 
-# run_case NAME MODE_A MODE_B EXPECT
+# slow_source FILE: the file at about 20 MiB/s, so a transfer lasts a while
+slow_source() {
+  local i n
+  n=$(($(stat -c %s "$1") / 1048576))
+  for ((i = 0; i < n; i++)); do
+    dd if="$1" bs=1M skip="$i" count=1 status=none
+    sleep 0.05
+  done
+}
+
+# run_case NAME MODE_A MODE_B EXPECT [flush]
 run_case() {
-  local name=$1 ma=$2 mb=$3 expect=$4
+  local name=$1 ma=$2 mb=$3 expect=$4 flush=${5:-}
   lab_init
   trap 'lab_cleanup; rm -rf "$work"' EXIT
   lab_public_host relay 198.18.0.10
@@ -41,6 +54,8 @@ run_case() {
   fi
   if [ "$mb" = public ]; then
     lab_public_host b 198.18.0.22
+  elif [ "$mb" = samelan ]; then
+    lab_lan_host b ra 1 11
   else
     lab_router rb 198.18.0.2 2 "$mb"
     lab_lan_host b rb 2 10
@@ -61,14 +76,28 @@ run_case() {
   lab_wait_file "$work/t" 15 || bad "$name: listener ticket"
   local s e rc
   s=$(date +%s%N)
-  timeout 90 ip netns exec "$(lab_ns "$hb")" "$KW" connect "${common[@]}" "$(cat "$work/t")" \
-    <"$work/in_b" >"$work/out_b" 2>"$work/b-$name.err"
-  rc=$?
+  if [ -n "$flush" ]; then
+    head -c 64M /dev/urandom >"$work/in_b"
+    (
+      sleep 1.5
+      for r in ra rb; do lab_exec "$r" conntrack -F >/dev/null 2>&1; done
+      echo flushed >"$work/flushed"
+    ) &
+    slow_source "$work/in_b" | timeout 90 ip netns exec "$(lab_ns "$hb")" "$KW" connect \
+      "${common[@]}" "$(cat "$work/t")" >"$work/out_b" 2>"$work/b-$name.err"
+    rc=$?
+    [ -s "$work/flushed" ] && ok "$name: mappings flushed during the transfer" ||
+      bad "$name: the flush came after the transfer"
+  else
+    timeout 90 ip netns exec "$(lab_ns "$hb")" "$KW" connect "${common[@]}" "$(cat "$work/t")" \
+      <"$work/in_b" >"$work/out_b" 2>"$work/b-$name.err"
+    rc=$?
+  fi
   e=$(date +%s%N)
   timeout 20 tail --pid="$apid" -f /dev/null
   if [ "$rc" -eq 0 ] && [ "$(sha256sum <"$work/in_a")" = "$(sha256sum <"$work/out_b")" ] &&
     [ "$(sha256sum <"$work/in_b")" = "$(sha256sum <"$work/out_a")" ]; then
-    ok "$name: connected, 16 MiB intact both ways ($(( (e - s) / 1000000 )) ms)"
+    ok "$name: connected, data intact both ways ($(( (e - s) / 1000000 )) ms)"
   else
     bad "$name: transfer (exit $rc)"
     tail -3 "$work/b-$name.err"
@@ -83,6 +112,8 @@ run_case() {
   else
     bad "$name: final path, wanted $expect: $last"
   fi
+  rm -f "$work/flushed"
+  head -c 16M /dev/urandom >"$work/in_b"
   lab_cleanup
 }
 
@@ -90,6 +121,8 @@ run_case eim-eim eim eim direct
 run_case eim-public eim public direct
 run_case edm-edm edm edm relay
 run_case udpblock-eim udpblock eim relay
+run_case same-nat eim samelan direct
+run_case eim-eim-flush eim eim direct flush
 rm -rf "$work"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
