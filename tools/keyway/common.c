@@ -44,6 +44,9 @@ void cli_info(cli *c, const char *fmt, ...) {
   fputc('\n', stderr);
 }
 
+static int vfail(cli *c, kw_err code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static int vfail(cli *c, kw_err code, const char *fmt, va_list ap) {
   char msg[1024];
   vsnprintf(msg, sizeof msg, fmt, ap);
