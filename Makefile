@@ -44,7 +44,7 @@ $(FUZZ_BUILD)/CMakeCache.txt:
 	  -DKW_FUZZ=ON -DKW_TESTS=OFF
 
 fuzz: $(FUZZ_BUILD)/CMakeCache.txt
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz-all
 	./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 check: deps
