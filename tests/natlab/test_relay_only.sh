@@ -76,5 +76,35 @@ rc=$?
 set -e
 sleep 0.5
 [ "$rc" -eq 0 ] && grep -qx "by id" "$work/out2" && ok "dial by bare id through the lookup store" || { bad "dial by id (exit $rc)"; tail -3 "$work/b2.err"; }
+# the relay is killed and restarted in the middle of a relay-only transfer:
+# the clients reconnect and the transfer completes intact
+head -c 48M /dev/urandom >"$work/in_r"
+lab_exec a "$KW" listen "${common[@]}" --once --ticket-file "$work/t3" \
+  </dev/null >"$work/out_r" 2>"$work/a3.err" &
+a3=$!
+LAB_PIDS+=("$a3")
+lab_wait_file "$work/t3" 15 || bad "listener ticket"
+slow() { local i; for ((i = 0; i < 48; i++)); do dd if="$work/in_r" bs=1M skip="$i" count=1 status=none; sleep 0.06; done; }
+( slow | timeout 120 ip netns exec "$(lab_ns b)" "$KW" connect "${common[@]}" "$(cat "$work/t3")" \
+  >/dev/null 2>"$work/b3.err"; echo $? >"$work/b3.rc" ) &
+sleep 1.2
+rp=$(ip netns pids "$(lab_ns relay)" | head -1)
+kill "$rp"
+sleep 1
+lab_bg relay "$work/relay2.log" "$RELAY" --listen 198.18.0.10:8443 \
+  --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
+  --tls-key "$work/key.pem" >/dev/null
+for _ in $(seq 1200); do [ -s "$work/b3.rc" ] && break; sleep 0.1; done
+timeout 20 tail --pid="$a3" -f /dev/null
+if [ "$(cat "$work/b3.rc" 2>/dev/null)" = 0 ] &&
+  [ "$(sha256sum <"$work/in_r")" = "$(sha256sum <"$work/out_r")" ]; then
+  ok "relay killed and restarted mid-transfer: 48 MiB intact"
+else
+  bad "relay restart (exit $(cat "$work/b3.rc" 2>/dev/null))"; tail -3 "$work/b3.err"
+fi
+n=$(grep -c 'relay.connected' "$work/b3.err")
+[ "$n" -ge 2 ] && ok "the dialer reconnected to the relay ($n connections)" ||
+  bad "the dialer reconnected to the relay ($n connections)"
+grep -q '"kind":"direct"' "$work/b3.err" && bad "a direct path appeared" || ok "still relay-only"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
