@@ -14,6 +14,11 @@
  * Rounds repeat every KW_PUNCH_EVERY_MS while no direct path is confirmed,
  * at most KW_PUNCH_ROUNDS times per trigger; a new connection or new
  * candidates from a CallMeMaybe trigger again.
+ *
+ * A selected direct path is watched: when nothing arrived on it for
+ * KW_DIRECT_QUIET_MS it is pinged every second, and after KW_DIRECT_DEAD_MS
+ * of silence the remote falls back to its relay (the QUIC connection is
+ * untouched) and hole punching starts over.
  */
 #include "io/internal.h"
 
@@ -26,6 +31,12 @@
 
 #define KW_PUNCH_EVERY_MS 1000
 #define KW_PUNCH_ROUNDS 10
+/* A selected direct path silent this long gets liveness Pings... */
+#define KW_DIRECT_QUIET_MS 2000
+#define KW_DIRECT_PING_EVERY_MS 1000
+/* ...and is given up this long after its last packet, when a relay can
+ * carry the connection instead (then hole punching starts again). */
+#define KW_DIRECT_DEAD_MS 5000
 
 static uint64_t unix_ms(void) {
   uv_timeval64_t tv;
@@ -144,7 +155,30 @@ static void tick(uv_timer_t *t) {
   if (ep->closing)
     return;
   uint64_t now = kw__now(ep);
+  const uint64_t ms = 1000000u;
   for (kw__remote *r = ep->remotes; r; r = r->next) {
+    if (r->selected >= 0 && r->nconns && r->disco_key_ok) {
+      uint64_t quiet = now - r->direct_rx_ns;
+      if (quiet > KW_DIRECT_DEAD_MS * ms && r->relay >= 0) {
+        char idb[KW_ID_SHORTLEN + 1], a[KW_SOCKADDR_STRLEN];
+        kw_id_to_short(r->id, idb, sizeof idb);
+        kw_sockaddr_format(&r->paths[r->selected], a, sizeof a);
+        kw__log(ep, KW_LOG_INFO, "disco",
+                "path.direct_lost remote=%s addr=%s silent_ms=%llu", idb, a,
+                (unsigned long long)(quiet / ms));
+        r->selected = -1;
+        r->relay_selected = true;
+        for (kw_conn *c = ep->conns; c; c = c->next)
+          if (c->remote == r)
+            kw__conn_mark_dirty(c);
+        kw__disco_trigger(ep, r);
+      } else if (quiet > KW_DIRECT_QUIET_MS * ms &&
+                 now - r->direct_ping_ns > KW_DIRECT_PING_EVERY_MS * ms) {
+        r->direct_ping_ns = now;
+        send_ping(ep, r, &r->paths[r->selected]);
+      }
+      continue;
+    }
     if (r->selected >= 0 || r->nconns == 0 || r->punch_rounds_left <= 0)
       continue;
     if (now - r->punch_last_ns < (uint64_t)KW_PUNCH_EVERY_MS * 1000000u)
@@ -251,6 +285,7 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
           !kw__sockaddr_equal(&t->to, &from->addr))
         continue;
       t->used = false;
+      r->direct_rx_ns = kw__now(ep);
       double rtt = (double)(kw__now(ep) - t->sent_ns) / 1e6;
       char a[KW_SOCKADDR_STRLEN];
       kw_sockaddr_format(&from->addr, a, sizeof a);

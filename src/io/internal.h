@@ -138,6 +138,8 @@ struct kw__remote {
   unsigned next_ping;
   int punch_rounds_left;
   uint64_t punch_last_ns;
+  uint64_t direct_rx_ns;   /* last authenticated packet on a direct path */
+  uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
 };
 
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id);

@@ -641,6 +641,8 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
+    if (from->relay < 0)
+      c->remote->direct_rx_ns = kw__now(c->ep);
     if (kw__remote_confirm_path(c->remote, from)) {
       for (kw_conn *o = c->ep->conns; o; o = o->next)
         if (o->remote == c->remote)

@@ -10,6 +10,8 @@
 #   two hosts behind one NAT        -> direct (their LAN addresses)
 #   EIM/EIM, NAT mappings flushed (conntrack -F) in the middle of a 64 MiB
 #   transfer                        -> completes, direct afterwards
+#   EIM/EIM, all UDP through one router dropped mid-transfer
+#                                   -> falls back to the relay, completes
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
 build=$(cd "$1" && pwd)
@@ -80,7 +82,11 @@ run_case() {
     head -c 64M /dev/urandom >"$work/in_b"
     (
       sleep 1.5
-      for r in ra rb; do lab_exec "$r" conntrack -F >/dev/null 2>&1; done
+      if [ "$flush" = block ]; then
+        lab_exec rb iptables -I FORWARD -p udp -j DROP
+      else
+        for r in ra rb; do lab_exec "$r" conntrack -F >/dev/null 2>&1; done
+      fi
       echo flushed >"$work/flushed"
     ) &
     slow_source "$work/in_b" | timeout 90 ip netns exec "$(lab_ns "$hb")" "$KW" connect \
@@ -123,6 +129,7 @@ run_case edm-edm edm edm relay
 run_case udpblock-eim udpblock eim relay
 run_case same-nat eim samelan direct
 run_case eim-eim-flush eim eim direct flush
+run_case eim-eim-udp-dies eim eim relay block
 rm -rf "$work"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
