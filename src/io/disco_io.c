@@ -38,11 +38,7 @@
  * carry the connection instead (then hole punching starts again). */
 #define KW_DIRECT_DEAD_MS 5000
 
-static uint64_t unix_ms(void) {
-  uv_timeval64_t tv;
-  uv_gettimeofday(&tv);
-  return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
+static uint64_t unix_ms(void) { return kw__unix_us() / 1000u; }
 
 static bool remote_key(kw_endpoint *ep, kw__remote *r) {
   if (r->disco_key_ok)
@@ -168,9 +164,7 @@ static void tick(uv_timer_t *t) {
                 (unsigned long long)(quiet / ms));
         r->selected = -1;
         r->relay_selected = true;
-        for (kw_conn *c = ep->conns; c; c = c->next)
-          if (c->remote == r)
-            kw__conn_mark_dirty(c);
+        kw__remote_path_changed(r);
         kw__disco_trigger(ep, r);
       } else if (quiet > KW_DIRECT_QUIET_MS * ms &&
                  now - r->direct_ping_ns > KW_DIRECT_PING_EVERY_MS * ms) {
@@ -294,9 +288,7 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
       if (kw__remote_confirm_path(r, from)) {
         kw__log(ep, KW_LOG_INFO, "disco", "holepunch.direct remote=%s addr=%s",
                 idb, a);
-        for (kw_conn *c = ep->conns; c; c = c->next)
-          if (c->remote == r)
-            kw__conn_mark_dirty(c);
+        kw__remote_path_changed(r);
       }
       break;
     }

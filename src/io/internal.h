@@ -149,6 +149,9 @@ void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a);
  * address becomes the selected path; a relay only while no direct path is
  * confirmed (primary beats backup). Returns true if the selection changed. */
 bool kw__remote_confirm_path(kw__remote *r, const kw__src *from);
+/* The remote's selected path changed: every connection of it is flushed
+ * (on the new path) and reports the change. */
+void kw__remote_path_changed(kw__remote *r);
 
 /* ---- streams and connections (quic.c) ---------------------------------- */
 
@@ -422,5 +425,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
                          const uint8_t *from_id, const uint8_t *data,
                          size_t len);
 uint64_t kw__now(kw_endpoint *ep);
+/* Wall-clock unix time in microseconds (records, disco timestamps). */
+uint64_t kw__unix_us(void);
 
 #endif /* KW_IO_INTERNAL_H */

@@ -165,9 +165,7 @@ static void publish(kw_endpoint *ep) {
   memset(&rec, 0, sizeof rec);
   if (kw_endpoint_get_addr(ep, &rec.addr) != KW_OK)
     return;
-  uv_timeval64_t tv;
-  uv_gettimeofday(&tv);
-  rec.timestamp_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+  rec.timestamp_us = kw__unix_us();
   rec.ttl_s = KW_RECORD_TTL_S;
   uint8_t buf[KW_RECORD_MAX_LEN];
   size_t n;
@@ -244,10 +242,7 @@ static void got_record(kw_endpoint *ep, kw_err err, int status,
                 NULL);
     return;
   }
-  uv_timeval64_t tv;
-  uv_gettimeofday(&tv);
-  uint64_t now = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-  if (kw__record_expired(&rec, now)) {
+  if (kw__record_expired(&rec, kw__unix_us())) {
     kw__log(ep, KW_LOG_INFO, "lookup", "lookup.expired id=%s", idb);
     lookup_done(q, KW_ERR_NOT_FOUND, NULL);
     return;

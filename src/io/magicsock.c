@@ -26,6 +26,12 @@ uint64_t kw__now(kw_endpoint *ep) {
   return uv_hrtime();
 }
 
+uint64_t kw__unix_us(void) {
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
 /* ---- remotes ------------------------------------------------------------ */
 
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
@@ -83,6 +89,12 @@ void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a) {
     r->n_paths--;
   }
   r->paths[r->n_paths++] = *a;
+}
+
+void kw__remote_path_changed(kw__remote *r) {
+  for (kw_conn *c = r->ep->conns; c; c = c->next)
+    if (c->remote == r)
+      kw__conn_mark_dirty(c); /* its flush sends on the new path, tells the app */
 }
 
 bool kw__remote_confirm_path(kw__remote *r, const kw__src *from) {

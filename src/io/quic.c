@@ -637,17 +637,15 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   struct sockaddr_in6 local;
   conn_path(c, &path, &local);
   ngtcp2_pkt_info pi = {0};
-  int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, kw__now(c->ep));
+  uint64_t now = kw__now(c->ep);
+  int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, now);
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
     if (from->relay < 0)
-      c->remote->direct_rx_ns = kw__now(c->ep);
-    if (kw__remote_confirm_path(c->remote, from)) {
-      for (kw_conn *o = c->ep->conns; o; o = o->next)
-        if (o->remote == c->remote)
-          kw__conn_mark_dirty(o);
-    }
+      c->remote->direct_rx_ns = now;
+    if (kw__remote_confirm_path(c->remote, from))
+      kw__remote_path_changed(c->remote);
     kw__conn_mark_dirty(c);
     return;
   }

@@ -122,6 +122,14 @@ lab_lan_host() {
   lab_exec "$n" ip route add default via "198.18.$idx.1"
 }
 
+# lab_relay_cert DIR IP: DIR/cert.pem and DIR/key.pem for a relay at IP
+# (kept across relay restarts; clients pass DIR/cert.pem as --relay-ca)
+lab_relay_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$1/key.pem" -out "$1/cert.pem" -days 2 -subj /CN=relay \
+    -addext "subjectAltName=IP:$2" 2>/dev/null
+}
+
 # lab_wait_file FILE SECONDS: wait until FILE exists and is not empty
 lab_wait_file() {
   local f=$1 s=$2 i

@@ -25,9 +25,7 @@ failed=0
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
 work=$(mktemp -d)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-  -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=relay \
-  -addext "subjectAltName=IP:198.18.0.10" 2>/dev/null
+lab_relay_cert "$work" 198.18.0.10
 head -c 16M /dev/urandom >"$work/in_a"
 head -c 16M /dev/urandom >"$work/in_b"
 

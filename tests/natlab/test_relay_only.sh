@@ -29,9 +29,7 @@ for pair in "a 198.18.0.12" "b 198.18.0.11"; do
 done
 if lab_exec a ping -c1 -W1 198.18.0.12 >/dev/null; then ok "a reaches b (ICMP)"; else bad "a reaches b"; fi
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-  -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=relay \
-  -addext "subjectAltName=IP:198.18.0.10" 2>/dev/null
+lab_relay_cert "$work" 198.18.0.10
 lab_bg relay "$work/relay.log" "$RELAY" --listen 198.18.0.10:8443 \
   --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
   --tls-key "$work/key.pem" >/dev/null
