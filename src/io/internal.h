@@ -58,6 +58,7 @@ struct kw_config {
   char relays[KW_MAX_RELAYS][KW_MAX_RELAY_URL + 1];
   size_t n_relays;
   char relay_ca[1024];
+  bool port_mapping; /* UPnP IGD / NAT-PMP on the default gateway */
 };
 
 /* ---- UDP sockets (udp_linux.c) ----------------------------------------- */
@@ -321,6 +322,34 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *data, size_t len);
 /* A connection of `r` is up: punch holes unless a direct path exists. */
 void kw__disco_trigger(kw_endpoint *ep, kw__remote *r);
+/* Our candidate set gained addresses (a port mapping, a new reflexive or
+ * interface address): every remote with connections gets a round. */
+void kw__disco_local_candidates(kw_endpoint *ep);
+
+/* ---- port mapping (portmap.c) ------------------------------------------- */
+
+struct kw__portmap;
+/* Starts asking the default gateway for a mapping of our UDP port (UPnP
+ * IGD, then NAT-PMP), renewing it before its lease ends; does nothing
+ * unless cfg.port_mapping. A new or changed external address calls
+ * kw__disco_local_candidates. */
+kw_err kw__portmap_start(kw_endpoint *ep);
+/* Releases the mappings (best effort) and stops; kw__portmap_free after
+ * the loop's handles are closed. */
+void kw__portmap_stop(kw_endpoint *ep);
+void kw__portmap_free(kw_endpoint *ep);
+/* The external address of the current mapping, if there is one. */
+bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out);
+/* The network changed (new gateway or addresses): map again. */
+void kw__portmap_network_changed(kw_endpoint *ep);
+
+/* ---- network change monitor (netmon.c) ------------------------------------ */
+
+struct kw__netmon;
+/* Watches the kernel's address and route changes (netlink on Linux); a
+ * change re-gathers candidates, re-pings paths and punches again. */
+kw_err kw__netmon_start(kw_endpoint *ep);
+void kw__netmon_stop(kw_endpoint *ep);
 
 /* ---- STUN probes (stun_probe.c) ----------------------------------------- */
 
@@ -407,6 +436,8 @@ struct kw_endpoint {
   bool stun_timer_init;
   kw_sockaddr reflexive4, reflexive6; /* under mu */
   bool publish_timer_init;
+  struct kw__portmap *portmap; /* portmap.c */
+  struct kw__netmon *netmon;   /* netmon.c */
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
