@@ -10,7 +10,8 @@
 # Facts this relies on (../../shared/NOTES-natlab.md): new namespaces need
 # rp_filter=0 and ip_forward=1 set explicitly; IPv6 is disabled in the lab;
 # NAT routers drop unsolicited WAN input (else conntrack clashes break hole
-# punching); there is no netem on this kernel.
+# punching); there is no netem on this kernel, so delayed or lossy WAN links
+# (lab_router_delay) are TAP pairs joined by tests/natlab/kw_delaylink.
 
 LAB_PREFIX=""
 LAB_NS=()
@@ -89,6 +90,54 @@ lab_public_host() {
 lab_router() {
   local n=$1 wan=$2 idx=$3 mode=$4
   lab_public_host "$n" "$wan"
+  _lab_router_conf "$n" "$idx" "$mode"
+}
+
+# lab_router_delay NAME WAN_ADDR LAN_NET_INDEX MODE DELAY_MS [LOSS_PCT [SEED]]
+#   lab_router whose WAN link (its eth0 to the internet bridge) is a
+#   kw_delaylink: DELAY_MS each way, LOSS_PCT random loss each way (seeded).
+#   Needs LAB_DELAYLINK (path of BUILD/tests/kw_delaylink).
+lab_router_delay() {
+  local n=$1 wan=$2 idx=$3 mode=$4 delay=$5 loss=${6:-0} seed=${7:-1}
+  lab_ns_add "$n"
+  lab_delay_link "$n" "$delay" "$loss" "$seed" || return 1
+  lab_exec "$n" ip addr add "$wan/24" dev eth0
+  _lab_router_conf "$n" "$idx" "$mode"
+}
+
+# lab_delay_link NAME DELAY_MS LOSS_PCT SEED: NAME's eth0 is a TAP joined by
+# kw_delaylink (started with lab_bg, so lab_cleanup ends it) to the TAP p-NAME
+# on the internet bridge. Its counters are in lab_delay_log NAME at exit.
+lab_delay_link() {
+  local n=$1 delay=$2 loss=$3 seed=$4 log i
+  if [ ! -x "${LAB_DELAYLINK:-}" ]; then
+    echo "lab_delay_link: set LAB_DELAYLINK to BUILD/tests/kw_delaylink" >&2
+    return 1
+  fi
+  log=$(lab_delay_log "$n")
+  lab_bg pub "$log" "$LAB_DELAYLINK" --ns-a "$(lab_ns pub)" --if-a "p-$n" \
+    --ns-b "$(lab_ns "$n")" --if-b eth0 --delay-ms "$delay" --loss "$loss" \
+    --seed "$seed" >/dev/null
+  for ((i = 0; i < 100; i++)); do
+    grep -qx ready "$log" 2>/dev/null && break
+    sleep 0.05
+  done
+  if ! grep -qx ready "$log" 2>/dev/null; then
+    echo "lab_delay_link: kw_delaylink for $n did not start:" >&2
+    cat "$log" >&2
+    return 1
+  fi
+  ip -n "$(lab_ns pub)" link set "p-$n" master br0
+}
+
+# lab_delay_log NAME: the log of NAME's kw_delaylink (removed by lab_cleanup
+# unless LAB_LOGDIR names where to keep it)
+lab_delay_log() {
+  echo "${LAB_LOGDIR:-${TMPDIR:-/tmp}}/${LAB_PREFIX}-delaylink-$1.log"
+}
+
+_lab_router_conf() {
+  local n=$1 idx=$2 mode=$3
   lab_exec "$n" sysctl -qw net.ipv4.ip_forward=1
   lab_exec "$n" ip link add lanbr type bridge
   lab_exec "$n" ip link set lanbr up
@@ -155,6 +204,8 @@ lab_cleanup() {
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$ns" 2>/dev/null
   done
+  [ -z "${LAB_LOGDIR:-}" ] && [ -n "$LAB_PREFIX" ] &&
+    rm -f "${TMPDIR:-/tmp}/${LAB_PREFIX}"-delaylink-*.log 2>/dev/null
   LAB_NS=()
   LAB_PIDS=()
   return 0
