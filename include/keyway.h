@@ -296,6 +296,18 @@ KW_EXTERN kw_err kw_config_add_relay(kw_config *cfg, const char *url);
 /* PEM file of certificates trusted for relays' TLS (default: the system
  * trust store). The file is read when the endpoint is created. */
 KW_EXTERN kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path);
+/* Port mapping (default: off). When enabled, the endpoint asks the default
+ * gateway to forward a port of its external IPv4 address to the endpoint's
+ * IPv4 UDP socket: UPnP IGD first (SSDP multicast on the LAN, then HTTP to
+ * the gateway), else NAT-PMP; leases of 2 h renewed at half time, retried
+ * with back-off (15 s doubling to 10 min) on failure, deleted when the
+ * endpoint closes (kw_endpoint_close waits at most 1.5 s for that). The
+ * mapped address becomes a candidate in tickets, lookup records and hole
+ * punching, so peers behind NATs that change ports per destination can
+ * still reach this endpoint directly. Off by default because it sends
+ * packets to devices on the user's network and opens a port on the
+ * gateway. PCP is not spoken. Errors: KW_ERR_INVALID_ARG (cfg NULL). */
+KW_EXTERN kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable);
 /* Log sink and its minimum level (default: no logging). */
 KW_EXTERN kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
                                    kw_log_level level);

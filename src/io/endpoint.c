@@ -171,6 +171,13 @@ kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path) {
   return KW_OK;
 }
 
+kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable) {
+  if (!cfg)
+    return KW_ERR_INVALID_ARG;
+  cfg->port_mapping = enable;
+  return KW_OK;
+}
+
 kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
                          kw_log_level level) {
   if (!cfg)
@@ -219,6 +226,7 @@ static void do_close(kw_endpoint *ep) {
   /* posted work accepted before the close still runs, connections alive */
   run_posts(ep);
   kw__conn_shutdown_all(ep);
+  kw__portmap_stop(ep); /* first: its release has the longest way to go */
   kw__relays_stop(ep);
   kw__lookup_stop(ep);
   kw__stun_stop(ep);
@@ -313,6 +321,9 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   if ((err = kw__disco_start(ep)) != KW_OK)
     goto fail_sock;
   if ((err = kw__relays_start(ep)) != KW_OK)
+    goto fail_sock;
+  /* off unless asked: it talks to the gateway (SSDP, NAT-PMP) */
+  if ((err = kw__portmap_start(ep)) != KW_OK)
     goto fail_sock;
   char b4[KW_SOCKADDR_STRLEN] = "-", b6[KW_SOCKADDR_STRLEN] = "-";
   if (ep->udp4.fd >= 0)
@@ -474,6 +485,7 @@ void kw_endpoint_free(kw_endpoint *ep) {
   }
   kw__relays_free(ep);
   kw__disco_free(ep);
+  kw__portmap_free(ep);
   while (ep->remotes) {
     kw__remote *r = ep->remotes;
     ep->remotes = r->next;
@@ -586,6 +598,10 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
   }
   if (ifs)
     uv_free_interface_addresses(ifs, nifs);
+  /* the gateway's port mapping (UPnP / NAT-PMP), when one is held */
+  kw_sockaddr mapped;
+  if (kw__portmap_external(ep, &mapped))
+    add_addr(out, &mapped);
   /* server-reflexive addresses learned by STUN go last */
   uv_mutex_lock(&ep->mu);
   kw_sockaddr refl[2] = {ep->reflexive4, ep->reflexive6};

@@ -4,8 +4,11 @@
  * Binding requests to each from our own sockets, and compares the mapped
  * addresses: the same mapping toward two different STUN servers means the
  * NAT's mapping is endpoint-independent (hole punching can work).
+ * With port mapping enabled it also waits for the port mapper's first probe
+ * (UPnP IGD search, NAT-PMP public-address request) and reports it.
  */
 #include "io/internal.h"
+#include "io/portmap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +78,10 @@ static void finish(netcheck *n) {
     r->relays[i].latency_ms = kw__relay_latency(ep, (int)i);
   }
   kw_endpoint_home_relay(ep, r->home_relay, sizeof r->home_relay);
+  /* port mapping: what the endpoint's own probe found (both false when
+   * port mapping is off: nothing was asked); libnatpmp speaks no PCP */
+  (void)kw__portmap_probe_state(ep, &r->upnp, &r->natpmp);
+  r->pcp = false;
   kw__log(ep, KW_LOG_INFO, "netcheck",
           "netcheck.done udp=%d servers=%zu mapping_varies=%d", r->udp,
           n->nprobes, r->mapping_varies_by_dest);
@@ -128,7 +135,11 @@ static void step(uv_timer_t *t) {
   for (size_t i = 0; i < ep->n_relays; i++)
     if (kw__relay_latency(ep, (int)i) < 0)
       latencies = false;
-  if ((all && relays_known && latencies) || now >= n->deadline_ns) {
+  /* with port mapping on, its first probe (about 2 s) must have answered */
+  bool pm_upnp, pm_natpmp;
+  bool portmap = kw__portmap_probe_state(ep, &pm_upnp, &pm_natpmp);
+  bool stun = (all && relays_known && latencies) || ep->n_relays == 0;
+  if ((stun && portmap) || now >= n->deadline_ns) {
     finish(n);
     return;
   }

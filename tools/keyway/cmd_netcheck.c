@@ -2,7 +2,10 @@
  * keyway netcheck: a reachability report from the relays given with
  * --relay: UDP works or not, the IPv4/IPv6 addresses the NAT maps us to,
  * whether the mapping depends on the destination (two STUN servers), port
- * mapping services, each relay's latency and the home relay.
+ * mapping services, each relay's latency and the home relay. Port mapping
+ * services are probed only with --portmap (UPnP IGD and NAT-PMP on the
+ * default gateway); without it they read false, unprobed. PCP: always
+ * false (not spoken).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +78,11 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
                : r->mapping_varies_by_dest
                      ? "yes (endpoint-dependent NAT: hole punching fails)"
                      : "no (endpoint-independent)");
-    printf("port mapping:        UPnP %s, NAT-PMP %s, PCP %s\n",
-           r->upnp ? "yes" : "no", r->natpmp ? "yes" : "no",
-           r->pcp ? "yes" : "no");
+    if (C->portmap)
+      printf("port mapping:        UPnP %s, NAT-PMP %s, PCP not probed\n",
+             r->upnp ? "yes" : "no", r->natpmp ? "yes" : "no");
+    else
+      printf("port mapping:        not probed (pass --portmap)\n");
     for (size_t i = 0; i < r->n_relays; i++) {
       if (r->relays[i].latency_ms < 0)
         printf("relay %s: no answer\n", r->relays[i].url);
@@ -97,6 +102,8 @@ static void start(kw_endpoint *ep, void *arg) {
   uint32_t ms = C->timeout_s > 0 ? (uint32_t)(C->timeout_s * 1000) : 3000;
   if (C->n_relays == 0 || C->no_relay)
     ms = 1; /* nothing to wait for */
+  if (C->portmap && ms < 6000)
+    ms = 6000; /* the probe: ~1 s SSDP, NAT-PMP retries, a mapping try */
   kw_err e = kw_endpoint_netcheck(ep, ms, report, NULL);
   if (e != KW_OK) {
     cli_fail(C, e, "netcheck: %s", kw_strerror(e));

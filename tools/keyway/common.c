@@ -255,6 +255,7 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
     if (c->relay_ca)
       kw_config_set_relay_ca(cfg, c->relay_ca);
   }
+  kw_config_set_port_mapping(cfg, c->portmap);
   uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
   kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);
   kw_config_set_keepalive(cfg, 5000);

@@ -30,6 +30,7 @@ typedef struct cli {
   int n_relays;
   const char *relay_ca;
   bool no_relay;
+  bool portmap; /* --portmap: UPnP IGD / NAT-PMP on the gateway */
   const char *binds[2];
   int n_binds;
   const char *ticket_file;

@@ -29,8 +29,10 @@ static const subcmd cmds[] = {
      "download what a ticket offers, verified, written atomically"},
     {"ping", cmd_ping, "TARGET [-c N]",
      "QUIC round trips: path kind, address and RTT per ping"},
-    {"netcheck", cmd_netcheck, "[--json]",
-     "reachability report: UDP, reflexive addresses, NAT mapping, relays"},
+    {"netcheck", cmd_netcheck, "[--json] [--portmap]",
+     "reachability report: UDP, reflexive addresses, NAT mapping, relays;\n"
+     "                                   port mapping services only with "
+     "--portmap"},
 };
 
 static void usage(FILE *f) {
@@ -54,6 +56,10 @@ static void usage(FILE *f) {
       "one per family)\n"
       "  --ticket-file FILE listen/send: also write the ticket there "
       "(atomically)\n"
+      "  --portmap          ask the gateway for a port mapping (UPnP IGD, "
+      "else NAT-PMP;\n"
+      "                     off by default: it talks to devices on your "
+      "network)\n"
       "  --alpn A           application protocol (listen/connect; default "
       "keyway/pipe/1)\n"
       "  --timeout SECS     give up connecting after SECS (default 10)\n"
@@ -79,6 +85,7 @@ enum {
   O_ALPN,
   O_TIMEOUT,
   O_ONCE,
+  O_PORTMAP,
 };
 
 static const struct option long_opts[] = {
@@ -93,6 +100,7 @@ static const struct option long_opts[] = {
     {"alpn", required_argument, NULL, O_ALPN},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"once", no_argument, NULL, O_ONCE},
+    {"portmap", no_argument, NULL, O_PORTMAP},
     {"out", required_argument, NULL, 'o'},
     {"count", required_argument, NULL, 'c'},
     {"verbose", no_argument, NULL, 'v'},
@@ -149,6 +157,9 @@ static int parse(cli *c, int argc, char **argv) {
       break;
     case O_ONCE:
       c->once = true;
+      break;
+    case O_PORTMAP:
+      c->portmap = true;
       break;
     case 'o':
       c->out_dir = optarg;

@@ -1,0 +1,17 @@
+/*
+ * Port mapping (portmap.c): what netcheck may ask beyond internal.h.
+ */
+#ifndef KW_IO_PORTMAP_H
+#define KW_IO_PORTMAP_H
+
+#include <stdbool.h>
+
+#include "keyway.h"
+
+/* Which port-mapping services answered the first probe (UPnP IGD found,
+ * NAT-PMP public-address reply). Returns false while that probe is still
+ * running; true with both false when port mapping is off (nothing is
+ * probed then). Loop thread. */
+bool kw__portmap_probe_state(kw_endpoint *ep, bool *upnp, bool *natpmp);
+
+#endif
