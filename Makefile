@@ -57,6 +57,7 @@ bench: deps
 	@$(MAKE) --no-print-directory build
 	./bench/loopback.sh $(BUILD)
 	./bench/relay.sh $(BUILD)
+	./bench/natlab.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)
