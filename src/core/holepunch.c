@@ -67,6 +67,11 @@ void kw__holepunch_network_change(kw__holepunch *hp, uint64_t now) {
     want(hp, clamp(hp, now), true);
 }
 
+void kw__holepunch_path_lost(kw__holepunch *hp, uint64_t now) {
+  if (hp)
+    want(hp, clamp(hp, now), true);
+}
+
 void kw__holepunch_round_failed(kw__holepunch *hp, uint64_t now) {
   if (!hp)
     return;

@@ -8,9 +8,10 @@
  * Rules (the constants are the contract):
  *  - Rounds run only while the remote has at least one connection.
  *  - Triggers: a connection added, new local candidates, new remote
- *    candidates, a major network change. Each asks for a round now.
- *  - Throttle: with no new candidates (local or remote, or a network change)
- *    since the last round, a round starts at most every
+ *    candidates, a major network change, the selected direct path lost.
+ *    Each asks for a round now.
+ *  - Throttle: with no new candidates (local or remote, a network change or
+ *    a lost direct path) since the last round, a round starts at most every
  *    KW_HP_MIN_INTERVAL_NS: a trigger earlier than that is deferred to
  *    last round + KW_HP_MIN_INTERVAL_NS (not dropped). New candidates
  *    bypass the throttle.
@@ -59,6 +60,8 @@ void kw__holepunch_local_candidates(kw__holepunch *hp, uint64_t now);
 void kw__holepunch_remote_candidates(kw__holepunch *hp, uint64_t now);
 /* Call on a major network change (interface up/down, new default route). */
 void kw__holepunch_network_change(kw__holepunch *hp, uint64_t now);
+/* Call when the selected direct path went silent and was given up. */
+void kw__holepunch_path_lost(kw__holepunch *hp, uint64_t now);
 /* Call when a round could not be carried out (transient failure). */
 void kw__holepunch_round_failed(kw__holepunch *hp, uint64_t now);
 /* Call whenever "some connection has a direct path with RTT <= 10 ms"

@@ -74,6 +74,22 @@ static void test_rule_trigger_major_network_change(void **state) {
   assert_true(kw__holepunch_poll(&hp, T0 + 1));
 }
 
+static void test_rule_trigger_direct_path_lost(void **state) {
+  (void)state;
+  kw__holepunch hp;
+  started(&hp);
+  /* 1 s after a round, inside the throttle: a lost path still runs now */
+  kw__holepunch_path_lost(&hp, T0 + 1 * S);
+  assert_int_equal(kw__holepunch_next_deadline(&hp), T0 + 1 * S);
+  assert_true(kw__holepunch_poll(&hp, T0 + 1 * S));
+  assert_int_equal(hp.rounds, 2);
+  /* without a connection it is only remembered */
+  kw__holepunch_conn_removed(&hp, T0 + 2 * S);
+  kw__holepunch_path_lost(&hp, T0 + 3 * S);
+  assert_int_equal(kw__holepunch_next_deadline(&hp), KW_HP_NEVER);
+  assert_false(kw__holepunch_poll(&hp, T0 + 3 * S));
+}
+
 static void test_rule_throttle_5s_at_4999ms_defers(void **state) {
   (void)state;
   kw__holepunch hp;
@@ -235,6 +251,7 @@ static void test_null_is_harmless(void **state) {
   kw__holepunch_local_candidates(NULL, 0);
   kw__holepunch_remote_candidates(NULL, 0);
   kw__holepunch_network_change(NULL, 0);
+  kw__holepunch_path_lost(NULL, 0);
   kw__holepunch_round_failed(NULL, 0);
   kw__holepunch_set_good_direct(NULL, true);
   assert_int_equal(kw__holepunch_next_deadline(NULL), KW_HP_NEVER);
@@ -248,6 +265,7 @@ int main(void) {
       cmocka_unit_test(test_rule_trigger_new_local_candidates),
       cmocka_unit_test(test_rule_trigger_new_remote_candidates),
       cmocka_unit_test(test_rule_trigger_major_network_change),
+      cmocka_unit_test(test_rule_trigger_direct_path_lost),
       cmocka_unit_test(test_rule_throttle_5s_at_4999ms_defers),
       cmocka_unit_test(test_rule_throttle_5s_at_5s_runs),
       cmocka_unit_test(test_rule_throttle_many_triggers_one_round),
