@@ -3,22 +3,29 @@
  * CallMeMaybe on the magicsock's UDP sockets and through relays, and the
  * hole-punching rounds that turn a relayed connection into a direct one.
  *
- * A round, while a remote's connection has no direct path: CallMeMaybe
- * with our candidates (interface and server-reflexive addresses) through
- * the relay, and a Ping to every candidate of the remote at the same time.
- * The remote answers a CallMeMaybe by pinging our candidates, so both NATs
- * see outbound packets and open their mappings. A Pong validates the
- * address it came from: the remote's direct path is selected there and
- * QUIC moves onto it (a direct path always beats the relay).
- *
- * Rounds repeat every KW_PUNCH_EVERY_MS while no direct path is confirmed,
- * at most KW_PUNCH_ROUNDS times per trigger; a new connection or new
- * candidates from a CallMeMaybe trigger again.
- *
- * A selected direct path is watched: when nothing arrived on it for
- * KW_DIRECT_QUIET_MS it is pinged every second, and after KW_DIRECT_DEAD_MS
- * of silence the remote falls back to its relay (the QUIC connection is
- * untouched) and hole punching starts over.
+ * Each remote's path table (core/paths) and hole-punch schedule
+ * (core/holepunch) decide; this file feeds them events and carries out
+ * what they decide:
+ *  - When a round runs (a connection came up, new local or remote
+ *    candidates, a network change, a lost direct path; at most every 5 s
+ *    otherwise; an upgrade check every 60 s while no direct path has an
+ *    RTT <= 10 ms; 100 ms after a round that could not reach the relay):
+ *    CallMeMaybe with our candidates through the relay and a Ping to every
+ *    candidate of the remote at the same time. Candidates still without a
+ *    Pong are pinged again KW_PUNCH_RETRY_MS later, KW_PUNCH_TRIES in all.
+ *  - The remote answers a CallMeMaybe by pinging our candidates at once, so
+ *    both NATs see outbound packets and open their mappings.
+ *  - A Pong validates the address it came from with an RTT sample; the
+ *    table selects (a validated direct path always beats the relay; lowest
+ *    RTT within a kind, IPv6 3 ms ahead, 5 ms hysteresis) and QUIC moves
+ *    onto the selection. Redundant direct paths stop being used.
+ *  - Every connection feeds its QUIC RTT on the selected path into its own
+ *    RTT slot; a path's RTT is the minimum over connections and Pongs.
+ *  - A selected direct path is watched: when nothing arrived on it for
+ *    KW_DIRECT_QUIET_MS it is pinged every second, and after
+ *    KW_DIRECT_DEAD_MS of silence it is marked inactive, the remote falls
+ *    back to its next best path (the QUIC connection is untouched) and a
+ *    round runs at once.
  */
 #include "io/internal.h"
 
@@ -29,14 +36,21 @@
 
 #include "core/disco.h"
 
-#define KW_PUNCH_EVERY_MS 1000
-#define KW_PUNCH_ROUNDS 10
+#define KW_PUNCH_RETRY_MS 1000
+#define KW_PUNCH_TRIES 3
 /* A selected direct path silent this long gets liveness Pings... */
 #define KW_DIRECT_QUIET_MS 2000
 #define KW_DIRECT_PING_EVERY_MS 1000
 /* ...and is given up this long after its last packet, when a relay can
  * carry the connection instead (then hole punching starts again). */
 #define KW_DIRECT_DEAD_MS 5000
+/* How often the timer looks at remotes with connections, at most. */
+#define KW_DISCO_TICK_MS 250
+/* A connection's QUIC RTT is credited to the selected path only once the
+ * path has carried it this long (QUIC sees one path and averages). */
+#define KW_RTT_SETTLE_MS 1000
+
+#define MS 1000000ull
 
 static uint64_t unix_ms(void) { return kw__unix_us() / 1000u; }
 
@@ -98,12 +112,13 @@ static void send_ping(kw_endpoint *ep, kw__remote *r, const kw_sockaddr *to) {
   send_udp(ep, to, buf, n);
 }
 
-static void send_call_me_maybe(kw_endpoint *ep, kw__remote *r) {
+/* False if the relay could not take it (a transient failure). */
+static bool send_call_me_maybe(kw_endpoint *ep, kw__remote *r) {
   if (r->relay < 0)
-    return;
+    return true; /* no relay to reach it by: the Pings are all there is */
   kw_endpoint_addr me;
   if (kw_endpoint_get_addr(ep, &me) != KW_OK)
-    return;
+    return false;
   kw__disco_msg m;
   memset(&m, 0, sizeof m);
   m.type = KW_DISCO_CALL_ME_MAYBE;
@@ -117,69 +132,204 @@ static void send_call_me_maybe(kw_endpoint *ep, kw__remote *r) {
   memcpy(k.k, r->disco_key, sizeof k.k);
   kw_err e = kw__disco_seal(&k, ep->id, &m, buf, sizeof buf, &n);
   kw__disco_key_wipe(&k);
-  if (e == KW_OK)
-    (void)kw__relay_send_batch(ep, r->relay, r->id, buf, n, 0, &sent);
+  if (e != KW_OK)
+    return false;
+  return kw__relay_send_batch(ep, r->relay, r->id, buf, n, 0, &sent) ==
+         KW_OK;
+}
+
+/* Pings every direct candidate that is not unusable; `unvalidated_only`
+ * skips the validated ones (the retries of a round). */
+static size_t ping_candidates(kw_endpoint *ep, kw__remote *r,
+                              bool unvalidated_only) {
+  size_t n = 0;
+  uint64_t now = kw__now(ep);
+  for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
+    const kw__path *p = kw__paths_get(&r->pt, i);
+    if (!p || p->state == KW_PST_UNUSABLE)
+      continue;
+    if (unvalidated_only && p->state == KW_PST_VALIDATED)
+      continue;
+    if (p->state == KW_PST_UNKNOWN)
+      (void)kw__paths_set_state(&r->pt, i, KW_PST_VALIDATING, now);
+    send_ping(ep, r, &p->addr);
+    n++;
+  }
+  return n;
 }
 
 static void punch_round(kw_endpoint *ep, kw__remote *r) {
+  uint64_t now = kw__now(ep);
   if (!remote_key(ep, r))
     return;
   ep->stats.holepunch_attempts++;
-  r->punch_last_ns = kw__now(ep);
+  bool cmm = send_call_me_maybe(ep, r);
+  size_t n = ping_candidates(ep, r, false);
+  r->punch_tries_left = KW_PUNCH_TRIES - 1;
+  r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
+  if (!cmm)
+    kw__holepunch_round_failed(&r->hp, now);
   char idb[KW_ID_SHORTLEN + 1];
   kw_id_to_short(r->id, idb, sizeof idb);
   kw__log(ep, KW_LOG_DEBUG, "disco",
-          "holepunch.round remote=%s candidates=%zu relay=%d", idb, r->n_paths,
-          r->relay);
-  send_call_me_maybe(ep, r);
-  for (size_t i = 0; i < r->n_paths; i++)
-    send_ping(ep, r, &r->paths[i]);
+          "holepunch.round remote=%s pinged=%zu relay=%d call_me_maybe=%s "
+          "round=%llu",
+          idb, n, r->relay, cmm ? "sent" : "failed",
+          (unsigned long long)r->hp.rounds);
 }
 
-void kw__disco_trigger(kw_endpoint *ep, kw__remote *r) {
-  if (!r->id_known || r->selected >= 0)
+static void arm_timer(kw_endpoint *ep);
+
+/* Carries out what the remote's schedule says is due now. */
+static void service(kw_endpoint *ep, kw__remote *r, uint64_t now) {
+  if (!r->id_known)
     return;
-  r->punch_rounds_left = KW_PUNCH_ROUNDS;
-  punch_round(ep, r);
-  r->punch_rounds_left--;
+  if (kw__holepunch_poll(&r->hp, now)) {
+    punch_round(ep, r);
+    return;
+  }
+  if (r->punch_tries_left > 0 && now >= r->punch_next_ns) {
+    r->punch_tries_left--;
+    r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
+    if (kw__paths_selected(&r->pt) <= KW_PATHS_RELAY)
+      (void)ping_candidates(ep, r, true);
+  }
 }
 
-/* Once a second: another round for every remote still without a direct
- * path and with rounds left. */
+void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c) {
+  kw__remote *r = c->remote;
+  if (c->hp_counted || !r->id_known)
+    return;
+  c->hp_counted = true;
+  uint64_t now = kw__now(ep);
+  kw__holepunch_conn_added(&r->hp, now);
+  service(ep, r, now);
+  arm_timer(ep);
+}
+
+void kw__disco_conn_down(kw_endpoint *ep, kw_conn *c) {
+  kw__remote *r = c->remote;
+  if (c->hp_counted) {
+    c->hp_counted = false;
+    kw__holepunch_conn_removed(&r->hp, kw__now(ep));
+  }
+  if (c->rtt_slot >= 0) {
+    kw__paths_conn_gone(&r->pt, (size_t)c->rtt_slot);
+    r->rtt_slots &= ~(1u << c->rtt_slot);
+    c->rtt_slot = -1;
+  }
+}
+
+void kw__disco_local_candidates(kw_endpoint *ep) {
+  if (ep->closing)
+    return;
+  uint64_t now = kw__now(ep);
+  for (kw__remote *r = ep->remotes; r; r = r->next) {
+    kw__holepunch_local_candidates(&r->hp, now);
+    service(ep, r, now);
+  }
+  arm_timer(ep);
+}
+
+void kw__disco_network_change(kw_endpoint *ep) {
+  if (ep->closing)
+    return;
+  uint64_t now = kw__now(ep);
+  for (kw__remote *r = ep->remotes; r; r = r->next) {
+    /* the selected path may be gone: ask it now rather than in 2 s */
+    const kw_sockaddr *d = kw__remote_direct(r);
+    if (d && r->disco_key_ok)
+      send_ping(ep, r, d);
+    kw__holepunch_network_change(&r->hp, now);
+    service(ep, r, now);
+  }
+  arm_timer(ep);
+}
+
+/* Each connection's smoothed RTT on the selected path, in its slot. */
+static void sample_conn_rtts(kw_endpoint *ep, uint64_t now) {
+  for (kw_conn *c = ep->conns; c; c = c->next) {
+    kw__remote *r = c->remote;
+    if (!r || c->rtt_slot < 0 || !c->handshake_done ||
+        c->state != KW_CONN_ESTABLISHED)
+      continue;
+    int s = kw__paths_selected(&r->pt);
+    if (s == KW_PATHS_NONE || now - r->selected_ns < KW_RTT_SETTLE_MS * MS)
+      continue;
+    kw_path_info pi;
+    kw_conn_path(c, &pi);
+    if (pi.rtt_ms > 0)
+      (void)kw__paths_rtt_sample(&r->pt, s, (size_t)c->rtt_slot,
+                                 (uint64_t)(pi.rtt_ms * 1e6));
+  }
+}
+
+/* The selected direct path: liveness Pings when quiet, fall back when
+ * silent too long. */
+static void watch_direct(kw_endpoint *ep, kw__remote *r, uint64_t now) {
+  const kw_sockaddr *d = kw__remote_direct(r);
+  if (!d || !r->nconns || !r->disco_key_ok)
+    return;
+  uint64_t quiet = now - r->direct_rx_ns;
+  if (quiet > KW_DIRECT_DEAD_MS * MS) {
+    char idb[KW_ID_SHORTLEN + 1], a[KW_SOCKADDR_STRLEN];
+    kw_id_to_short(r->id, idb, sizeof idb);
+    kw_sockaddr_format(d, a, sizeof a);
+    kw__log(ep, KW_LOG_INFO, "disco",
+            "path.direct_lost remote=%s addr=%s silent_ms=%llu", idb, a,
+            (unsigned long long)(quiet / MS));
+    (void)kw__paths_set_state(&r->pt, kw__paths_selected(&r->pt),
+                              KW_PST_INACTIVE, now);
+    if (kw__remote_reselect(r))
+      kw__remote_path_changed(r);
+    kw__holepunch_path_lost(&r->hp, now);
+    service(ep, r, now);
+  } else if (quiet > KW_DIRECT_QUIET_MS * MS &&
+             now - r->direct_ping_ns > KW_DIRECT_PING_EVERY_MS * MS) {
+    r->direct_ping_ns = now;
+    send_ping(ep, r, d);
+  }
+}
+
 static void tick(uv_timer_t *t) {
   kw_endpoint *ep = t->data;
   if (ep->closing)
     return;
   uint64_t now = kw__now(ep);
-  const uint64_t ms = 1000000u;
+  sample_conn_rtts(ep, now);
   for (kw__remote *r = ep->remotes; r; r = r->next) {
-    if (r->selected >= 0 && r->nconns && r->disco_key_ok) {
-      uint64_t quiet = now - r->direct_rx_ns;
-      if (quiet > KW_DIRECT_DEAD_MS * ms && r->relay >= 0) {
-        char idb[KW_ID_SHORTLEN + 1], a[KW_SOCKADDR_STRLEN];
-        kw_id_to_short(r->id, idb, sizeof idb);
-        kw_sockaddr_format(&r->paths[r->selected], a, sizeof a);
-        kw__log(ep, KW_LOG_INFO, "disco",
-                "path.direct_lost remote=%s addr=%s silent_ms=%llu", idb, a,
-                (unsigned long long)(quiet / ms));
-        r->selected = -1;
-        r->relay_selected = true;
-        kw__remote_path_changed(r);
-        kw__disco_trigger(ep, r);
-      } else if (quiet > KW_DIRECT_QUIET_MS * ms &&
-                 now - r->direct_ping_ns > KW_DIRECT_PING_EVERY_MS * ms) {
-        r->direct_ping_ns = now;
-        send_ping(ep, r, &r->paths[r->selected]);
-      }
+    if (!r->nconns)
       continue;
-    }
-    if (r->selected >= 0 || r->nconns == 0 || r->punch_rounds_left <= 0)
-      continue;
-    if (now - r->punch_last_ns < (uint64_t)KW_PUNCH_EVERY_MS * 1000000u)
-      continue;
-    punch_round(ep, r);
-    r->punch_rounds_left--;
+    watch_direct(ep, r, now);
+    service(ep, r, now);
+    if (kw__remote_reselect(r)) /* RTT samples may move the selection */
+      kw__remote_path_changed(r);
   }
+  arm_timer(ep);
+}
+
+/* The timer runs only while some remote has connections: at the earliest
+ * deadline of their schedules, and every KW_DISCO_TICK_MS at most. */
+static void arm_timer(kw_endpoint *ep) {
+  if (!ep->disco_timer_init || ep->closing)
+    return;
+  uint64_t now = kw__now(ep), next = KW_HP_NEVER;
+  for (kw__remote *r = ep->remotes; r; r = r->next) {
+    if (!r->nconns)
+      continue;
+    uint64_t d = kw__holepunch_next_deadline(&r->hp);
+    uint64_t tick_at = now + KW_DISCO_TICK_MS * MS;
+    if (tick_at < d)
+      d = tick_at;
+    if (d < next)
+      next = d;
+  }
+  if (next == KW_HP_NEVER) {
+    uv_timer_stop(&ep->disco_timer);
+    return;
+  }
+  uint64_t ms = next > now ? (next - now + MS - 1) / MS : 0;
+  uv_timer_start(&ep->disco_timer, tick, ms, 0);
 }
 
 kw_err kw__disco_start(kw_endpoint *ep) {
@@ -201,11 +351,11 @@ kw_err kw__disco_start(kw_endpoint *ep) {
   uv_timer_init(&ep->loop, &ep->disco_timer);
   ep->disco_timer.data = ep;
   ep->disco_timer_init = true;
-  uv_timer_start(&ep->disco_timer, tick, 250, 250);
-  return KW_OK;
+  return kw__netmon_start(ep);
 }
 
 void kw__disco_stop(kw_endpoint *ep) {
+  kw__netmon_stop(ep);
   if (ep->disco_timer_init) {
     uv_timer_stop(&ep->disco_timer);
     uv_close((uv_handle_t *)&ep->disco_timer, NULL);
@@ -262,12 +412,14 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     if (kw__disco_seal_pong(&k, ep->id, len, m.tx_id, &from->addr, unix_ms(),
                             buf, sizeof buf, &n) == KW_OK)
       send_udp(ep, &from->addr, buf, n);
-    /* an address the remote pings us from is worth pinging back */
-    bool known = false;
-    for (size_t i = 0; i < r->n_paths; i++)
-      known = known || kw__sockaddr_equal(&r->paths[i], &from->addr);
-    if (!known && r->selected < 0) {
-      kw__remote_add_path(r, &from->addr);
+    /* an address the remote pings us from is worth pinging back (it may
+     * be a mapping its NAT made for us: peer-reflexive); one we know but
+     * have not validated too, as the remote's mapping may just have opened */
+    int idx = kw__paths_find(&r->pt, &from->addr);
+    const kw__path *p = kw__paths_get(&r->pt, idx);
+    if (!p || p->state != KW_PST_VALIDATED) {
+      if (kw__remote_add_path_src(r, &from->addr, KW_PSRC_DISCO))
+        kw__holepunch_remote_candidates(&r->hp, kw__now(ep));
       send_ping(ep, r, &from->addr);
     }
     break;
@@ -279,15 +431,28 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
           !kw__sockaddr_equal(&t->to, &from->addr))
         continue;
       t->used = false;
-      r->direct_rx_ns = kw__now(ep);
-      double rtt = (double)(kw__now(ep) - t->sent_ns) / 1e6;
+      uint64_t now = kw__now(ep);
+      uint64_t rtt = now - t->sent_ns;
       char a[KW_SOCKADDR_STRLEN];
       kw_sockaddr_format(&from->addr, a, sizeof a);
       kw__log(ep, KW_LOG_INFO, "disco",
-              "disco.pong remote=%s addr=%s rtt_ms=%.2f", idb, a, rtt);
-      if (kw__remote_confirm_path(r, from)) {
-        kw__log(ep, KW_LOG_INFO, "disco", "holepunch.direct remote=%s addr=%s",
-                idb, a);
+              "disco.pong remote=%s addr=%s rtt_ms=%.2f", idb, a,
+              (double)rtt / 1e6);
+      const kw_sockaddr *cur = kw__remote_direct(r);
+      if (cur && kw__sockaddr_equal(cur, &from->addr))
+        r->direct_rx_ns = now;
+      int idx;
+      if (kw__paths_add(&r->pt, &from->addr, KW_PSRC_DISCO, now, &idx,
+                        NULL) != KW_OK)
+        break;
+      /* a Pong revives a path given up as inactive */
+      (void)kw__paths_set_state(&r->pt, idx, KW_PST_VALIDATED, now);
+      (void)kw__paths_rtt_sample(&r->pt, idx, KW_RTT_SLOT_DISCO, rtt);
+      bool was_direct = kw__remote_direct(r) != NULL;
+      if (kw__remote_reselect(r)) {
+        if (!was_direct)
+          kw__log(ep, KW_LOG_INFO, "disco",
+                  "holepunch.direct remote=%s addr=%s", idb, a);
         kw__remote_path_changed(r);
       }
       break;
@@ -299,16 +464,26 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
             idb, m.n_addrs);
     if (from->relay >= 0)
       r->relay = from->relay; /* the route it reached us by */
+    uint64_t now = kw__now(ep);
+    bool fresh = false;
     for (size_t i = 0; i < m.n_addrs; i++)
-      kw__remote_add_path(r, &m.addrs[i]);
-    if (r->selected < 0) {
-      /* the simultaneous open: ping every candidate now */
-      ep->stats.holepunch_attempts++;
-      for (size_t i = 0; i < r->n_paths; i++)
-        send_ping(ep, r, &r->paths[i]);
-      r->punch_rounds_left = KW_PUNCH_ROUNDS;
-      r->punch_last_ns = kw__now(ep);
+      fresh = kw__remote_add_path_src(r, &m.addrs[i], KW_PSRC_DISCO) || fresh;
+    bool ran = false;
+    if (fresh) {
+      kw__holepunch_remote_candidates(&r->hp, now);
+      ran = kw__holepunch_poll(&r->hp, now);
+      if (ran)
+        punch_round(ep, r); /* ours, with every candidate, now */
     }
+    if (!ran) {
+      /* the simultaneous open: the remote is pinging our candidates now,
+       * so ping every one of its candidates now too, throttle or not */
+      ep->stats.holepunch_attempts++;
+      (void)ping_candidates(ep, r, false);
+      r->punch_tries_left = KW_PUNCH_TRIES - 1;
+      r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
+    }
+    arm_timer(ep);
     break;
   }
   default:

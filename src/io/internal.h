@@ -17,6 +17,8 @@
 
 #include "keyway.h"
 #include "core/cidmap.h"
+#include "core/holepunch.h"
+#include "core/paths.h"
 #include "core/sockaddr.h"
 
 struct ngtcp2_conn;
@@ -107,9 +109,10 @@ typedef struct kw__src {
   int relay; /* index into ep->relays, -1 for UDP */
 } kw__src;
 
-#define KW_REMOTE_MAX_PATHS 30
-
 #define KW_REMOTE_PINGS 32 /* disco Pings awaiting a Pong, per remote */
+/* RTT slot of the paths table fed by disco Pongs; connections use the
+ * slots below it (a connection past them contributes no RTT). */
+#define KW_RTT_SLOT_DISCO (KW_PATHS_MAX_CONNS - 1)
 
 typedef struct kw__ping_tx {
   bool used;
@@ -118,6 +121,9 @@ typedef struct kw__ping_tx {
   uint64_t sent_ns;
 } kw__ping_tx;
 
+/* One remote endpoint: its connections share its paths (DESIGN 7). The
+ * path table and the hole-punching schedule are core's (sans-IO); this
+ * layer feeds them events and carries out their decisions. */
 typedef struct kw__remote kw__remote;
 struct kw__remote {
   kw__remote *next; /* endpoint's list */
@@ -126,30 +132,41 @@ struct kw__remote {
   bool id_known;
   uint64_t mapped_idx;        /* the fake IPv6 address QUIC sees */
   struct sockaddr_in6 mapped; /* fd7a:6b77:7900::/48 + mapped_idx */
-  kw_sockaddr paths[KW_REMOTE_MAX_PATHS];
-  size_t n_paths;
-  int selected; /* index into paths (direct), -1 if none confirmed */
-  int relay;     /* relay index that reaches it (home or observed), -1 */
-  bool relay_selected; /* no direct path, the relay carries the packets */
+  kw__paths pt;               /* direct paths + the relay slot */
+  kw__holepunch hp;           /* when rounds run */
+  int relay;                  /* relay index that reaches it (home or observed), -1 */
   unsigned nconns;
+  uint32_t rtt_slots; /* bit per RTT slot held by a connection */
   /* disco (disco_io.c) */
   uint8_t disco_key[32];
   bool disco_key_ok;
   kw__ping_tx pings[KW_REMOTE_PINGS]; /* ring; the oldest is overwritten */
   unsigned next_ping;
-  int punch_rounds_left;
-  uint64_t punch_last_ns;
-  uint64_t direct_rx_ns;   /* last authenticated packet on a direct path */
+  int punch_tries_left;    /* re-pings of the current round */
+  uint64_t punch_next_ns;  /* ... due then */
+  uint64_t selected_ns;    /* when the current selection was made */
+  uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
   uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
 };
 
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id);
 void kw__remote_unref(kw__remote *r);
+/* Adds a direct candidate of the remote learned from `source` (KW_PSRC_*);
+ * true if it is new. kw__remote_add_path: from the application/ticket. */
+bool kw__remote_add_path_src(kw__remote *r, const kw_sockaddr *a,
+                             uint8_t source);
 void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a);
-/* A packet from `from` authenticated for a connection of `r`. A direct
- * address becomes the selected path; a relay only while no direct path is
- * confirmed (primary beats backup). Returns true if the selection changed. */
+/* The selected direct address, or NULL (relay, or nothing selected). */
+const kw_sockaddr *kw__remote_direct(const kw__remote *r);
+/* True if the relay is the selected path. */
+bool kw__remote_on_relay(const kw__remote *r);
+/* A packet from `from` authenticated for a connection of `r`: the path it
+ * came by is validated. Reselects; returns true if the selection changed
+ * (the caller then calls kw__remote_path_changed). */
 bool kw__remote_confirm_path(kw__remote *r, const kw__src *from);
+/* Runs path selection (closing redundant direct paths); returns true and
+ * logs when the selected path changed. */
+bool kw__remote_reselect(kw__remote *r);
 /* The remote's selected path changed: every connection of it is flushed
  * (on the new path) and reports the change. */
 void kw__remote_path_changed(kw__remote *r);
@@ -233,6 +250,8 @@ struct kw_conn {
   char local_reason[64];
   bool notify_ready; /* deferred accepted/connected notification */
   bool handshake_done, confirmed;
+  int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
+  bool hp_counted; /* counted in the remote's hole-punch schedule */
   kw_path_info last_path;
   uint64_t bytes_sent, bytes_recv, pkts_sent, pkts_recv;
   struct {
@@ -320,8 +339,12 @@ void kw__disco_free(kw_endpoint *ep);
 /* A disco datagram arrived over UDP or through a relay. */
 void kw__disco_input(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *data, size_t len);
-/* A connection of `r` is up: punch holes unless a direct path exists. */
-void kw__disco_trigger(kw_endpoint *ep, kw__remote *r);
+/* A connection of its remote is up / gone: the hole-punch schedule and
+ * the RTT slots follow. */
+void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c);
+void kw__disco_conn_down(kw_endpoint *ep, kw_conn *c);
+/* A major network change: every remote re-pings its paths and punches. */
+void kw__disco_network_change(kw_endpoint *ep);
 /* Our candidate set gained addresses (a port mapping, a new reflexive or
  * interface address): every remote with connections gets a round. */
 void kw__disco_local_candidates(kw_endpoint *ep);
@@ -381,6 +404,8 @@ void kw__stun_input(kw_endpoint *ep, const kw_sockaddr *from,
  * home relay's STUN server. */
 void kw__stun_start(kw_endpoint *ep);
 void kw__stun_stop(kw_endpoint *ep);
+/* Asks the home relay's STUN server again now (after a network change). */
+void kw__stun_refresh(kw_endpoint *ep);
 
 /* ---- the endpoint (endpoint.c) ----------------------------------------- */
 

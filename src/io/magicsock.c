@@ -20,6 +20,9 @@
 #include "core/stun.h"
 
 #define KW_RX_BATCHES_PER_WAKE 8 /* fairness between sockets */
+/* A selected direct path this quiet loses to the address the remote's
+ * authenticated packets now come from (NAT rebinding). */
+#define KW_REBIND_QUIET_MS 1000
 
 uint64_t kw__now(kw_endpoint *ep) {
   (void)ep;
@@ -43,7 +46,8 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
     memcpy(r->id, id, KW_ID_LEN);
     r->id_known = true;
   }
-  r->selected = -1;
+  kw__paths_init(&r->pt);
+  kw__holepunch_init(&r->hp);
   r->relay = -1;
   r->mapped_idx = ++ep->next_mapped;
   r->mapped.sin6_family = AF_INET6;
@@ -72,23 +76,34 @@ void kw__remote_unref(kw__remote *r) {
       break;
     }
   }
+  kw__paths_free(&r->pt);
   free(r);
 }
 
+bool kw__remote_add_path_src(kw__remote *r, const kw_sockaddr *a,
+                             uint8_t source) {
+  bool created = false;
+  /* over the limits the table prunes (oldest inactive first, then the
+   * lowest priority; never the selected path); a refused add is dropped */
+  if (kw__paths_add(&r->pt, a, source, kw__now(r->ep), NULL, &created) !=
+      KW_OK)
+    return false;
+  return created;
+}
+
 void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a) {
-  for (size_t i = 0; i < r->n_paths; i++)
-    if (kw__sockaddr_equal(&r->paths[i], a))
-      return;
-  if (r->n_paths >= KW_REMOTE_MAX_PATHS) {
-    /* overflow policy: replace the oldest path that is not selected */
-    size_t victim = r->selected == 0 ? 1 : 0;
-    memmove(&r->paths[victim], &r->paths[victim + 1],
-            (r->n_paths - victim - 1) * sizeof r->paths[0]);
-    if (r->selected > (int)victim)
-      r->selected--;
-    r->n_paths--;
-  }
-  r->paths[r->n_paths++] = *a;
+  (void)kw__remote_add_path_src(r, a, KW_PSRC_APP);
+}
+
+const kw_sockaddr *kw__remote_direct(const kw__remote *r) {
+  int s = kw__paths_selected(&r->pt);
+  if (s <= KW_PATHS_RELAY)
+    return NULL;
+  return &kw__paths_get(&r->pt, s)->addr;
+}
+
+bool kw__remote_on_relay(const kw__remote *r) {
+  return kw__paths_selected(&r->pt) == KW_PATHS_RELAY;
 }
 
 void kw__remote_path_changed(kw__remote *r) {
@@ -97,25 +112,77 @@ void kw__remote_path_changed(kw__remote *r) {
       kw__conn_mark_dirty(c); /* its flush sends on the new path, tells the app */
 }
 
+bool kw__remote_reselect(kw__remote *r) {
+  kw_endpoint *ep = r->ep;
+  uint64_t now = kw__now(ep);
+  bool changed = false;
+  int s = kw__paths_select(&r->pt, now, &changed);
+  /* one direct path carries the traffic; the others stop being used (a
+   * later round pings them again) — never the last direct one or the relay */
+  int red[KW_PATHS_SLOTS];
+  size_t n = kw__paths_redundant(&r->pt, red, KW_PATHS_SLOTS);
+  for (size_t i = 0; i < n && i < KW_PATHS_SLOTS; i++)
+    (void)kw__paths_set_state(&r->pt, red[i], KW_PST_INACTIVE, now);
+  kw__holepunch_set_good_direct(
+      &r->hp, kw__paths_has_direct_within(&r->pt, KW_HP_GOOD_RTT_NS));
+  if (!changed)
+    return false;
+  r->selected_ns = now;
+  r->direct_rx_ns = now;
+  r->direct_ping_ns = now;
+  if (kw__log_enabled(ep, KW_LOG_INFO)) {
+    char idb[KW_ID_SHORTLEN + 1], a[KW_SOCKADDR_STRLEN] = "-";
+    kw_id_to_short(r->id, idb, sizeof idb);
+    const char *kind = "none";
+    uint64_t rtt = KW_PATHS_RTT_UNKNOWN;
+    if (s > KW_PATHS_RELAY) {
+      kind = "direct";
+      kw_sockaddr_format(&kw__paths_get(&r->pt, s)->addr, a, sizeof a);
+      rtt = kw__paths_rtt(&r->pt, s);
+    } else if (s == KW_PATHS_RELAY) {
+      kind = "relay";
+    }
+    kw__log(ep, KW_LOG_INFO, "paths",
+            "path.selected remote=%s kind=%s addr=%s rtt_ms=%.2f "
+            "redundant_closed=%zu",
+            idb, kind, a,
+            rtt == KW_PATHS_RTT_UNKNOWN ? -1.0 : (double)rtt / 1e6, n);
+  }
+  return true;
+}
+
 bool kw__remote_confirm_path(kw__remote *r, const kw__src *from) {
+  int idx;
+  uint64_t now = kw__now(r->ep);
   if (from->relay >= 0) {
     r->relay = from->relay; /* observed route */
-    if (r->selected >= 0 || r->relay_selected)
+    if (kw__paths_add(&r->pt, NULL, KW_PSRC_CONN, now, &idx, NULL) != KW_OK)
       return false;
-    r->relay_selected = true;
-    return true;
-  }
-  if (r->selected >= 0 && kw__sockaddr_equal(&r->paths[r->selected], &from->addr))
-    return false;
-  kw__remote_add_path(r, &from->addr);
-  for (size_t i = 0; i < r->n_paths; i++) {
-    if (kw__sockaddr_equal(&r->paths[i], &from->addr)) {
-      r->selected = (int)i;
-      r->relay_selected = false;
-      return true;
+  } else {
+    const kw_sockaddr *cur = kw__remote_direct(r);
+    if (cur && kw__sockaddr_equal(cur, &from->addr)) {
+      r->direct_rx_ns = now;
+      return false; /* the common case: a packet on the selected path */
+    }
+    if (kw__paths_add(&r->pt, &from->addr, KW_PSRC_CONN, now, &idx, NULL) !=
+        KW_OK)
+      return false;
+    /* the remote's packets come from a new address while the selected one
+     * has gone quiet: its NAT rebound (or it moved). Follow it now rather
+     * than after the liveness timeout. */
+    if (cur && now - r->direct_rx_ns >= KW_REBIND_QUIET_MS * 1000000ull) {
+      char a[KW_SOCKADDR_STRLEN], b[KW_SOCKADDR_STRLEN];
+      kw_sockaddr_format(cur, a, sizeof a);
+      kw_sockaddr_format(&from->addr, b, sizeof b);
+      kw__log(r->ep, KW_LOG_INFO, "paths", "path.rebind from=%s to=%s", a, b);
+      (void)kw__paths_set_state(&r->pt, kw__paths_selected(&r->pt),
+                                KW_PST_INACTIVE, now);
     }
   }
-  return false;
+  const kw__path *p = kw__paths_get(&r->pt, idx);
+  if (p->state != KW_PST_VALIDATED)
+    (void)kw__paths_set_state(&r->pt, idx, KW_PST_VALIDATED, now);
+  return kw__remote_reselect(r);
 }
 
 /* ---- sending -------------------------------------------------------------- */
@@ -131,8 +198,8 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   kw__remote *r = c->remote;
   *sent_segs = 0;
   size_t nseg = seg ? (len + seg - 1) / seg : 1;
-  if (r->selected >= 0) {
-    const kw_sockaddr *to = &r->paths[r->selected];
+  const kw_sockaddr *to = kw__remote_direct(r);
+  if (to) {
     kw__udp *u = sock_for(ep, to);
     if (!u)
       return KW_ERR_NO_PATH;
@@ -141,29 +208,34 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
     ep->stats.udp_bytes_sent += e == KW_OK ? len : *sent_segs * seg;
     return e;
   }
-  if (r->relay_selected && r->relay >= 0)
+  if (kw__remote_on_relay(r) && r->relay >= 0)
     return kw__relay_send_batch(ep, r->relay, r->id, data, len, seg,
                                 sent_segs);
   /* racing: every path gets every packet; a full socket buffer on one path
    * is not worth holding the others for (QUIC resends) */
   bool any = false;
+  size_t ndirect = 0;
   if (r->relay >= 0 && r->id_known) {
     size_t s = 0;
     if (kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, &s) ==
         KW_OK)
       any = true;
   }
-  for (size_t i = 0; i < r->n_paths; i++) {
-    kw__udp *u = sock_for(ep, &r->paths[i]);
+  for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
+    const kw__path *p = kw__paths_get(&r->pt, i);
+    if (!p || p->state == KW_PST_UNUSABLE)
+      continue;
+    ndirect++;
+    kw__udp *u = sock_for(ep, &p->addr);
     if (!u)
       continue;
     size_t s = 0;
-    if (kw__udp_send(u, &r->paths[i], data, len, seg, &s) == KW_OK)
+    if (kw__udp_send(u, &p->addr, data, len, seg, &s) == KW_OK)
       any = true;
     ep->stats.udp_pkts_sent += s;
   }
   *sent_segs = nseg;
-  return any || (r->n_paths == 0 && r->relay < 0) ? KW_OK : KW_ERR_IO;
+  return any || (ndirect == 0 && r->relay < 0) ? KW_OK : KW_ERR_IO;
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events);

@@ -438,6 +438,14 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   c->ep = ep;
   c->remote = r;
   r->nconns++;
+  c->rtt_slot = -1;
+  for (int i = 0; i < KW_RTT_SLOT_DISCO; i++) {
+    if (!(r->rtt_slots & (1u << i))) {
+      r->rtt_slots |= 1u << i;
+      c->rtt_slot = i;
+      break;
+    }
+  }
   c->is_client = client;
   uv_timer_init(&ep->loop, &c->timer);
   uv_timer_init(&ep->loop, &c->connect_timer);
@@ -492,6 +500,7 @@ static void conn_destroy(kw_conn *c) {
   free(c->conn_ref);
   free(c->pend);
   if (c->remote) {
+    kw__disco_conn_down(ep, c);
     c->remote->nconns--;
     kw__remote_unref(c->remote);
   }
@@ -642,8 +651,6 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
-    if (from->relay < 0)
-      c->remote->direct_rx_ns = now;
     if (kw__remote_confirm_path(c->remote, from))
       kw__remote_path_changed(c->remote);
     kw__conn_mark_dirty(c);
@@ -862,7 +869,7 @@ static void notify_ready(kw_conn *c) {
     c->remote->id_known = true;
   }
   if (c->remote)
-    kw__disco_trigger(ep, c->remote); /* no direct path yet: punch */
+    kw__disco_conn_up(ep, c); /* the hole-punch schedule counts it */
   if (c->is_client) {
     kw_connect_cb cb = c->connect_cb;
     c->connect_cb = NULL;
@@ -1140,13 +1147,14 @@ void kw_conn_stats_get(kw_conn *c, kw_conn_stats *out) {
 void kw_conn_path(kw_conn *c, kw_path_info *out) {
   memset(out, 0, sizeof *out);
   kw__remote *r = c->remote;
-  if (r && r->selected >= 0) {
+  const kw_sockaddr *d = r ? kw__remote_direct(r) : NULL;
+  if (d) {
     out->kind = KW_PATH_DIRECT;
-    out->addr = r->paths[r->selected];
-  } else if (r && r->relay_selected) {
+    out->addr = *d;
+  } else if (r && kw__remote_on_relay(r)) {
     out->kind = KW_PATH_RELAY;
-  } else if (r && r->n_paths + (r->relay >= 0) > 1) {
-    out->kind = KW_PATH_MIXED;
+  } else if (r && kw__paths_count_ip(&r->pt) + (r->relay >= 0) > 1) {
+    out->kind = KW_PATH_MIXED; /* racing: packets go on every path */
   }
   if (c->qc && c->handshake_done) {
     ngtcp2_conn_stat st;

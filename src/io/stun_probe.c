@@ -102,6 +102,7 @@ static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
   uv_mutex_unlock(&ep->mu);
   kw__log(ep, KW_LOG_INFO, "stun", "stun.reflexive addr=%s", a);
   kw__endpoint_home_changed(ep); /* our addresses changed: republish */
+  kw__disco_local_candidates(ep); /* and tell the remotes: punch again */
 }
 
 static void refresh(uv_timer_t *t) {
@@ -113,6 +114,11 @@ static void refresh(uv_timer_t *t) {
   if (!kw__relay_stun_target(ep, home, &to))
     return;
   kw__stun_probe(ep, home, &to, reflexive_cb, NULL);
+}
+
+void kw__stun_refresh(kw_endpoint *ep) {
+  if (ep->stun_timer_init)
+    refresh(&ep->stun_timer);
 }
 
 void kw__stun_start(kw_endpoint *ep) {
