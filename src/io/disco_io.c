@@ -34,6 +34,7 @@
 
 #include <sodium.h>
 
+#include "core/addr_filter.h"
 #include "core/disco.h"
 
 #define KW_PUNCH_RETRY_MS 1000
@@ -346,6 +347,16 @@ kw_err kw__disco_start(kw_endpoint *ep) {
     free(pl);
     return KW_ERR_NOMEM;
   }
+  kw__addr_filter *af = calloc(1, sizeof *af);
+  if (!af || kw__addr_filter_init(af) != KW_OK) {
+    free(af);
+    kw__disco_pong_limiter_free(pl);
+    kw__disco_replay_free(rp);
+    free(rp);
+    free(pl);
+    return KW_ERR_NOMEM;
+  }
+  ep->banned = af;
   ep->disco_replay = rp;
   ep->disco_pongs = pl;
   uv_timer_init(&ep->loop, &ep->disco_timer);
@@ -364,6 +375,11 @@ void kw__disco_stop(kw_endpoint *ep) {
 }
 
 void kw__disco_free(kw_endpoint *ep) {
+  if (ep->banned) {
+    kw__addr_filter_free(ep->banned);
+    free(ep->banned);
+    ep->banned = NULL;
+  }
   if (ep->disco_replay) {
     kw__disco_replay_free(ep->disco_replay);
     free(ep->disco_replay);
@@ -381,20 +397,28 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
   uint8_t sender[KW_ID_LEN];
   if (kw__disco_peek_sender(data, len, sender) != KW_OK) {
     ep->stats.drops_unknown++;
+    kw__magicsock_strike(ep, from);
     return;
   }
   kw__remote *r = remote_by_id(ep, sender);
   if (!r || !remote_key(ep, r)) {
     /* disco only serves remotes we have a connection with */
     ep->stats.drops_unknown++;
+    kw__magicsock_strike(ep, from);
     return;
   }
   kw__disco_key k;
   memcpy(k.k, r->disco_key, sizeof k.k);
   kw__disco_msg m;
   kw_err e = kw__disco_open(&k, data, len, &m);
-  if (e != KW_OK ||
-      !kw__disco_act_via(m.type, from->relay >= 0) ||
+  if (e != KW_OK) {
+    kw__disco_key_wipe(&k);
+    ep->stats.drops_unknown++;
+    kw__magicsock_strike(ep, from);
+    return;
+  }
+  kw__magicsock_good(ep, from); /* it opened: the sender holds the key */
+  if (!kw__disco_act_via(m.type, from->relay >= 0) ||
       kw__disco_replay_check(ep->disco_replay, sender, &m, unix_ms()) !=
           KW_DISCO_FRESH) {
     kw__disco_key_wipe(&k);

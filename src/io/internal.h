@@ -336,6 +336,10 @@ kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
 kw_err kw__disco_start(kw_endpoint *ep);
 void kw__disco_stop(kw_endpoint *ep);
 void kw__disco_free(kw_endpoint *ep);
+/* A UDP source sent something undecodable / authenticated (the bounded
+ * punishment table of core/addr_filter). */
+void kw__magicsock_strike(kw_endpoint *ep, const kw__src *from);
+void kw__magicsock_good(kw_endpoint *ep, const kw__src *from);
 /* A disco datagram arrived over UDP or through a relay. */
 void kw__disco_input(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *data, size_t len);
@@ -463,6 +467,7 @@ struct kw_endpoint {
   bool publish_timer_init;
   struct kw__portmap *portmap; /* portmap.c */
   struct kw__netmon *netmon;   /* netmon.c */
+  struct kw__addr_filter *banned; /* sources of undecodable packets */
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);

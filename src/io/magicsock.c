@@ -16,6 +16,7 @@
 
 #include <ngtcp2/ngtcp2.h>
 
+#include "core/addr_filter.h"
 #include "core/disco.h"
 #include "core/stun.h"
 
@@ -294,25 +295,51 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
       ep->stats.drops_unknown++;
     return;
   }
-  if (kw__disco_is(data, len)) {
-    kw__disco_input(ep, from, data, len);
-    return;
-  }
   ngtcp2_version_cid vc;
-  int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, 16);
-  if (rv != 0) {
-    ep->stats.drops_unknown++;
-    return;
-  }
-  kw_conn *c = kw__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen);
-  if (c) {
+  bool disco = kw__disco_is(data, len);
+  int rv = disco ? -1 : ngtcp2_pkt_decode_version_cid(&vc, data, len, 16);
+  kw_conn *c = rv == 0 ? kw__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen) : NULL;
+  if (c) { /* a known connection's packets bypass the punishment table */
     kw__conn_recv(c, from, data, len);
     return;
   }
-  if (data[0] & 0x80) /* long header: maybe an Initial */
-    kw__conn_accept(ep, from, from_id, data, len);
-  else
+  if (from->relay < 0 && ep->banned &&
+      kw__addr_filter_ignored(ep->banned, &from->addr, kw__now(ep))) {
     ep->stats.drops_unknown++;
+    return;
+  }
+  if (disco) {
+    kw__disco_input(ep, from, data, len);
+    return;
+  }
+  if (rv == 0 && (data[0] & 0x80)) { /* long header: maybe an Initial */
+    kw__conn_accept(ep, from, from_id, data, len);
+    return;
+  }
+  ep->stats.drops_unknown++;
+  /* QUIC for a connection we no longer know is a straggler, not abuse;
+   * only what is neither STUN, disco nor QUIC (a short header without the
+   * fixed bit: keyway never negotiates greasing it) counts against the
+   * sender */
+  if (rv != 0 || !(data[0] & 0x40))
+    kw__magicsock_strike(ep, from);
+}
+
+void kw__magicsock_strike(kw_endpoint *ep, const kw__src *from) {
+  if (from->relay >= 0 || !ep->banned)
+    return; /* a relay vouches for its senders; it rate-limits them */
+  if (kw__addr_filter_bad(ep->banned, &from->addr, kw__now(ep)) &&
+      kw__log_enabled(ep, KW_LOG_INFO)) {
+    char a[KW_SOCKADDR_STRLEN];
+    kw_sockaddr_format(&from->addr, a, sizeof a);
+    kw__log(ep, KW_LOG_INFO, "magicsock", "addr.banned addr=%s seconds=%llu",
+            a, (unsigned long long)(KW_ADDR_FILTER_BAN_NS / 1000000000ull));
+  }
+}
+
+void kw__magicsock_good(kw_endpoint *ep, const kw__src *from) {
+  if (from->relay < 0 && ep->banned)
+    kw__addr_filter_good(ep->banned, &from->addr);
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events) {
