@@ -3,9 +3,10 @@
 # a relay on the public segment. Each case pipes 16 MiB through
 # listen/connect (both ways, checked) and reads the final path kind from
 # the dialer's --json path events:
+#   no NAT (two public hosts)       -> direct
 #   EIM/EIM (MASQUERADE both)      -> direct (hole punched)
 #   EIM/public                      -> direct
-#   EDM/EDM (--random-fully both)   -> connected, relay
+#   EIM/EDM, EDM/EDM (--random-fully) -> connected, relay
 #   UDP blocked on one side         -> connected, relay
 #   two hosts behind one NAT        -> direct (their LAN addresses)
 #   EIM/EIM, NAT mappings flushed (conntrack -F) in the middle of a 64 MiB
@@ -121,8 +122,10 @@ run_case() {
   lab_cleanup
 }
 
+run_case no-nat public public direct
 run_case eim-eim eim eim direct
 run_case eim-public eim public direct
+run_case eim-edm eim edm relay
 run_case edm-edm edm edm relay
 run_case udpblock-eim udpblock eim relay
 run_case same-nat eim samelan direct
