@@ -20,7 +20,10 @@
 #  3. iperf3 between the same two hosts through the same NATs and delay
 #     links: the server runs on b, reached through a port forward (DNAT of
 #     198.18.0.2:5201 tcp+udp on b's router); TCP, and UDP at -b 2G -l 1400
-#     (the received rate is reported), KW_NATLAB_SECS (default 10) s each.
+#     with 4 MiB socket buffers (-w 4M; with the default ones most losses are
+#     the receiving socket's overflows, not the path's), the received rate is
+#     reported; KW_NATLAB_SECS (default 10) s each. keyway's UDP sockets ask
+#     for 8 MiB buffers.
 # Skips (exit 0) when not root. Traffic stays in lab namespaces.
 # KW_NATLAB_KEEP=DIR keeps the logs, KW_NATLAB_VERBOSE=1 adds -v to keyway;
 # KW_NATLAB_RUNS, KW_NATLAB_MIB, KW_NATLAB_SECS, KW_NATLAB_DELAY_MS change the sizes.
@@ -191,8 +194,8 @@ if command -v iperf3 >/dev/null && command -v jq >/dev/null; then
   echo "-- iperf3 TCP a -> b, ${SECS}s"
   iperf3_run tcp
   tcp=$(jq -r '.end.sum_received | .bytes / .seconds / 1e6 | . * 10 | round / 10' "$work/tcp.json" 2>/dev/null)
-  echo "-- iperf3 UDP a -> b, -b 2G -l 1400, ${SECS}s"
-  iperf3_run udp -u -b 2G -l 1400
+  echo "-- iperf3 UDP a -> b, -b 2G -l 1400 -w 4M, ${SECS}s"
+  iperf3_run udp -u -b 2G -l 1400 -w 4M
   # received: datagrams that arrived (the server's count) x 1400 bytes
   udp=$(jq -r '.end.sum | (.packets - .lost_packets) * 1400 / .seconds / 1e6 | . * 10 | round / 10' "$work/udp.json" 2>/dev/null)
   udp_loss=$(jq -r '.end.sum.lost_percent | . * 10 | round / 10' "$work/udp.json" 2>/dev/null)
@@ -238,7 +241,7 @@ note = "" if ok else "  (received %s of %d bytes)" % (tp.get("bytes"), int(mib) 
 print("%-44s %10s %12s %12s%s" % ("keyway %s MiB, whole run" % mib, kw_all, ratio(kw_all, tcp), ratio(kw_all, udp), note))
 print("%-44s %10s %12s %12s" % ("keyway, after the first direct path event", kw_dir, ratio(kw_dir, tcp), ratio(kw_dir, udp)))
 print("%-44s %10s" % ("iperf3 TCP", tcp or "-"))
-print("%-44s %10s   (%s%% lost)" % ("iperf3 UDP -b 2G -l 1400, received", udp or "-", udp_loss or "-"))
+print("%-44s %10s   (%s%% lost)" % ("iperf3 UDP -b 2G -l 1400 -w 4M, received", udp or "-", udp_loss or "-"))
 if tp.get("direct_ms") is not None:
     print("(throughput run: first direct path event at %.0f ms, last byte at %.0f ms)" % (tp["direct_ms"], tp["end_ms"]))
 PY

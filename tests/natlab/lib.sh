@@ -109,18 +109,23 @@ lab_router_delay() {
 # kw_delaylink (started with lab_bg, so lab_cleanup ends it) to the TAP p-NAME
 # on the internet bridge. Its counters are in lab_delay_log NAME at exit.
 lab_delay_link() {
-  local n=$1 delay=$2 loss=$3 seed=$4 log i
+  local n=$1 delay=$2 loss=$3 seed=$4 log i pid
   if [ ! -x "${LAB_DELAYLINK:-}" ]; then
     echo "lab_delay_link: set LAB_DELAYLINK to BUILD/tests/kw_delaylink" >&2
     return 1
   fi
   log=$(lab_delay_log "$n")
+  rm -f "$log" # a log left by an earlier lab must not say "ready"
   lab_bg pub "$log" "$LAB_DELAYLINK" --ns-a "$(lab_ns pub)" --if-a "p-$n" \
     --ns-b "$(lab_ns "$n")" --if-b eth0 --delay-ms "$delay" --loss "$loss" \
     --seed "$seed" >/dev/null
-  for ((i = 0; i < 100; i++)); do
+  pid=${LAB_PIDS[-1]}
+  # creating a TAP waits for the RTNL lock, which the teardown of an earlier
+  # lab's namespaces may hold for seconds on a busy machine: wait up to 60 s
+  for ((i = 0; i < 600; i++)); do
     grep -qx ready "$log" 2>/dev/null && break
-    sleep 0.05
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
   done
   if ! grep -qx ready "$log" 2>/dev/null; then
     echo "lab_delay_link: kw_delaylink for $n did not start:" >&2
