@@ -24,6 +24,7 @@ failed=0
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
 work=$(mktemp -d)
+# shellcheck disable=SC2034 # read by lib.sh: kw_delaylink logs kept in $work
 LAB_LOGDIR=$work
 
 # ---- the link itself --------------------------------------------------------
