@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/sockaddr.h"
+#include "core/stun.h"
 #include "sim.h"
 
 /* ---- PRNG ---------------------------------------------------------------- */
@@ -34,6 +35,26 @@ static bool same_ip(const kw_sockaddr *a, const kw_sockaddr *b) {
 
 /* ---- NAT ---------------------------------------------------------------- */
 
+sim_nat_cfg sim_nat_masquerade(void) {
+  sim_nat_cfg c;
+  memset(&c, 0, sizeof(c));
+  c.mapping = SIM_EI;
+  c.filtering = SIM_APD;
+  c.timeout_ns = 30 * SIM_S; /* nf_conntrack_udp_timeout */
+  c.preserve_port = true;
+  return c;
+}
+
+sim_nat_cfg sim_nat_random_fully(void) {
+  sim_nat_cfg c;
+  memset(&c, 0, sizeof(c));
+  c.mapping = SIM_APD;
+  c.filtering = SIM_APD;
+  c.timeout_ns = 30 * SIM_S;
+  c.random_port = true;
+  return c;
+}
+
 void sim_nat_init(sim_nat *n, const sim_nat_cfg *cfg, const char *pub_ip,
                   uint16_t first_port) {
   memset(n, 0, sizeof(*n));
@@ -41,12 +62,25 @@ void sim_nat_init(sim_nat *n, const sim_nat_cfg *cfg, const char *pub_ip,
   n->pub = sa(pub_ip);
   n->pub.port = 0;
   n->next_port = first_port ? first_port : 1024;
+  n->rng.s = 0x6e6174ull ^ first_port;
+  n->udp_down = cfg->udp_blocked;
 }
 
 static void nat_expire(sim_nat *n, uint64_t now) {
-  for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++)
-    if (n->m[i].used && now - n->m[i].last_out >= n->cfg.timeout_ns)
+  /* next_expire is a lower bound of the earliest expiry (mappings are
+   * only refreshed, which moves theirs later). */
+  if (now < n->next_expire)
+    return;
+  uint64_t next = UINT64_MAX;
+  for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++) {
+    if (!n->m[i].used)
+      continue;
+    if (now - n->m[i].last_out >= n->cfg.timeout_ns)
       n->m[i].used = false;
+    else if (n->m[i].last_out + n->cfg.timeout_ns < next)
+      next = n->m[i].last_out + n->cfg.timeout_ns;
+  }
+  n->next_expire = next;
 }
 
 static bool key_match(sim_behavior b, const kw_sockaddr *want,
@@ -62,9 +96,52 @@ static bool key_match(sim_behavior b, const kw_sockaddr *want,
   return false;
 }
 
+static bool port_taken(const sim_nat *n, uint16_t port) {
+  if (port == 0 || (n->fwd && port == n->fwd_port))
+    return true;
+  for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++)
+    if (n->m[i].used && n->m[i].ext_port == port)
+      return true;
+  return false;
+}
+
+static uint16_t nat_port(sim_nat *n, const kw_sockaddr *inside) {
+  if (n->cfg.preserve_port && !port_taken(n, inside->port))
+    return inside->port;
+  for (int tries = 0; tries < 1000; tries++) {
+    uint16_t p;
+    if (n->cfg.random_port) {
+      p = (uint16_t)(1024 + sim_rand(&n->rng) % (65536 - 1024));
+    } else {
+      if (n->next_port < 1024)
+        n->next_port = 1024;
+      p = n->next_port++;
+    }
+    if (!port_taken(n, p))
+      return p;
+  }
+  return 0;
+}
+
+static bool fwd_peer(const sim_nat *n, const kw_sockaddr *a) {
+  for (size_t i = 0; i < n->n_fwd_peers; i++)
+    if (kw__sockaddr_equal(&n->fwd_peers[i], a))
+      return true;
+  return false;
+}
+
 bool sim_nat_out(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *dst,
                  uint64_t now, kw_sockaddr *ext_src) {
+  if (n->udp_down) {
+    n->dropped_udp++;
+    return false;
+  }
   nat_expire(n, now);
+  *ext_src = n->pub;
+  if (n->fwd && kw__sockaddr_equal(src, &n->fwd_inside) && fwd_peer(n, dst)) {
+    ext_src->port = n->fwd_port;
+    return true;
+  }
   sim_mapping *m = NULL;
   for (size_t i = 0; i < SIM_MAX_MAPPINGS && !m; i++)
     if (n->m[i].used && kw__sockaddr_equal(&n->m[i].inside, src) &&
@@ -81,14 +158,18 @@ bool sim_nat_out(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *dst,
         victim = i;
     }
     m = &n->m[victim];
+    m->used = false; /* its port is free again */
+    uint16_t port = nat_port(n, src);
+    if (port == 0)
+      return false;
     memset(m, 0, sizeof(*m));
     m->used = true;
     m->inside = *src;
     m->dest = *dst;
-    if (n->next_port == 0)
-      n->next_port = 1024;
-    m->ext_port = n->next_port++;
+    m->ext_port = port;
     n->mappings_made++;
+    if (now + n->cfg.timeout_ns < n->next_expire)
+      n->next_expire = now + n->cfg.timeout_ns;
   }
   m->last_out = now;
   bool known = false;
@@ -101,17 +182,32 @@ bool sim_nat_out(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *dst,
     }
     m->perms[m->n_perms++] = *dst;
   }
-  *ext_src = n->pub;
   ext_src->port = m->ext_port;
   return true;
 }
 
 bool sim_nat_in(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *ext_dst,
                 uint64_t now, kw_sockaddr *inside_dst) {
+  if (n->udp_down) {
+    n->dropped_udp++;
+    return false;
+  }
   nat_expire(n, now);
   if (!same_ip(ext_dst, &n->pub)) {
     n->dropped_in++;
     return false;
+  }
+  if (n->fwd && ext_dst->port == n->fwd_port) {
+    if (!fwd_peer(n, src)) {
+      if (n->n_fwd_peers == SIM_MAX_PERMS) {
+        memmove(n->fwd_peers, n->fwd_peers + 1,
+                (SIM_MAX_PERMS - 1) * sizeof(*n->fwd_peers));
+        n->n_fwd_peers--;
+      }
+      n->fwd_peers[n->n_fwd_peers++] = *src;
+    }
+    *inside_dst = n->fwd_inside;
+    return true;
   }
   for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++) {
     sim_mapping *m = &n->m[i];
@@ -129,53 +225,80 @@ bool sim_nat_in(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *ext_dst,
   return false;
 }
 
+void sim_nat_flush(sim_nat *n) {
+  for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++)
+    n->m[i].used = false;
+  n->n_fwd_peers = 0;
+  n->flushes++;
+}
+
+void sim_nat_forward(sim_nat *n, const kw_sockaddr *inside, uint16_t ext_port) {
+  n->fwd = true;
+  n->fwd_inside = *inside;
+  n->fwd_port = ext_port;
+  n->n_fwd_peers = 0;
+}
+
 /* ---- packet heap ------------------------------------------------------- */
 
-static bool pkt_before(const sim_pkt *a, const sim_pkt *b) {
+typedef struct sim_key sim_key;
+
+static bool key_before(const sim_key *a, const sim_key *b) {
   return a->at < b->at || (a->at == b->at && a->seq < b->seq);
 }
 
-static void heap_swap(sim_pkt *a, sim_pkt *b) {
-  sim_pkt t = *a;
+static void key_swap(sim_key *a, sim_key *b) {
+  sim_key t = *a;
   *a = *b;
   *b = t;
 }
 
-static sim_pkt *heap_push(sim_world *w) {
-  if (w->npkts == SIM_MAX_PKTS) {
+/* A free slot for a packet about to be pushed, NULL if all are in flight. */
+static sim_pkt *heap_slot(sim_world *w) {
+  if (w->n_free == 0) {
     w->pkts_dropped_full++;
     return NULL;
   }
-  return &w->heap[w->npkts++];
+  return &w->pool[w->free_slots[w->n_free - 1]];
 }
 
-/* Sifts the element just written at the end into place. */
-static void heap_fix_last(sim_world *w) {
-  size_t i = w->npkts - 1;
+/* Pushes the packet just written into heap_slot's slot. */
+static void heap_push(sim_world *w, const sim_pkt *p) {
+  size_t i = w->npkts++;
+  w->heap[i].at = p->at;
+  w->heap[i].seq = p->seq;
+  w->heap[i].slot = w->free_slots[--w->n_free];
   while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (!pkt_before(&w->heap[i], &w->heap[p]))
+    size_t up = (i - 1) / 2;
+    if (!key_before(&w->heap[i], &w->heap[up]))
       break;
-    heap_swap(&w->heap[i], &w->heap[p]);
-    i = p;
+    key_swap(&w->heap[i], &w->heap[up]);
+    i = up;
   }
 }
 
-static void heap_pop(sim_world *w, sim_pkt *out) {
-  *out = w->heap[0];
+/* Takes the earliest packet off the heap; its slot stays taken until
+ * slot_free (so what is sent while it is handled cannot overwrite it). */
+static uint32_t heap_pop(sim_world *w) {
+  uint32_t slot = w->heap[0].slot;
   w->heap[0] = w->heap[--w->npkts];
   size_t i = 0;
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < w->npkts && pkt_before(&w->heap[l], &w->heap[m]))
+    if (l < w->npkts && key_before(&w->heap[l], &w->heap[m]))
       m = l;
-    if (r < w->npkts && pkt_before(&w->heap[r], &w->heap[m]))
+    if (r < w->npkts && key_before(&w->heap[r], &w->heap[m]))
       m = r;
     if (m == i)
       break;
-    heap_swap(&w->heap[i], &w->heap[m]);
+    key_swap(&w->heap[i], &w->heap[m]);
     i = m;
   }
+  return slot;
+}
+
+static void slot_free(sim_world *w, uint32_t slot) {
+  w->free_slots[w->n_free++] = slot;
 }
 
 static void enqueue(sim_world *w, sim_pkt_kind kind, int to_peer,
@@ -193,7 +316,7 @@ static void enqueue(sim_world *w, sim_pkt_kind kind, int to_peer,
       copies = 2;
   }
   for (int c = 0; c < copies; c++) {
-    sim_pkt *p = heap_push(w);
+    sim_pkt *p = heap_slot(w);
     if (!p)
       return;
     p->kind = kind;
@@ -207,7 +330,7 @@ static void enqueue(sim_world *w, sim_pkt_kind kind, int to_peer,
       d += (uint64_t)(sim_uniform(&w->rng) * (double)link->jitter_ns);
     p->at = w->now + d;
     p->seq = w->seq++;
-    heap_fix_last(w);
+    heap_push(w, p);
   }
 }
 
@@ -237,7 +360,8 @@ static void peer_send(sim_world *w, sim_peer *p, const kw_sockaddr *dst,
     for (int i = 0; i < 2; i++)
       if (w->peers[i].nat >= 0 && same_ip(dst, &w->peers[i].local))
         return;
-    sim_nat_out(n, &p->local, dst, w->now, &src);
+    if (!sim_nat_out(n, &p->local, dst, w->now, &src))
+      return;
   }
   enqueue(w, SIM_PK_WAN, -1, &src, dst, data, len, &w->cfg.wan);
 }
@@ -247,6 +371,30 @@ static void peer_send_relay(sim_world *w, sim_peer *p, const uint8_t *data,
   kw_sockaddr none;
   memset(&none, 0, sizeof(none));
   enqueue(w, SIM_PK_RELAY, 1 - peer_index(w, p), &none, &none, data, len, NULL);
+}
+
+/* Sends on the selected path (a QUIC packet); false if it went via relay. */
+static bool peer_send_selected(sim_world *w, sim_peer *p, const uint8_t *data,
+                               size_t len) {
+  const kw__path *sel = kw__paths_get(&p->paths, kw__paths_selected(&p->paths));
+  if (sel && !sel->relay) {
+    peer_send(w, p, &sel->addr, data, len);
+    return true;
+  }
+  peer_send_relay(w, p, data, len);
+  return false;
+}
+
+static void send_stun(sim_world *w, sim_peer *p, const kw_sockaddr *server,
+                      uint8_t tx[12]) {
+  for (size_t i = 0; i < 12; i++)
+    tx[i] = (uint8_t)sim_rand(&w->rng);
+  uint8_t out[KW_STUN_MAX_BUILD];
+  size_t n;
+  if (kw__stun_build_request(out, sizeof(out), &n, tx, NULL, true) != KW_OK)
+    return;
+  p->st.stun_sent++;
+  peer_send(w, p, server, out, n);
 }
 
 /* ---- peer logic ------------------------------------------------------- */
@@ -301,8 +449,9 @@ static void run_round(sim_world *w, sim_peer *p) {
   }
   for (int i = 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *path = kw__paths_get(&p->paths, i);
-    if (!path || path->state == KW_PST_INACTIVE ||
-        path->state == KW_PST_UNUSABLE)
+    /* A round retries failed (inactive) candidates too: rounds are rare
+     * (throttled, the 60 s upgrade check) and the network may have healed. */
+    if (!path || path->state == KW_PST_UNUSABLE)
       continue;
     send_ping(w, p, i);
     p->tries[i] = SIM_PING_TRIES - 1;
@@ -311,9 +460,16 @@ static void run_round(sim_world *w, sim_peer *p) {
 
 static void reselect(sim_world *w, sim_peer *p) {
   bool changed;
-  kw__paths_select(&p->paths, w->now, &changed);
-  if (changed)
+  int sel = kw__paths_select(&p->paths, w->now, &changed);
+  if (changed) {
     p->st.path_changes++;
+    const kw__path *path = kw__paths_get(&p->paths, sel);
+    if (path && !path->relay) {
+      p->direct_since = w->now;
+      if (p->first_direct_at == UINT64_MAX)
+        p->first_direct_at = w->now;
+    }
+  }
   kw__holepunch_set_good_direct(
       &p->hp, kw__paths_has_direct_within(&p->paths, KW_HP_GOOD_RTT_NS));
 }
@@ -365,6 +521,15 @@ static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
   case KW_DISCO_PING: {
     int idx;
     kw__paths_add(&p->paths, from, KW_PSRC_DISCO, w->now, &idx, NULL);
+    if (idx == KW_PATHS_NONE)
+      p->st.paths_full++;
+    const kw__path *seen = kw__paths_get(&p->paths, idx);
+    if (seen) {
+      p->last_rx[idx] = w->now;
+      /* The remote's authenticated Ping came from it: alive again. */
+      if (seen->state == KW_PST_INACTIVE)
+        kw__paths_set_state(&p->paths, idx, KW_PST_UNKNOWN, w->now);
+    }
     if (kw__disco_pong_allow(&p->lim, from, w->now)) {
       uint8_t out[KW_DISCO_MAX_LEN];
       size_t n;
@@ -396,6 +561,7 @@ static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
       if (idx != KW_PATHS_NONE) {
         kw__paths_rtt_sample(&p->paths, idx, 0, w->now - p->pings[i].sent);
         p->tries[idx] = 0;
+        p->last_rx[idx] = w->now;
       }
       p->st.pongs_recv++;
       add_local_candidate(w, p, &m.addr);
@@ -406,35 +572,146 @@ static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
   case KW_DISCO_CALL_ME_MAYBE: {
     p->st.cmm_recv++;
     bool fresh = false;
+    int listed[KW_MAX_DIRECT_ADDRS];
+    size_t n_listed = 0;
     for (size_t i = 0; i < m.n_addrs; i++) {
       bool created = false;
-      kw__paths_add(&p->paths, &m.addrs[i], KW_PSRC_DISCO, w->now, NULL,
-                    &created);
+      int idx;
+      if (kw__paths_add(&p->paths, &m.addrs[i], KW_PSRC_DISCO, w->now, &idx,
+                        &created) != KW_OK) {
+        p->st.paths_full++;
+        continue;
+      }
+      /* A candidate named again after it failed is a candidate again. */
+      const kw__path *path = kw__paths_get(&p->paths, idx);
+      if (path && path->state == KW_PST_INACTIVE)
+        kw__paths_set_state(&p->paths, idx, KW_PST_UNKNOWN, w->now);
       fresh |= created;
+      listed[n_listed++] = idx;
     }
-    if (fresh)
+    if (fresh) {
+      /* New candidates: a full round (our CallMeMaybe back + Pings). */
       kw__holepunch_remote_candidates(&p->hp, w->now);
+    } else {
+      /* The other half of the remote's round: Ping what it listed (no
+       * CallMeMaybe back, so two peers never bounce rounds forever). */
+      for (size_t i = 0; i < n_listed; i++) {
+        const kw__path *path = kw__paths_get(&p->paths, listed[i]);
+        if (!path || path->state == KW_PST_VALIDATED ||
+            path->state == KW_PST_UNUSABLE)
+          continue;
+        send_ping(w, p, listed[i]);
+        p->tries[listed[i]] = SIM_PING_TRIES - 1;
+      }
+    }
     break;
   }
   }
   reselect(w, p);
 }
 
-static const uint8_t stun_req[8] = {'S', 'I', 'M', 'S', 'T', 'U', 'N', '?'};
-static const uint8_t stun_rsp[8] = {'S', 'I', 'M', 'S', 'T', 'U', 'N', '!'};
+static void on_stun(sim_world *w, sim_peer *p, const kw_sockaddr *from,
+                    const uint8_t *data, size_t len) {
+  kw__stun_msg m;
+  if (kw__stun_parse_response(data, len, NULL, &m) != KW_OK)
+    return;
+  p->st.stun_recv++;
+  if (kw__sockaddr_equal(from, &w->stun) &&
+      memcmp(m.txid, p->stun_tx, sizeof(p->stun_tx)) == 0) {
+    if (p->have_refl && !kw__sockaddr_equal(&p->refl, &m.mapped)) {
+      /* The NAT moved us (a flush, an expiry): the old reflexive address
+       * is no candidate any more. */
+      for (size_t i = 0; i < p->n_cands; i++)
+        if (kw__sockaddr_equal(&p->cands[i], &p->refl)) {
+          p->cands[i] = p->cands[--p->n_cands];
+          break;
+        }
+    }
+    p->have_refl = true;
+    p->refl = m.mapped;
+    add_local_candidate(w, p, &m.mapped);
+  }
+  const kw_sockaddr *servers[2] = {&w->stun, &w->stun2};
+  for (int k = 0; k < 2; k++)
+    if (p->nc_on && kw__sockaddr_equal(from, servers[k]) &&
+        memcmp(m.txid, p->nc[k].tx, sizeof(p->nc[k].tx)) == 0) {
+      p->nc[k].answered = true;
+      p->nc[k].mapped = m.mapped;
+    }
+}
+
+static const uint8_t data_magic[8] = {'S', 'I', 'M', 'D', 'A', 'T', 'A', 0};
+static const uint8_t ack_magic[8] = {'S', 'I', 'M', 'A', 'C', 'K', 0, 0};
+
+static void put32(uint8_t *b, uint32_t v) {
+  b[0] = (uint8_t)(v >> 24);
+  b[1] = (uint8_t)(v >> 16);
+  b[2] = (uint8_t)(v >> 8);
+  b[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *b) {
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+         b[3];
+}
+
+static void on_data(sim_world *w, sim_peer *p, bool via_relay,
+                    const uint8_t *data) {
+  sim_xfer *x = &w->xfer;
+  uint32_t seq = get32(data + 8);
+  if (!x->on || seq >= x->n)
+    return;
+  if (memcmp(data, data_magic, 8) == 0) {
+    if (peer_index(w, p) == x->from)
+      return;
+    if (via_relay)
+      x->recv_relay++;
+    else
+      x->recv_direct++;
+    if (!x->delivered[seq]) {
+      x->delivered[seq] = 1;
+      x->n_delivered++;
+      uint64_t gap = w->now - x->last_progress;
+      if (gap > x->max_gap)
+        x->max_gap = gap;
+      x->last_progress = w->now;
+      if (x->n_delivered == x->n)
+        x->done_at = w->now;
+    }
+    uint8_t ack[12];
+    memcpy(ack, ack_magic, 8);
+    put32(ack + 8, seq);
+    peer_send_selected(w, p, ack, sizeof(ack));
+  } else if (peer_index(w, p) == x->from) {
+    if (!x->acked[seq]) {
+      x->acked[seq] = 1;
+      while (x->low_unacked < x->next_new && x->acked[x->low_unacked])
+        x->low_unacked++;
+    }
+  }
+}
 
 static void peer_recv(sim_world *w, sim_peer *p, const kw_sockaddr *from,
                       bool via_relay, const uint8_t *data, size_t len) {
-  if (!via_relay && len == 8 + sizeof(kw_sockaddr) &&
-      memcmp(data, stun_rsp, 8) == 0 && kw__sockaddr_equal(from, &w->stun)) {
-    kw_sockaddr refl;
-    memcpy(&refl, data + 8, sizeof(refl));
-    p->have_refl = true;
-    add_local_candidate(w, p, &refl);
+  if (!via_relay && kw__stun_is(data, len) &&
+      (kw__sockaddr_equal(from, &w->stun) ||
+       kw__sockaddr_equal(from, &w->stun2))) {
+    on_stun(w, p, from, data, len);
     return;
   }
   if (kw__disco_is(data, len)) {
     on_disco(w, p, from, via_relay, data, len);
+    return;
+  }
+  if (len == 12 &&
+      (memcmp(data, data_magic, 8) == 0 || memcmp(data, ack_magic, 8) == 0)) {
+    /* QUIC packets: a packet on a direct path shows it alive. */
+    if (!via_relay) {
+      int idx = kw__paths_find(&p->paths, from);
+      if (idx != KW_PATHS_NONE)
+        p->last_rx[idx] = w->now;
+    }
+    on_data(w, p, via_relay, data);
     return;
   }
   p->st.undecodable++;
@@ -470,6 +747,7 @@ static bool peer_init(sim_world *w, int i) {
     return false;
   kw__paths_init(&p->paths);
   kw__holepunch_init(&p->hp);
+  p->first_direct_at = UINT64_MAX;
   if (kw__disco_replay_init(&p->replay, 1024) != KW_OK)
     return false;
   if (kw__disco_pong_limiter_init(&p->lim) != KW_OK)
@@ -485,14 +763,22 @@ bool sim_world_init(sim_world *w, const sim_cfg *cfg) {
     return false;
   w->cfg = *cfg;
   w->rng.s = cfg->seed;
+  w->pool = malloc(SIM_MAX_PKTS * sizeof(*w->pool)); /* written before read */
   w->heap = calloc(SIM_MAX_PKTS, sizeof(*w->heap));
-  if (!w->heap)
+  w->free_slots = calloc(SIM_MAX_PKTS, sizeof(*w->free_slots));
+  if (!w->pool || !w->heap || !w->free_slots)
     return false;
+  for (uint32_t i = 0; i < SIM_MAX_PKTS; i++)
+    w->free_slots[i] = SIM_MAX_PKTS - 1 - i;
+  w->n_free = SIM_MAX_PKTS;
   w->stun = sa("198.19.255.1:3478");
+  w->stun2 = sa("198.19.255.2:3478");
   sim_nat_init(&w->nats[0], &cfg->natcfg[0], "198.19.0.1:0",
                (uint16_t)(1024 + sim_rand(&w->rng) % 30000));
   sim_nat_init(&w->nats[1], &cfg->natcfg[1], "198.19.0.2:0",
                (uint16_t)(1024 + sim_rand(&w->rng) % 30000));
+  w->nats[0].rng.s = sim_rand(&w->rng);
+  w->nats[1].rng.s = sim_rand(&w->rng);
   for (int i = 0; i < 2; i++)
     if (!peer_init(w, i))
       return false;
@@ -510,6 +796,10 @@ bool sim_world_init(sim_world *w, const sim_cfg *cfg) {
     a->lan = 1;
     b->lan = 2;
   }
+  for (int i = 0; i < 2; i++)
+    if (cfg->portmap[i] && w->peers[i].nat >= 0)
+      sim_nat_forward(&w->nats[w->peers[i].nat], &w->peers[i].local,
+                      cfg->portmap[i]);
   if (kw__disco_key_derive(a->sk, b->id, &a->key) != KW_OK ||
       kw__disco_key_derive(b->sk, a->id, &b->key) != KW_OK)
     return false;
@@ -522,14 +812,28 @@ void sim_world_free(sim_world *w) {
     kw__disco_pong_limiter_free(&w->peers[i].lim);
     kw__addr_filter_free(&w->peers[i].filter);
   }
+  free(w->pool);
   free(w->heap);
+  free(w->free_slots);
+  w->pool = NULL;
   w->heap = NULL;
+  w->free_slots = NULL;
+  free(w->xfer.sent_at);
+  free(w->xfer.acked);
+  free(w->xfer.delivered);
+  memset(&w->xfer, 0, sizeof(w->xfer));
 }
 
 bool sim_start(sim_world *w) {
   for (int i = 0; i < 2; i++) {
     sim_peer *p = &w->peers[i];
     p->cands[p->n_cands++] = p->local;
+    if (w->cfg.portmap[i] && p->nat >= 0) {
+      /* The port mapping the router granted (UPnP/NAT-PMP). */
+      kw_sockaddr m = w->nats[p->nat].pub;
+      m.port = w->cfg.portmap[i];
+      p->cands[p->n_cands++] = m;
+    }
     /* The QUIC connection came up through the relay. */
     int r;
     if (kw__paths_add(&p->paths, NULL, KW_PSRC_APP, w->now, &r, NULL))
@@ -537,10 +841,20 @@ bool sim_start(sim_world *w) {
     kw__paths_rtt_sample(&p->paths, r, 0, 2 * w->cfg.relay_ns);
     reselect(w, p);
     kw__holepunch_conn_added(&p->hp, w->now);
-    peer_send(w, p, &w->stun, stun_req, sizeof(stun_req));
+    send_stun(w, p, &w->stun, p->stun_tx);
     p->next_retry = w->now + SIM_PING_RETRY_NS;
+    p->next_tick = w->now + SIM_TICK_NS;
   }
   return true;
+}
+
+static void stun_serve(sim_world *w, sim_pkt *pkt) {
+  uint8_t out[KW_STUN_MAX_BUILD];
+  size_t n = 0;
+  if (kw__stun_serve(pkt->data, pkt->len, &pkt->src, NULL, out, sizeof(out), &n,
+                     NULL) == KW_OK &&
+      n > 0)
+    enqueue(w, SIM_PK_WAN, -1, &pkt->dst, &pkt->src, out, n, &w->cfg.wan);
 }
 
 static void deliver(sim_world *w, sim_pkt *pkt) {
@@ -555,15 +869,9 @@ static void deliver(sim_world *w, sim_pkt *pkt) {
   case SIM_PK_WAN:
     break;
   }
-  if (kw__sockaddr_equal(&pkt->dst, &w->stun)) {
-    if (pkt->len == sizeof(stun_req) &&
-        memcmp(pkt->data, stun_req, sizeof(stun_req)) == 0) {
-      uint8_t rsp[8 + sizeof(kw_sockaddr)];
-      memcpy(rsp, stun_rsp, 8);
-      memcpy(rsp + 8, &pkt->src, sizeof(kw_sockaddr));
-      enqueue(w, SIM_PK_WAN, -1, &w->stun, &pkt->src, rsp, sizeof(rsp),
-              &w->cfg.wan);
-    }
+  if (kw__sockaddr_equal(&pkt->dst, &w->stun) ||
+      kw__sockaddr_equal(&pkt->dst, &w->stun2)) {
+    stun_serve(w, pkt);
     return;
   }
   for (int n = 0; n < 2; n++) {
@@ -599,29 +907,122 @@ static void retry_pings(sim_world *w, sim_peer *p) {
    * is known, then every SIM_STUN_REFRESH_NS (which also keeps an
    * endpoint-independent mapping alive). */
   if (!p->have_refl || w->now >= p->next_stun) {
-    peer_send(w, p, &w->stun, stun_req, sizeof(stun_req));
+    send_stun(w, p, &w->stun, p->stun_tx);
     p->next_stun = w->now + SIM_STUN_REFRESH_NS;
   }
   for (int i = 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *path = kw__paths_get(&p->paths, i);
-    if (!path || p->tries[i] == 0 || path->state == KW_PST_VALIDATED) {
+    if (!path || path->state == KW_PST_VALIDATED) {
       p->tries[i] = 0;
+      continue;
+    }
+    if (p->tries[i] == 0) {
+      /* Every try unanswered: the path failed. Inactive paths are capped
+       * and pruned oldest first, so failures cannot crowd out the table
+       * (a full table of "validating" paths refuses every new one). */
+      if (path->state == KW_PST_VALIDATING &&
+          w->now - p->last_ping[i] >= SIM_PING_RETRY_NS) {
+        kw__paths_set_state(&p->paths, i, KW_PST_INACTIVE, w->now);
+        p->st.failed_paths++;
+      }
       continue;
     }
     p->tries[i]--;
     send_ping(w, p, i);
   }
-  /* Heartbeat: the selected direct path is pinged every few seconds, as
-   * the io layer does; it keeps NAT mappings open and lets the other side
-   * validate the path from its end (it pings back what it has not
-   * validated). */
-  int sel = kw__paths_selected(&p->paths);
-  if (w->now >= p->next_heartbeat) {
-    if (sel > KW_PATHS_RELAY)
-      send_ping(w, p, sel);
-    p->next_heartbeat = w->now + SIM_HEARTBEAT_NS;
-  }
   p->next_retry = w->now + SIM_PING_RETRY_NS;
+}
+
+/* The io layer's watch on the selected direct path: liveness Pings after
+ * SIM_QUIET_NS of silence, and after SIM_DEAD_NS the relay takes over (the
+ * path becomes inactive, so selection drops it; a CallMeMaybe naming it or
+ * a Ping from it makes it a candidate again) and hole punching starts
+ * again. */
+static void tick(sim_world *w, sim_peer *p) {
+  p->next_tick = w->now + SIM_TICK_NS;
+  int sel = kw__paths_selected(&p->paths);
+  const kw__path *path = kw__paths_get(&p->paths, sel);
+  if (!path || path->relay)
+    return;
+  uint64_t last =
+      p->last_rx[sel] > p->direct_since ? p->last_rx[sel] : p->direct_since;
+  uint64_t quiet = w->now - last;
+  if (quiet > SIM_DEAD_NS && kw__paths_get(&p->paths, KW_PATHS_RELAY) != NULL) {
+    p->st.fallbacks++;
+    kw__paths_set_state(&p->paths, sel, KW_PST_INACTIVE, w->now);
+    reselect(w, p);
+    kw__holepunch_network_change(&p->hp, w->now);
+  } else if (quiet > SIM_QUIET_NS &&
+             w->now - p->live_ping >= SIM_LIVE_PING_NS) {
+    p->live_ping = w->now;
+    p->st.live_pings++;
+    send_ping(w, p, sel);
+  }
+}
+
+static void netcheck_step(sim_world *w, sim_peer *p) {
+  const kw_sockaddr *servers[2] = {&w->stun, &w->stun2};
+  bool more = false;
+  for (int k = 0; k < 2; k++) {
+    if (p->nc[k].answered || p->nc[k].sends >= SIM_NC_SENDS)
+      continue;
+    p->nc[k].sends++;
+    send_stun(w, p, servers[k], p->nc[k].tx);
+    more = true;
+  }
+  p->nc_next = more ? w->now + SIM_NC_EVERY_NS : UINT64_MAX;
+}
+
+static void xfer_tick(sim_world *w) {
+  sim_xfer *x = &w->xfer;
+  x->next_tick = w->now + x->interval_ns;
+  if (x->low_unacked >= x->n) {
+    x->next_tick = UINT64_MAX; /* everything acknowledged */
+    return;
+  }
+  sim_peer *p = &w->peers[x->from];
+  uint8_t pkt[12];
+  memcpy(pkt, data_magic, 8);
+  int resent = 0;
+  /* resend_due: a lower bound of the earliest unacknowledged packet's
+   * time-out (sends only add later ones). */
+  uint64_t due = UINT64_MAX;
+  uint32_t s = x->low_unacked;
+  for (; w->now >= x->resend_due && s < x->next_new &&
+         resent < SIM_XFER_RESEND_PER_TICK;
+       s++) {
+    if (x->acked[s])
+      continue;
+    if (w->now - x->sent_at[s] < SIM_XFER_RTO_NS) {
+      if (x->sent_at[s] + SIM_XFER_RTO_NS < due)
+        due = x->sent_at[s] + SIM_XFER_RTO_NS;
+      continue;
+    }
+    put32(pkt + 8, s);
+    x->sent_at[s] = w->now;
+    x->resent++;
+    resent++;
+    if (peer_send_selected(w, p, pkt, sizeof(pkt)))
+      x->sent_direct++;
+    else
+      x->sent_relay++;
+    if (w->now + SIM_XFER_RTO_NS < due)
+      due = w->now + SIM_XFER_RTO_NS;
+  }
+  if (w->now >= x->resend_due)
+    /* A full scan found the earliest; a cut-short one rescans next tick. */
+    x->resend_due = s >= x->next_new ? due : w->now;
+  if (x->next_new < x->n && x->next_new - x->low_unacked < SIM_XFER_WINDOW) {
+    uint32_t nw = x->next_new++;
+    put32(pkt + 8, nw);
+    x->sent_at[nw] = w->now;
+    if (peer_send_selected(w, p, pkt, sizeof(pkt)))
+      x->sent_direct++;
+    else
+      x->sent_relay++;
+    if (w->now + SIM_XFER_RTO_NS < x->resend_due)
+      x->resend_due = w->now + SIM_XFER_RTO_NS;
+  }
 }
 
 bool sim_run(sim_world *w, uint64_t until) {
@@ -631,12 +1032,19 @@ bool sim_run(sim_world *w, uint64_t until) {
     if (w->npkts)
       next = w->heap[0].at;
     for (int i = 0; i < 2; i++) {
-      uint64_t d = kw__holepunch_next_deadline(&w->peers[i].hp);
+      sim_peer *p = &w->peers[i];
+      uint64_t d = kw__holepunch_next_deadline(&p->hp);
       if (d < next)
         next = d;
-      if (w->peers[i].next_retry < next)
-        next = w->peers[i].next_retry;
+      if (p->next_retry < next)
+        next = p->next_retry;
+      if (p->next_tick < next)
+        next = p->next_tick;
+      if (p->nc_on && p->nc_next < next)
+        next = p->nc_next;
     }
+    if (w->xfer.on && w->xfer.next_tick < next)
+      next = w->xfer.next_tick;
     if (next > until) {
       w->now = until;
       return true;
@@ -645,9 +1053,9 @@ bool sim_run(sim_world *w, uint64_t until) {
       w->now = next;
     w->events++;
     while (w->npkts && w->heap[0].at <= w->now) {
-      sim_pkt pkt;
-      heap_pop(w, &pkt);
-      deliver(w, &pkt);
+      uint32_t slot = heap_pop(w);
+      deliver(w, &w->pool[slot]);
+      slot_free(w, slot);
     }
     for (int i = 0; i < 2; i++) {
       sim_peer *p = &w->peers[i];
@@ -655,7 +1063,13 @@ bool sim_run(sim_world *w, uint64_t until) {
         run_round(w, p);
       if (p->next_retry <= w->now)
         retry_pings(w, p);
+      if (p->next_tick <= w->now)
+        tick(w, p);
+      if (p->nc_on && p->nc_next <= w->now)
+        netcheck_step(w, p);
     }
+    if (w->xfer.on && w->xfer.next_tick <= w->now)
+      xfer_tick(w);
   }
   return false;
 }
@@ -681,4 +1095,55 @@ void sim_inject_relay(sim_world *w, int i, const uint8_t *data, size_t len) {
   kw_sockaddr none;
   memset(&none, 0, sizeof(none));
   enqueue(w, SIM_PK_RELAY, i, &none, &none, data, len, NULL);
+}
+
+bool sim_xfer_start(sim_world *w, int from, uint32_t n, uint64_t interval_ns) {
+  sim_xfer *x = &w->xfer;
+  free(x->sent_at);
+  free(x->acked);
+  free(x->delivered);
+  memset(x, 0, sizeof(*x));
+  x->sent_at = calloc(n ? n : 1, sizeof(*x->sent_at));
+  x->acked = calloc(n ? n : 1, 1);
+  x->delivered = calloc(n ? n : 1, 1);
+  if (!x->sent_at || !x->acked || !x->delivered)
+    return false;
+  x->on = true;
+  x->from = from;
+  x->n = n;
+  x->interval_ns = interval_ns ? interval_ns : SIM_MS;
+  x->started = x->last_progress = w->now;
+  x->next_tick = w->now;
+  return true;
+}
+
+bool sim_xfer_complete(const sim_world *w) {
+  return w->xfer.on && w->xfer.n_delivered == w->xfer.n;
+}
+
+void sim_netcheck_start(sim_world *w, int i) {
+  sim_peer *p = &w->peers[i];
+  memset(p->nc, 0, sizeof(p->nc));
+  p->nc_on = true;
+  p->nc_next = w->now;
+}
+
+int sim_netcheck_result(const sim_world *w, int i, kw_sockaddr *first) {
+  const sim_peer *p = &w->peers[i];
+  /* As src/io/netcheck.c: IPv4 answers compared with the first. */
+  int servers = 0, distinct = 0;
+  kw_sockaddr f;
+  memset(&f, 0, sizeof(f));
+  for (int k = 0; k < 2; k++) {
+    if (!p->nc[k].answered || p->nc[k].mapped.family != 4)
+      continue;
+    servers++;
+    if (!f.family)
+      f = p->nc[k].mapped;
+    else if (!kw__sockaddr_equal(&f, &p->nc[k].mapped))
+      distinct = 1;
+  }
+  if (first)
+    *first = f;
+  return servers >= 2 ? distinct : -1;
 }

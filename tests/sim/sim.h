@@ -10,14 +10,31 @@
  *    address-and-port-dependent mapping and filtering, idle mapping timeouts
  *    refreshed by outbound traffic, no hairpinning.
  *  - Two peers, each on its own LAN behind its own NAT (or on the same LAN,
- *    or public), one STUN server and one relay on the "internet"
+ *    or public), two STUN servers and one relay on the "internet"
  *    (198.18.0.0/15 addresses only; nothing leaves the process).
  *  - Each peer runs what the io layer will run: a relay connection from the
- *    start, STUN for its reflexive address, hole-punching rounds as
- *    kw__holepunch says (CallMeMaybe through the relay + Pings to every
- *    remote candidate), Pongs, path validation and selection.
+ *    start, STUN (the real codec, core/stun) for its reflexive address,
+ *    hole-punching rounds as kw__holepunch says (CallMeMaybe through the
+ *    relay + Pings to every remote candidate), Pongs, path validation and
+ *    selection, liveness Pings on a silent selected direct path and the
+ *    fall back to the relay when it stays silent (DESIGN 7, io policy).
+ *    A candidate whose Pings all go unanswered becomes inactive (capped
+ *    and pruned by core/paths); a CallMeMaybe naming it, or a Ping from
+ *    it, makes it a candidate again. A CallMeMaybe with new candidates
+ *    starts a round; one without is answered by Pings to what it lists.
+ *  - The NAT lab's routers: MASQUERADE (EIM, port preserved when free,
+ *    conntrack's address-and-port-dependent filtering), MASQUERADE
+ *    --random-fully (a random port per destination), UDP blocked, a
+ *    conntrack flush, UDP dropped and restored at run time, a static port
+ *    forward (what miniupnpd installs for a UPnP/NAT-PMP mapping).
+ *  - A transfer: a stream of numbered packets from one peer to the other on
+ *    the sender's selected path, acknowledged on the receiver's, resent on
+ *    the current path when unacknowledged (QUIC's loss recovery, simply).
+ *  - netcheck: Binding requests to two STUN servers, the mapped addresses
+ *    compared as src/io/netcheck.c does.
  *
- * Compiled into tests/unit/test_sim.c with #include "../sim/sim.c".
+ * Compiled into tests/unit/test_sim.c and test_sim_twins.c with
+ * #include "../sim/sim.c".
  */
 #ifndef KW_TEST_SIM_H
 #define KW_TEST_SIM_H
@@ -34,7 +51,7 @@
 
 #define SIM_MS 1000000ull
 #define SIM_S 1000000000ull
-#define SIM_MAX_PKTS 4096
+#define SIM_MAX_PKTS 2048
 #define SIM_MAX_MAPPINGS 64
 #define SIM_MAX_PERMS 32
 #define SIM_MAX_PINGS 64
@@ -42,8 +59,22 @@
 #define SIM_UNIX_BASE_MS 1700000000000ull
 #define SIM_PING_RETRY_NS (1 * SIM_S)
 #define SIM_PING_TRIES 3
-#define SIM_HEARTBEAT_NS (5 * SIM_S)
 #define SIM_STUN_REFRESH_NS (20 * SIM_S)
+/* The io layer's timer tick and its direct-path liveness policy
+ * (src/io/disco_io.c): a selected direct path silent for SIM_QUIET_NS gets
+ * a Ping every SIM_LIVE_PING_NS; silent for SIM_DEAD_NS it is given up for
+ * the relay and hole punching starts again. */
+#define SIM_TICK_NS (250 * SIM_MS)
+#define SIM_QUIET_NS (2 * SIM_S)
+#define SIM_LIVE_PING_NS (1 * SIM_S)
+#define SIM_DEAD_NS (5 * SIM_S)
+/* netcheck: each STUN server asked up to this many times, this far apart. */
+#define SIM_NC_SENDS 3
+#define SIM_NC_EVERY_NS (500 * SIM_MS)
+/* transfer: at most this many packets unacknowledged, resent after RTO. */
+#define SIM_XFER_WINDOW 64
+#define SIM_XFER_RTO_NS (300 * SIM_MS)
+#define SIM_XFER_RESEND_PER_TICK 2
 
 /* ---- PRNG (splitmix64) -------------------------------------------------- */
 typedef struct sim_rng {
@@ -64,7 +95,18 @@ typedef struct sim_nat_cfg {
   sim_behavior mapping;
   sim_behavior filtering;
   uint64_t timeout_ns; /* idle mapping lifetime */
+  bool preserve_port;  /* a new mapping keeps the inside port if free */
+  bool random_port;    /* else a random free port (else sequential) */
+  bool udp_blocked;    /* the router drops UDP from the start */
 } sim_nat_cfg;
+
+/* The NAT lab's routers (tests/natlab/lib.sh) as RFC 4787 behaviours:
+ * MASQUERADE: endpoint-independent mapping, the source port kept when
+ * free, conntrack filtering (address-and-port dependent).
+ * MASQUERADE --random-fully: address-and-port-dependent mapping with a
+ * random port each, same filtering. */
+sim_nat_cfg sim_nat_masquerade(void);
+sim_nat_cfg sim_nat_random_fully(void);
 
 typedef struct sim_mapping {
   bool used;
@@ -81,8 +123,21 @@ typedef struct sim_nat {
   kw_sockaddr pub; /* public IP, port 0 */
   sim_mapping m[SIM_MAX_MAPPINGS];
   uint16_t next_port;
+  uint64_t next_expire; /* no mapping expires before this */
+  sim_rng rng;          /* random ports */
+  bool udp_down;        /* every UDP packet through the router is dropped */
+  /* A static port forward (DNAT pub:fwd_port -> fwd_inside, open to
+   * anyone); replies from the inside host to a source that came in through
+   * it leave from fwd_port (conntrack's reply direction). */
+  bool fwd;
+  uint16_t fwd_port;
+  kw_sockaddr fwd_inside;
+  size_t n_fwd_peers;
+  kw_sockaddr fwd_peers[SIM_MAX_PERMS];
   uint64_t mappings_made;
-  uint64_t dropped_in; /* inbound without mapping or filtered */
+  uint64_t dropped_in;  /* inbound without mapping or filtered */
+  uint64_t dropped_udp; /* dropped while UDP was down */
+  uint64_t flushes;
 } sim_nat;
 
 void sim_nat_init(sim_nat *n, const sim_nat_cfg *cfg, const char *pub_ip,
@@ -94,6 +149,10 @@ bool sim_nat_out(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *dst,
  * the NAT drops it. */
 bool sim_nat_in(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *ext_dst,
                 uint64_t now, kw_sockaddr *inside_dst);
+/* conntrack -F: every dynamic mapping (and forward reply state) is gone. */
+void sim_nat_flush(sim_nat *n);
+/* Installs a static port forward pub:ext_port -> inside. */
+void sim_nat_forward(sim_nat *n, const kw_sockaddr *inside, uint16_t ext_port);
 
 /* ---- world ---------------------------------------------------------- */
 typedef struct sim_link {
@@ -122,6 +181,9 @@ typedef struct sim_stats {
   uint64_t rounds, pings_sent, pongs_sent, pongs_recv, cmm_sent, cmm_recv;
   uint64_t dup_dropped, stale_dropped, relay_dropped, pong_limited;
   uint64_t undecodable, ignored, path_changes;
+  uint64_t live_pings, fallbacks, stun_sent, stun_recv;
+  uint64_t failed_paths; /* validation failed: made inactive */
+  uint64_t paths_full;   /* kw__paths_add refused a path (KW_ERR_FULL) */
 } sim_stats;
 
 typedef struct sim_peer {
@@ -147,12 +209,41 @@ typedef struct sim_peer {
   size_t ping_next;
   uint8_t tries[KW_PATHS_SLOTS];
   uint64_t last_ping[KW_PATHS_SLOTS];
+  uint64_t last_rx[KW_PATHS_SLOTS]; /* last packet from the path */
   uint64_t next_retry; /* ping retries and STUN retries, every second */
+  uint64_t next_tick;  /* liveness checks */
+  uint64_t live_ping;  /* last liveness Ping */
   bool have_refl;      /* STUN answered */
-  uint64_t next_heartbeat;
+  kw_sockaddr refl;
+  uint8_t stun_tx[12];
   uint64_t next_stun;
+  /* netcheck */
+  bool nc_on;
+  uint64_t nc_next;
+  struct {
+    uint8_t tx[12];
+    int sends;
+    bool answered;
+    kw_sockaddr mapped;
+  } nc[2];
+  uint64_t first_direct_at; /* UINT64_MAX: never */
+  uint64_t direct_since;    /* when the current direct selection began */
   sim_stats st;
 } sim_peer;
+
+/* A one-way stream of numbered packets from peer `from` to the other. */
+typedef struct sim_xfer {
+  bool on;
+  int from;
+  uint32_t n, next_new, low_unacked;
+  uint64_t interval_ns, next_tick, started, done_at; /* done_at 0: not yet */
+  uint64_t resend_due; /* no packet times out before this */
+  uint64_t *sent_at;
+  uint8_t *acked, *delivered;
+  uint32_t n_delivered;
+  uint64_t last_progress, max_gap; /* longest time without a new packet */
+  uint64_t sent_direct, sent_relay, resent, recv_direct, recv_relay;
+} sim_xfer;
 
 typedef struct sim_cfg {
   uint64_t seed;
@@ -161,6 +252,9 @@ typedef struct sim_cfg {
   bool same_lan; /* both peers behind NAT 0 on one LAN */
   sim_link wan, lan;
   uint64_t relay_ns; /* one way through the relay */
+  /* A port forward on peer i's NAT to its socket (a UPnP/NAT-PMP mapping),
+   * advertised by the peer as a candidate. 0: none. */
+  uint16_t portmap[2];
 } sim_cfg;
 
 typedef struct sim_world {
@@ -169,9 +263,18 @@ typedef struct sim_world {
   sim_rng rng;
   sim_nat nats[2];
   sim_peer peers[2];
-  kw_sockaddr stun;
-  sim_pkt *heap;
-  size_t npkts;
+  kw_sockaddr stun;  /* the STUN server peers use */
+  kw_sockaddr stun2; /* netcheck's second one */
+  sim_xfer xfer;
+  /* Packets in flight: a pool of SIM_MAX_PKTS slots and a binary heap of
+   * small keys (arrival time, send order, slot) over it. */
+  sim_pkt *pool;
+  struct sim_key {
+    uint64_t at, seq;
+    uint32_t slot;
+  } * heap;
+  uint32_t *free_slots; /* a stack of n_free free slots */
+  size_t npkts, n_free;
   uint64_t pkts_dropped_full, pkts_lost, events;
 } sim_world;
 
@@ -196,5 +299,19 @@ void sim_inject(sim_world *w, const kw_sockaddr *src, const kw_sockaddr *dst,
                 const uint8_t *data, size_t len);
 /* Delivers raw bytes to peer i as if they came through the relay. */
 void sim_inject_relay(sim_world *w, int i, const uint8_t *data, size_t len);
+
+/* Starts a transfer of `n` packets from peer `from`, one every
+ * `interval_ns` (fewer while SIM_XFER_WINDOW are unacknowledged). False if
+ * out of memory. The world frees it. */
+bool sim_xfer_start(sim_world *w, int from, uint32_t n, uint64_t interval_ns);
+/* Every packet delivered at least once. */
+bool sim_xfer_complete(const sim_world *w);
+
+/* netcheck on peer i: Binding requests to both STUN servers (up to
+ * SIM_NC_SENDS each). sim_netcheck_result: 1 the mapping varies by
+ * destination, 0 it does not, -1 unknown (fewer than two answered) -- as
+ * kw_netcheck_report.mapping_varies_by_dest. */
+void sim_netcheck_start(sim_world *w, int i);
+int sim_netcheck_result(const sim_world *w, int i, kw_sockaddr *first);
 
 #endif /* KW_TEST_SIM_H */

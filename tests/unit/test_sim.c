@@ -25,7 +25,7 @@ static kw_sockaddr A(const char *s) {
 /* ---- NAT models --------------------------------------------------------- */
 
 static void nat_pair(sim_behavior map, sim_behavior filt, sim_nat *n) {
-  sim_nat_cfg c = {map, filt, 30 * SIM_S};
+  sim_nat_cfg c = {map, filt, 30 * SIM_S, false, false, false};
   sim_nat_init(n, &c, "198.19.0.1:0", 5000);
 }
 
@@ -137,7 +137,7 @@ typedef struct scenario {
 } scenario;
 
 #define NAT(m, f)                                                              \
-  { SIM_##m, SIM_##f, 30 * SIM_S }
+  { SIM_##m, SIM_##f, 30 * SIM_S, false, false, false }
 
 typedef struct outcome {
   kw_path_kind kind[2];
