@@ -41,14 +41,15 @@
 #include <miniupnpc/upnpcommands.h>
 #include <natpmp.h>
 
-#define KW_PM_LEASE_S 7200u          /* requested lease, both protocols */
-#define KW_PM_PERMANENT_CHECK_S 1200u /* re-add a permanent mapping this often */
-#define KW_PM_MIN_RENEW_S 30u        /* never renew more often */
-#define KW_PM_SSDP_MS 1000           /* SSDP discovery wait (MX 1) */
-#define KW_PM_NATPMP_MS 1250         /* NAT-PMP: one request's budget */
-#define KW_PM_RETRY_MS 15000u        /* first retry after a failure ... */
-#define KW_PM_RETRY_MAX_MS 600000u   /* ... doubling up to 10 min */
-#define KW_PM_RELEASE_WAIT_MS 1500u  /* close waits this long at most */
+#define KW_PM_LEASE_S 7200u /* requested lease, both protocols */
+#define KW_PM_PERMANENT_CHECK_S                                                \
+  1200u                             /* re-add a permanent mapping this often */
+#define KW_PM_MIN_RENEW_S 30u       /* never renew more often */
+#define KW_PM_SSDP_MS 1000          /* SSDP discovery wait (MX 1) */
+#define KW_PM_NATPMP_MS 1250        /* NAT-PMP: one request's budget */
+#define KW_PM_RETRY_MS 15000u       /* first retry after a failure ... */
+#define KW_PM_RETRY_MAX_MS 600000u  /* ... doubling up to 10 min */
+#define KW_PM_RELEASE_WAIT_MS 1500u /* close waits this long at most */
 #define KW_PM_DESC "keyway"
 
 enum { PM_PROTO_NONE, PM_PROTO_UPNP, PM_PROTO_NATPMP };
@@ -77,7 +78,7 @@ typedef struct pm_job {
   bool rediscover;  /* forget the gateway first (network changed) */
   bool have_result; /* res holds an answer the loop has not taken */
   pm_result res;
-  bool done;        /* the worker released the mapping and quit */
+  bool done; /* the worker released the mapping and quit */
   char release_note[96];
   uv_async_t *notify; /* NULL once the loop stopped listening */
   /* set before the thread starts, read-only afterwards */
@@ -100,12 +101,12 @@ struct kw__portmap {
   uv_async_t async;
   uv_timer_t timer;
   int open_handles;
-  bool busy;          /* a map request is with the worker */
-  bool again;         /* map again when it answers (network changed) */
-  bool probed;        /* the first probe answered */
-  bool upnp, natpmp;  /* what it found */
-  int proto;          /* mapping held; ext lives in ext (under ep->mu) */
-  kw_sockaddr ext;    /* under ep->mu: read by kw_endpoint_get_addr */
+  bool busy;         /* a map request is with the worker */
+  bool again;        /* map again when it answers (network changed) */
+  bool probed;       /* the first probe answered */
+  bool upnp, natpmp; /* what it found */
+  int proto;         /* mapping held; ext lives in ext (under ep->mu) */
+  kw_sockaddr ext;   /* under ep->mu: read by kw_endpoint_get_addr */
   uint32_t lease_s;
   uint64_t expires_ns; /* the lease's end (0: permanent or none) */
   unsigned failures;
@@ -219,8 +220,8 @@ static bool upnp_map(pm_job *j, pm_result *res) {
   snprintf(in_port, sizeof in_port, "%u", j->local_port);
   snprintf(lease, sizeof lease, "%u", KW_PM_LEASE_S);
   /* the port we hold, else the same as ours, else a few others */
-  uint16_t want = j->proto == PM_PROTO_UPNP && j->ext_port ? j->ext_port
-                                                            : j->local_port;
+  uint16_t want =
+      j->proto == PM_PROTO_UPNP && j->ext_port ? j->ext_port : j->local_port;
   int r = -1;
   for (int attempt = 0; attempt < 4; attempt++) {
     snprintf(ext_port, sizeof ext_port, "%u", want);
@@ -280,8 +281,8 @@ static bool natpmp_map(pm_job *j, pm_result *res) {
   }
   kw_sockaddr ext = {.family = 4};
   memcpy(ext.ip, &resp.pnu.publicaddress.addr, 4);
-  uint16_t want = j->proto == PM_PROTO_NATPMP && j->ext_port ? j->ext_port
-                                                              : j->local_port;
+  uint16_t want =
+      j->proto == PM_PROTO_NATPMP && j->ext_port ? j->ext_port : j->local_port;
   r = sendnewportmappingrequest(&np, NATPMP_PROTOCOL_UDP, j->local_port, want,
                                 KW_PM_LEASE_S);
   if (r >= 0)
@@ -507,13 +508,12 @@ static void apply(struct kw__portmap *pm, const pm_result *res) {
     uv_mutex_lock(&ep->mu);
     old = pm->ext;
     uv_mutex_unlock(&ep->mu);
-    bool changed = pm->proto != res->proto ||
-                   !kw__sockaddr_equal(&old, &res->ext);
+    bool changed =
+        pm->proto != res->proto || !kw__sockaddr_equal(&old, &res->ext);
     set_external(pm, res->proto, &res->ext);
     pm->lease_s = res->lease_s;
-    pm->expires_ns = res->lease_s ? kw__now(ep) + (uint64_t)res->lease_s *
-                                                      1000000000u
-                                  : 0;
+    pm->expires_ns =
+        res->lease_s ? kw__now(ep) + (uint64_t)res->lease_s * 1000000000u : 0;
     pm->failures = 0;
     kw_sockaddr_format(&res->ext, ext, sizeof ext);
     if (changed) {
@@ -644,8 +644,7 @@ kw_err kw__portmap_start(kw_endpoint *ep) {
     return KW_OK; /* the endpoint works without it */
   }
   pthread_detach(th);
-  kw__log(ep, KW_LOG_DEBUG, "portmap", "portmap.start port=%u",
-          j->local_port);
+  kw__log(ep, KW_LOG_DEBUG, "portmap", "portmap.start port=%u", j->local_port);
   return KW_OK;
 }
 

@@ -27,6 +27,7 @@
 set -uo pipefail
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/natlab/lib.sh
 . "$here/lib.sh"
 KW=$build/keyway
 RELAY=$build/keyway-relay
@@ -213,8 +214,11 @@ if [ "$(jq -c .portmap "$work/nc-a.json" 2>/dev/null)" = '{"upnp":true,"natpmp":
 else
   bad "netcheck --portmap on a: $(cat "$work/nc-a.json") $(tail -2 "$work/nc-a.err")"
 fi
-wait_unmapped && ok "netcheck's mapping released when it exited" ||
+if wait_unmapped; then
+  ok "netcheck's mapping released when it exited"
+else
   bad "netcheck's mapping still on ra: $(lab_exec ra iptables-legacy -t nat -S MINIUPNPD)"
+fi
 lab_exec b timeout 20 "$KW" netcheck "${common[@]}" --portmap >"$work/nc-b.json" 2>"$work/nc-b.err"
 if [ "$(jq -c .portmap "$work/nc-b.json" 2>/dev/null)" = '{"upnp":false,"natpmp":false,"pcp":false}' ]; then
   ok "netcheck --portmap on b (no UPnP/NAT-PMP gateway): both false"
@@ -257,7 +261,11 @@ if [ "$(last_path control | jq -r .kind)" = relay ]; then
 else
   bad "control: final path $(last_path control)"
 fi
-[ "$(mapped_rules ra)" = 0 ] && ok "control: no mapping made on ra" || bad "control: a mapping on ra"
+if [ "$(mapped_rules ra)" = 0 ]; then
+  ok "control: no mapping made on ra"
+else
+  bad "control: a mapping on ra"
+fi
 
 # ---- with --portmap on a: direct through the mapped port -----------------
 run_pipe portmap --portmap -v
