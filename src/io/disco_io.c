@@ -168,6 +168,7 @@ static void punch_round(kw_endpoint *ep, kw__remote *r) {
   size_t n = ping_candidates(ep, r, false);
   r->punch_tries_left = KW_PUNCH_TRIES - 1;
   r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
+  r->punch_settle = false;
   if (!cmm)
     kw__holepunch_round_failed(&r->hp, now);
   char idb[KW_ID_SHORTLEN + 1];
@@ -179,7 +180,6 @@ static void punch_round(kw_endpoint *ep, kw__remote *r) {
           (unsigned long long)r->hp.rounds);
 }
 
-static void arm_timer(kw_endpoint *ep);
 
 /* Carries out what the remote's schedule says is due now. */
 static void service(kw_endpoint *ep, kw__remote *r, uint64_t now) {
@@ -194,6 +194,19 @@ static void service(kw_endpoint *ep, kw__remote *r, uint64_t now) {
     r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
     if (kw__paths_selected(&r->pt) <= KW_PATHS_RELAY)
       (void)ping_candidates(ep, r, true);
+    if (r->punch_tries_left == 0)
+      r->punch_settle = true;
+  } else if (r->punch_settle && now >= r->punch_next_ns) {
+    /* the round is over: candidates that never answered become inactive,
+     * so the table's limits prune them (oldest first) and a table full of
+     * dead candidates cannot refuse a live one; a later round pings them
+     * again */
+    r->punch_settle = false;
+    for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
+      const kw__path *p = kw__paths_get(&r->pt, i);
+      if (p && p->state == KW_PST_VALIDATING)
+        (void)kw__paths_set_state(&r->pt, i, KW_PST_INACTIVE, now);
+    }
   }
 }
 
@@ -205,7 +218,7 @@ void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c) {
   uint64_t now = kw__now(ep);
   kw__holepunch_conn_added(&r->hp, now);
   service(ep, r, now);
-  arm_timer(ep);
+  kw__disco_arm(ep);
 }
 
 void kw__disco_conn_down(kw_endpoint *ep, kw_conn *c) {
@@ -229,7 +242,7 @@ void kw__disco_local_candidates(kw_endpoint *ep) {
     kw__holepunch_local_candidates(&r->hp, now);
     service(ep, r, now);
   }
-  arm_timer(ep);
+  kw__disco_arm(ep);
 }
 
 void kw__disco_network_change(kw_endpoint *ep) {
@@ -244,7 +257,7 @@ void kw__disco_network_change(kw_endpoint *ep) {
     kw__holepunch_network_change(&r->hp, now);
     service(ep, r, now);
   }
-  arm_timer(ep);
+  kw__disco_arm(ep);
 }
 
 /* Each connection's smoothed RTT on the selected path, in its slot. */
@@ -297,6 +310,7 @@ static void tick(uv_timer_t *t) {
   if (ep->closing)
     return;
   uint64_t now = kw__now(ep);
+  kw__remotes_sweep(ep, now);
   sample_conn_rtts(ep, now);
   for (kw__remote *r = ep->remotes; r; r = r->next) {
     if (!r->nconns)
@@ -306,18 +320,25 @@ static void tick(uv_timer_t *t) {
     if (kw__remote_reselect(r)) /* RTT samples may move the selection */
       kw__remote_path_changed(r);
   }
-  arm_timer(ep);
+  kw__disco_arm(ep);
 }
 
-/* The timer runs only while some remote has connections: at the earliest
- * deadline of their schedules, and every KW_DISCO_TICK_MS at most. */
-static void arm_timer(kw_endpoint *ep) {
+/* The timer runs only while some remote has connections (at the earliest
+ * deadline of their schedules, and every KW_DISCO_TICK_MS at most) or an
+ * idle remote is waiting to be freed. */
+void kw__disco_arm(kw_endpoint *ep) {
   if (!ep->disco_timer_init || ep->closing)
     return;
-  uint64_t now = kw__now(ep), next = KW_HP_NEVER;
+  uint64_t now = kw__now(ep);
+  uint64_t next = KW_HP_NEVER;
   for (kw__remote *r = ep->remotes; r; r = r->next) {
-    if (!r->nconns)
+    if (!r->nconns) {
+      /* an idle one: when it is to be freed (tick does it) */
+      uint64_t gone = r->idle_since + (uint64_t)KW_REMOTE_IDLE_MS * MS;
+      if (r->idle_since && gone < next)
+        next = gone;
       continue;
+    }
     uint64_t d = kw__holepunch_next_deadline(&r->hp);
     uint64_t tick_at = now + KW_DISCO_TICK_MS * MS;
     if (tick_at < d)
@@ -506,8 +527,9 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
       (void)ping_candidates(ep, r, false);
       r->punch_tries_left = KW_PUNCH_TRIES - 1;
       r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
+      r->punch_settle = false;
     }
-    arm_timer(ep);
+    kw__disco_arm(ep);
     break;
   }
   default:

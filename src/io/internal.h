@@ -136,6 +136,7 @@ struct kw__remote {
   kw__holepunch hp;           /* when rounds run */
   int relay;                  /* relay index that reaches it (home or observed), -1 */
   unsigned nconns;
+  uint64_t idle_since; /* when its last connection went, 0 while it has one */
   uint32_t rtt_slots; /* bit per RTT slot held by a connection */
   /* disco (disco_io.c) */
   uint8_t disco_key[32];
@@ -144,13 +145,24 @@ struct kw__remote {
   unsigned next_ping;
   int punch_tries_left;    /* re-pings of the current round */
   uint64_t punch_next_ns;  /* ... due then */
+  bool punch_settle;       /* after the last re-ping: retire the silent */
   uint64_t selected_ns;    /* when the current selection was made */
   uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
   uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
 };
 
+/* The remote state of endpoint `id` (NULL: not known yet, for a direct
+ * incoming connection before its handshake): the existing one if there is
+ * one (its connections share it), else a new one. */
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id);
+/* After its last connection went: a remote with a known id is kept
+ * KW_REMOTE_IDLE_MS (its paths are a head start for the next connection),
+ * then freed with all of its memory; others are freed now. */
+#define KW_REMOTE_IDLE_MS 60000
 void kw__remote_unref(kw__remote *r);
+/* Frees the remotes idle for KW_REMOTE_IDLE_MS (from the disco timer
+ * only: no caller may hold a remote then). */
+void kw__remotes_sweep(kw_endpoint *ep, uint64_t now);
 /* Adds a direct candidate of the remote learned from `source` (KW_PSRC_*);
  * true if it is new. kw__remote_add_path: from the application/ticket. */
 bool kw__remote_add_path_src(kw__remote *r, const kw_sockaddr *a,
@@ -347,6 +359,8 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
  * the RTT slots follow. */
 void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c);
 void kw__disco_conn_down(kw_endpoint *ep, kw_conn *c);
+/* Re-arms the disco timer after remotes changed (a remote went idle). */
+void kw__disco_arm(kw_endpoint *ep);
 /* A major network change: every remote re-pings its paths and punches. */
 void kw__disco_network_change(kw_endpoint *ep);
 /* Our candidate set gained addresses (a port mapping, a new reflexive or

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <ngtcp2/ngtcp2.h>
+#include <sodium.h>
 
 #include "core/addr_filter.h"
 #include "core/disco.h"
@@ -38,7 +39,32 @@ uint64_t kw__unix_us(void) {
 
 /* ---- remotes ------------------------------------------------------------ */
 
+/* An idle remote's paths may have gone stale: the next connection races
+ * them all (and the relay) again instead of trusting the old selection. */
+static void remote_rerace(kw__remote *r) {
+  uint64_t now = kw__now(r->ep);
+  for (int i = 0; i < KW_PATHS_SLOTS; i++) {
+    const kw__path *p = kw__paths_get(&r->pt, i);
+    if (!p || p->state != KW_PST_VALIDATED)
+      continue;
+    (void)kw__paths_set_state(&r->pt, i,
+                              p->relay ? KW_PST_UNKNOWN : KW_PST_INACTIVE, now);
+  }
+  (void)kw__paths_select(&r->pt, now, NULL);
+}
+
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
+  if (id) {
+    for (kw__remote *e = ep->remotes; e; e = e->next) {
+      if (!e->id_known || memcmp(e->id, id, KW_ID_LEN) != 0)
+        continue;
+      if (e->nconns == 0) {
+        e->idle_since = 0;
+        remote_rerace(e);
+      }
+      return e;
+    }
+  }
   kw__remote *r = calloc(1, sizeof *r);
   if (!r)
     return NULL;
@@ -67,9 +93,7 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
   return r;
 }
 
-void kw__remote_unref(kw__remote *r) {
-  if (r->nconns > 0)
-    return;
+static void remote_free(kw__remote *r) {
   kw_endpoint *ep = r->ep;
   for (kw__remote **pp = &ep->remotes; *pp; pp = &(*pp)->next) {
     if (*pp == r) {
@@ -78,7 +102,32 @@ void kw__remote_unref(kw__remote *r) {
     }
   }
   kw__paths_free(&r->pt);
+  sodium_memzero(r->disco_key, sizeof r->disco_key);
   free(r);
+}
+
+void kw__remote_unref(kw__remote *r) {
+  if (r->nconns > 0)
+    return;
+  if (!r->id_known || r->ep->closing) {
+    remote_free(r);
+    return;
+  }
+  r->idle_since = kw__now(r->ep);
+  if (r->idle_since == 0)
+    r->idle_since = 1;
+  kw__disco_arm(r->ep); /* to free it when its time is up */
+}
+
+void kw__remotes_sweep(kw_endpoint *ep, uint64_t now) {
+  const uint64_t keep = (uint64_t)KW_REMOTE_IDLE_MS * 1000000u;
+  kw__remote *r = ep->remotes;
+  while (r) {
+    kw__remote *n = r->next;
+    if (r->nconns == 0 && r->idle_since && now - r->idle_since >= keep)
+      remote_free(r);
+    r = n;
+  }
 }
 
 bool kw__remote_add_path_src(kw__remote *r, const kw_sockaddr *a,
