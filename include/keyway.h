@@ -269,6 +269,24 @@ KW_EXTERN kw_err kw_config_add_alpn(kw_config *cfg, const char *alpn);
 /* Bind the socket of this address's family to it (default: 0.0.0.0:0 and
  * [::]:0). One per family; a second one of a family replaces the first. */
 KW_EXTERN kw_err kw_config_add_bind(kw_config *cfg, const kw_sockaddr *addr);
+/* Which address families get a socket (default: both; a family the machine
+ * lacks is skipped unless it was bound explicitly). An endpoint bound to
+ * 127.0.0.1 only, say, turns IPv6 off so that its tickets name no IPv6
+ * address. Errors: KW_ERR_INVALID_ARG (both off). */
+KW_EXTERN kw_err kw_config_set_families(kw_config *cfg, bool ipv4, bool ipv6);
+/* Which local addresses are advertised as candidates (tickets, lookup
+ * records, CallMeMaybe). Interface-name patterns are exact or end in '*'
+ * ("docker*"); prefixes are "10.0.0.0/8", "fd00::/8" or a bare address.
+ * Deny wins over allow; once any allow entry exists, a candidate must match
+ * one. Up to 16 entries per list. Without lists every address is
+ * advertised except loopback-only ones; addresses on virtual interfaces
+ * (docker, bridges, veth, VPN tunnels, ...) are listed after the real LAN.
+ * Errors: KW_ERR_INVALID_ARG (bad pattern), KW_ERR_PARSE (bad prefix),
+ * KW_ERR_FULL (list full), KW_ERR_NOMEM. */
+KW_EXTERN kw_err kw_config_allow_interface(kw_config *cfg, const char *pattern);
+KW_EXTERN kw_err kw_config_deny_interface(kw_config *cfg, const char *pattern);
+KW_EXTERN kw_err kw_config_allow_prefix(kw_config *cfg, const char *prefix);
+KW_EXTERN kw_err kw_config_deny_prefix(kw_config *cfg, const char *prefix);
 /* Idle timeout (default 30000 ms) and keep-alive interval (default 0: off;
  * the CLI uses 5000). */
 KW_EXTERN kw_err kw_config_set_idle_timeout(kw_config *cfg, uint32_t ms);

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "core/addr_filter.h"
 #include "core/relay_url.h"
 
 /* ---- logging ------------------------------------------------------------ */
@@ -58,6 +59,7 @@ void kw_config_free(kw_config *cfg) {
   if (!cfg)
     return;
   sodium_memzero(cfg->sk, sizeof cfg->sk);
+  free(cfg->cand);
   free(cfg);
 }
 
@@ -104,6 +106,33 @@ kw_err kw_config_add_bind(kw_config *cfg, const kw_sockaddr *addr) {
     return KW_ERR_ADDR;
   return KW_OK;
 }
+
+kw_err kw_config_set_families(kw_config *cfg, bool ipv4, bool ipv6) {
+  if (!cfg || (!ipv4 && !ipv6))
+    return KW_ERR_INVALID_ARG;
+  cfg->no4 = !ipv4;
+  cfg->no6 = !ipv6;
+  return KW_OK;
+}
+
+static kw__cand_filter *cand_filter(kw_config *cfg) {
+  if (!cfg->cand)
+    cfg->cand = calloc(1, sizeof *cfg->cand);
+  return cfg->cand;
+}
+
+#define CAND_SETTER(fn, core_fn)                                            \
+  kw_err fn(kw_config *cfg, const char *arg) {                               \
+    if (!cfg || !arg)                                                        \
+      return KW_ERR_INVALID_ARG;                                             \
+    kw__cand_filter *f = cand_filter(cfg);                                   \
+    return f ? core_fn(f, arg) : KW_ERR_NOMEM;                               \
+  }
+CAND_SETTER(kw_config_allow_interface, kw__cand_filter_allow_iface)
+CAND_SETTER(kw_config_deny_interface, kw__cand_filter_deny_iface)
+CAND_SETTER(kw_config_allow_prefix, kw__cand_filter_allow_prefix)
+CAND_SETTER(kw_config_deny_prefix, kw__cand_filter_deny_prefix)
+#undef CAND_SETTER
 
 kw_err kw_config_set_idle_timeout(kw_config *cfg, uint32_t ms) {
   if (!cfg || ms == 0)
@@ -278,8 +307,17 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   if (!ep)
     return KW_ERR_NOMEM;
   ep->cfg = *cfg;
+  ep->cfg.cand = NULL;
   ep->udp4.fd = ep->udp6.fd = -1;
   kw_err err;
+  if (cfg->cand) { /* the endpoint keeps its own copy of the lists */
+    ep->cfg.cand = malloc(sizeof *ep->cfg.cand);
+    if (!ep->cfg.cand) {
+      err = KW_ERR_NOMEM;
+      goto fail;
+    }
+    *ep->cfg.cand = *cfg->cand;
+  }
   if (!ep->cfg.has_key) {
     crypto_sign_keypair(ep->cfg.sk + 32, ep->cfg.sk);
     ep->cfg.has_key = true;
@@ -305,13 +343,20 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   uv_prepare_start(&ep->prepare, prepare_cb);
   if ((err = kw__tls_ctx_new(ep->cfg.sk, &ep->tls)) != KW_OK)
     goto fail_loop;
-  kw_err e4 = kw__udp_open(&ep->udp4, &ep->cfg.bind4);
-  kw_err e6 = kw__udp_open(&ep->udp6, &ep->cfg.bind6);
+  /* a family turned off gets no socket (e4/e6 = OK, fd stays -1) */
+  kw_err e4 = ep->cfg.no4 ? KW_OK : kw__udp_open(&ep->udp4, &ep->cfg.bind4);
+  kw_err e6 = ep->cfg.no6 ? KW_OK : kw__udp_open(&ep->udp6, &ep->cfg.bind6);
   /* a family the machine lacks is fine, unless the caller bound it */
-  bool need4 = ep->cfg.bind4.port != 0 || !kw__sockaddr_equal(&ep->cfg.bind4,
-                                            &(kw_sockaddr){.family = 4});
-  bool need6 = ep->cfg.bind6.port != 0 || !kw__sockaddr_equal(&ep->cfg.bind6,
-                                            &(kw_sockaddr){.family = 6});
+  bool need4 = !ep->cfg.no4 &&
+               (ep->cfg.bind4.port != 0 ||
+                !kw__sockaddr_equal(&ep->cfg.bind4, &(kw_sockaddr){.family = 4}));
+  bool need6 = !ep->cfg.no6 &&
+               (ep->cfg.bind6.port != 0 ||
+                !kw__sockaddr_equal(&ep->cfg.bind6, &(kw_sockaddr){.family = 6}));
+  if (ep->cfg.no4 && e6 != KW_OK)
+    need6 = true; /* the only family asked for must work */
+  if (ep->cfg.no6 && e4 != KW_OK)
+    need4 = true;
   if ((e4 != KW_OK && (need4 || e6 != KW_OK)) || (e6 != KW_OK && need6)) {
     err = e4 != KW_OK ? e4 : e6;
     goto fail_sock;
@@ -352,6 +397,7 @@ fail_mu:
 fail_cids:
   kw__cidmap_free(&ep->cids);
 fail:
+  free(ep->cfg.cand);
   sodium_memzero(ep->cfg.sk, sizeof ep->cfg.sk);
   free(ep);
   return err;
@@ -498,6 +544,7 @@ void kw_endpoint_free(kw_endpoint *ep) {
   kw__cidmap_free(&ep->cids);
   uv_mutex_destroy(&ep->mu);
   free(ep->txbuf);
+  free(ep->cfg.cand);
   sodium_memzero(ep->cfg.sk, sizeof ep->cfg.sk);
   free(ep);
 }
@@ -570,15 +617,17 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
     ifs = NULL;
     nifs = 0;
   }
-  /* pass 0: interface addresses (LAN first); pass 1: loopback last */
-  for (int pass = 0; pass < 2; pass++) {
+  /* ranked passes: private LAN addresses of real interfaces, their other
+   * addresses, virtual interfaces (containers, VMs, tunnels), loopback last
+   * (for peers on this host); the application's lists filter them all */
+  for (int pass = KW_CAND_RANK_LAN; pass <= KW_CAND_RANK_LOOPBACK; pass++) {
     for (int s = 0; s < 2; s++) {
       kw__udp *u = socks[s];
       if (u->fd < 0)
         continue;
       if (!is_unspecified(&u->bound)) {
-        if (pass == 0)
-          add_addr(out, &u->bound);
+        if (pass == KW_CAND_RANK_LAN)
+          add_addr(out, &u->bound); /* bound there: that is the address */
         continue;
       }
       for (int i = 0; i < nifs; i++) {
@@ -587,10 +636,10 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
         if ((u->family == AF_INET) != (sa->sa_family == AF_INET))
           continue;
         kw__sockaddr_from_os(sa, &a);
-        if (a.family == 6 && a.ip[0] == 0xfe && (a.ip[1] & 0xc0) == 0x80)
-          continue; /* link-local needs a scope: not ticket material */
-        if ((bool)ifs[i].is_internal != (pass == 1))
-          continue;
+        int rank = ifs[i].is_internal ? KW_CAND_RANK_LOOPBACK
+                                       : kw__cand_rank(ifs[i].name, &a);
+        if (rank != pass || !kw__cand_allowed(ep->cfg.cand, ifs[i].name, &a))
+          continue; /* never (link-local, ...), another pass, or filtered */
         a.port = u->bound.port;
         add_addr(out, &a);
       }

@@ -61,6 +61,8 @@ struct kw_config {
   size_t n_relays;
   char relay_ca[1024];
   bool port_mapping; /* UPnP IGD / NAT-PMP on the default gateway */
+  bool no4, no6;     /* kw_config_set_families */
+  struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */
 };
 
 /* ---- UDP sockets (udp_linux.c) ----------------------------------------- */

@@ -3,6 +3,7 @@
  *   ticket_tool reid TICKET ID     same addresses, another endpoint id
  *   ticket_tool port TICKET PORT   only the first address, at PORT
  *   ticket_tool id TICKET          the endpoint id's text form
+ *   ticket_tool addrs TICKET       its direct addresses, one per line
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,15 @@ int main(int argc, char **argv) {
     char t[KW_ID_STRLEN + 1];
     kw_id_to_string(a.id, t, sizeof t);
     printf("%s\n", t);
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[1], "addrs") &&
+      kw_ticket_decode(argv[2], &a, &why) == KW_OK) {
+    for (size_t i = 0; i < a.n_addrs; i++) {
+      char s[KW_SOCKADDR_STRLEN];
+      kw_sockaddr_format(&a.addrs[i], s, sizeof s);
+      printf("%s\n", s);
+    }
     return 0;
   }
   if (argc != 4 || kw_ticket_decode(argv[2], &a, &why) != KW_OK) {

@@ -236,6 +236,7 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
   memset(sk, 0, sizeof sk);
   for (int i = 0; alpns && alpns[i]; i++)
     kw_config_add_alpn(cfg, alpns[i]);
+  int fams = 0;
   for (int i = 0; i < c->n_binds; i++) {
     kw_sockaddr a;
     if (kw_sockaddr_parse(c->binds[i], &a) != KW_OK) {
@@ -243,6 +244,35 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
       return cli_usage_error(c, "--bind %s: not ADDR:PORT", c->binds[i]);
     }
     kw_config_add_bind(cfg, &a);
+    fams |= a.family == 4 ? 1 : 2;
+  }
+  /* --bind of one family only: the other stays off (no stray addresses) */
+  if (fams == 1 || fams == 2)
+    kw_config_set_families(cfg, fams == 1, fams == 2);
+  static const char *const cand_flag[] = {"--allow-iface", "--deny-iface",
+                                          "--allow-prefix", "--deny-prefix"};
+  for (int i = 0; i < c->n_cand; i++) {
+    const char *arg = c->cand[i].arg;
+    kw_err e;
+    switch (c->cand[i].kind) {
+    case 0:
+      e = kw_config_allow_interface(cfg, arg);
+      break;
+    case 1:
+      e = kw_config_deny_interface(cfg, arg);
+      break;
+    case 2:
+      e = kw_config_allow_prefix(cfg, arg);
+      break;
+    default:
+      e = kw_config_deny_prefix(cfg, arg);
+      break;
+    }
+    if (e != KW_OK) {
+      kw_config_free(cfg);
+      return cli_usage_error(c, "%s %s: %s", cand_flag[c->cand[i].kind], arg,
+                             kw_strerror(e));
+    }
   }
   if (!c->no_relay) {
     for (int i = 0; i < c->n_relays; i++) {

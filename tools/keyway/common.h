@@ -33,6 +33,12 @@ typedef struct cli {
   bool portmap; /* --portmap: UPnP IGD / NAT-PMP on the gateway */
   const char *binds[2];
   int n_binds;
+  /* --allow-iface/--deny-iface/--allow-prefix/--deny-prefix, in order */
+  struct {
+    int kind; /* 0 allow iface, 1 deny iface, 2 allow prefix, 3 deny prefix */
+    const char *arg;
+  } cand[64];
+  int n_cand;
   const char *ticket_file;
   bool json;
   int verbosity; /* -1 quiet, 0 normal, 1 -v, 2 -vv */

@@ -53,7 +53,15 @@ static void usage(FILE *f) {
       "  --relay-ca FILE    PEM certificate(s) to trust for relays' TLS\n"
       "  --no-relay         use no relay, even if --relay is given\n"
       "  --bind ADDR:PORT   bind the UDP socket of that family (repeatable, "
-      "one per family)\n"
+      "one per family;\n"
+      "                     binding only one family leaves the other off)\n"
+      "  --allow-iface P, --deny-iface P\n"
+      "                     advertise addresses only of / never of "
+      "interfaces P\n"
+      "                     (exact, or a prefix ending in '*'; repeatable)\n"
+      "  --allow-prefix N, --deny-prefix N\n"
+      "                     the same for address prefixes (10.0.0.0/8, "
+      "fd00::/8)\n"
       "  --ticket-file FILE listen/send: also write the ticket there "
       "(atomically)\n"
       "  --portmap          ask the gateway for a port mapping (UPnP IGD, "
@@ -86,6 +94,10 @@ enum {
   O_TIMEOUT,
   O_ONCE,
   O_PORTMAP,
+  O_ALLOW_IFACE,
+  O_DENY_IFACE,
+  O_ALLOW_PREFIX,
+  O_DENY_PREFIX,
 };
 
 static const struct option long_opts[] = {
@@ -101,6 +113,10 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"once", no_argument, NULL, O_ONCE},
     {"portmap", no_argument, NULL, O_PORTMAP},
+    {"allow-iface", required_argument, NULL, O_ALLOW_IFACE},
+    {"deny-iface", required_argument, NULL, O_DENY_IFACE},
+    {"allow-prefix", required_argument, NULL, O_ALLOW_PREFIX},
+    {"deny-prefix", required_argument, NULL, O_DENY_PREFIX},
     {"out", required_argument, NULL, 'o'},
     {"count", required_argument, NULL, 'c'},
     {"verbose", no_argument, NULL, 'v'},
@@ -160,6 +176,15 @@ static int parse(cli *c, int argc, char **argv) {
       break;
     case O_PORTMAP:
       c->portmap = true;
+      break;
+    case O_ALLOW_IFACE:
+    case O_DENY_IFACE:
+    case O_ALLOW_PREFIX:
+    case O_DENY_PREFIX:
+      if (c->n_cand >= (int)(sizeof c->cand / sizeof c->cand[0]))
+        return cli_usage_error(c, "too many interface/prefix filters");
+      c->cand[c->n_cand].kind = o - O_ALLOW_IFACE;
+      c->cand[c->n_cand++].arg = optarg;
       break;
     case 'o':
       c->out_dir = optarg;
