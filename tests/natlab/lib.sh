@@ -215,3 +215,63 @@ lab_cleanup() {
   LAB_PIDS=()
   return 0
 }
+
+# ---- shared by the test scripts -------------------------------------------
+
+# lab_test_begin BUILD_DIR: every NAT-lab test's preamble: the build's
+# binaries ($build, $KW, $RELAY), exit 77 (skipped) without root, the
+# ok/bad counters, and a work directory ($work; the caller's trap removes
+# it).
+# shellcheck disable=SC2034 # build, KW, RELAY, work: for the sourcing script
+lab_test_begin() {
+  build=$(cd "$1" && pwd)
+  KW=$build/keyway
+  RELAY=$build/keyway-relay
+  lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
+  passed=0
+  failed=0
+  work=$(mktemp -d)
+}
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
+# lab_test_end: the summary line; the status is the verdict
+lab_test_end() {
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
+
+# lab_wait_tcp NAME IP PORT: wait (5 s at most) until IP:PORT accepts TCP,
+# seen from namespace NAME
+lab_wait_tcp() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    lab_exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# lab_start_relay NAME IP LOG [ARGS...]: keyway-relay in namespace NAME
+# (TLS on IP:8443, STUN on IP:3478) with $work/cert.pem and $work/key.pem
+# (lab_relay_cert); waits until it accepts connections. Its pid is left in
+# LAB_RELAY_PID. Call it directly, not in $(...), so cleanup knows the pid.
+lab_start_relay() {
+  local n=$1 ip=$2 log=$3
+  shift 3
+  lab_bg "$n" "$log" "$RELAY" --listen "$ip:8443" --stun-listen "$ip:3478" \
+    --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" "$@" >/dev/null
+  # shellcheck disable=SC2034 # for the sourcing script
+  LAB_RELAY_PID=${LAB_PIDS[-1]}
+  lab_wait_tcp "$n" "$ip" 8443
+}
+
+# lab_slow_source FILE: the file at about 20 MiB/s, so a transfer lasts
+# long enough for something to happen in its middle
+lab_slow_source() {
+  local i n
+  n=$(($(stat -c %s "$1") / 1048576))
+  for ((i = 0; i < n; i++)); do
+    dd if="$1" bs=1M skip="$i" count=1 status=none
+    sleep 0.05
+  done
+}

@@ -10,17 +10,10 @@
 #                                nothing from interfaces (deny wins)
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-KW=$build/keyway
+lab_test_begin "$1"
 TT=$build/tests/ticket_tool
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-work=$(mktemp -d)
 lab_init
 trap 'lab_cleanup; rm -rf "$work"' EXIT
 lab_ns_add h
@@ -66,5 +59,4 @@ got=$(addrs allow --allow-prefix 198.18.9.0/24 | tr '\n' ' ')
 got=$(addrs both --allow-iface eth0 --deny-prefix 198.18.1.10 | tr '\n' ' ')
 [ -z "$got" ] && ok "deny wins over allow: nothing advertised" ||
   bad "deny over allow: $got"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end

@@ -11,19 +11,11 @@
 #      both ways intact and the dialer's last path event is "direct".
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-KW=$build/keyway
-RELAY=$build/keyway-relay
+lab_test_begin "$1"
 LAB_DELAYLINK=$build/tests/kw_delaylink
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
 [ -x "$LAB_DELAYLINK" ] || { echo "FAIL - $LAB_DELAYLINK not built"; exit 1; }
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-work=$(mktemp -d)
 # shellcheck disable=SC2034 # read by lib.sh: kw_delaylink logs kept in $work
 LAB_LOGDIR=$work
 
@@ -75,13 +67,7 @@ lab_router_delay ra 198.18.0.1 1 eim 20
 lab_lan_host a ra 1 10
 lab_router_delay rb 198.18.0.2 2 eim 20
 lab_lan_host b rb 2 10
-lab_bg relay "$work/relay.log" "$RELAY" --listen 198.18.0.10:8443 \
-  --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
-  --tls-key "$work/key.pem" -q >/dev/null
-for _ in $(seq 50); do
-  lab_exec relay bash -c "exec 3<>/dev/tcp/198.18.0.10/8443" 2>/dev/null && break
-  sleep 0.1
-done
+lab_start_relay relay 198.18.0.10 "$work/relay.log" -q || bad "relay up"
 common=(--ephemeral --json -v --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
 lab_exec a "$KW" listen "${common[@]}" --once --ticket-file "$work/t" \
   <"$work/in_a" >"$work/out_a" 2>"$work/a.err" &
@@ -114,5 +100,4 @@ else
 fi
 lab_cleanup
 rm -rf "$work"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end

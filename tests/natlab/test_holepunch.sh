@@ -15,30 +15,12 @@
 #                                   -> falls back to the relay, completes
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-KW=$build/keyway
-RELAY=$build/keyway-relay
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-work=$(mktemp -d)
+lab_test_begin "$1"
 lab_relay_cert "$work" 198.18.0.10
 head -c 16M /dev/urandom >"$work/in_a"
 head -c 16M /dev/urandom >"$work/in_b"
-
-# slow_source FILE: the file at about 20 MiB/s, so a transfer lasts a while
-slow_source() {
-  local i n
-  n=$(($(stat -c %s "$1") / 1048576))
-  for ((i = 0; i < n; i++)); do
-    dd if="$1" bs=1M skip="$i" count=1 status=none
-    sleep 0.05
-  done
-}
 
 # run_case NAME MODE_A MODE_B EXPECT [flush]
 run_case() {
@@ -61,13 +43,7 @@ run_case() {
     lab_router rb 198.18.0.2 2 "$mb"
     lab_lan_host b rb 2 10
   fi
-  lab_bg relay "$work/relay-$name.log" "$RELAY" --listen 198.18.0.10:8443 \
-    --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
-    --tls-key "$work/key.pem" -q >/dev/null
-  for _ in $(seq 50); do
-    lab_exec relay bash -c "exec 3<>/dev/tcp/198.18.0.10/8443" 2>/dev/null && break
-    sleep 0.1
-  done
+  lab_start_relay relay 198.18.0.10 "$work/relay-$name.log" -q || bad "$name: relay up"
   local common=(--ephemeral --json --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
   rm -f "$work/t"
   lab_exec "$ha" "$KW" listen "${common[@]}" --once --ticket-file "$work/t" \
@@ -88,7 +64,7 @@ run_case() {
       fi
       echo flushed >"$work/flushed"
     ) &
-    slow_source "$work/in_b" | timeout 90 ip netns exec "$(lab_ns "$hb")" "$KW" connect \
+    lab_slow_source "$work/in_b" | timeout 90 ip netns exec "$(lab_ns "$hb")" "$KW" connect \
       "${common[@]}" "$(cat "$work/t")" >"$work/out_b" 2>"$work/b-$name.err"
     rc=$?
     [ -s "$work/flushed" ] && ok "$name: mappings flushed during the transfer" ||
@@ -132,5 +108,4 @@ run_case same-nat eim samelan direct
 run_case eim-eim-flush eim eim direct flush
 run_case eim-eim-udp-dies eim eim relay block
 rm -rf "$work"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end

@@ -10,32 +10,15 @@
 #     address in its path events) and the final path is direct.
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-KW=$build/keyway
-RELAY=$build/keyway-relay
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-work=$(mktemp -d)
+lab_test_begin "$1"
 lab_init
 trap 'lab_cleanup; rm -rf "$work"' EXIT
 lab_relay_cert "$work" 198.18.0.10
 head -c 64M /dev/urandom >"$work/in_a"
 head -c 64M /dev/urandom >"$work/in_b"
 
-# slow_source FILE: the file at about 20 MiB/s, so the transfer lasts
-slow_source() {
-  local i n
-  n=$(($(stat -c %s "$1") / 1048576))
-  for ((i = 0; i < n; i++)); do
-    dd if="$1" bs=1M skip="$i" count=1 status=none
-    sleep 0.05
-  done
-}
 
 lab_public_host relay 198.18.0.10
 lab_public_host pubhost 198.18.0.22
@@ -43,15 +26,9 @@ lab_router ra 198.18.0.1 1 eim
 lab_lan_host mover ra 1 10
 # removing the primary address must keep the secondary (the new one)
 lab_exec mover sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1
-lab_bg relay "$work/relay.log" "$RELAY" --listen 198.18.0.10:8443 \
-  --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
-  --tls-key "$work/key.pem" -q >/dev/null
-for _ in $(seq 50); do
-  lab_exec relay bash -c "exec 3<>/dev/tcp/198.18.0.10/8443" 2>/dev/null && break
-  sleep 0.1
-done
+lab_start_relay relay 198.18.0.10 "$work/relay.log" -q || bad "relay up"
 common=(--ephemeral --json -v --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
-slow_source "$work/in_a" | lab_exec pubhost "$KW" listen "${common[@]}" --once \
+lab_slow_source "$work/in_a" | lab_exec pubhost "$KW" listen "${common[@]}" --once \
   --ticket-file "$work/t" >"$work/out_a" 2>"$work/pub.err" &
 lpid=$!
 LAB_PIDS+=("$lpid")
@@ -69,7 +46,7 @@ lab_wait_file "$work/t" 15 || bad "listener ticket"
   echo moved >"$work/moved"
 ) &
 mvpid=$!
-slow_source "$work/in_b" | timeout 120 ip netns exec "$(lab_ns mover)" "$KW" connect \
+lab_slow_source "$work/in_b" | timeout 120 ip netns exec "$(lab_ns mover)" "$KW" connect \
   "${common[@]}" "$(cat "$work/t")" >"$work/out_b" 2>"$work/mover.err"
 rc=$?
 wait "$mvpid"
@@ -112,5 +89,4 @@ if grep -q '"kind":"direct"' <<<"$last"; then
 else
   bad "final path on the moving host: $last"
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end

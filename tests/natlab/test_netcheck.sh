@@ -16,20 +16,12 @@
 # the public host.
 # Needs root, turnserver and turnutils_natdiscovery; exits 77 without them.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-KW=$build/keyway
-RELAY=$build/keyway-relay
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
+lab_test_begin "$1"
 for t in turnserver turnutils_natdiscovery; do
-  command -v "$t" >/dev/null || { echo "natlab: $t missing (coturn): skipped"; exit 77; }
+  command -v "$t" >/dev/null || { echo "natlab: $t missing (coturn): skipped"; rm -rf "$work"; exit 77; }
 done
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-work=$(mktemp -d)
 
 # wait_tcp NS ADDR PORT: until something accepts TCP there (5 s at most)
 wait_tcp() {
@@ -189,5 +181,4 @@ check_case eim heim 198.18.1.10 eim 198.18.0.1
 check_case edm hedm 198.18.2.10 edm 198.18.0.2
 check_case udpblock hblk 198.18.3.10 udpblock 198.18.0.3
 check_case public hpub 198.18.0.21 public 198.18.0.21
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end

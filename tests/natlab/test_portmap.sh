@@ -25,33 +25,16 @@
 # Needs root and miniupnpd (Debian miniupnpd-iptables); exits 77 without.
 # Everything --portmap runs inside lab namespaces only.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/natlab/lib.sh
 . "$here/lib.sh"
-KW=$build/keyway
-RELAY=$build/keyway-relay
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
+lab_test_begin "$1"
 command -v miniupnpd >/dev/null || [ -x /usr/sbin/miniupnpd ] ||
-  { echo "natlab: miniupnpd missing: skipped"; exit 77; }
+  { echo "natlab: miniupnpd missing: skipped"; rm -rf "$work"; exit 77; }
 command -v iptables-legacy >/dev/null ||
-  { echo "natlab: iptables-legacy missing (miniupnpd-iptables needs it): skipped"; exit 77; }
+  { echo "natlab: iptables-legacy missing (miniupnpd-iptables needs it): skipped"; rm -rf "$work"; exit 77; }
 MINIUPNPD=$(command -v miniupnpd || echo /usr/sbin/miniupnpd)
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-work=$(mktemp -d)
 
-# wait_tcp NS ADDR PORT: until something accepts TCP there (5 s at most)
-wait_tcp() {
-  local i
-  for ((i = 0; i < 50; i++)); do
-    lab_exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # wait_grep FILE PATTERN SECONDS: until FILE has a line matching PATTERN
 wait_grep() {
@@ -160,10 +143,7 @@ lab_lan_host c rc 3 10
 upnp_router ra 1 198.18.0.1
 upnp_router rc 3 198.18.0.3 no
 lab_relay_cert "$work" 198.18.0.10
-lab_bg relay "$work/relay.log" "$RELAY" --listen 198.18.0.10:8443 \
-  --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
-  --tls-key "$work/key.pem" -q >/dev/null
-wait_tcp relay 198.18.0.10 8443 || bad "relay up"
+lab_start_relay relay 198.18.0.10 "$work/relay.log" -q || bad "relay up"
 common=(--ephemeral --json --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
 
 head -c 16M /dev/urandom >"$work/in_a"
@@ -340,5 +320,4 @@ fi
 if [ -n "${KW_PM_DEBUG:-}" ]; then
   grep -v -e parse_stun -e wait_for "$work"/miniupnpd-r?.log
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end

@@ -5,19 +5,10 @@
 # a dial by bare endpoint id (resolved at the relay's lookup store).
 # Needs root (network namespaces); exits 77 (skipped) without it.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-KW=$build/keyway
-RELAY=$build/keyway-relay
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-
+lab_test_begin "$1"
 lab_init
-work=$(mktemp -d)
 trap 'lab_cleanup; rm -rf "$work"' EXIT
 lab_public_host relay 198.18.0.10
 lab_public_host a 198.18.0.11
@@ -104,5 +95,4 @@ n=$(grep -c 'relay.connected' "$work/b3.err")
 [ "$n" -ge 2 ] && ok "the dialer reconnected to the relay ($n connections)" ||
   bad "the dialer reconnected to the relay ($n connections)"
 grep -q '"kind":"direct"' "$work/b3.err" && bad "a direct path appeared" || ok "still relay-only"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end

@@ -11,17 +11,9 @@
 #   lost to the move.
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
-build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-KW=$build/keyway
-RELAY=$build/keyway-relay
-lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $*"; }
-work=$(mktemp -d)
+lab_test_begin "$1"
 lab_init
 trap 'lab_cleanup; rm -rf "$work"' EXIT
 lab_relay_cert "$work" 198.18.0.10
@@ -31,13 +23,7 @@ lab_lan_host a ra 1 10
 lab_router rb 198.18.0.2 2 eim
 lab_lan_host b rb 2 10
 lab_exec rb iptables -I FORWARD -p udp -j DROP
-lab_bg relay "$work/relay.log" "$RELAY" --listen 198.18.0.10:8443 \
-  --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
-  --tls-key "$work/key.pem" -q >/dev/null
-for _ in $(seq 50); do
-  lab_exec relay bash -c "exec 3<>/dev/tcp/198.18.0.10/8443" 2>/dev/null && break
-  sleep 0.1
-done
+lab_start_relay relay 198.18.0.10 "$work/relay.log" -q || bad "relay up"
 common=(--ephemeral --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
 lab_bg a "$work/a.err" "$KW" listen "${common[@]}" --ticket-file "$work/t" >/dev/null
 lab_wait_file "$work/t" 15 || bad "listener ticket"
@@ -65,5 +51,4 @@ else
 fi
 n_direct=$(grep -c '^direct$' <<<"$paths")
 echo "# $(grep -c . <<<"$paths") pings, direct from ping $((80 - n_direct + 1))"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lab_test_end
