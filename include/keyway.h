@@ -278,7 +278,9 @@ KW_EXTERN kw_err kw_config_set_families(kw_config *cfg, bool ipv4, bool ipv6);
  * records, CallMeMaybe). Interface-name patterns are exact or end in '*'
  * ("docker*"); prefixes are "10.0.0.0/8", "fd00::/8" or a bare address.
  * Deny wins over allow; once any allow entry exists, a candidate must match
- * one. Up to 16 entries per list. Without lists every address is
+ * one. Addresses not on a local interface (learned by STUN, a port mapping
+ * or a remote's Pong) are filtered by the deny prefixes only. Up to 16
+ * entries per list. Without lists every address is
  * advertised except loopback-only ones; addresses on virtual interfaces
  * (docker, bridges, veth, VPN tunnels, ...) are listed after the real LAN.
  * Errors: KW_ERR_INVALID_ARG (bad pattern), KW_ERR_PARSE (bad prefix),

@@ -263,6 +263,16 @@ kw_err kw__cand_filter_deny_prefix(kw__cand_filter *f, const char *prefix) {
   return add_prefix(f->deny_pfx, &f->n_deny_pfx, prefix);
 }
 
+bool kw__cand_allowed_external(const kw__cand_filter *f,
+                               const kw_sockaddr *addr) {
+  if (!addr)
+    return false;
+  for (size_t i = 0; f && i < f->n_deny_pfx; i++)
+    if (kw__prefix_contains(&f->deny_pfx[i], addr))
+      return false;
+  return true;
+}
+
 bool kw__cand_allowed(const kw__cand_filter *f, const char *name,
                       const kw_sockaddr *addr) {
   if (!addr)

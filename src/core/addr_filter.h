@@ -115,4 +115,10 @@ kw_err kw__cand_filter_deny_prefix(kw__cand_filter *f, const char *prefix);
 bool kw__cand_allowed(const kw__cand_filter *f, const char *name,
                       const kw_sockaddr *addr);
 
+/* The same for an address that is not on a local interface (learned by
+ * STUN, from a port mapping or observed by a remote): only the deny
+ * prefixes apply, as the allow lists name local interfaces and networks. */
+bool kw__cand_allowed_external(const kw__cand_filter *f,
+                               const kw_sockaddr *addr);
+
 #endif /* KW_CORE_ADDR_FILTER_H */

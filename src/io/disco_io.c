@@ -159,6 +159,39 @@ static size_t ping_candidates(kw_endpoint *ep, kw__remote *r,
   return n;
 }
 
+/* Our address as the remote saw it (a Pong's observed source): a
+ * candidate of ours, peer-reflexive, that STUN may not know (no STUN
+ * server, or a NAT mapping made for this remote). Listed with the
+ * reflexive addresses in tickets, records and CallMeMaybe; it triggers no
+ * round by itself (behind an endpoint-dependent NAT every remote sees
+ * another port, and rounds for all on each would be churn). */
+static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
+  int rank = kw__cand_rank(NULL, a);
+  if (rank == KW_CAND_RANK_NEVER || rank == KW_CAND_RANK_LOOPBACK ||
+      a->port == 0)
+    return;
+  uv_mutex_lock(&ep->mu);
+  bool known = kw__sockaddr_equal(a, &ep->reflexive4) ||
+               kw__sockaddr_equal(a, &ep->reflexive6);
+  size_t i = 0;
+  for (; !known && i < ep->n_observed; i++)
+    known = kw__sockaddr_equal(a, &ep->observed[i]);
+  if (!known) {
+    size_t n = ep->n_observed < KW_OBSERVED_MAX ? ep->n_observed + 1
+                                                 : KW_OBSERVED_MAX;
+    memmove(&ep->observed[1], &ep->observed[0],
+            (n - 1) * sizeof ep->observed[0]); /* the oldest falls off */
+    ep->observed[0] = *a;
+    ep->n_observed = n;
+  }
+  uv_mutex_unlock(&ep->mu);
+  if (!known && kw__log_enabled(ep, KW_LOG_DEBUG)) {
+    char s[KW_SOCKADDR_STRLEN];
+    kw_sockaddr_format(a, s, sizeof s);
+    kw__log(ep, KW_LOG_DEBUG, "disco", "disco.observed addr=%s", s);
+  }
+}
+
 static void punch_round(kw_endpoint *ep, kw__remote *r) {
   uint64_t now = kw__now(ep);
   if (!remote_key(ep, r))
@@ -486,6 +519,7 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
       const kw_sockaddr *cur = kw__remote_direct(r);
       if (cur && kw__sockaddr_equal(cur, &from->addr))
         r->direct_rx_ns = now;
+      note_observed(ep, &m.addr);
       int idx;
       if (kw__paths_add(&r->pt, &from->addr, KW_PSRC_DISCO, now, &idx,
                         NULL) != KW_OK)

@@ -649,14 +649,18 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
     uv_free_interface_addresses(ifs, nifs);
   /* the gateway's port mapping (UPnP / NAT-PMP), when one is held */
   kw_sockaddr mapped;
-  if (kw__portmap_external(ep, &mapped))
+  if (kw__portmap_external(ep, &mapped) &&
+      kw__cand_allowed_external(ep->cfg.cand, &mapped))
     add_addr(out, &mapped);
   /* server-reflexive addresses learned by STUN go last */
   uv_mutex_lock(&ep->mu);
-  kw_sockaddr refl[2] = {ep->reflexive4, ep->reflexive6};
+  kw_sockaddr refl[2 + KW_OBSERVED_MAX] = {ep->reflexive4, ep->reflexive6};
+  size_t nrefl = 2;
+  for (size_t i = 0; i < ep->n_observed; i++) /* seen in Pongs, newest first */
+    refl[nrefl++] = ep->observed[i];
   uv_mutex_unlock(&ep->mu);
-  for (int i = 0; i < 2; i++)
-    if (refl[i].family)
+  for (size_t i = 0; i < nrefl; i++)
+    if (refl[i].family && kw__cand_allowed_external(ep->cfg.cand, &refl[i]))
       add_addr(out, &refl[i]);
   return KW_OK;
 }

@@ -480,6 +480,10 @@ struct kw_endpoint {
   uv_timer_t stun_timer;
   bool stun_timer_init;
   kw_sockaddr reflexive4, reflexive6; /* under mu */
+#define KW_OBSERVED_MAX 4
+  /* our addresses as remotes saw them (Pongs), newest first; under mu */
+  kw_sockaddr observed[KW_OBSERVED_MAX];
+  size_t n_observed;
   bool publish_timer_init;
   struct kw__portmap *portmap; /* portmap.c */
   struct kw__netmon *netmon;   /* netmon.c */

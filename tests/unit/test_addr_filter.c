@@ -413,6 +413,25 @@ static void test_rule_cand_allow_deny_lists(void **state) {
   assert_false(kw__cand_allowed(&f, "wlan0", &pub));
 }
 
+static void test_rule_cand_external_only_deny_prefixes(void **state) {
+  (void)state;
+  kw__cand_filter f;
+  memset(&f, 0, sizeof(f));
+  kw_sockaddr refl = addr("198.19.7.7:4242"), other = addr("198.18.5.5:1");
+  assert_true(kw__cand_allowed_external(NULL, &refl));
+  assert_false(kw__cand_allowed_external(&f, NULL));
+  /* allow lists name local interfaces and networks: they do not apply */
+  assert_int_equal(kw__cand_filter_allow_iface(&f, "eth0"), KW_OK);
+  assert_int_equal(kw__cand_filter_allow_prefix(&f, "198.18.0.0/24"), KW_OK);
+  assert_true(kw__cand_allowed_external(&f, &refl));
+  /* deny prefixes do, and interface denials do not */
+  assert_int_equal(kw__cand_filter_deny_iface(&f, "*"), KW_OK);
+  assert_true(kw__cand_allowed_external(&f, &refl));
+  assert_int_equal(kw__cand_filter_deny_prefix(&f, "198.19.0.0/16"), KW_OK);
+  assert_false(kw__cand_allowed_external(&f, &refl));
+  assert_true(kw__cand_allowed_external(&f, &other));
+}
+
 static void test_cand_filter_rejections(void **state) {
   (void)state;
   kw__cand_filter f;
@@ -461,6 +480,7 @@ int main(void) {
       cmocka_unit_test(test_prefix_parse),
       cmocka_unit_test(test_prefix_contains_boundaries),
       cmocka_unit_test(test_rule_cand_allow_deny_lists),
+      cmocka_unit_test(test_rule_cand_external_only_deny_prefixes),
       cmocka_unit_test(test_cand_filter_rejections),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
