@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
       libsodium-dev libuv1-dev libjansson-dev libminiupnpc-dev libnatpmp-dev libcmocka-dev uthash-dev
       iproute2 iptables conntrack iputils-ping iperf3 coturn stun-client openssl python3 curl
-      miniupnpd-iptables valgrind xxd procps psmisc)
+      miniupnpd-iptables valgrind xxd procps psmisc jq)
 
 missing=()
 for p in "${pkgs[@]}"; do
