@@ -385,8 +385,10 @@ typedef void (*kw_connect_cb)(kw_conn *conn, kw_err err, void *arg);
  * else our home relay); the first to answer carries it. With no direct
  * address and no relay URL, the id is first resolved at the home relay's
  * lookup store. `cb` runs exactly once: with err == KW_OK and the
- * connection once the handshake is confirmed (the remote accepted our
- * certificate), or with an error and conn == NULL (KW_ERR_TIMEOUT,
+ * connection once the handshake completes on our side (the remote proved
+ * the key we dialed and we can send; it may still refuse our certificate,
+ * and then closes the connection: conn_closed), or with an error and
+ * conn == NULL (KW_ERR_TIMEOUT,
  * KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NOT_FOUND...). Returns an error
  * (and does not call cb) when `to` gives no way at all to reach the
  * remote: KW_ERR_NO_PATH. */

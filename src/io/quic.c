@@ -204,6 +204,14 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data) {
       return NGTCP2_ERR_CALLBACK_FAILURE;
     c->state = KW_CONN_ESTABLISHED;
     c->notify_ready = true;
+  } else if (c->state == KW_CONN_HANDSHAKE) {
+    /* The client has verified the server's key and holds 1-RTT keys: it
+     * may send now (its Finished and the first data leave together), so
+     * "connected" does not wait another round trip for HANDSHAKE_DONE.
+     * The server could still refuse our certificate; it then closes the
+     * connection and the application hears conn_closed. */
+    c->state = KW_CONN_ESTABLISHED;
+    c->notify_ready = true;
   }
   return 0;
 }
