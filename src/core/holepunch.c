@@ -8,6 +8,7 @@ void kw__holepunch_init(kw__holepunch *hp) {
     return;
   memset(hp, 0, sizeof(*hp));
   hp->next_upgrade = KW_HP_NEVER;
+  hp->recover_at = KW_HP_NEVER;
 }
 
 /* Time never goes backwards here. */
@@ -49,6 +50,7 @@ void kw__holepunch_conn_removed(kw__holepunch *hp, uint64_t now) {
   if (hp->n_conns == 0) {
     hp->pending = false;
     hp->next_upgrade = KW_HP_NEVER;
+    kw__holepunch_direct_again(hp); /* nothing left to recover */
   }
 }
 
@@ -68,8 +70,22 @@ void kw__holepunch_network_change(kw__holepunch *hp, uint64_t now) {
 }
 
 void kw__holepunch_path_lost(kw__holepunch *hp, uint64_t now) {
-  if (hp)
-    want(hp, clamp(hp, now), true);
+  if (!hp)
+    return;
+  now = clamp(hp, now);
+  want(hp, now, true);
+  if (hp->n_conns == 0)
+    return;
+  hp->recover_left = KW_HP_RECOVER_ROUNDS;
+  hp->recover_step = KW_HP_RECOVER_FIRST_NS;
+  hp->recover_at = now + KW_HP_RECOVER_FIRST_NS;
+}
+
+void kw__holepunch_direct_again(kw__holepunch *hp) {
+  if (!hp)
+    return;
+  hp->recover_left = 0;
+  hp->recover_at = KW_HP_NEVER;
 }
 
 void kw__holepunch_round_failed(kw__holepunch *hp, uint64_t now) {
@@ -96,6 +112,8 @@ uint64_t kw__holepunch_next_deadline(const kw__holepunch *hp) {
   uint64_t d = hp->pending ? hp->due : KW_HP_NEVER;
   if (hp->next_upgrade < d)
     d = hp->next_upgrade;
+  if (hp->recover_left > 0 && hp->recover_at < d)
+    d = hp->recover_at;
   return d;
 }
 
@@ -106,7 +124,13 @@ bool kw__holepunch_poll(kw__holepunch *hp, uint64_t now) {
   if (hp->n_conns == 0)
     return false;
   bool run = false;
-  if (hp->pending && now >= hp->due) {
+  if (hp->recover_left > 0 && now >= hp->recover_at) {
+    run = true; /* a recovery round (a pending trigger is served by it) */
+    hp->recover_left--;
+    hp->recover_step *= 2;
+    hp->recover_at =
+        hp->recover_left > 0 ? now + hp->recover_step : KW_HP_NEVER;
+  } else if (hp->pending && now >= hp->due) {
     run = true;
   } else if (hp->next_upgrade != KW_HP_NEVER && now >= hp->next_upgrade) {
     if (hp->good_direct)

@@ -21,6 +21,12 @@
  *    repeats KW_HP_UPGRADE_NS later.
  *  - A transient failure of a round (e.g. the relay send failed) retries it
  *    KW_HP_RETRY_NS later, regardless of the throttle.
+ *  - Recovery: after the selected direct path was lost, besides the round
+ *    at once, KW_HP_RECOVER_ROUNDS more run KW_HP_RECOVER_FIRST_NS later,
+ *    then at doubling intervals (5, 15, 35 s after the loss), until the
+ *    caller reports a direct path again (kw__holepunch_direct_again): a
+ *    short outage should not cost a minute on the relay waiting for the
+ *    upgrade check. Every round still restarts the upgrade check's 60 s.
  */
 #ifndef KW_CORE_HOLEPUNCH_H
 #define KW_CORE_HOLEPUNCH_H
@@ -33,6 +39,8 @@
 #define KW_HP_UPGRADE_NS (60ull * 1000000000ull)
 #define KW_HP_GOOD_RTT_NS (10ull * 1000000ull)
 #define KW_HP_RETRY_NS (100ull * 1000000ull)
+#define KW_HP_RECOVER_FIRST_NS (5ull * 1000000000ull)
+#define KW_HP_RECOVER_ROUNDS 3
 #define KW_HP_NEVER UINT64_MAX
 
 typedef struct kw__holepunch {
@@ -45,6 +53,9 @@ typedef struct kw__holepunch {
   bool fresh;            /* new candidates / network change since last round */
   bool good_direct;      /* a connection has a direct path with RTT <= 10 ms */
   uint64_t next_upgrade; /* KW_HP_NEVER when not armed */
+  int recover_left;      /* recovery rounds still to run */
+  uint64_t recover_at;   /* ... the next one then */
+  uint64_t recover_step; /* ... and the gap before the one after */
   uint64_t rounds;       /* rounds started, for counters */
 } kw__holepunch;
 
@@ -62,6 +73,8 @@ void kw__holepunch_remote_candidates(kw__holepunch *hp, uint64_t now);
 void kw__holepunch_network_change(kw__holepunch *hp, uint64_t now);
 /* Call when the selected direct path went silent and was given up. */
 void kw__holepunch_path_lost(kw__holepunch *hp, uint64_t now);
+/* Call when a direct path is selected again: recovery rounds stop. */
+void kw__holepunch_direct_again(kw__holepunch *hp);
 /* Call when a round could not be carried out (transient failure). */
 void kw__holepunch_round_failed(kw__holepunch *hp, uint64_t now);
 /* Call whenever "some connection has a direct path with RTT <= 10 ms"

@@ -177,6 +177,8 @@ bool kw__remote_reselect(kw__remote *r) {
       &r->hp, kw__paths_has_direct_within(&r->pt, KW_HP_GOOD_RTT_NS));
   if (!changed)
     return false;
+  if (s > KW_PATHS_RELAY)
+    kw__holepunch_direct_again(&r->hp); /* no more recovery rounds */
   r->selected_ns = now;
   r->direct_rx_ns = now;
   r->direct_ping_ns = now;

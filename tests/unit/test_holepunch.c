@@ -90,6 +90,51 @@ static void test_rule_trigger_direct_path_lost(void **state) {
   assert_false(kw__holepunch_poll(&hp, T0 + 3 * S));
 }
 
+static void test_rule_recovery_rounds_after_a_lost_path(void **state) {
+  (void)state;
+  kw__holepunch hp;
+  started(&hp);
+  kw__holepunch_set_good_direct(&hp, false);
+  const uint64_t L = T0 + 100 * S; /* the direct path is lost here */
+  kw__holepunch_path_lost(&hp, L);
+  assert_true(kw__holepunch_poll(&hp, L)); /* at once */
+  /* then 5, 15 and 35 s after the loss, nothing in between */
+  assert_int_equal(kw__holepunch_next_deadline(&hp), L + 5 * S);
+  assert_false(kw__holepunch_poll(&hp, L + 5 * S - 1));
+  assert_true(kw__holepunch_poll(&hp, L + 5 * S));
+  assert_int_equal(kw__holepunch_next_deadline(&hp), L + 15 * S);
+  assert_false(kw__holepunch_poll(&hp, L + 15 * S - 1));
+  assert_true(kw__holepunch_poll(&hp, L + 15 * S));
+  assert_int_equal(kw__holepunch_next_deadline(&hp), L + 35 * S);
+  assert_true(kw__holepunch_poll(&hp, L + 35 * S));
+  assert_int_equal(hp.rounds, 5);
+  /* after the last one only the upgrade check is left: 60 s later */
+  assert_int_equal(kw__holepunch_next_deadline(&hp), L + 95 * S);
+  assert_false(kw__holepunch_poll(&hp, L + 95 * S - 1));
+  assert_true(kw__holepunch_poll(&hp, L + 95 * S));
+}
+
+static void test_rule_recovery_stops_when_direct_again(void **state) {
+  (void)state;
+  kw__holepunch hp;
+  started(&hp);
+  const uint64_t L = T0 + 100 * S;
+  kw__holepunch_path_lost(&hp, L);
+  assert_true(kw__holepunch_poll(&hp, L));
+  kw__holepunch_direct_again(&hp);
+  assert_int_equal(kw__holepunch_next_deadline(&hp), L + 60 * S);
+  assert_false(kw__holepunch_poll(&hp, L + 5 * S));
+  assert_false(kw__holepunch_poll(&hp, L + 15 * S));
+  assert_int_equal(hp.rounds, 2);
+  /* a connection-less remote keeps no recovery either */
+  kw__holepunch_path_lost(&hp, L + 20 * S);
+  kw__holepunch_conn_removed(&hp, L + 20 * S);
+  assert_int_equal(kw__holepunch_next_deadline(&hp), KW_HP_NEVER);
+  kw__holepunch_conn_added(&hp, L + 21 * S);
+  assert_true(kw__holepunch_poll(&hp, L + 21 * S));
+  assert_int_equal(kw__holepunch_next_deadline(&hp), L + 81 * S);
+}
+
 static void test_rule_throttle_5s_at_4999ms_defers(void **state) {
   (void)state;
   kw__holepunch hp;
@@ -252,6 +297,7 @@ static void test_null_is_harmless(void **state) {
   kw__holepunch_remote_candidates(NULL, 0);
   kw__holepunch_network_change(NULL, 0);
   kw__holepunch_path_lost(NULL, 0);
+  kw__holepunch_direct_again(NULL);
   kw__holepunch_round_failed(NULL, 0);
   kw__holepunch_set_good_direct(NULL, true);
   assert_int_equal(kw__holepunch_next_deadline(NULL), KW_HP_NEVER);
@@ -266,6 +312,8 @@ int main(void) {
       cmocka_unit_test(test_rule_trigger_new_remote_candidates),
       cmocka_unit_test(test_rule_trigger_major_network_change),
       cmocka_unit_test(test_rule_trigger_direct_path_lost),
+      cmocka_unit_test(test_rule_recovery_rounds_after_a_lost_path),
+      cmocka_unit_test(test_rule_recovery_stops_when_direct_again),
       cmocka_unit_test(test_rule_throttle_5s_at_4999ms_defers),
       cmocka_unit_test(test_rule_throttle_5s_at_5s_runs),
       cmocka_unit_test(test_rule_throttle_many_triggers_one_round),
