@@ -465,6 +465,7 @@ static void reselect(sim_world *w, sim_peer *p) {
     p->st.path_changes++;
     const kw__path *path = kw__paths_get(&p->paths, sel);
     if (path && !path->relay) {
+      kw__holepunch_direct_again(&p->hp); /* as io: recovery rounds stop */
       p->direct_since = w->now;
       if (p->first_direct_at == UINT64_MAX)
         p->first_direct_at = w->now;
@@ -951,7 +952,7 @@ static void tick(sim_world *w, sim_peer *p) {
     p->st.fallbacks++;
     kw__paths_set_state(&p->paths, sel, KW_PST_INACTIVE, w->now);
     reselect(w, p);
-    kw__holepunch_network_change(&p->hp, w->now);
+    kw__holepunch_path_lost(&p->hp, w->now); /* a round now, recovery after */
   } else if (quiet > SIM_QUIET_NS &&
              w->now - p->live_ping >= SIM_LIVE_PING_NS) {
     p->live_ping = w->now;

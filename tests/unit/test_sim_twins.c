@@ -495,12 +495,23 @@ static void udp_dies(const twin *t, bool comes_back) {
       if (r.kind[i] != want)
         FAIL_SEED(t, seed, "peer %d ended %s", i, kw_path_kind_name(r.kind[i]));
     if (comes_back) {
-      /* Back by the next upgrade check (60 s after the fallback's round)
-       * plus its Pings. */
-      uint64_t up = r.ev_at[1];
-      if (r.direct_again_at == UINT64_MAX ||
-          r.direct_again_at > r.relay_at + KW_HP_UPGRADE_NS + 3 * SIM_S)
-        FAIL_SEED(t, seed, "not direct again after UDP came back");
+      /* Back by the first recovery round after UDP returns (5, 15, 35 s
+       * after the loss; the loss is at relay_at) plus its Pings, long
+       * before the 60 s upgrade check. */
+      uint64_t up = r.ev_at[1], by = UINT64_MAX;
+      uint64_t step = KW_HP_RECOVER_FIRST_NS, at = r.relay_at;
+      for (int n = 0; n < KW_HP_RECOVER_ROUNDS; n++, step *= 2) {
+        at += step;
+        if (at >= up) {
+          by = at + 3 * SIM_S;
+          break;
+        }
+      }
+      if (by == UINT64_MAX)
+        by = r.relay_at + KW_HP_UPGRADE_NS + 3 * SIM_S;
+      if (r.direct_again_at == UINT64_MAX || r.direct_again_at > by)
+        FAIL_SEED(t, seed, "not direct again %llu ms after UDP came back",
+                  (unsigned long long)((r.direct_again_at - up) / SIM_MS));
       again[k] = r.direct_again_at - up;
     }
     gap[k] = r.max_gap;
