@@ -53,13 +53,16 @@ lab_exec() {
   ip netns exec "$(lab_ns "$n")" "$@"
 }
 
-# lab_bg NAME LOG CMD...: run in the background, remember the pid
+# lab_bg NAME LOG CMD...: run in the background, remember the pid (not a
+# job of the caller's: do not `wait` for it)
 lab_bg() {
   local n=$1 log=$2
   shift 2
   ip netns exec "$(lab_ns "$n")" "$@" >"$log" 2>&1 &
   LAB_PIDS+=($!)
   echo $!
+  # lab_cleanup ends it (kill -9 if need be): no "Killed" job report then
+  disown "$!" 2>/dev/null || true
 }
 
 # lab_link A IFA B IFB: a veth pair between two namespaces
