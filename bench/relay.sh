@@ -28,7 +28,8 @@ rpid=$!
 pids+=("$rpid")
 for _ in $(seq 100); do [ -s "$work/relay.pem" ] && break; sleep 0.05; done
 url="https://127.0.0.1:$rp/?stun=$sp"
-common=(--ephemeral -q --relay "$url" --relay-ca "$work/relay.pem")
+# loopback only: the ticket and CallMeMaybe then name no other address
+common=(--ephemeral -q --bind 127.0.0.1:0 --bind "[::1]:0" --relay "$url" --relay-ca "$work/relay.pem")
 metric() { curl -s "http://127.0.0.1:$mp/metrics" 2>/dev/null | awk -v k="$1" '$1==k {print $2}'; }
 
 # one pair: listen | connect with a relay-only ticket
