@@ -192,16 +192,21 @@ static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
   }
 }
 
-static void punch_round(kw_endpoint *ep, kw__remote *r) {
-  uint64_t now = kw__now(ep);
+/* Candidates just pinged get KW_PUNCH_TRIES - 1 more Pings a second apart
+ * (service() sends them), then the silent ones are retired. */
+static void schedule_repings(kw__remote *r, uint64_t now) {
+  r->punch_tries_left = KW_PUNCH_TRIES - 1;
+  r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
+  r->punch_settle = false;
+}
+
+static void punch_round(kw_endpoint *ep, kw__remote *r, uint64_t now) {
   if (!remote_key(ep, r))
     return;
   ep->stats.holepunch_attempts++;
   bool cmm = send_call_me_maybe(ep, r);
   size_t n = ping_candidates(ep, r, false);
-  r->punch_tries_left = KW_PUNCH_TRIES - 1;
-  r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
-  r->punch_settle = false;
+  schedule_repings(r, now);
   if (!cmm)
     kw__holepunch_round_failed(&r->hp, now);
   char idb[KW_ID_SHORTLEN + 1];
@@ -213,13 +218,12 @@ static void punch_round(kw_endpoint *ep, kw__remote *r) {
           (unsigned long long)r->hp.rounds);
 }
 
-
 /* Carries out what the remote's schedule says is due now. */
 static void service(kw_endpoint *ep, kw__remote *r, uint64_t now) {
   if (!r->id_known)
     return;
   if (kw__holepunch_poll(&r->hp, now)) {
-    punch_round(ep, r);
+    punch_round(ep, r, now);
     return;
   }
   if (r->punch_tries_left > 0 && now >= r->punch_next_ns) {
@@ -283,10 +287,8 @@ void kw__disco_network_change(kw_endpoint *ep) {
     return;
   uint64_t now = kw__now(ep);
   for (kw__remote *r = ep->remotes; r; r = r->next) {
-    /* the selected path may be gone: ask it now rather than in 2 s */
-    const kw_sockaddr *d = kw__remote_direct(r);
-    if (d && r->disco_key_ok)
-      send_ping(ep, r, d);
+    /* the round this asks for pings every path, the selected one too:
+     * whether it survived is known within a round trip, not in 2 s */
     kw__holepunch_network_change(&r->hp, now);
     service(ep, r, now);
   }
@@ -552,16 +554,14 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
       kw__holepunch_remote_candidates(&r->hp, now);
       ran = kw__holepunch_poll(&r->hp, now);
       if (ran)
-        punch_round(ep, r); /* ours, with every candidate, now */
+        punch_round(ep, r, now); /* ours, with every candidate, now */
     }
     if (!ran) {
       /* the simultaneous open: the remote is pinging our candidates now,
        * so ping every one of its candidates now too, throttle or not */
       ep->stats.holepunch_attempts++;
       (void)ping_candidates(ep, r, false);
-      r->punch_tries_left = KW_PUNCH_TRIES - 1;
-      r->punch_next_ns = now + KW_PUNCH_RETRY_MS * MS;
-      r->punch_settle = false;
+      schedule_repings(r, now);
     }
     kw__disco_arm(ep);
     break;

@@ -174,10 +174,10 @@ void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a);
 const kw_sockaddr *kw__remote_direct(const kw__remote *r);
 /* True if the relay is the selected path. */
 bool kw__remote_on_relay(const kw__remote *r);
-/* A packet from `from` authenticated for a connection of `r`: the path it
- * came by is validated. Reselects; returns true if the selection changed
+/* A packet from `from` authenticated at `now` for a connection of `r`: the
+ * path it came by is validated. Reselects; returns true if the selection changed
  * (the caller then calls kw__remote_path_changed). */
-bool kw__remote_confirm_path(kw__remote *r, const kw__src *from);
+bool kw__remote_confirm_path(kw__remote *r, const kw__src *from, uint64_t now);
 /* Runs path selection (closing redundant direct paths); returns true and
  * logs when the selected path changed. */
 bool kw__remote_reselect(kw__remote *r);

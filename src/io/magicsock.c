@@ -203,11 +203,18 @@ bool kw__remote_reselect(kw__remote *r) {
   return true;
 }
 
-bool kw__remote_confirm_path(kw__remote *r, const kw__src *from) {
+/* A path a connection's packets already validated. */
+static bool known_by_conn(const kw__path *p) {
+  return p && p->state == KW_PST_VALIDATED && (p->sources & KW_PSRC_CONN);
+}
+
+bool kw__remote_confirm_path(kw__remote *r, const kw__src *from,
+                             uint64_t now) {
   int idx;
-  uint64_t now = kw__now(r->ep);
   if (from->relay >= 0) {
     r->relay = from->relay; /* observed route */
+    if (known_by_conn(kw__paths_get(&r->pt, KW_PATHS_RELAY)))
+      return false; /* the common case on the relay: nothing new */
     if (kw__paths_add(&r->pt, NULL, KW_PSRC_CONN, now, &idx, NULL) != KW_OK)
       return false;
   } else {
@@ -216,13 +223,18 @@ bool kw__remote_confirm_path(kw__remote *r, const kw__src *from) {
       r->direct_rx_ns = now;
       return false; /* the common case: a packet on the selected path */
     }
+    /* the remote's packets come from another address while the selected
+     * one has gone quiet: its NAT rebound (or it moved). Follow it now
+     * rather than after the liveness timeout. */
+    bool rebind =
+        cur && now - r->direct_rx_ns >= KW_REBIND_QUIET_MS * 1000000ull;
+    if (!rebind &&
+        known_by_conn(kw__paths_get(&r->pt, kw__paths_find(&r->pt, &from->addr))))
+      return false; /* a validated other path: selection already knows it */
     if (kw__paths_add(&r->pt, &from->addr, KW_PSRC_CONN, now, &idx, NULL) !=
         KW_OK)
       return false;
-    /* the remote's packets come from a new address while the selected one
-     * has gone quiet: its NAT rebound (or it moved). Follow it now rather
-     * than after the liveness timeout. */
-    if (cur && now - r->direct_rx_ns >= KW_REBIND_QUIET_MS * 1000000ull) {
+    if (rebind) {
       char a[KW_SOCKADDR_STRLEN], b[KW_SOCKADDR_STRLEN];
       kw_sockaddr_format(cur, a, sizeof a);
       kw_sockaddr_format(&from->addr, b, sizeof b);

@@ -581,7 +581,7 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
   kw__remote *r = kw__remote_new(ep, from_id);
   if (!r)
     return;
-  kw__remote_confirm_path(r, from);
+  kw__remote_confirm_path(r, from, kw__now(ep));
   kw_conn *c = conn_alloc(ep, r, false);
   if (!c) {
     kw__remote_unref(r);
@@ -659,7 +659,7 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
-    if (kw__remote_confirm_path(c->remote, from))
+    if (kw__remote_confirm_path(c->remote, from, now))
       kw__remote_path_changed(c->remote);
     kw__conn_mark_dirty(c);
     return;
