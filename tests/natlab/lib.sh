@@ -268,6 +268,20 @@ lab_start_relay() {
   lab_wait_tcp "$n" "$ip" 8443
 }
 
+# lab_pipe_intact RC: a listen/connect pair ended well: the dialer exited
+# with RC 0 and $work/in_a arrived as $work/out_b, $work/in_b as $work/out_a
+lab_pipe_intact() {
+  [ "$1" -eq 0 ] && cmp -s "$work/in_a" "$work/out_b" &&
+    cmp -s "$work/in_b" "$work/out_a"
+}
+
+# lab_path_kinds FILE: the kinds of the --json path events in FILE, in
+# order, space-separated ("relay direct ")
+lab_path_kinds() {
+  grep -o '"event":"path".*"kind":"[a-z]*"' "$1" | grep -o '"kind":"[a-z]*"' |
+    cut -d'"' -f4 | tr '\n' ' '
+}
+
 # lab_slow_source FILE: the file at about 20 MiB/s, so a transfer lasts
 # long enough for something to happen in its middle
 lab_slow_source() {

@@ -80,14 +80,13 @@ timeout 120 ip netns exec "$(lab_ns b)" "$KW" connect "${common[@]}" "$(cat "$wo
 rc=$?
 e=$(date +%s%N)
 timeout 20 tail --pid="$apid" -f /dev/null
-if [ "$rc" -eq 0 ] && [ "$(sha256sum <"$work/in_a")" = "$(sha256sum <"$work/out_b")" ] &&
-  [ "$(sha256sum <"$work/in_b")" = "$(sha256sum <"$work/out_a")" ]; then
+if lab_pipe_intact "$rc"; then
   ok "EIM/EIM 20 ms: 16 MiB both ways intact ($(((e - s) / 1000000)) ms)"
 else
   bad "EIM/EIM 20 ms: transfer (exit $rc)"
   tail -5 "$work/b.err"
 fi
-kinds=$(grep '"event":"path"' "$work/b.err" | grep -o '"kind":"[a-z]*"' | cut -d'"' -f4 | tr '\n' ' ')
+kinds=$(lab_path_kinds "$work/b.err")
 last=$(grep '"event":"path"' "$work/b.err" | tail -1)
 if grep -q '"kind":"direct"' <<<"$last"; then
   ok "EIM/EIM 20 ms: final path direct (path events: $kinds)"

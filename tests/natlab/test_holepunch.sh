@@ -76,8 +76,7 @@ run_case() {
   fi
   e=$(date +%s%N)
   timeout 20 tail --pid="$apid" -f /dev/null
-  if [ "$rc" -eq 0 ] && [ "$(sha256sum <"$work/in_a")" = "$(sha256sum <"$work/out_b")" ] &&
-    [ "$(sha256sum <"$work/in_b")" = "$(sha256sum <"$work/out_a")" ]; then
+  if lab_pipe_intact "$rc"; then
     ok "$name: connected, data intact both ways ($(( (e - s) / 1000000 )) ms)"
   else
     bad "$name: transfer (exit $rc)"
@@ -86,8 +85,7 @@ run_case() {
   local last
   last=$(grep '"event":"path"' "$work/b-$name.err" | tail -1)
   local kinds
-  kinds=$(grep -o '"event":"path".*"kind":"[a-z]*"' "$work/b-$name.err" |
-    grep -o '"kind":"[a-z]*"' | cut -d'"' -f4 | tr '\n' ' ')
+  kinds=$(lab_path_kinds "$work/b-$name.err")
   if grep -q "\"kind\":\"$expect\"" <<<"$last"; then
     ok "$name: final path $expect (path events: $kinds)"
   else

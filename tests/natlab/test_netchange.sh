@@ -56,7 +56,7 @@ timeout 20 tail --pid="$lpid" -f /dev/null
 if lab_exec mover ip -4 addr show dev eth0 | grep -q 198.18.1.10; then
   bad "the old address is still there"
 fi
-if [ "$rc" -eq 0 ] && cmp -s "$work/in_a" "$work/out_b" && cmp -s "$work/in_b" "$work/out_a"; then
+if lab_pipe_intact "$rc"; then
   ok "transfer completed, data intact both ways"
 else
   bad "transfer (exit $rc)"

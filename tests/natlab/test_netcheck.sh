@@ -23,16 +23,6 @@ for t in turnserver turnutils_natdiscovery; do
   command -v "$t" >/dev/null || { echo "natlab: $t missing (coturn): skipped"; rm -rf "$work"; exit 77; }
 done
 
-# wait_tcp NS ADDR PORT: until something accepts TCP there (5 s at most)
-wait_tcp() {
-  local i
-  for ((i = 0; i < 50; i++)); do
-    lab_exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # jget FILE FIELD: one field of netcheck's JSON as text (null -> "null")
 jget() { jq -r "$2 | if . == null then \"null\" else tostring end" "$1" 2>/dev/null; }
 
@@ -81,9 +71,9 @@ lab_bg turn "$work/turn.log" turnserver -n --no-cli --no-tls --no-dtls --no-auth
   --stun-only --listening-ip 198.18.0.12 --listening-ip 198.18.0.13 -p 3478 \
   --userdb "$work/turndb" --pidfile "$work/turn.pid" --log-file stdout \
   --simple-log >/dev/null
-wait_tcp relay1 198.18.0.10 8443 || bad "relay 1 listening"
-wait_tcp relay2 198.18.0.11 8443 || bad "relay 2 listening"
-wait_tcp turn 198.18.0.13 3479 || bad "turnserver listening on its alternate address"
+lab_wait_tcp relay1 198.18.0.10 8443 || bad "relay 1 listening"
+lab_wait_tcp relay2 198.18.0.11 8443 || bad "relay 2 listening"
+lab_wait_tcp turn 198.18.0.13 3479 || bad "turnserver listening on its alternate address"
 
 # check_case NAME HOST LOCAL MODE WAN: netcheck and natdiscovery from HOST,
 # whose own address is LOCAL
