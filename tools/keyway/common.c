@@ -361,7 +361,8 @@ int cli_emit_ticket(cli *c) {
   char t[KW_TICKET_MAX];
   kw_err e = kw_endpoint_get_addr(c->ep, &a);
   if (e == KW_OK)
-    e = kw_ticket_encode(&a, t, sizeof t);
+    e = kw_ticket_encode_token(&a, c->ticket_token, c->ticket_token_len, t,
+                               sizeof t);
   if (e != KW_OK)
     return cli_fail(c, e, "cannot make a ticket: %s", kw_strerror(e));
   if (c->json)
