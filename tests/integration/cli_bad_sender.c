@@ -64,6 +64,8 @@ typedef struct state {
 } state;
 
 static void put(blob *b, const void *d, size_t n) {
+  if (n == 0)
+    return;
   if (b->len + n > b->cap) {
     size_t cap = (b->len + n) * 2;
     uint8_t *p = realloc(b->p, cap);
@@ -107,7 +109,7 @@ static void entry(blob *m, uint8_t type, uint32_t mode, uint64_t size,
 
 /* File bytes and their hash (flipped when `bad`). */
 static void content(blob *b, size_t n, uint8_t seed, bool bad) {
-  uint8_t *d = malloc(n ? n : 1);
+  uint8_t *d = calloc(1, n ? n : 1);
   if (!d)
     exit(1);
   for (size_t i = 0; i < n; i++)

@@ -202,4 +202,27 @@ check "skipped: the symbolic link, with the reason" grep -q "^send: skipped .*sk
 check "skipped: the FIFO" grep -q "^send: skipped .*sk/fifo: a FIFO" "$WORK/s10.err"
 check "skipped: the hidden file" grep -q "^send: skipped .*sk/.hidden: a hidden name" "$WORK/s10.err"
 check "one file: '1 entry'" grep -q "^serving .*: 1 entry, 2 bytes" "$WORK/s11.err"
+# progress on a terminal (a pty from script(1)): one line redrawn in place
+# (\r, erase), a rate and an ETA only together, the summary last; with
+# --no-progress no bar at all
+if command -v script >/dev/null; then
+  for np in "" --no-progress; do
+    "$KW" send --ephemeral --once --bind 127.0.0.1:0 --ticket-file "$WORK/t12$np" "$WORK/g.bin" 2>/dev/null &
+    spid=$!
+    PIDS+=("$spid")
+    wait_file "$WORK/t12$np" 10 || bad "sender ticket"
+    set +e
+    timeout 60 script -qfec "'$KW' receive --ephemeral $np --bind 127.0.0.1:0 -o '$WORK/o12$np' '$(cat "$WORK/t12$np")'" /dev/null >"$WORK/pty$np.out"
+    rc=$?
+    wait "$spid"
+    set -e
+    tr '\r' '\n' <"$WORK/pty$np.out" >"$WORK/pty$np.lines"
+    check "terminal$np: exit 0" test "$rc" -eq 0
+    check "terminal$np: the summary comes last, whole" bash -c "tail -n 2 '$WORK/pty$np.lines' | grep -Eq '^(.\\[K)?received 67108864 bytes in [0-9.]+ s \\([0-9.]+ MB/s\\) path=direct to .*/o12$np/g.bin'"
+  done
+  check "terminal: the bar is drawn and redrawn in place" grep -q $'\x1b\\[K\\[#*\\.*\\]' "$WORK/pty.lines"
+  check "terminal: an ETA only with a rate" bash -c "! grep 'ETA' '$WORK/pty.lines' | grep -vq 'MB/s ETA'"
+  check "terminal: connection events on lines of their own" grep -q '^path: direct' "$WORK/pty.lines"
+  check "terminal --no-progress: no bar" bash -c "! grep -q '\\[#*\\.*\\] ' '$WORK/pty--no-progress.lines'"
+fi
 finish

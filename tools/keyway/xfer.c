@@ -28,7 +28,7 @@ static int add(xfer_manifest *m, uint8_t type, uint32_t mode, uint64_t size,
   }
   xfer_entry *e = &m->e[m->n];
   e->type = type;
-  e->mode = mode & 0777; /* never setuid, setgid or sticky */
+  e->mode = mode & 07777;
   e->size = size;
   e->path = strdup(path);
   e->src = src ? strdup(src) : NULL;
@@ -107,9 +107,10 @@ static int walk(scan *sc, const char *src, const char *rel, unsigned depth,
       snprintf(sc->bad, sc->badlen, "%s", src);
       return -1;
     }
-    return add(sc->m, 0, st.st_mode, (uint64_t)st.st_size, rel, src);
+    /* permission bits only: never setuid, setgid or sticky */
+    return add(sc->m, 0, st.st_mode & 0777, (uint64_t)st.st_size, rel, src);
   }
-  if (add(sc->m, 1, st.st_mode, 0, rel, NULL) != 0)
+  if (add(sc->m, 1, st.st_mode & 0777, 0, rel, NULL) != 0)
     return -1;
   DIR *d = opendir(src);
   if (!d) {
@@ -184,26 +185,24 @@ int xfer_scan(const char *path, xfer_manifest *m, char *bad, size_t badlen,
     tmp[--l] = 0;
   const char *base = strrchr(tmp, '/');
   base = base ? base + 1 : tmp;
-  char name[NAME_MAX + 1];
+  char name[XFER_MAX_NAME + 1], cwd[PATH_MAX];
   if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
     /* "." or "/": name the tree after the current directory */
-    char cwd[PATH_MAX];
     if (!realpath(tmp, cwd)) {
       snprintf(bad, badlen, "%s", path);
       return -1;
     }
     const char *b2 = strrchr(cwd, '/');
-    b2 = b2 && b2[1] ? b2 + 1 : "root";
-    snprintf(name, sizeof name, "%s", b2);
-  } else {
-    snprintf(name, sizeof name, "%s", base);
+    base = b2 && b2[1] ? b2 + 1 : "root";
   }
-  const char *w = xfer_name_ok(name, strlen(name));
+  size_t bl = strlen(base);
+  const char *w = xfer_name_ok(base, bl);
   if (w) {
     snprintf(bad, badlen, "%s", path);
     *why = w;
     return -1;
   }
+  memcpy(name, base, bl + 1); /* bl <= 255: checked */
   return walk(&sc, tmp, name, 0, true);
 }
 
