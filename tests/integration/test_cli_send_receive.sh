@@ -202,6 +202,43 @@ check "skipped: the symbolic link, with the reason" grep -q "^send: skipped .*sk
 check "skipped: the FIFO" grep -q "^send: skipped .*sk/fifo: a FIFO" "$WORK/s10.err"
 check "skipped: the hidden file" grep -q "^send: skipped .*sk/.hidden: a hidden name" "$WORK/s10.err"
 check "one file: '1 entry'" grep -q "^serving .*: 1 entry, 2 bytes" "$WORK/s11.err"
+# a receiver killed with -9 leaves its locked temporary; the next receive
+# into that directory removes it. A receiver interrupted with SIGINT
+# removes what it made itself.
+truncate -s 8G "$WORK/sparse.bin"
+"$KW" send --ephemeral --bind 127.0.0.1:0 --ticket-file "$WORK/t13" "$WORK/sparse.bin" 2>"$WORK/s13.err" &
+spid=$!
+PIDS+=("$spid")
+wait_file "$WORK/t13" 10 || bad "sender ticket"
+mkdir -p "$WORK/o13"
+"$KW" receive --ephemeral -q -o "$WORK/o13" "$(cat "$WORK/t13")" 2>/dev/null &
+rpid=$!
+sleep 1.5
+kill -9 "$rpid"; wait "$rpid" 2>/dev/null || true
+stale=$(ls -A "$WORK/o13" | grep -c '^\.kwtmp\.' || true)
+check "killed with -9: its temporary file stays (${stale})" test "$stale" -eq 1
+"$KW" send --ephemeral --once --bind 127.0.0.1:0 --ticket-file "$WORK/t15" "$WORK/two.txt" 2>/dev/null &
+PIDS+=($!)
+wait_file "$WORK/t15" 10 || bad "sender ticket"
+set +e
+timeout 30 "$KW" receive --ephemeral -q -o "$WORK/o13" "$(cat "$WORK/t15")"
+rc=$?
+set -e
+check "the next receive into it succeeds" test "$rc" -eq 0
+check "the next receive removed the stale temporary" bash -c "! ls -A '$WORK/o13' | grep -q kwtmp"
+"$KW" receive --ephemeral -q -o "$WORK/o14" "$(cat "$WORK/t13")" 2>/dev/null &
+rpid=$!
+sleep 1.5
+kill -INT "$rpid"
+set +e
+wait "$rpid"
+rc=$?
+set -e
+check "receiver interrupted: fails ($rc)" test "$rc" -ne 0
+check "receiver interrupted: nothing of it left" test ! -e "$WORK/o14"
+kill -INT "$spid"; wait "$spid" || true
+rm -f "$WORK/sparse.bin"
+
 # progress on a terminal (a pty from script(1)): one line redrawn in place
 # (\r, erase), a rate and an ETA only together, the summary last; with
 # --no-progress no bar at all

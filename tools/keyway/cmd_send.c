@@ -68,6 +68,7 @@ typedef struct serve {
   uint8_t hash[XFER_HASH_LEN];
   size_t hashoff;
   bool hashing; /* the hash of entry idx is being written */
+  bool acked;   /* the receiver verified everything */
   uint8_t *buf;
   size_t buflen, bufoff;
   uint64_t sent;
@@ -322,6 +323,7 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     }
     kw_stream_finish(s);
     sv->st = S_FINISHED;
+    sv->acked = true;
     total_sent += sv->sent;
     uint8_t rid[KW_ID_LEN];
     kw_path_info pi;
@@ -348,7 +350,7 @@ static void on_closed(kw_stream *s, kw_err err, uint64_t code, void *u) {
     return;
   /* the receiver's acknowledgement is the success; a close racing our
    * fin's ACK does not undo it */
-  bool ok = sv->st == S_FINISHED && sv->sent == M.total;
+  bool ok = sv->acked && sv->sent == M.total;
   kw_conn *conn = kw_stream_conn(s);
   serve_free(sv);
   kw_stream_set_user(s, NULL);
