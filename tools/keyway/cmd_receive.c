@@ -465,13 +465,6 @@ static void remove_stale(void) {
              n, n == 1 ? "" : "s");
 }
 
-static mode_t dir_mode(const char *path) {
-  for (size_t i = 0; i < R.m.n; i++)
-    if (R.m.e[i].type == 1 && !strcmp(R.m.e[i].path, path))
-      return (mode_t)((R.m.e[i].mode & 0777 & ~R.umask) | 0700);
-  return 0700;
-}
-
 /* Starts the next file; directories are made as their files arrive. */
 static void next_entry(void) {
   char why[PATH_MAX + 400];
@@ -527,15 +520,18 @@ static void next_entry(void) {
     }
     close(fd);
   }
-  for (size_t i = R.nmade; i-- > 0;) {
-    if (!R.made[i].dir)
-      continue;
-    int fd = open_dirs(R.made[i].path, strlen(R.made[i].path), false, why,
-                       sizeof why);
-    if (fd < 0 || fchmod(fd, dir_mode(R.made[i].path)) != 0) {
+  for (size_t i = R.m.n; i-- > 0;) {
+    const xfer_entry *e = &R.m.e[i];
+    size_t pl = strlen(e->path);
+    if (e->type != 1 || !made_dir(e->path, pl))
+      continue; /* the modes of directories that existed stay */
+    int fd = open_dirs(e->path, pl, false, why, sizeof why);
+    /* at most 0777 under the umask, and u+rwx so that we could finish */
+    if (fd < 0 ||
+        fchmod(fd, (mode_t)((e->mode & 0777 & ~R.umask) | 0700)) != 0) {
       if (fd >= 0)
         close(fd);
-      fail(KW_ERR_IO, "cannot set the mode of %s", R.made[i].path);
+      fail(KW_ERR_IO, "cannot set the mode of %s", e->path);
       return;
     }
     close(fd);
