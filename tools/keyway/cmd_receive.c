@@ -766,8 +766,9 @@ static const char *code_meaning(uint64_t code) {
   case XFER_CODE_BUSY:
     return "the sender refused: too many requests at once from this peer";
   case XFER_CODE_FAIL:
-    return "the sender failed (it cannot read a file it offers, or a file "
-           "changed while being sent)";
+    return "the sender ended the transfer with an error (a file it offers "
+           "cannot be read or changed while being sent, or it is an older "
+           "keyway that does not know share capabilities)";
   default:
     return NULL;
   }
