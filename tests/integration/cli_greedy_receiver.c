@@ -3,10 +3,10 @@
  * purpose, to test that `keyway send` bounds what one peer costs it
  * (docs/protocol/send.md, "Bounds").
  *
- *   cli_greedy_receiver TICKET STREAMS HOLD_SECONDS
+ *   cli_greedy_receiver TICKET STREAMS HOLD_SECONDS [CONNECTIONS]
  *
- * Binds 127.0.0.1 only, dials the ticket, opens STREAMS request streams at
- * once, each with a valid request (the ticket's capability), and never
+ * Binds 127.0.0.1 only, dials the ticket CONNECTIONS times (default 1: one
+ * key, so one peer), opens STREAMS request streams at once on each, each with a valid request (the ticket's capability), and never
  * reads a byte of the answers (manual consume, no credit returned). After
  * HOLD_SECONDS it prints "opened=N refused=R" (R: streams the sender reset
  * with code 4, "too many at once") and exits 0.
@@ -78,8 +78,9 @@ static void dial(kw_endpoint *ep, void *arg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: cli_greedy_receiver TICKET STREAMS HOLD_SECONDS\n");
+  if (argc != 4 && argc != 5) {
+    fprintf(stderr, "usage: cli_greedy_receiver TICKET STREAMS HOLD_SECONDS "
+                    "[CONNECTIONS]\n");
     return 2;
   }
   const char *why = NULL;
@@ -102,7 +103,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   kw_config_free(cfg);
-  kw_endpoint_post(ep, dial, NULL);
+  int conns = argc == 5 ? atoi(argv[4]) : 1;
+  for (int i = 0; i < conns; i++)
+    kw_endpoint_post(ep, dial, NULL);
   for (int i = 0; i < hold * 10; i++) {
     usleep(100000);
     pthread_mutex_lock(&mu);

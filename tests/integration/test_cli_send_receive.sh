@@ -164,6 +164,10 @@ refusedn=$(sed -n 's/.*refused=\([0-9]*\).*/\1/p' "$WORK/g.out")
 check "100 unread request streams: 96 refused at once (got ${refusedn:-none}; $(cat "$WORK/g.out"))" test "${refusedn:-0}" -eq 96
 check "100 unread request streams: sender RSS ${rss} kB < 100 MB" test "${rss:-999999}" -lt 102400
 check "the sender counts the refusals" grep -q "refused a request from .*too many at once (per connection)" "$WORK/s9.err"
+# one peer over 3 connections, 4 requests each: 8 per peer, 4 refused
+"$BUILD/tests/cli_greedy_receiver" "$(cat "$WORK/t9")" 4 3 3 >"$WORK/g2.out" 2>"$WORK/g2.err" || true
+check "one peer, 3 connections x 4 requests: 4 refused ($(cat "$WORK/g2.out"))" grep -q '^opened=12 refused=4$' "$WORK/g2.out"
+check "the sender names the per-peer limit" grep -q "too many at once (per peer)" "$WORK/s9.err"
 kill -INT "$gpid"; wait "$gpid" || true
 
 # errors that are known before connecting say why, at once
