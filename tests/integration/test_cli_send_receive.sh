@@ -146,6 +146,7 @@ timeout 30 "$KW" receive --ephemeral -q -o "$WORK/o8" "$(cat "$WORK/t6")"
 rc=$?
 set -e
 check "its own ticket still works" bash -c "[ $rc -eq 0 ] && cmp -s '$WORK/two.txt' '$WORK/o8/two.txt'"
+check "a ticket file with a capability is private (0600)" test "$(stat -c %a "$WORK/t6")" = 600
 check "the sender says whom it refused" grep -q "^send: refused .*: its ticket is not the one of this share" "$WORK/s6.err"
 
 # 100 request streams that are never read: beyond 4 per connection they are

@@ -98,13 +98,20 @@ static void sconn_unref(sconn *sc) {
  * without having completed was interrupted; every receiver hears so at once
  * (not after an idle timeout). */
 static void exit_stats(cli *c) {
+  /* receivers still in progress (other than one that just completed,
+   * already closed with code 0) hear that the sender stopped */
+  for (sconn *sc = open_conns; sc; sc = sc->next)
+    kw_conn_close(sc->conn, XFER_CODE_STOPPED, "the sender stopped");
   if (serving && !completed) {
     interrupted = true;
-    for (sconn *sc = open_conns; sc; sc = sc->next)
-      kw_conn_close(sc->conn, XFER_CODE_STOPPED, "the sender stopped");
-    cli_info(c, "send: interrupted; stopped serving (%u receiver%s got it "
-                "all)",
-             served, served == 1 ? "" : "s");
+    if (c->json)
+      cli_fail(c, KW_ERR_CLOSED,
+               "send: interrupted; stopped serving (%u receiver%s got it all)",
+               served, served == 1 ? "" : "s");
+    else
+      cli_info(c, "send: interrupted; stopped serving (%u receiver%s got it "
+                  "all)",
+               served, served == 1 ? "" : "s");
   }
   cli_emit_stats(c, total_sent, 0);
 }
