@@ -408,8 +408,15 @@ static int make_tmp(void) {
       return -1;
     }
     struct stat st;
+    if (flock(fd, LOCK_EX) != 0) {
+      int err = errno; /* a file system without locks: not ours to use */
+      unlinkat(R.dirfd, R.tmp, 0);
+      close(fd);
+      errno = err;
+      return -1;
+    }
     /* a cleaner that got there between create and lock unlinked it */
-    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0 || st.st_nlink == 0) {
+    if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
       close(fd);
       continue;
     }
@@ -614,9 +621,11 @@ static bool preflight(void) {
   if (fstatvfs(R.dirfd, &vf) == 0 && vf.f_frsize) {
     uint64_t bs = vf.f_frsize, need = 0, inodes = 0;
     for (size_t i = 0; i < R.m.n; i++) {
-      need += (R.m.e[i].size + bs - 1) / bs * bs;
+      uint64_t sz = R.m.e[i].size, add;
+      add = sz > UINT64_MAX - bs ? UINT64_MAX : (sz + bs - 1) / bs * bs;
       if (R.m.e[i].type == 1)
-        need += bs;
+        add = bs;
+      need = need > UINT64_MAX - add ? UINT64_MAX : need + add; /* saturate */
       inodes++;
     }
     uint64_t avail = (uint64_t)vf.f_bavail * bs;

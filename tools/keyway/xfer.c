@@ -38,7 +38,7 @@ static int add(xfer_manifest *m, uint8_t type, uint32_t mode, uint64_t size,
     return -1;
   }
   m->n++;
-  m->total += size;
+  m->total = m->total > UINT64_MAX - size ? UINT64_MAX : m->total + size;
   return 0;
 }
 
