@@ -690,6 +690,14 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
       R.mangot += take;
       d += take;
       n -= take;
+      /* the count is refused as soon as it is known */
+      if (R.mangot >= 4 && R.mangot - take < 4 &&
+          ((uint32_t)R.man[0] << 24 | (uint32_t)R.man[1] << 16 |
+           (uint32_t)R.man[2] << 8 | R.man[3]) > XFER_MAX_ENTRIES) {
+        fail(KW_ERR_PARSE, "bad file list: too many entries (more than "
+                           "200,000)");
+        return;
+      }
       if (R.mangot < R.manlen)
         break;
       const char *why;
