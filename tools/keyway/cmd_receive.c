@@ -776,8 +776,9 @@ static const char *code_meaning(uint64_t code) {
   case XFER_CODE_DENIED:
     return R.caplen ? "this ticket is not valid for the share (it is from "
                       "another or an earlier `keyway send`)"
-                    : "this ticket is not valid for the share (a bare id is "
-                      "not enough: use the ticket `keyway send` printed)";
+                    : "this ticket is not valid for the share (it carries no "
+                      "capability, as a bare id: use the ticket `keyway "
+                      "send` printed)";
   case XFER_CODE_STOPPED:
     return "the sender stopped (interrupted)";
   case XFER_CODE_BUSY:
