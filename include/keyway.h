@@ -165,6 +165,23 @@ KW_EXTERN kw_err kw_ticket_encode(const kw_endpoint_addr *a, char *out,
 KW_EXTERN kw_err kw_ticket_decode(const char *s, kw_endpoint_addr *a,
                                   const char **why);
 
+/* A ticket may also carry an application token: 1..KW_TICKET_TOKEN_MAX
+ * opaque bytes that the dialer hands to the application it dials (e.g. the
+ * secret capability of one `keyway send` share). The library never
+ * interprets or sends it by itself; kw_ticket_decode skips it. */
+#define KW_TICKET_TOKEN_MAX 16
+/* As kw_ticket_encode, plus `token` (token_len 0: none, as
+ * kw_ticket_encode). KW_ERR_INVALID_ARG for token_len above the maximum. */
+KW_EXTERN kw_err kw_ticket_encode_token(const kw_endpoint_addr *a,
+                                        const uint8_t *token,
+                                        size_t token_len, char *out,
+                                        size_t outlen);
+/* As kw_ticket_decode, plus the token into `token` with its length in
+ * `*token_len` (0 when the ticket has none; both may be NULL). */
+KW_EXTERN kw_err kw_ticket_decode_token(const char *s, kw_endpoint_addr *a,
+                                        uint8_t token[KW_TICKET_TOKEN_MAX],
+                                        size_t *token_len, const char **why);
+
 /* ------------------------------------------------------------------------ */
 /* Logging                                                                   */
 

@@ -5,9 +5,10 @@
  *   field    = type u8 | len u8 | value [len]
  *   checksum = first 4 bytes of BLAKE2b-256 over everything before it
  *
- * Field types: 1 relay URL, 4 IPv4 address (ip[4] port be16), 6 IPv6
- * address (ip[16] port be16); types >= 128 are skipped, other unknown types
- * are rejected. docs/protocol/tickets.md is the full description. The
+ * Field types: 1 relay URL, 2 application token (1..16 opaque bytes, e.g.
+ * the capability of one `keyway send` share), 4 IPv4 address (ip[4] port
+ * be16), 6 IPv6 address (ip[16] port be16); types >= 128 are skipped, other
+ * unknown types are rejected. docs/protocol/tickets.md is the full description. The
  * encoder enforces every rule the decoder checks, so whatever encodes also
  * decodes.
  */
@@ -25,6 +26,7 @@
 #define CHECKSUM_LEN 4
 
 #define FIELD_RELAY 1
+#define FIELD_TOKEN 2
 #define FIELD_IPV4 4
 #define FIELD_IPV6 6
 #define FIELD_SKIPPABLE 128 /* types from here on are ignored if unknown */
@@ -73,8 +75,17 @@ static const char *check_addr(const kw_sockaddr *addrs, size_t n) {
 }
 
 kw_err kw_ticket_encode(const kw_endpoint_addr *a, char *out, size_t outlen) {
-  if (!a || !out)
+  return kw_ticket_encode_token(a, NULL, 0, out, outlen);
+}
+
+kw_err kw_ticket_encode_token(const kw_endpoint_addr *a, const uint8_t *token,
+                              size_t token_len, char *out, size_t outlen) {
+  if (!a || !out || (token_len && !token) ||
+      token_len > KW_TICKET_TOKEN_MAX) {
+    if (out && outlen)
+      out[0] = '\0';
     return KW_ERR_INVALID_ARG;
+  }
   if (outlen)
     out[0] = '\0';
   if (sodium_init() < 0)
@@ -98,6 +109,11 @@ kw_err kw_ticket_encode(const kw_endpoint_addr *a, char *out, size_t outlen) {
     kw__wbuf_u8(&w, FIELD_RELAY);
     kw__wbuf_u8(&w, (uint8_t)ulen);
     kw__wbuf_bytes(&w, a->relay_url, ulen);
+  }
+  if (token_len) {
+    kw__wbuf_u8(&w, FIELD_TOKEN);
+    kw__wbuf_u8(&w, (uint8_t)token_len);
+    kw__wbuf_bytes(&w, token, token_len);
   }
   for (size_t i = 0; i < a->n_addrs; i++) {
     const kw_sockaddr *s = &a->addrs[i];
@@ -133,8 +149,9 @@ static bool is_space(char c) {
 }
 
 /* Parses the fields between the id and the checksum into `a`. */
-static const char *parse_fields(kw__rbuf *r, kw_endpoint_addr *a) {
-  bool have_relay = false;
+static const char *parse_fields(kw__rbuf *r, kw_endpoint_addr *a,
+                                uint8_t *token, size_t *token_len) {
+  bool have_relay = false, have_token = false;
   while (kw__rbuf_left(r) > 0) {
     uint8_t type = kw__rbuf_u8(r);
     uint8_t len = kw__rbuf_u8(r);
@@ -150,6 +167,14 @@ static const char *parse_fields(kw__rbuf *r, kw_endpoint_addr *a) {
       memcpy(a->relay_url, v, len);
       a->relay_url[len] = '\0';
       have_relay = true;
+    } else if (type == FIELD_TOKEN) {
+      if (have_token)
+        return "more than one token";
+      if (len == 0 || len > KW_TICKET_TOKEN_MAX)
+        return "bad token length";
+      memcpy(token, v, len);
+      *token_len = len;
+      have_token = true;
     } else if (type == FIELD_IPV4 || type == FIELD_IPV6) {
       size_t iplen = type == FIELD_IPV4 ? 4 : 16;
       if (len != iplen + 2)
@@ -173,7 +198,8 @@ static const char *parse_fields(kw__rbuf *r, kw_endpoint_addr *a) {
 }
 
 /* Decodes a trimmed ticket text; returns NULL or the defect. */
-static const char *decode(const char *t, size_t len, kw_endpoint_addr *a) {
+static const char *decode(const char *t, size_t len, kw_endpoint_addr *a,
+                          uint8_t *token, size_t *token_len) {
   if (len == 0)
     return "empty ticket";
   if (len > KW_TICKET_MAX - 1)
@@ -203,10 +229,18 @@ static const char *decode(const char *t, size_t len, kw_endpoint_addr *a) {
   kw__rbuf_copy(&r, a->id, KW_ID_LEN);
   if (!crypto_core_ed25519_is_valid_point(a->id))
     return "invalid endpoint id";
-  return parse_fields(&r, a);
+  return parse_fields(&r, a, token, token_len);
 }
 
 kw_err kw_ticket_decode(const char *s, kw_endpoint_addr *a, const char **why) {
+  return kw_ticket_decode_token(s, a, NULL, NULL, why);
+}
+
+kw_err kw_ticket_decode_token(const char *s, kw_endpoint_addr *a,
+                              uint8_t token[KW_TICKET_TOKEN_MAX],
+                              size_t *token_len, const char **why) {
+  if (token_len)
+    *token_len = 0;
   if (why)
     *why = NULL;
   if (!s || !a) {
@@ -226,12 +260,20 @@ kw_err kw_ticket_decode(const char *s, kw_endpoint_addr *a, const char **why) {
     len--;
   kw_endpoint_addr tmp;
   memset(&tmp, 0, sizeof(tmp));
-  const char *defect = decode(s, len, &tmp);
+  uint8_t tok[KW_TICKET_TOKEN_MAX];
+  size_t tlen = 0;
+  const char *defect = decode(s, len, &tmp, tok, &tlen);
   if (defect) {
+    sodium_memzero(tok, sizeof tok);
     if (why)
       *why = defect;
     return KW_ERR_BAD_TICKET;
   }
   *a = tmp;
+  if (token && token_len) {
+    memcpy(token, tok, tlen);
+    *token_len = tlen;
+  }
+  sodium_memzero(tok, sizeof tok);
   return KW_OK;
 }

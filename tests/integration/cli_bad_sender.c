@@ -17,8 +17,21 @@
  *   extra      a correct file followed by bytes nobody announced
  *   badmagic   an answer that does not start with "KWS1"
  *   nofin      like good, but never ends its direction after the ack
- * Except for nofin and short, the sender ends its direction when the
- * receiver's ack arrives, as the protocol says.
+ *   suid       "s" (directory, mode 07777) with "s/x" (file, mode 06777)
+ *   docs       "docs" (directory) with "docs/planted"
+ *   dotssh     ".ssh" with ".ssh/authorized_keys"
+ *   ctrl       a file whose name holds an ESC sequence
+ *   dupfile    "t" with the file "t/a" listed twice
+ *   longname   one file with a valid 250-byte name
+ *   many       "t" and 250,000 empty files in it (above the entry bound)
+ *   dirsbad    "t", 500 directories each with a file, the last file's hash
+ *              wrong
+ *   stall      announces 1 MiB, sends 1000 bytes, then nothing (the
+ *              connection stays up)
+ *   huge       one file of 1 PiB (more than any disk here)
+ * Except for nofin, short and stall, the sender ends its direction when the
+ * receiver's ack arrives, as the protocol says. The request is accepted
+ * with any capability (this sender has none).
  */
 #include <pthread.h>
 #include <sodium.h>
@@ -43,7 +56,7 @@ typedef struct state {
   blob out;
   size_t off;
   bool fin; /* end the stream after the blob */
-  uint8_t req[5];
+  uint8_t req[6 + 16];
   size_t reqlen;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -51,6 +64,8 @@ typedef struct state {
 } state;
 
 static void put(blob *b, const void *d, size_t n) {
+  if (n == 0)
+    return;
   if (b->len + n > b->cap) {
     size_t cap = (b->len + n) * 2;
     uint8_t *p = realloc(b->p, cap);
@@ -94,7 +109,7 @@ static void entry(blob *m, uint8_t type, uint32_t mode, uint64_t size,
 
 /* File bytes and their hash (flipped when `bad`). */
 static void content(blob *b, size_t n, uint8_t seed, bool bad) {
-  uint8_t *d = malloc(n ? n : 1);
+  uint8_t *d = calloc(1, n ? n : 1);
   if (!d)
     exit(1);
   for (size_t i = 0; i < n; i++)
@@ -147,6 +162,64 @@ static bool build(state *st) {
     memset(d, 'x', sizeof d);
     put(&data, d, sizeof d);
     st->fin = true;
+  } else if (!strcmp(mode, "suid")) {
+    put_u32(&m, 2);
+    entry(&m, 1, 07777, 0, "s");
+    entry(&m, 0, 06777, 4, "s/x");
+    content(&data, 4, 3, false);
+  } else if (!strcmp(mode, "docs") || !strcmp(mode, "dotssh")) {
+    bool ssh = !strcmp(mode, "dotssh");
+    put_u32(&m, 2);
+    entry(&m, 1, 0777, 0, ssh ? ".ssh" : "docs");
+    entry(&m, 0, 0644, 4, ssh ? ".ssh/authorized_keys" : "docs/planted");
+    content(&data, 4, 3, false);
+  } else if (!strcmp(mode, "ctrl")) {
+    put_u32(&m, 1);
+    entry(&m, 0, 0644, 4, "x\x1b]0;pwned\x07\x1b[2J");
+    content(&data, 4, 3, false);
+  } else if (!strcmp(mode, "dupfile")) {
+    put_u32(&m, 3);
+    entry(&m, 1, 0755, 0, "t");
+    entry(&m, 0, 0644, 4, "t/a");
+    entry(&m, 0, 0644, 4, "t/a");
+    content(&data, 4, 3, false);
+    content(&data, 4, 4, false);
+  } else if (!strcmp(mode, "longname")) {
+    char name[251];
+    memset(name, 'n', 250);
+    name[250] = 0;
+    put_u32(&m, 1);
+    entry(&m, 0, 0644, 4, name);
+    content(&data, 4, 3, false);
+  } else if (!strcmp(mode, "many")) {
+    put_u32(&m, 250001);
+    entry(&m, 1, 0755, 0, "t");
+    for (unsigned i = 0; i < 250000; i++) {
+      char p[16];
+      snprintf(p, sizeof p, "t/%06u", i);
+      entry(&m, 0, 0644, 0, p);
+      content(&data, 0, 0, false);
+    }
+  } else if (!strcmp(mode, "dirsbad")) {
+    put_u32(&m, 1 + 500 * 2);
+    entry(&m, 1, 0755, 0, "t");
+    for (unsigned i = 0; i < 500; i++) {
+      char p[32];
+      snprintf(p, sizeof p, "t/d%03u", i);
+      entry(&m, 1, 0755, 0, p);
+      snprintf(p, sizeof p, "t/d%03u/f", i);
+      entry(&m, 0, 0644, 4, p);
+      content(&data, 4, (uint8_t)i, i == 499);
+    }
+  } else if (!strcmp(mode, "stall")) {
+    put_u32(&m, 1);
+    entry(&m, 0, 0644, FILE_SIZE, "f.bin");
+    uint8_t d[1000];
+    memset(d, 'x', sizeof d);
+    put(&data, d, sizeof d);
+  } else if (!strcmp(mode, "huge")) {
+    put_u32(&m, 1);
+    entry(&m, 0, 0644, (uint64_t)1 << 50, "f.bin");
   } else if (!strcmp(mode, "badmagic")) {
     put(&st->out, "HTTP/1.1 200 OK\r\n\r\n", 19);
     return true;
@@ -179,13 +252,18 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
                     void *u) {
   state *st = u;
   (void)fin;
-  size_t before = st->reqlen;
-  while (n && st->reqlen < sizeof st->req) {
+  /* "KWS1" | 2 | length | capability */
+  size_t before = st->reqlen, want = 6;
+  for (;;) {
+    if (st->reqlen >= 6)
+      want = 6 + (st->req[5] <= 16 ? st->req[5] : 0);
+    if (!n || st->reqlen >= want)
+      break;
     st->req[st->reqlen++] = *d++;
     n--;
   }
-  if (before < sizeof st->req && st->reqlen == sizeof st->req) {
-    if (memcmp(st->req, "KWS1\x01", 5) != 0) {
+  if (before < want && st->reqlen == want) {
+    if (memcmp(st->req, "KWS1\x02", 5) != 0) {
       fprintf(stderr, "cli_bad_sender: unexpected request\n");
       kw_stream_reset(s, 1);
       return;
@@ -193,7 +271,8 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     pump(s, st);
   }
   /* the ack (or anything after the request) */
-  if (n && st->off == st->out.len && !st->fin && strcmp(st->mode, "nofin")) {
+  if (n && st->off == st->out.len && !st->fin && strcmp(st->mode, "nofin") &&
+      strcmp(st->mode, "stall")) {
     st->fin = true;
     kw_stream_finish(s);
   }
@@ -201,7 +280,7 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
 
 static void on_writable(kw_stream *s, void *u) {
   state *st = u;
-  if (st->reqlen == sizeof st->req)
+  if (st->reqlen >= 6 && st->reqlen == 6 + (size_t)st->req[5])
     pump(s, st);
 }
 

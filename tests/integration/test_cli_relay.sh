@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The keyway CLI with a keyway-relay on loopback: netcheck's JSON report
 # (DESIGN section 13 fields), a ticket that names the home relay, receive
-# and connect by bare endpoint id (resolved at the relay's lookup store),
+# by id + capability and connect by bare endpoint id (resolved at the
+# relay's lookup store; receive by bare id alone is refused),
 # an unknown id, and --no-relay. Only 127.0.0.1 is used.
 . "$(dirname "$0")/cli_lib.sh"
 RELAY=$BUILD/keyway-relay
@@ -48,8 +49,9 @@ set -e
 check "netcheck (text): exit 0, UDP yes, home relay named" \
   bash -c "[ $rc -eq 0 ] && grep -q '^UDP: *yes' '$WORK/nc.txt' && grep -qF 'home relay:          $url' '$WORK/nc.txt'"
 
-# a sender with a relay: its ticket names the relay; a receiver dials the
-# bare id, resolved at the relay
+# a sender with a relay: its ticket names the relay; a receiver dials a
+# ticket of nothing but the id and the share's capability, resolved at the
+# relay; the bare id alone gets nothing (a share needs its ticket)
 head -c 5M /dev/urandom >"$WORK/f.bin"
 "$KW" send --ephemeral --json "${R[@]}" --ticket-file "$WORK/t" "$WORK/f.bin" 2>"$WORK/s.err" &
 spid=$!
@@ -64,13 +66,21 @@ s = t[3:].upper()
 p = base64.b32decode(s + '=' * (-len(s) % 8))
 assert url.encode() in p, p
 EOF"
+idonly=$("$BUILD/tests/ticket_tool" idonly "$(cat "$WORK/t")")
 set +e
-timeout 60 "$KW" receive --ephemeral --json "${R[@]}" -o "$WORK/o1" "$id" 2>"$WORK/r1.err"
+timeout 60 "$KW" receive --ephemeral --json "${R[@]}" -o "$WORK/o1" "$idonly" 2>"$WORK/r1.err"
 rc=$?
 set -e
-check "receive by bare id through the lookup store: exit 0" test "$rc" -eq 0
-check "receive by bare id: file equal" cmp -s "$WORK/f.bin" "$WORK/o1/f.bin"
-check "receive by bare id: connected to that id" grep -q "\"event\":\"connected\",\"remote\":\"$id\"" "$WORK/r1.err"
+check "receive by id + capability through the lookup store: exit 0" test "$rc" -eq 0
+check "receive by id + capability: file equal" cmp -s "$WORK/f.bin" "$WORK/o1/f.bin"
+check "receive by id + capability: connected to that id" grep -q "\"event\":\"connected\",\"remote\":\"$id\"" "$WORK/r1.err"
+set +e
+timeout 60 "$KW" receive --ephemeral "${R[@]}" -o "$WORK/o1b" "$id" 2>"$WORK/r1b.err"
+rc=$?
+set -e
+check "receive by bare id: exit 1, not valid for the share" \
+  bash -c "[ $rc -eq 1 ] && grep -q 'this ticket is not valid for the share' '$WORK/r1b.err'"
+check "receive by bare id: nothing received" test ! -e "$WORK/o1b/f.bin"
 set +e
 timeout 30 "$KW" ping --ephemeral -q -c 1 "${R[@]}" "$id" >"$WORK/p.out" 2>"$WORK/p.err"
 rc=$?

@@ -235,6 +235,81 @@ static void test_skips_high_unknown_fields(void **state) {
   assert_string_equal(a.relay_url, "");
 }
 
+/* The application token (field type 2): round trip, the largest ticket with
+ * the largest token still fits, kw_ticket_decode skips it, old tickets
+ * decode with no token, and malformed token fields are refused. */
+static void test_token(void **state) {
+  (void)state;
+  kw_endpoint_addr a, b;
+  char text[KW_TICKET_MAX];
+  uint8_t tok[KW_TICKET_TOKEN_MAX], got[KW_TICKET_TOKEN_MAX];
+  size_t glen = 99;
+  for (size_t i = 0; i < sizeof tok; i++)
+    tok[i] = (uint8_t)(0xa0 + i);
+  sample(&a, 3, true);
+  assert_int_equal(kw_ticket_encode_token(&a, tok, sizeof tok, text,
+                                          sizeof text),
+                   KW_OK);
+  assert_int_equal(kw_ticket_decode_token(text, &b, got, &glen, NULL), KW_OK);
+  assert_addr_equal(&a, &b);
+  assert_int_equal(glen, sizeof tok);
+  assert_memory_equal(got, tok, sizeof tok);
+  memset(&b, 0, sizeof b);
+  assert_int_equal(kw_ticket_decode(text, &b, NULL), KW_OK);
+  assert_addr_equal(&a, &b);
+  /* no token: the same text as kw_ticket_encode */
+  char plain[KW_TICKET_MAX];
+  assert_int_equal(kw_ticket_encode_token(&a, NULL, 0, text, sizeof text),
+                   KW_OK);
+  assert_int_equal(kw_ticket_encode(&a, plain, sizeof plain), KW_OK);
+  assert_string_equal(text, plain);
+  /* an old ticket: decodes, no token */
+  glen = 99;
+  assert_int_equal(kw_ticket_decode_token(VECTOR_TICKET, &b, got, &glen, NULL),
+                   KW_OK);
+  assert_int_equal(glen, 0);
+  /* too long a token */
+  uint8_t big[KW_TICKET_TOKEN_MAX + 1] = {0};
+  assert_int_equal(kw_ticket_encode_token(&a, big, sizeof big, text,
+                                          sizeof text),
+                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw_ticket_encode_token(&a, NULL, 4, text, sizeof text),
+                   KW_ERR_INVALID_ARG);
+  /* the largest ticket plus the largest token fits */
+  memset(&a, 0, sizeof(a));
+  seed_id(a.id);
+  memcpy(a.relay_url, "https://", 8);
+  memset(a.relay_url + 8, 'r', KW_MAX_RELAY_URL - 8);
+  a.relay_url[KW_MAX_RELAY_URL] = '\0';
+  for (size_t i = 0; i < KW_MAX_DIRECT_ADDRS; i++) {
+    a.addrs[i].family = 6;
+    memset(a.addrs[i].ip, 0xff, 16);
+    a.addrs[i].ip[0] = (uint8_t)i;
+    a.addrs[i].port = 65535;
+  }
+  a.n_addrs = KW_MAX_DIRECT_ADDRS;
+  assert_int_equal(kw_ticket_encode_token(&a, tok, sizeof tok, text,
+                                          sizeof text),
+                   KW_OK);
+  assert_true(strlen(text) < KW_TICKET_MAX);
+  assert_int_equal(kw_ticket_decode_token(text, &b, got, &glen, NULL), KW_OK);
+  assert_int_equal(glen, sizeof tok);
+  /* malformed token fields */
+  payload p;
+  start(&p);
+  uint8_t t0[] = {2, 0};
+  put(&p, t0, sizeof t0);
+  expect_bad_payload(&p, "bad token length");
+  start(&p);
+  uint8_t t17[2 + 17] = {2, 17};
+  put(&p, t17, sizeof t17);
+  expect_bad_payload(&p, "bad token length");
+  start(&p);
+  uint8_t t2[] = {2, 1, 7, 2, 1, 8};
+  put(&p, t2, sizeof t2);
+  expect_bad_payload(&p, "more than one token");
+}
+
 static void test_rejects_text(void **state) {
   (void)state;
   char text[KW_TICKET_MAX], big[KW_TICKET_MAX + 8];
@@ -396,7 +471,7 @@ static void test_rejects_payload(void **state) {
   expect_bad_payload(&p, "too many addresses");
 
   /* Unknown types below 128 are rejected. */
-  static const uint8_t unknown[] = {0, 2, 3, 5, 7, 127};
+  static const uint8_t unknown[] = {0, 3, 5, 7, 127};
   for (size_t i = 0; i < sizeof(unknown); i++) {
     start(&p);
     put_u8(&p, unknown[i]);
@@ -461,6 +536,7 @@ int main(void) {
       cmocka_unit_test(test_rejects_text),
       cmocka_unit_test(test_rejects_payload),
       cmocka_unit_test(test_encode_rejects),
+      cmocka_unit_test(test_token),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,14 @@
  * (xfer.h) to every receiver that holds the ticket, several at once. File
  * bytes are read from disk as the stream's send buffer drains (never a
  * whole file in memory) and hashed on the way out.
+ *
+ * Access: each run draws a random capability that only its ticket carries;
+ * a request is served only when it presents it (constant-time compare).
+ * Bounds: at most SEND_MAX_PER_CONN requests in progress per connection,
+ * SEND_MAX_PER_PEER per remote id and SEND_MAX_SERVES in all; a request
+ * beyond them is reset at once (XFER_CODE_BUSY) before it costs a buffer.
+ * SIGINT/SIGTERM close every connection with XFER_CODE_STOPPED, so
+ * receivers learn at once, and the run exits 130.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,21 +20,47 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <uthash.h>
 
 #include "common.h"
 #include "xfer.h"
 
 #define SEND_BUF (256 * 1024)
+/* Each request in progress may hold SEND_BUF here plus the library's stream
+ * send buffer (4 MiB): these keep a sender's memory to tens of MB whatever
+ * receivers do (docs/protocol/send.md). */
+#define SEND_MAX_PER_CONN 4
+#define SEND_MAX_PER_PEER 8
+#define SEND_MAX_SERVES 32
+#define SEND_MAX_SKIP_LINES 20
+
+/* A remote id with requests in progress. */
+typedef struct peer {
+  uint8_t id[KW_ID_LEN];
+  unsigned active;
+  UT_hash_handle hh;
+} peer;
+
+/* One accepted keyway/send/1 connection; freed once it is closed and none
+ * of its requests remain (the library may report either first). */
+typedef struct sconn {
+  kw_conn *conn;
+  unsigned active;
+  bool closed;
+  struct sconn *prev, *next; /* the open ones */
+} sconn;
 
 typedef enum { S_WAIT_REQ, S_SENDING, S_WAIT_ACK, S_FINISHED } serve_state;
 
 typedef struct serve {
   kw_stream *s;
+  sconn *sc;
+  peer *pr;
   serve_state st;
-  uint8_t req[5];
+  uint8_t req[6 + XFER_CAP_LEN]; /* "KWS1" op len capability */
   size_t reqlen;
-  uint8_t *head;
-  size_t headlen, headoff;
+  uint8_t head[8];
+  size_t headoff; /* of the 8-byte head, then of the shared manifest */
   size_t idx;
   int fd;
   uint64_t off;
@@ -34,6 +68,7 @@ typedef struct serve {
   uint8_t hash[XFER_HASH_LEN];
   size_t hashoff;
   bool hashing; /* the hash of entry idx is being written */
+  bool acked;   /* the receiver verified everything */
   uint8_t *buf;
   size_t buflen, bufoff;
   uint64_t sent;
@@ -44,22 +79,62 @@ static cli *C;
 static xfer_manifest M;
 static uint8_t *manifest_bytes;
 static size_t manifest_len;
-static unsigned served;
+static uint8_t capability[XFER_CAP_LEN];
+static unsigned served, skipped;
 static uint64_t total_sent;
+static peer *peers;
+static sconn *open_conns;
+static unsigned n_serves, refused;
+static bool serving;     /* the ticket is out: only a signal or --once ends */
+static bool completed;   /* --once: a receiver got it all */
+static bool interrupted; /* ended by SIGINT/SIGTERM */
 
-static void exit_stats(cli *c) { cli_emit_stats(c, total_sent, 0); }
+static void sconn_unref(sconn *sc) {
+  if (sc->closed && sc->active == 0)
+    free(sc);
+}
+
+/* Loop thread, once at the end of the run: a run that ends while serving
+ * without having completed was interrupted; every receiver hears so at once
+ * (not after an idle timeout). */
+static void exit_stats(cli *c) {
+  /* receivers still in progress (other than one that just completed,
+   * already closed with code 0) hear that the sender stopped */
+  for (sconn *sc = open_conns; sc; sc = sc->next)
+    kw_conn_close(sc->conn, XFER_CODE_STOPPED, "the sender stopped");
+  if (serving && !completed) {
+    interrupted = true;
+    if (c->json)
+      cli_fail(c, KW_ERR_CLOSED,
+               "send: interrupted; stopped serving (%u receiver%s got it all)",
+               served, served == 1 ? "" : "s");
+    else
+      cli_info(c, "send: interrupted; stopped serving (%u receiver%s got it "
+                  "all)",
+               served, served == 1 ? "" : "s");
+  }
+  cli_emit_stats(c, total_sent, 0);
+}
 
 static void serve_free(serve *sv) {
   if (sv->fd >= 0)
     close(sv->fd);
-  free(sv->head);
   free(sv->buf);
+  if (sv->pr && --sv->pr->active == 0) {
+    HASH_DEL(peers, sv->pr);
+    free(sv->pr);
+  }
+  if (sv->sc) {
+    sv->sc->active--;
+    sconn_unref(sv->sc);
+  }
+  n_serves--;
   free(sv);
 }
 
 static void serve_fail(serve *sv, const char *what) {
   cli_info(C, "send: %s", what);
-  kw_stream_reset(sv->s, 1);
+  kw_stream_reset(sv->s, XFER_CODE_FAIL);
   sv->st = S_FINISHED;
 }
 
@@ -69,11 +144,16 @@ static void pump(serve *sv) {
   size_t w;
   if (sv->st != S_SENDING)
     return;
-  if (sv->headoff < sv->headlen) {
-    kw_stream_write(s, sv->head + sv->headoff, sv->headlen - sv->headoff,
-                    false, &w);
+  /* the head, then the manifest straight from the one shared copy */
+  while (sv->headoff < 8 + manifest_len) {
+    const uint8_t *p = sv->headoff < 8 ? sv->head + sv->headoff
+                                       : manifest_bytes + (sv->headoff - 8);
+    size_t left = sv->headoff < 8 ? 8 - sv->headoff
+                                  : manifest_len - (sv->headoff - 8);
+    w = 0;
+    kw_stream_write(s, p, left, false, &w);
     sv->headoff += w;
-    if (sv->headoff < sv->headlen)
+    if (w < left)
       return;
   }
   while (sv->idx < M.n) {
@@ -134,20 +214,59 @@ static void pump(serve *sv) {
 
 static void on_opened(kw_stream *s, void *u) {
   (void)u;
-  if (strcmp(kw_conn_alpn(kw_stream_conn(s)), CLI_ALPN_SEND) != 0) {
-    kw_stream_reset(s, 1);
+  kw_conn *conn = kw_stream_conn(s);
+  sconn *sc = kw_conn_get_user(conn);
+  if (!sc || strcmp(kw_conn_alpn(conn), CLI_ALPN_SEND) != 0) {
+    kw_stream_reset(s, XFER_CODE_FAIL);
+    return;
+  }
+  uint8_t rid[KW_ID_LEN];
+  kw_conn_remote_id(conn, rid);
+  peer *pr = NULL;
+  HASH_FIND(hh, peers, rid, KW_ID_LEN, pr);
+  const char *limit = NULL;
+  if (sc->active >= SEND_MAX_PER_CONN)
+    limit = "per connection";
+  else if (pr && pr->active >= SEND_MAX_PER_PEER)
+    limit = "per peer";
+  else if (n_serves >= SEND_MAX_SERVES)
+    limit = "in all";
+  if (limit) {
+    /* refused at once: no buffer, no manifest, nothing queued */
+    refused++;
+    if (C->verbosity > 0) {
+      char idt[KW_ID_STRLEN + 1];
+      cli_info(C, "send: refused a request from %.10s: too many at once (%s)",
+               cli_id(rid, idt), limit);
+    }
+    kw_stream_reset(s, XFER_CODE_BUSY);
     return;
   }
   serve *sv = calloc(1, sizeof *sv);
-  if (!sv) {
-    kw_stream_reset(s, 1);
+  if (!pr && sv) {
+    pr = calloc(1, sizeof *pr);
+    if (pr) {
+      memcpy(pr->id, rid, KW_ID_LEN);
+      HASH_ADD(hh, peers, id, KW_ID_LEN, pr);
+    }
+  }
+  if (!sv || !pr) {
+    free(sv);
+    kw_stream_reset(s, XFER_CODE_FAIL);
     return;
   }
   sv->s = s;
   sv->fd = -1;
+  sv->sc = sc;
+  sv->pr = pr;
+  sc->active++;
+  pr->active++;
+  n_serves++;
   kw_stream_set_user(s, sv);
 }
 
+/* The request: "KWS1" | op | capability length | capability. Anything but
+ * this share's capability gets nothing but a reset and a close. */
 static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
                     void *u) {
   (void)u;
@@ -156,20 +275,42 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
   if (!sv)
     return;
   if (sv->st == S_WAIT_REQ) {
-    while (n && sv->reqlen < sizeof sv->req) {
+    size_t want = 6;
+    for (;;) {
+      if (sv->reqlen >= 6)
+        want = 6 + (sv->req[5] <= XFER_CAP_LEN ? sv->req[5] : 0);
+      if (!n || sv->reqlen >= want)
+        break;
       sv->req[sv->reqlen++] = *d++;
       n--;
     }
-    if (sv->reqlen < sizeof sv->req)
-      return;
-    if (memcmp(sv->req, XFER_MAGIC, 4) != 0 || sv->req[4] != XFER_OP_GET) {
+    if (sv->reqlen >= 5 && (memcmp(sv->req, XFER_MAGIC, 4) != 0 ||
+                            (sv->req[4] != XFER_OP_GET_CAP &&
+                             sv->req[4] != XFER_OP_GET))) {
       serve_fail(sv, "a receiver sent an unknown request");
       return;
     }
-    sv->headlen = 8 + manifest_len;
-    sv->head = malloc(sv->headlen);
+    bool denied = sv->reqlen >= 5 && sv->req[4] == XFER_OP_GET;
+    if (!denied && sv->reqlen < want)
+      return;
+    denied = denied || sv->req[5] != XFER_CAP_LEN ||
+             sodium_memcmp(sv->req + 6, capability, XFER_CAP_LEN) != 0;
+    if (denied) {
+      uint8_t rid[KW_ID_LEN];
+      char idt[KW_ID_STRLEN + 1];
+      kw_conn *conn = kw_stream_conn(s);
+      kw_conn_remote_id(conn, rid);
+      cli_info(C, "send: refused %.10s: its ticket is not the one of this "
+                  "share",
+               cli_id(rid, idt));
+      kw_stream_reset(s, XFER_CODE_DENIED);
+      sv->st = S_FINISHED;
+      kw_conn_close(conn, XFER_CODE_DENIED,
+                    "this ticket is not valid for the share");
+      return;
+    }
     sv->buf = malloc(SEND_BUF);
-    if (!sv->head || !sv->buf) {
+    if (!sv->buf) {
       serve_fail(sv, "out of memory");
       return;
     }
@@ -178,7 +319,6 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     sv->head[5] = (uint8_t)(manifest_len >> 16);
     sv->head[6] = (uint8_t)(manifest_len >> 8);
     sv->head[7] = (uint8_t)manifest_len;
-    memcpy(sv->head + 8, manifest_bytes, manifest_len);
     sv->st = S_SENDING;
     sv->t0 = cli_now();
     pump(sv);
@@ -190,6 +330,7 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     }
     kw_stream_finish(s);
     sv->st = S_FINISHED;
+    sv->acked = true;
     total_sent += sv->sent;
     uint8_t rid[KW_ID_LEN];
     kw_path_info pi;
@@ -216,21 +357,60 @@ static void on_closed(kw_stream *s, kw_err err, uint64_t code, void *u) {
     return;
   /* the receiver's acknowledgement is the success; a close racing our
    * fin's ACK does not undo it */
-  bool ok = sv->st == S_FINISHED && sv->sent == M.total;
+  bool ok = sv->acked && sv->sent == M.total;
   kw_conn *conn = kw_stream_conn(s);
   serve_free(sv);
   kw_stream_set_user(s, NULL);
   if (ok) {
     kw_conn_close(conn, 0, "done");
-    if (C->once)
+    if (C->once) {
+      completed = true;
       cli_done(C, 0);
+    }
   }
 }
 
 static void on_accepted(kw_conn *conn, void *u) {
   (void)u;
-  if (strcmp(kw_conn_alpn(conn), CLI_ALPN_SEND) == 0)
-    cli_emit_connected(C, conn);
+  if (strcmp(kw_conn_alpn(conn), CLI_ALPN_SEND) != 0)
+    return;
+  sconn *sc = calloc(1, sizeof *sc);
+  if (!sc) {
+    kw_conn_close(conn, XFER_CODE_FAIL, "out of memory");
+    return;
+  }
+  sc->conn = conn;
+  sc->next = open_conns;
+  if (open_conns)
+    open_conns->prev = sc;
+  open_conns = sc;
+  kw_conn_set_user(conn, sc);
+  cli_emit_connected(C, conn);
+}
+
+static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
+                           void *u) {
+  (void)err;
+  (void)code;
+  (void)u;
+  sconn *sc = kw_conn_get_user(conn);
+  if (!sc)
+    return;
+  kw_conn_set_user(conn, NULL);
+  if (sc->prev)
+    sc->prev->next = sc->next;
+  else
+    open_conns = sc->next;
+  if (sc->next)
+    sc->next->prev = sc->prev;
+  sc->closed = true;
+  sconn_unref(sc);
+}
+
+static void on_skip(const char *path, const char *why, void *arg) {
+  cli *c = arg;
+  if (skipped++ < SEND_MAX_SKIP_LINES)
+    cli_info(c, "send: skipped %s: %s", path, why);
 }
 
 static void on_path(kw_conn *conn, const kw_path_info *p, void *u) {
@@ -253,9 +433,19 @@ int cmd_send(cli *c) {
   /* each receiver may hold a 256 KiB read buffer and a stream send buffer */
   c->max_conns = 64;
   char bad[4096] = "";
-  if (xfer_scan(c->pos[0], &M, bad, sizeof bad) != 0)
+  const char *why = NULL;
+  errno = 0;
+  if (xfer_scan(c->pos[0], &M, bad, sizeof bad, &why, on_skip, c) != 0) {
+    int err = errno;
+    xfer_free(&M);
     return cli_fail(c, KW_ERR_IO, "send: %s: %s", bad[0] ? bad : c->pos[0],
-                    strerror(errno));
+                    why ? why : strerror(err ? err : EIO));
+  }
+  if (skipped > SEND_MAX_SKIP_LINES)
+    cli_info(c, "send: skipped %u more", skipped - SEND_MAX_SKIP_LINES);
+  randombytes_buf(capability, sizeof capability);
+  c->ticket_token = capability;
+  c->ticket_token_len = sizeof capability;
   manifest_bytes = xfer_encode(&M, &manifest_len);
   if (!manifest_bytes || manifest_len > XFER_MAX_MANIFEST)
     return cli_fail(c, KW_ERR_NOMEM, "send: the file list is too large");
@@ -266,6 +456,7 @@ int cmd_send(cli *c) {
   cbs.stream_data = on_data;
   cbs.stream_writable = on_writable;
   cbs.stream_closed = on_closed;
+  cbs.conn_closed = on_conn_closed;
   cbs.path_changed = on_path;
   cbs.datagram = on_dgram;
   int rc = cli_start_endpoint(c, alpns, &cbs, NULL);
@@ -275,11 +466,19 @@ int cmd_send(cli *c) {
     cli_done(c, rc);
     cli_wait(c);
   } else {
-    cli_info(c, "serving %s: %zu entries, %llu bytes%s", c->pos[0], M.n,
-             (unsigned long long)M.total,
+    cli_info(c, "serving %s: %zu entr%s, %llu byte%s%s", c->pos[0], M.n,
+             M.n == 1 ? "y" : "ies", (unsigned long long)M.total,
+             M.total == 1 ? "" : "s",
              c->once ? " (until one receiver has it all)" : "");
+    serving = true;
     rc = cli_wait(c);
+    if (interrupted)
+      rc = 130; /* as shells expect of an interrupt */
+    if (refused && c->verbosity > 0)
+      cli_info(c, "send: %u request%s refused as too many at once", refused,
+               refused == 1 ? "" : "s");
   }
+  sodium_memzero(capability, sizeof capability);
   free(manifest_bytes);
   xfer_free(&M);
   return rc;

@@ -325,7 +325,7 @@ int cli_parse_target(cli *c, const char *s, kw_endpoint_addr *a) {
 
 /* ---- events --------------------------------------------------------------------- */
 
-static int write_atomic(const char *path, const char *text) {
+static int write_atomic(const char *path, const char *text, mode_t mode) {
   char tmp[4200];
   if (snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= (int)sizeof tmp)
     return -1;
@@ -333,7 +333,7 @@ static int write_atomic(const char *path, const char *text) {
   if (fd < 0)
     return -1;
   size_t n = strlen(text);
-  bool ok = write(fd, text, n) == (ssize_t)n && fchmod(fd, 0644) == 0;
+  bool ok = write(fd, text, n) == (ssize_t)n && fchmod(fd, mode) == 0;
   ok = close(fd) == 0 && ok;
   if (!ok || rename(tmp, path) != 0) {
     unlink(tmp);
@@ -361,7 +361,8 @@ int cli_emit_ticket(cli *c) {
   char t[KW_TICKET_MAX];
   kw_err e = kw_endpoint_get_addr(c->ep, &a);
   if (e == KW_OK)
-    e = kw_ticket_encode(&a, t, sizeof t);
+    e = kw_ticket_encode_token(&a, c->ticket_token, c->ticket_token_len, t,
+                               sizeof t);
   if (e != KW_OK)
     return cli_fail(c, e, "cannot make a ticket: %s", kw_strerror(e));
   if (c->json)
@@ -371,7 +372,9 @@ int cli_emit_ticket(cli *c) {
   if (c->ticket_file) {
     char line[KW_TICKET_MAX + 2];
     snprintf(line, sizeof line, "%s\n", t);
-    if (write_atomic(c->ticket_file, line) != 0)
+    /* a ticket with a capability is a secret: owner only */
+    if (write_atomic(c->ticket_file, line,
+                     c->ticket_token_len ? 0600 : 0644) != 0)
       return cli_fail(c, KW_ERR_IO, "--ticket-file %s: %s", c->ticket_file,
                       strerror(errno));
   }

@@ -65,6 +65,11 @@ typedef struct cli {
    * closes): emits the final stats event. */
   void (*exit_hook)(struct cli *c);
   bool hook_done;
+  /* send: the share's capability, carried in the ticket as its token */
+  const uint8_t *ticket_token;
+  size_t ticket_token_len;
+  bool force;       /* receive --force: replace what exists */
+  bool no_progress; /* receive --no-progress */
 } cli;
 
 typedef int (*cli_cmd_fn)(cli *c);

@@ -25,7 +25,7 @@ static const subcmd cmds[] = {
      "connect to a ticket or endpoint id; join stdin/stdout to one stream"},
     {"send", cmd_send, "PATH [--once]",
      "serve a file or directory to whoever holds the ticket"},
-    {"receive", cmd_receive, "TICKET [-o DIR]",
+    {"receive", cmd_receive, "TICKET [-o DIR] [--force] [--no-progress]",
      "download what a ticket offers, verified, written atomically"},
     {"ping", cmd_ping, "TARGET [-c N]",
      "QUIC round trips: path kind, address and RTT per ping"},
@@ -73,6 +73,8 @@ static void usage(FILE *f) {
       "  --timeout SECS     give up connecting after SECS (default 10)\n"
       "  --once             listen/send: exit after one peer is done\n"
       "  -o, --out DIR      receive: where to write (default .)\n"
+      "  --force            receive: replace files and directories that exist\n"
+      "  --no-progress      receive: no progress bar on a terminal\n"
       "  -c, --count N      ping: how many pings (default 4)\n"
       "  --json             stderr carries one JSON object per line\n"
       "  -v, --verbose      more detail (-vv: debug); -q, --quiet: less\n"
@@ -98,6 +100,8 @@ enum {
   O_DENY_IFACE,
   O_ALLOW_PREFIX,
   O_DENY_PREFIX,
+  O_FORCE,
+  O_NO_PROGRESS,
 };
 
 static const struct option long_opts[] = {
@@ -117,6 +121,8 @@ static const struct option long_opts[] = {
     {"deny-iface", required_argument, NULL, O_DENY_IFACE},
     {"allow-prefix", required_argument, NULL, O_ALLOW_PREFIX},
     {"deny-prefix", required_argument, NULL, O_DENY_PREFIX},
+    {"force", no_argument, NULL, O_FORCE},
+    {"no-progress", no_argument, NULL, O_NO_PROGRESS},
     {"out", required_argument, NULL, 'o'},
     {"count", required_argument, NULL, 'c'},
     {"verbose", no_argument, NULL, 'v'},
@@ -188,6 +194,12 @@ static int parse(cli *c, int argc, char **argv) {
       break;
     case 'o':
       c->out_dir = optarg;
+      break;
+    case O_FORCE:
+      c->force = true;
+      break;
+    case O_NO_PROGRESS:
+      c->no_progress = true;
       break;
     case 'c':
       c->count = strtol(optarg, &end, 10);
