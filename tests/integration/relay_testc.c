@@ -62,6 +62,9 @@ struct tc {
   int close_code; /* CLOSE frame code seen, -1 none */
   frame_fn on_frame;
   void (*on_ready)(tc *c);
+  /* sees the challenge and the answer about to go; true: do not send */
+  bool (*on_challenge)(tc *c, const kw__relay_msg *ch, kw__relay_msg *auth);
+  bool v1; /* upgrade with keyway-relay-v1 and sign the challenge alone */
   /* counters */
   uint64_t rx_pkts, rx_bytes;
   bool writable_wait;
@@ -72,7 +75,8 @@ static struct {
   uv_loop_t loop;
   kw_sockaddr relay;
   const char *ca;
-  char host[64]; /* the relay's IP as text: TLS name check and Host */
+  char host[64];     /* the relay's IP as text: TLS name check and Host */
+  char host_hdr[80]; /* the Host header sent: "ip:port" (signed in v2) */
   uv_timer_t guard;
   tc *cs;
   size_t n;
@@ -152,7 +156,17 @@ static void handle_frame(tc *c, const kw__relay_frame *f) {
     memcpy(ch, m.challenge, sizeof ch);
     if (c->mb == MB_BAD_SIG)
       ch[0] ^= 1; /* signs another challenge */
-    kw__relay_auth_sign(c->sk, ch, a.sig);
+    if (c->v1 || m.version == KW_RELAY_VERSION_V1) {
+      kw__relay_auth_sign(c->sk, ch, a.sig);
+    } else {
+      uint8_t ex[KW_RELAY_EXPORTER_LEN];
+      if (kw__tls_stream_exporter(c->s, KW_RELAY_EXPORTER_LABEL, ex,
+                                  sizeof ex) != KW_OK)
+        FAILF("exporter");
+      kw__relay_auth2_sign(c->sk, ch, ex, g.host_hdr, a.sig);
+    }
+    if (c->on_challenge && c->on_challenge(c, &m, &a))
+      return;
     send_msg(c, &a);
     return;
   }
@@ -198,7 +212,9 @@ static void on_open(kw__tls_stream *s, void *ud) {
   }
   char req[512];
   size_t n;
-  if (kw__relay_http_req_build(g.host, req, sizeof req, &n) != KW_OK)
+  if (kw__relay_http_req_build_version(
+          g.host_hdr, c->v1 ? KW_RELAY_VERSION_V1 : KW_RELAY_VERSION, req,
+          sizeof req, &n) != KW_OK)
     FAILF("request build");
   (void)s;
   send_raw(c, req, n);
@@ -665,8 +681,8 @@ static void lk_request(tc *c, bool put, unsigned long path_seed,
 /* Sends request number `step`; returns the status it expects. */
 static bool lk_evict;
 
-/* With --max-records 2: the record that expires first makes room; a new
- * record that would expire even sooner is refused (507). */
+/* With --max-records 2 and no client connected: the record stored longest
+ * ago makes room, whatever the TTLs. */
 static int lk_send_evict(tc *c, int step) {
   static uint8_t rec[KW_RECORD_MAX_LEN];
   uint64_t now = unix_us();
@@ -680,7 +696,7 @@ static int lk_send_evict(tc *c, int step) {
     n = make_record(12, now, 120, rec);
     lk_request(c, true, 12, rec, n);
     return 204;
-  case 2: /* full: evicts 11 (expires first) */
+  case 2: /* full: evicts 11 (stored first) */
     n = make_record(13, now, 90, rec);
     lk_request(c, true, 13, rec, n);
     return 204;
@@ -693,12 +709,15 @@ static int lk_send_evict(tc *c, int step) {
   case 5:
     lk_request(c, false, 13, NULL, 0);
     return 200;
-  case 6: /* would expire before every stored record: refused */
+  case 6: /* a short-lived record still gets in: evicts 12 (oldest) */
     n = make_record(14, now, 30, rec);
     lk_request(c, true, 14, rec, n);
-    return 507;
+    return 204;
   case 7:
     lk_request(c, false, 14, NULL, 0);
+    return 200;
+  case 8:
+    lk_request(c, false, 12, NULL, 0);
     return 404;
   default:
     return -1;
@@ -843,6 +862,8 @@ int main(int argc, char **argv) {
       uv_ip4_name((struct sockaddr_in *)&ss, g.host, sizeof g.host);
     else
       uv_ip6_name((struct sockaddr_in6 *)&ss, g.host, sizeof g.host);
+    snprintf(g.host_hdr, sizeof g.host_hdr,
+             g.relay.family == 6 ? "[%s]:%u" : "%s:%u", g.host, g.relay.port);
   }
   const char *arg = argc > 4 ? argv[4] : NULL;
   for (size_t i = 0; i < sizeof g.pattern; i++)
