@@ -37,9 +37,10 @@
  * was accepted or the previous answer was sent (absolute, too). */
 #define KW_RS_HTTP_MS 10000
 /* Fairness in a destination's queue: once it holds more than half of
- * KW_RS_SEND_QUEUE, a packet is dropped (fair_share) when its sender
- * offered more than an equal share of the recent bytes toward that
- * destination (exponential decay, half-life KW_RS_FAIR_HALFLIFE_MS). */
+ * KW_RS_SEND_QUEUE, a packet is dropped (fair_share) unless its sender
+ * offered less than an equal share of the recent bytes toward that
+ * destination (exponential decay, half-life KW_RS_FAIR_HALFLIFE_MS; a lone
+ * sender has an equal share, so it gets the lower half only). */
 #define KW_RS_FAIR_SLOTS 8
 #define KW_RS_FAIR_HALFLIFE_MS 100
 /* PEER_GONE(not here) answers per client: at most this many per second

@@ -420,8 +420,9 @@ static void handle_auth(kw__rs_conn *c, const kw__relay_frame *f) {
 }
 
 /* Fairness toward destination d: notes `len` bytes offered by c and
- * tells whether to drop the packet because d's queue is congested and c
- * offered more than an equal share of the recent bytes toward d. */
+ * tells whether to drop the packet because d's queue is more than half
+ * full and c offered at least an equal share of the recent bytes toward d
+ * (so the upper half of every queue stays for the lighter senders). */
 static bool fair_drop(kw__rs_conn *d, const kw__rs_conn *c, size_t len) {
   uint64_t now = now_ms(d->rs);
   if (now - d->fair_ms >= KW_RS_FAIR_HALFLIFE_MS) {
@@ -461,9 +462,11 @@ static bool fair_drop(kw__rs_conn *d, const kw__rs_conn *c, size_t len) {
     active++;
   me->bytes += (double)len;
   total += (double)len;
-  if (active < 2 || kw__tls_stream_queued(d->s) <= KW_RS_SEND_QUEUE / 2)
+  if (kw__tls_stream_queued(d->s) <= KW_RS_SEND_QUEUE / 2)
     return false;
-  return me->bytes * (double)active > total;
+  /* the upper half is for senders below an equal share (a lone sender is
+   * not: the room stays free for a newcomer) */
+  return me->bytes * (double)active >= total;
 }
 
 static void forward(kw__rs_conn *c, const kw__relay_msg *m) {
