@@ -94,6 +94,7 @@ static uv_timer_t lk_timer;
 static void lk_next(tc *c);
 static void lf_send(tc *c);
 static void fair_flood(void);
+static void fl_pump(void);
 static int lk_mode; /* lookup scripts: 0 basic, 1 evict, 2 attack */
 static int lk_send_attack(tc *c, int step);
 static void finish(const char *fmt, ...)
@@ -309,6 +310,7 @@ static void tc_start(tc *c, int idx, unsigned long seed) {
   memset(c, 0, sizeof *c);
   c->idx = idx;
   c->close_code = -1;
+  c->v1 = getenv("KW_TESTC_V1") != NULL; /* talk to relays of version 1 */
   seed_key(seed, c->sk, c->id);
   kw_err e =
       kw__tls_stream_connect(&g.loop, &g.relay, g.host, g.ca, &cbs, c, &c->s);
@@ -433,6 +435,8 @@ static void on_writable(kw__tls_stream *s, void *ud) {
     tp_pump();
   else if (strcmp(g.mode, "fair") == 0)
     fair_flood();
+  else if (strncmp(g.mode, "flood-", 6) == 0)
+    fl_pump();
 }
 
 static void pair_ready(tc *c) {
@@ -870,8 +874,7 @@ static bool rp_challenge_cb(tc *c, const kw__relay_msg *ch,
     memcpy(rp_challenge, ch->challenge, sizeof rp_challenge);
     rp_have = true;
     tc_start(&g.cs[1], 1, 1); /* the client's own session */
-    g.cs[1].on_challenge = rp_challenge_cb;
-    g.cs[1].on_frame = expect_close; /* never used for auth */
+    g.cs[1].on_challenge = rp_challenge_cb; /* B never answers for itself */
     return true;
   }
   if (!rp_have)
@@ -891,6 +894,11 @@ static bool rp_challenge_cb(tc *c, const kw__relay_msg *ch,
     kw__relay_auth2_sign(c->sk, rp_challenge, ex, g.host_hdr, a.sig);
   send_msg(&g.cs[0], &a); /* replayed on A */
   return true;
+}
+
+static void rp_ready(tc *c) {
+  (void)c;
+  FAILF("the replayed answer logged in on another session");
 }
 
 static void rp_frame(tc *c, const kw__relay_msg *m) {
@@ -1128,6 +1136,51 @@ static void uf_ready(tc *c) {
   uv_timer_start(&uf_timer, uf_done, 1500, 0);
 }
 
+/* flood-stuck SECONDS / flood-unknown SECONDS (benchmarks, bench/
+ * relay_flood.sh): flood a peer that never reads, or ids nobody has, as fast
+ * as the relay takes it; prints the offered rate. */
+static double fl_secs;
+static bool fl_unknown;
+static uint64_t fl_sent;
+static void fl_pump(void) {
+  tc *f = &g.cs[fl_unknown ? 0 : 1];
+  uint8_t buf[1200], to[KW_ID_LEN];
+  memset(buf, 'x', sizeof buf);
+  memcpy(to, g.cs[0].id, KW_ID_LEN);
+  while (f->s) {
+    double el = (double)(uv_hrtime() - g.t0) / 1e9;
+    if (el >= fl_secs) {
+      printf("offered %.1f MB/s for %.1f s\n",
+             (double)fl_sent * 1237.0 / el / 1e6, el);
+      finish(NULL);
+    }
+    if (fl_unknown) {
+      to[0] = (uint8_t)fl_sent;
+      to[1] = (uint8_t)(fl_sent >> 8);
+      to[2] = 0xee;
+    }
+    kw_err e = send_pkt(f, to, buf, sizeof buf);
+    if (e == KW_ERR_FULL)
+      return;
+    if (e != KW_OK)
+      FAILF("flood send: %s", kw_errname(e));
+    fl_sent++;
+  }
+}
+static void fl_ready(tc *c) {
+  if (!fl_unknown && c->idx == 0)
+    kw__tls_stream_pause(c->s, true); /* never reads */
+  if (g.ready < g.n)
+    return;
+  g.t0 = uv_hrtime();
+  fl_pump();
+}
+static void fl_frame(tc *c, const kw__relay_msg *m) {
+  (void)m;
+  if (c->closed)
+    FAILF("client %d closed", c->idx);
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0)
@@ -1254,6 +1307,7 @@ int main(int argc, char **argv) {
     tc_start(&g.cs[0], 0, 1);
     g.cs[0].on_challenge = rp_challenge_cb;
     g.cs[0].on_frame = rp_frame;
+    g.cs[0].on_ready = rp_ready;
   } else if (strcmp(m, "v1refused") == 0) {
     tc_start(&g.cs[0], 0, 1);
     g.cs[0].v1 = true;
@@ -1294,6 +1348,16 @@ int main(int argc, char **argv) {
     tc_start(&g.cs[0], 0, 80);
     g.cs[0].on_ready = uf_ready;
     g.cs[0].on_frame = uf_frame;
+  } else if (strcmp(m, "flood-stuck") == 0 || strcmp(m, "flood-unknown") == 0) {
+    fl_secs = arg ? atof(arg) : 10;
+    fl_unknown = m[6] == 'u';
+    g.n = fl_unknown ? 1 : 2;
+    for (size_t i = 0; i < g.n; i++) {
+      tc_start(&g.cs[i], (int)i, 90 + i);
+      g.cs[i].on_ready = fl_ready;
+      g.cs[i].on_frame = fl_frame;
+    }
+    guard_ms = (uint64_t)(fl_secs * 1000) + 20000;
   } else if (strcmp(m, "keepalive") == 0) {
     tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
     g.cs[0].on_frame = ka_frame;

@@ -82,7 +82,7 @@ loris() { timeout 60 python3 "$HERE/slowloris.py" "$@"; }
 
 check "help states the new bounds" bash -c "
   h=\$('$RELAY' --help)
-  for w in '--max-pending N' 'default 1000' '--lookup-rate N' '--allow-v1-auth' '30 s ahead' '48 MiB/s'; do
+  for w in '--max-pending N' 'default 1000' '--lookup-rate N' '--allow-v1-auth' '30 s ahead' '100 MiB/s'; do
     grep -q -- \"\$w\" <<<\"\$h\" || { echo \"missing: \$w\"; exit 1; }
   done"
 
