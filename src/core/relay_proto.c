@@ -445,8 +445,8 @@ kw_err kw__relay_http_req_build_version(const char *host, int version,
   static const char a[] = "GET " KW_RELAY_HTTP_PATH " HTTP/1.1\r\nHost: ";
   static const char b2[] =
       "\r\nConnection: Upgrade\r\nUpgrade: " KW_RELAY_HTTP_TOKEN "\r\n\r\n";
-  static const char b1[] = "\r\nConnection: Upgrade\r\nUpgrade: " KW_RELAY_HTTP_TOKEN_V1
-                           "\r\n\r\n";
+  static const char b1[] =
+      "\r\nConnection: Upgrade\r\nUpgrade: " KW_RELAY_HTTP_TOKEN_V1 "\r\n\r\n";
   kw__wbuf_bytes(&w, a, sizeof(a) - 1);
   kw__wbuf_bytes(&w, host, hlen);
   if (version == KW_RELAY_VERSION_V1)

@@ -89,15 +89,15 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len) {
   b.p[0] = 0;
   static const char *drop_names[KW_RS_DROP_N] = {"queue_full", "unknown_dest",
                                                  "self", "fair_share"};
-  static const char *auth_names[KW_RS_AUTH_N] = {
-      "no_auth", "bad_signature", "not_allowed", "timeout", "malformed",
-      "v1_refused"};
+  static const char *auth_names[KW_RS_AUTH_N] = {"no_auth",     "bad_signature",
+                                                 "not_allowed", "timeout",
+                                                 "malformed",   "v1_refused"};
   static const char *proto_names[KW_RS_PROTO_N] = {
-      "bad_http", "bad_frame", "oversize_frame",
-      "tls",      "silent",    "max_clients", "max_pending", "deadline"};
+      "bad_http", "bad_frame",   "oversize_frame", "tls",
+      "silent",   "max_clients", "max_pending",    "deadline"};
   static const char *lk_names[KW_RS_LK_N] = {
-      "ok", "not_found", "stale", "bad_signature", "bad_request", "full",
-      "rate_limited"};
+      "ok",          "not_found", "stale",       "bad_signature",
+      "bad_request", "full",      "rate_limited"};
 
   metric(&b, "keyway_relay_clients", "gauge",
          "Authenticated relay clients connected now.");

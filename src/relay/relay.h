@@ -177,7 +177,7 @@ typedef struct kw__rs {
   bool tick_open;
   uint64_t started_ns;
   struct kw__rs_bucket *put_addr; /* KW_RS_PUT_ADDR_SLOTS */
-  uint8_t put_key[16];           /* keyed hash of source addresses */
+  uint8_t put_key[16];            /* keyed hash of source addresses */
   /* other modules */
   kw__rs_stun *stun;
   kw__rs_metrics_srv *metrics;

@@ -88,7 +88,7 @@ struct kw__rs_conn {
   kw_sockaddr peer;
   char host[256]; /* Host of the upgrade request (version 2 auth) */
   uint64_t t_open, t_rx, t_ping, t_auth; /* uv_now milliseconds */
-  uint64_t t_req; /* start of the current HTTP request's deadline */
+  uint64_t t_req;     /* start of the current HTTP request's deadline */
   kw__rs_bucket put;  /* lookup PUTs on this connection */
   kw__rs_bucket gone; /* PEER_GONE(not here) answers */
   fair_slot fair[KW_RS_FAIR_SLOTS];
@@ -360,8 +360,8 @@ static void handle_auth(kw__rs_conn *c, const kw__relay_frame *f) {
     ve = kw__relay_auth_verify(m.id, c->challenge, m.sig);
   } else {
     uint8_t ex[KW_RELAY_EXPORTER_LEN];
-    if (kw__tls_stream_exporter(c->s, KW_RELAY_EXPORTER_LABEL, ex,
-                                sizeof ex) == KW_OK)
+    if (kw__tls_stream_exporter(c->s, KW_RELAY_EXPORTER_LABEL, ex, sizeof ex) ==
+        KW_OK)
       ve = kw__relay_auth2_verify(m.id, c->challenge, ex, c->host, m.sig);
   }
   if (ve != KW_OK) {
@@ -650,7 +650,7 @@ static void handle_http(kw__rs_conn *c) {
         kw__rs_log(rs, KW_RS_WARN, "auth.failed", "addr=%s reason=v1_refused",
                    c->addr);
         static const char v1msg[] = "relay protocol version 1 is not "
-                                   "accepted: upgrade to keyway-relay-v2\n";
+                                    "accepted: upgrade to keyway-relay-v2\n";
         http_respond(c, 426, "text/plain", (const uint8_t *)v1msg,
                      sizeof v1msg - 1, true);
         return;

@@ -851,7 +851,8 @@ static void lk_frame(tc *c, const kw__relay_msg *m) {
     c->hlen -= r.header_len + body;
     lk_step++;
     if ((lk_step == 11 && !lk_evict) || (lk_step == 12 && lk_mode == 2))
-      lk_wait_until = uv_hrtime() + (lk_mode == 2 ? 1200000000ull : 1500000000ull);
+      lk_wait_until =
+          uv_hrtime() + (lk_mode == 2 ? 1200000000ull : 1500000000ull);
     lk_next(c);
     if (c->hlen == 0)
       return;
@@ -873,7 +874,7 @@ static bool rp_challenge_cb(tc *c, const kw__relay_msg *ch,
   if (c->idx == 0) {
     memcpy(rp_challenge, ch->challenge, sizeof rp_challenge);
     rp_have = true;
-    tc_start(&g.cs[1], 1, 1); /* the client's own session */
+    tc_start(&g.cs[1], 1, 1);               /* the client's own session */
     g.cs[1].on_challenge = rp_challenge_cb; /* B never answers for itself */
     return true;
   }

@@ -371,9 +371,12 @@ static void test_against_model(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_put_get), cmocka_unit_test(test_ordering),
-      cmocka_unit_test(test_expiry),  cmocka_unit_test(test_eviction_policy),
-      cmocka_unit_test(test_rejects), cmocka_unit_test(test_against_model),
+      cmocka_unit_test(test_put_get),
+      cmocka_unit_test(test_ordering),
+      cmocka_unit_test(test_expiry),
+      cmocka_unit_test(test_eviction_policy),
+      cmocka_unit_test(test_rejects),
+      cmocka_unit_test(test_against_model),
       cmocka_unit_test(test_pinned_survive_flood),
   };
   return cmocka_run_group_tests(tests, setup, NULL);

@@ -613,18 +613,17 @@ static void test_upgrade_request_roundtrip(void **state) {
   assert_true(r1.upgrade);
   assert_int_equal(r1.upgrade_version, 2);
   /* version 1, for relays that still take it */
-  assert_int_equal(kw__relay_http_req_build_version("h:1", 1, out, sizeof(out),
-                                                    &n),
-                   KW_OK);
+  assert_int_equal(
+      kw__relay_http_req_build_version("h:1", 1, out, sizeof(out), &n), KW_OK);
   assert_non_null(strstr(out, "Upgrade: keyway-relay-v1\r\n"));
   assert_int_equal(kw__http_req_parse((const uint8_t *)out, n, &r1), KW_OK);
   assert_int_equal(r1.upgrade_version, 1);
-  assert_int_equal(kw__relay_http_req_build_version("h:1", 3, out, sizeof(out),
-                                                    &n),
-                   KW_ERR_INVALID_ARG);
-  assert_int_equal(kw__relay_http_req_build("relay.example:8443", out,
-                                            sizeof(out), &n),
-                   KW_OK);
+  assert_int_equal(
+      kw__relay_http_req_build_version("h:1", 3, out, sizeof(out), &n),
+      KW_ERR_INVALID_ARG);
+  assert_int_equal(
+      kw__relay_http_req_build("relay.example:8443", out, sizeof(out), &n),
+      KW_OK);
   /* every prefix needs more */
   kw__http_req r;
   for (size_t i = 0; i < n; i++)
