@@ -40,6 +40,9 @@
 /* A plain HTTP request must be complete this long after the connection
  * was accepted or the previous answer was sent (absolute, too). */
 #define KW_RS_HTTP_MS 10000
+/* However many requests it completes, a connection that has not
+ * authenticated is closed this long after accept (it may reconnect). */
+#define KW_RS_PENDING_MAX_MS 30000
 /* Fairness in a destination's queue: once it holds more than half of
  * KW_RS_SEND_QUEUE, a packet is dropped (fair_share) unless its sender
  * offered less than an equal share of the recent bytes toward that

@@ -21,6 +21,8 @@
  *  - deadlines: handshake + upgrade + auth within 10 s of accept, a plain
  *    HTTP request within 10 s of accept or of the previous answer; both
  *    absolute (trickling bytes does not extend them; counted deadline);
+ *    and a connection not authenticated 30 s after accept is closed
+ *    however many requests it completed;
  *  - send queue per client: 2 MiB of TLS stream queue; a packet that does
  *    not fit is dropped (the newest one: drops{reason="queue_full"}); the
  *    sender is never slowed down by a slow receiver; once a queue is half
@@ -868,7 +870,8 @@ static void tick_cb(uv_timer_t *t) {
     case C_HTTP:
       /* absolute: from accept (TLS handshake included) or from the
        * previous answer, however bytes trickle in */
-      if (now - c->t_req > KW_RS_HTTP_MS) {
+      if (now - c->t_req > KW_RS_HTTP_MS ||
+          now - c->t_open > KW_RS_PENDING_MAX_MS) {
         rs->m.proto_err[KW_RS_PROTO_DEADLINE]++;
         kw__rs_log(rs, KW_RS_DEBUG, "conn.deadline", "addr=%s tls=%s", c->addr,
                    c->tls_open ? "open" : "handshake");
@@ -877,7 +880,8 @@ static void tick_cb(uv_timer_t *t) {
       }
       break;
     case C_AUTH:
-      if (now - c->t_req > KW_RS_AUTH_MS)
+      if (now - c->t_req > KW_RS_AUTH_MS ||
+          now - c->t_open > KW_RS_PENDING_MAX_MS)
         auth_fail(c, KW_RS_AUTH_TIMEOUT, KW_RELAY_CLOSE_TIMEOUT,
                   "no authentication in time");
       break;

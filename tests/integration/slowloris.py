@@ -2,6 +2,7 @@
 """Slowloris against keyway-relay, for test_relay_abuse.sh.
 
 usage: slowloris.py HOST:PORT CAFILE N INTERVAL_S DURATION_S
+       slowloris.py pings HOST:PORT CAFILE INTERVAL_S DURATION_S
 
 Opens N TLS connections, then trickles an HTTP request head that never
 ends, one byte per connection every INTERVAL_S seconds, for at most
@@ -18,7 +19,39 @@ import sys
 import time
 
 
+def pings():
+    """pings HOST:PORT CAFILE INTERVAL_S DURATION_S: one connection sends a
+    complete GET /ping every INTERVAL_S seconds; prints "closed after S s"
+    when the relay closes it, or "open after S s"."""
+    addr, ca, interval, duration = sys.argv[2:6]
+    host, port = addr.rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=ca)
+    s = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=5),
+                        server_hostname=host)
+    t0 = time.monotonic()
+    req = b"GET /ping HTTP/1.1\r\nHost: " + host.encode() + b"\r\n\r\n"
+    while time.monotonic() - t0 < float(duration):
+        try:
+            s.sendall(req)
+            s.settimeout(float(interval))
+            deadline = time.monotonic() + float(interval)
+            while time.monotonic() < deadline:
+                try:
+                    data = s.recv(4096)
+                except socket.timeout:
+                    break
+                if not data:
+                    raise OSError("closed")
+        except (OSError, ssl.SSLError):
+            print("closed after %.1f s" % (time.monotonic() - t0), flush=True)
+            return
+    print("open after %.1f s" % (time.monotonic() - t0), flush=True)
+
+
 def main():
+    if sys.argv[1] == "pings":
+        pings()
+        return
     addr, ca, n, interval, duration = sys.argv[1:6]
     host, port = addr.rsplit(":", 1)
     n, interval, duration = int(n), float(interval), float(duration)

@@ -92,6 +92,10 @@ check "help states the new bounds" bash -c "
 start_relay slow --max-clients 20
 loris "$ADDR_slow" "$CA_slow" 30 2 16 >"$TMP/loris.out" 2>&1 &
 LORIS=$!
+# one connection completing a GET /ping every 3 s never authenticates:
+# closed 30 s after accept all the same
+loris pings "$ADDR_slow" "$CA_slow" 3 40 >"$TMP/pings.out" 2>&1 &
+PINGS=$!
 for i in $(seq 1 100); do grep -q '^opened' "$TMP/loris.out" 2>/dev/null && break; sleep 0.05; done
 check "slowloris: all 30 trickling connections were accepted ($(head -n1 "$TMP/loris.out"))" \
   grep -qx 'opened 30' "$TMP/loris.out"
@@ -142,6 +146,14 @@ else
   bad "slowloris: deadline"; cat "$TMP/loris.out" | tail -n 5
 fi
 check "metrics: deadline closes counted" metric_ge slow 'keyway_relay_protocol_errors_total{reason="deadline"}' 30
+
+wait "$PINGS" || true
+if [[ $(cat "$TMP/pings.out") =~ closed\ after\ ([0-9.]+) ]] &&
+   awk -v a="${BASH_REMATCH[1]}" 'BEGIN { exit !(a >= 29 && a <= 34) }'; then
+  ok "an unauthenticated keep-alive connection is closed 30 s after accept ($(cat "$TMP/pings.out"))"
+else
+  bad "unauthenticated connection lifetime"; cat "$TMP/pings.out"
+fi
 
 # --max-pending caps connections that are not authenticated yet
 start_relay pend --max-pending 10
