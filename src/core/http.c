@@ -11,7 +11,7 @@
 typedef struct head {
   bool has_length;
   size_t content_length;
-  bool up_token;     /* Upgrade lists keyway-relay-v1 */
+  uint8_t up_version; /* highest keyway-relay-vN listed in Upgrade, 0 none */
   bool conn_upgrade; /* Connection lists upgrade */
   int n_host;
   char host[256];
@@ -108,7 +108,9 @@ static kw_err header_line(head *h, const uint8_t *l, size_t n, bool is_req) {
     h->host[vlen] = '\0';
   } else if (ci_equal(name, nlen, "upgrade")) {
     if (list_has(v, vlen, KW_RELAY_HTTP_TOKEN))
-      h->up_token = true;
+      h->up_version = KW_RELAY_VERSION;
+    else if (list_has(v, vlen, KW_RELAY_HTTP_TOKEN_V1) && h->up_version == 0)
+      h->up_version = KW_RELAY_VERSION_V1;
   } else if (ci_equal(name, nlen, "connection")) {
     if (list_has(v, vlen, "upgrade"))
       h->conn_upgrade = true;
@@ -243,7 +245,8 @@ kw_err kw__http_req_parse(const uint8_t *p, size_t len, kw__http_req *r) {
     return err;
   r->has_length = h.has_length;
   r->content_length = h.content_length;
-  r->upgrade = h.up_token && h.conn_upgrade;
+  r->upgrade = h.up_version && h.conn_upgrade;
+  r->upgrade_version = r->upgrade ? h.up_version : 0;
   memcpy(r->host, h.host, sizeof(r->host));
   r->header_len = hlen;
   return KW_OK;
@@ -262,7 +265,8 @@ kw_err kw__http_resp_parse(const uint8_t *p, size_t len, kw__http_resp *r) {
   }
   r->has_length = h.has_length;
   r->content_length = h.content_length;
-  r->upgrade = h.up_token && h.conn_upgrade;
+  r->upgrade = h.up_version && h.conn_upgrade;
+  r->upgrade_version = r->upgrade ? h.up_version : 0;
   r->header_len = hlen;
   return KW_OK;
 }

@@ -34,7 +34,8 @@ typedef struct kw__http_req {
   char host[256];                  /* Host header value */
   bool has_length;
   size_t content_length; /* 0 unless has_length */
-  bool upgrade;      /* "Upgrade: keyway-relay-v1" and "Connection: upgrade" */
+  bool upgrade; /* "Upgrade: keyway-relay-v2" (or -v1), "Connection: upgrade" */
+  uint8_t upgrade_version; /* 2 or 1 when upgrade (v2 if both listed) */
   size_t header_len; /* bytes of the head, blank line included */
   int status;        /* on KW_ERR_PARSE: the status to answer with */
 } kw__http_req;
@@ -51,6 +52,7 @@ kw_err kw__http_req_parse(const uint8_t *p, size_t len, kw__http_req *r);
 typedef struct kw__http_resp {
   int status; /* 100..599 */
   bool upgrade;
+  uint8_t upgrade_version;
   bool has_length;
   size_t content_length;
   size_t header_len;

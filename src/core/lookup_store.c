@@ -16,7 +16,9 @@ typedef struct entry {
   uint64_t timestamp_us;
   uint64_t expiry_us;
   size_t heap_idx;
-  uint8_t *bytes; /* the signed record as put */
+  bool pinned;               /* its id is connected: never evicted */
+  struct entry *prev, *next; /* eviction list (unpinned only), oldest first */
+  uint8_t *bytes;            /* the signed record as put */
   size_t len;
   UT_hash_handle hh;
 } entry;
@@ -26,6 +28,7 @@ struct kw__lookup_store {
   entry **heap; /* min-heap on expiry_us, `count` used of `capacity` */
   size_t count;
   size_t capacity;
+  entry *old_head, *old_tail; /* unpinned records by put order */
   uint8_t key[crypto_shorthash_KEYBYTES];
 };
 
@@ -85,9 +88,35 @@ static void heap_remove(kw__lookup_store *s, entry *e) {
   heap_down(s, last->heap_idx);
 }
 
+/* ---- eviction list ---------------------------------------------------- */
+
+static void list_unlink(kw__lookup_store *s, entry *e) {
+  if (e->prev)
+    e->prev->next = e->next;
+  else if (s->old_head == e)
+    s->old_head = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  else if (s->old_tail == e)
+    s->old_tail = e->prev;
+  e->prev = e->next = NULL;
+}
+
+static void list_append(kw__lookup_store *s, entry *e) {
+  e->next = NULL;
+  e->prev = s->old_tail;
+  if (s->old_tail)
+    s->old_tail->next = e;
+  else
+    s->old_head = e;
+  s->old_tail = e;
+}
+
 /* ---- store ------------------------------------------------------------- */
 
 static void drop(kw__lookup_store *s, entry *e) {
+  if (!e->pinned)
+    list_unlink(s, e);
   HASH_DELETE(hh, s->map, e);
   heap_remove(s, e);
   free(e->bytes);
@@ -146,6 +175,26 @@ static entry *find(kw__lookup_store *s, const uint8_t *id) {
 
 kw_err kw__lookup_store_put(kw__lookup_store *s, const uint8_t *rec, size_t len,
                             uint64_t now_us, kw__record *parsed) {
+  return kw__lookup_store_put_pinned(s, rec, len, now_us, false, parsed);
+}
+
+void kw__lookup_store_pin(kw__lookup_store *s, const uint8_t id[KW_ID_LEN],
+                          bool pinned) {
+  if (!s || !id)
+    return;
+  entry *e = find(s, id);
+  if (!e || e->pinned == pinned)
+    return;
+  e->pinned = pinned;
+  if (pinned)
+    list_unlink(s, e);
+  else
+    list_append(s, e); /* just left: the youngest of the evictable */
+}
+
+kw_err kw__lookup_store_put_pinned(kw__lookup_store *s, const uint8_t *rec,
+                                   size_t len, uint64_t now_us, bool pinned,
+                                   kw__record *parsed) {
   if (!s || (!rec && len))
     return KW_ERR_INVALID_ARG;
   kw__record r;
@@ -180,16 +229,22 @@ kw_err kw__lookup_store_put(kw__lookup_store *s, const uint8_t *rec, size_t len,
     e->expiry_us = expiry;
     heap_up(s, e->heap_idx);
     heap_down(s, e->heap_idx);
+    if (!e->pinned)
+      list_unlink(s, e);
+    e->pinned = pinned;
+    if (!pinned)
+      list_append(s, e); /* refreshed: the youngest again */
     return KW_OK;
   }
 
   if (s->count == s->capacity) {
-    entry *first = s->heap[0];
-    if (expiry < first->expiry_us) {
+    /* the oldest record of an id that is not connected makes room; when
+     * every record belongs to a connected id, nothing is evicted */
+    if (!s->old_head) {
       free(copy);
       return KW_ERR_FULL;
     }
-    drop(s, first);
+    drop(s, s->old_head);
   }
   e = calloc(1, sizeof(*e));
   if (!e) {
@@ -211,6 +266,9 @@ kw_err kw__lookup_store_put(kw__lookup_store *s, const uint8_t *rec, size_t len,
   s->count++;
   heap_set(s, s->count - 1, e);
   heap_up(s, s->count - 1);
+  e->pinned = pinned;
+  if (!pinned)
+    list_append(s, e);
   return KW_OK;
 }
 

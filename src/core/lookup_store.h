@@ -6,19 +6,25 @@
  *    than KW_LOOKUP_MAX_SKEW_US in the future, and one whose timestamp is
  *    not strictly newer than the stored record of the same id.
  *  - get drops an expired record (and answers "not found").
- *  - Overflow policy: at most `capacity` records. When full, the record
- *    that expires first is evicted to make room; if the new record would
- *    expire even sooner than that one, the new record is refused with
- *    KW_ERR_FULL instead. Expired records are always dropped first.
+ *  - Records are "pinned" while their id is connected to the relay as an
+ *    authenticated client (the relay says so: put_pinned, pin).
+ *  - Overflow policy: at most `capacity` records. Expired records are
+ *    always dropped first. When still full, the unpinned record stored
+ *    longest ago (by put order on the relay's clock, never the record's own
+ *    timestamp) is evicted; a pinned record is never evicted for another's.
+ *    When every record is pinned, the new record is refused (KW_ERR_FULL).
+ *    A record that becomes unpinned counts as stored at that moment.
  *
  * A uthash table (ids keyed through SipHash under a per-store random key,
- * so ids chosen by strangers cannot aim at one bucket) plus a binary
- * min-heap on expiry time: put, get and eviction are O(log n).
+ * so ids chosen by strangers cannot aim at one bucket), a binary min-heap
+ * on expiry time and a list of unpinned records in put order: put, get
+ * and eviction are O(log n).
  * Time is unix microseconds, passed in.
  */
 #ifndef KW_CORE_LOOKUP_STORE_H
 #define KW_CORE_LOOKUP_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +32,7 @@
 #include "core/record.h"
 
 /* Records dated further ahead than this (clock skew) are refused. */
-#define KW_LOOKUP_MAX_SKEW_US (300ull * 1000000ull)
+#define KW_LOOKUP_MAX_SKEW_US (30ull * 1000000ull)
 
 typedef struct kw__lookup_store kw__lookup_store;
 
@@ -43,6 +49,13 @@ void kw__lookup_store_free(kw__lookup_store *s);
  * decoded record whenever it decoded. */
 kw_err kw__lookup_store_put(kw__lookup_store *s, const uint8_t *rec, size_t len,
                             uint64_t now_us, kw__record *parsed);
+/* The same, with the record pinned (its id is connected) or not. */
+kw_err kw__lookup_store_put_pinned(kw__lookup_store *s, const uint8_t *rec,
+                                   size_t len, uint64_t now_us, bool pinned,
+                                   kw__record *parsed);
+/* Pins or unpins the stored record of `id` (nothing if there is none). */
+void kw__lookup_store_pin(kw__lookup_store *s, const uint8_t id[KW_ID_LEN],
+                          bool pinned);
 
 /* Copies the stored, still valid record of `id` (the signed bytes as they
  * were put) into out. Errors: KW_ERR_NOT_FOUND (none, or it expired: then

@@ -211,7 +211,7 @@ kw_err kw__relay_parse(const kw__relay_frame *f, kw__relay_msg *m) {
     m->version = kw__rbuf_u8(&r);
     kw__rbuf_copy(&r, m->challenge, KW_RELAY_CHALLENGE_LEN);
     m->time_us = kw__rbuf_u64(&r);
-    if (m->version != KW_RELAY_VERSION)
+    if (m->version != KW_RELAY_VERSION && m->version != KW_RELAY_VERSION_V1)
       return KW_ERR_PARSE;
     break;
   case KW_RELAY_CLIENT_AUTH:
@@ -268,7 +268,10 @@ kw_err kw__relay_encode(const kw__relay_msg *m, uint8_t *out, size_t cap,
   kw__wbuf_u32(&w, 0); /* length, patched below */
   switch (m->type) {
   case KW_RELAY_SERVER_CHALLENGE:
-    kw__wbuf_u8(&w, KW_RELAY_VERSION);
+    if (m->version != 0 && m->version != KW_RELAY_VERSION &&
+        m->version != KW_RELAY_VERSION_V1)
+      return KW_ERR_INVALID_ARG;
+    kw__wbuf_u8(&w, m->version ? m->version : KW_RELAY_VERSION);
     kw__wbuf_bytes(&w, m->challenge, KW_RELAY_CHALLENGE_LEN);
     kw__wbuf_u64(&w, m->time_us);
     break;
@@ -365,11 +368,71 @@ kw_err kw__relay_auth_verify(const uint8_t id[KW_ID_LEN],
   return KW_OK;
 }
 
+#define AUTH2_CTX_LEN (sizeof(KW_RELAY_AUTH_CONTEXT_V2) - 1)
+#define AUTH2_MAX                                                              \
+  (AUTH2_CTX_LEN + KW_RELAY_CHALLENGE_LEN + KW_RELAY_EXPORTER_LEN + 1 +        \
+   KW_RELAY_NAME_MAX)
+
+static size_t auth2_message(uint8_t msg[AUTH2_MAX],
+                            const uint8_t challenge[KW_RELAY_CHALLENGE_LEN],
+                            const uint8_t exporter[KW_RELAY_EXPORTER_LEN],
+                            const char *name) {
+  size_t nlen = strlen(name);
+  if (nlen == 0 || nlen > KW_RELAY_NAME_MAX)
+    return 0;
+  size_t n = 0;
+  memcpy(msg, KW_RELAY_AUTH_CONTEXT_V2, AUTH2_CTX_LEN);
+  n += AUTH2_CTX_LEN;
+  memcpy(msg + n, challenge, KW_RELAY_CHALLENGE_LEN);
+  n += KW_RELAY_CHALLENGE_LEN;
+  memcpy(msg + n, exporter, KW_RELAY_EXPORTER_LEN);
+  n += KW_RELAY_EXPORTER_LEN;
+  msg[n++] = (uint8_t)nlen;
+  memcpy(msg + n, name, nlen);
+  return n + nlen;
+}
+
+kw_err kw__relay_auth2_sign(const uint8_t sk[KW_SECRET_KEY_LEN],
+                            const uint8_t challenge[KW_RELAY_CHALLENGE_LEN],
+                            const uint8_t exporter[KW_RELAY_EXPORTER_LEN],
+                            const char *name, uint8_t sig[KW_RELAY_SIG_LEN]) {
+  if (!sk || !challenge || !exporter || !name || !sig)
+    return KW_ERR_INVALID_ARG;
+  uint8_t msg[AUTH2_MAX];
+  size_t n = auth2_message(msg, challenge, exporter, name);
+  if (n == 0 || crypto_sign_detached(sig, NULL, msg, n, sk) != 0)
+    return KW_ERR_INVALID_ARG;
+  return KW_OK;
+}
+
+kw_err kw__relay_auth2_verify(const uint8_t id[KW_ID_LEN],
+                              const uint8_t challenge[KW_RELAY_CHALLENGE_LEN],
+                              const uint8_t exporter[KW_RELAY_EXPORTER_LEN],
+                              const char *name,
+                              const uint8_t sig[KW_RELAY_SIG_LEN]) {
+  if (!id || !challenge || !exporter || !name || !sig)
+    return KW_ERR_INVALID_ARG;
+  uint8_t msg[AUTH2_MAX];
+  size_t n = auth2_message(msg, challenge, exporter, name);
+  if (n == 0)
+    return KW_ERR_INVALID_ARG;
+  if (crypto_sign_verify_detached(sig, msg, n, id) != 0)
+    return KW_ERR_KEY_MISMATCH;
+  return KW_OK;
+}
+
 /* ---- HTTP upgrade ------------------------------------------------------ */
 
 kw_err kw__relay_http_req_build(const char *host, char *out, size_t cap,
                                 size_t *outlen) {
-  if (!host || !out || !outlen)
+  return kw__relay_http_req_build_version(host, KW_RELAY_VERSION, out, cap,
+                                          outlen);
+}
+
+kw_err kw__relay_http_req_build_version(const char *host, int version,
+                                        char *out, size_t cap, size_t *outlen) {
+  if (!host || !out || !outlen ||
+      (version != KW_RELAY_VERSION && version != KW_RELAY_VERSION_V1))
     return KW_ERR_INVALID_ARG;
   size_t hlen = strlen(host);
   if (hlen == 0 || hlen > 255)
@@ -380,11 +443,16 @@ kw_err kw__relay_http_req_build(const char *host, char *out, size_t cap,
   kw__wbuf w;
   kw__wbuf_init(&w, out, cap);
   static const char a[] = "GET " KW_RELAY_HTTP_PATH " HTTP/1.1\r\nHost: ";
-  static const char b[] =
+  static const char b2[] =
       "\r\nConnection: Upgrade\r\nUpgrade: " KW_RELAY_HTTP_TOKEN "\r\n\r\n";
+  static const char b1[] =
+      "\r\nConnection: Upgrade\r\nUpgrade: " KW_RELAY_HTTP_TOKEN_V1 "\r\n\r\n";
   kw__wbuf_bytes(&w, a, sizeof(a) - 1);
   kw__wbuf_bytes(&w, host, hlen);
-  kw__wbuf_bytes(&w, b, sizeof(b)); /* with NUL */
+  if (version == KW_RELAY_VERSION_V1)
+    kw__wbuf_bytes(&w, b1, sizeof(b1)); /* with NUL */
+  else
+    kw__wbuf_bytes(&w, b2, sizeof(b2));
   if (w.err)
     return KW_ERR_BUFFER;
   *outlen = w.off - 1;
@@ -392,15 +460,26 @@ kw_err kw__relay_http_req_build(const char *host, char *out, size_t cap,
 }
 
 kw_err kw__relay_http_resp_build(char *out, size_t cap, size_t *outlen) {
-  static const char r[] = "HTTP/1.1 101 Switching Protocols\r\n"
-                          "Connection: Upgrade\r\n"
-                          "Upgrade: " KW_RELAY_HTTP_TOKEN "\r\n\r\n";
-  if (!out || !outlen)
+  return kw__relay_http_resp_build_version(KW_RELAY_VERSION, out, cap, outlen);
+}
+
+kw_err kw__relay_http_resp_build_version(int version, char *out, size_t cap,
+                                         size_t *outlen) {
+  static const char r2[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                           "Connection: Upgrade\r\n"
+                           "Upgrade: " KW_RELAY_HTTP_TOKEN "\r\n\r\n";
+  static const char r1[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                           "Connection: Upgrade\r\n"
+                           "Upgrade: " KW_RELAY_HTTP_TOKEN_V1 "\r\n\r\n";
+  if (!out || !outlen ||
+      (version != KW_RELAY_VERSION && version != KW_RELAY_VERSION_V1))
     return KW_ERR_INVALID_ARG;
-  if (cap < sizeof(r))
+  const char *r = version == KW_RELAY_VERSION_V1 ? r1 : r2;
+  size_t rlen = version == KW_RELAY_VERSION_V1 ? sizeof(r1) : sizeof(r2);
+  if (cap < rlen)
     return KW_ERR_BUFFER;
-  memcpy(out, r, sizeof(r));
-  *outlen = sizeof(r) - 1;
+  memcpy(out, r, rlen);
+  *outlen = rlen - 1;
   return KW_OK;
 }
 

@@ -14,7 +14,12 @@
 
 #include "keyway.h"
 
-#define KW_RELAY_VERSION 1
+/* Protocol version 2 binds the authentication to the TLS session (the
+ * signature covers a TLS exporter value and the relay's name); version 1
+ * signs the challenge alone and is accepted by relays only with
+ * --allow-v1-auth. */
+#define KW_RELAY_VERSION 2
+#define KW_RELAY_VERSION_V1 1
 #define KW_RELAY_FRAME_HDR 5
 /* Largest frame payload; a longer length field fails the decoder before
  * anything is allocated. */
@@ -27,11 +32,18 @@
 #define KW_RELAY_PACKET_HDR (KW_RELAY_FRAME_HDR + KW_ID_LEN)
 #define KW_RELAY_MAX_PACKET (KW_RELAY_MAX_FRAME - KW_ID_LEN)
 #define KW_RELAY_INFO_LEN 20
-/* Domain separation of the authentication signature. */
+/* Domain separation of the authentication signature, per version. */
 #define KW_RELAY_AUTH_CONTEXT "keyway-relay-auth-v1"
-/* HTTP upgrade: path and protocol token. */
+#define KW_RELAY_AUTH_CONTEXT_V2 "keyway-relay-auth-v2"
+/* Version 2: the TLS exporter (RFC 8446 section 7.5 / RFC 5705) with this
+ * label and an empty context, 32 bytes. */
+#define KW_RELAY_EXPORTER_LABEL "EXPORTER-keyway-relay-auth"
+#define KW_RELAY_EXPORTER_LEN 32
+#define KW_RELAY_NAME_MAX 255 /* the relay name signed in version 2 */
+/* HTTP upgrade: path and protocol token (one per version). */
 #define KW_RELAY_HTTP_PATH "/keyway-relay"
-#define KW_RELAY_HTTP_TOKEN "keyway-relay-v1"
+#define KW_RELAY_HTTP_TOKEN "keyway-relay-v2"
+#define KW_RELAY_HTTP_TOKEN_V1 "keyway-relay-v1"
 
 typedef enum kw__relay_type {
   KW_RELAY_SERVER_CHALLENGE = 1, /* server -> client, first frame */
@@ -79,7 +91,7 @@ typedef struct kw__relay_frame {
 /* A frame's fields. Only those of `type` are meaningful. */
 typedef struct kw__relay_msg {
   uint8_t type;
-  uint8_t version;                           /* SERVER_CHALLENGE */
+  uint8_t version; /* SERVER_CHALLENGE: 1 or 2 (0 encodes as 2) */
   uint8_t challenge[KW_RELAY_CHALLENGE_LEN]; /* SERVER_CHALLENGE */
   uint64_t time_us; /* SERVER_CHALLENGE: server's unix time, microseconds */
   uint8_t id[KW_ID_LEN];         /* CLIENT_AUTH, SEND/RECV_PACKET, PEER_GONE */
@@ -127,7 +139,7 @@ bool kw__relay_len_ok(uint8_t type, uint32_t len, uint32_t max_frame);
 
 /* Decodes a frame's payload into `m` (pointers borrow the payload).
  * Errors: KW_ERR_PARSE (unknown type, wrong length, text not UTF-8, SERVER_
- * CHALLENGE with another version). */
+ * CHALLENGE with a version other than 1 or 2). */
 kw_err kw__relay_parse(const kw__relay_frame *f, kw__relay_msg *m);
 
 /* Writes the frame for `m` (header and payload). Errors: KW_ERR_INVALID_ARG
@@ -142,7 +154,9 @@ kw_err kw__relay_encode(const kw__relay_msg *m, uint8_t *out, size_t cap,
 kw_err kw__relay_packet_hdr(uint8_t out[KW_RELAY_PACKET_HDR], uint8_t type,
                             const uint8_t id[KW_ID_LEN], size_t datalen);
 
-/* Signs "keyway-relay-auth-v1" || challenge with secret key `sk`. */
+/* Version 1: signs "keyway-relay-auth-v1" || challenge with secret key
+ * `sk`. Such an answer proves nothing about which relay asked: a relay the
+ * client trusts can replay it to another relay. */
 kw_err kw__relay_auth_sign(const uint8_t sk[KW_SECRET_KEY_LEN],
                            const uint8_t challenge[KW_RELAY_CHALLENGE_LEN],
                            uint8_t sig[KW_RELAY_SIG_LEN]);
@@ -152,20 +166,43 @@ kw_err kw__relay_auth_verify(const uint8_t id[KW_ID_LEN],
                              const uint8_t challenge[KW_RELAY_CHALLENGE_LEN],
                              const uint8_t sig[KW_RELAY_SIG_LEN]);
 
+/* Version 2: signs "keyway-relay-auth-v2" || challenge (32) || exporter
+ * (32) || u8 len(name) || name, where `exporter` is the TLS exporter value
+ * of the session the answer travels on (KW_RELAY_EXPORTER_LABEL) and
+ * `name` the Host value of the upgrade request ("host:port", 1..255
+ * bytes). Errors: KW_ERR_INVALID_ARG. */
+kw_err kw__relay_auth2_sign(const uint8_t sk[KW_SECRET_KEY_LEN],
+                            const uint8_t challenge[KW_RELAY_CHALLENGE_LEN],
+                            const uint8_t exporter[KW_RELAY_EXPORTER_LEN],
+                            const char *name, uint8_t sig[KW_RELAY_SIG_LEN]);
+/* Verifies a version 2 answer against the server's own exporter value and
+ * the name it received. Errors: KW_ERR_KEY_MISMATCH, KW_ERR_INVALID_ARG. */
+kw_err kw__relay_auth2_verify(const uint8_t id[KW_ID_LEN],
+                              const uint8_t challenge[KW_RELAY_CHALLENGE_LEN],
+                              const uint8_t exporter[KW_RELAY_EXPORTER_LEN],
+                              const char *name,
+                              const uint8_t sig[KW_RELAY_SIG_LEN]);
+
 /* True if p[0..len) is valid UTF-8 (no overlongs, surrogates or code
  * points above U+10FFFF). */
 bool kw__utf8_valid(const uint8_t *p, size_t len);
 
 /* Writes the client's upgrade request:
  * "GET /keyway-relay HTTP/1.1\r\nHost: HOST\r\nConnection: Upgrade\r\n"
- * "Upgrade: keyway-relay-v1\r\n\r\n". `host` is "name" or "name:port"
+ * "Upgrade: keyway-relay-v2\r\n\r\n". `host` is "name" or "name:port"
  * (visible ASCII, 1..255 bytes). Errors: KW_ERR_INVALID_ARG, KW_ERR_BUFFER. */
 kw_err kw__relay_http_req_build(const char *host, char *out, size_t cap,
                                 size_t *outlen);
-/* Writes the server's "HTTP/1.1 101 Switching Protocols" answer. */
+/* The same for protocol `version` 1 ("keyway-relay-v1") or 2. */
+kw_err kw__relay_http_req_build_version(const char *host, int version,
+                                        char *out, size_t cap, size_t *outlen);
+/* Writes the server's "HTTP/1.1 101 Switching Protocols" answer (v2). */
 kw_err kw__relay_http_resp_build(char *out, size_t cap, size_t *outlen);
+/* The same for protocol `version` 1 or 2. */
+kw_err kw__relay_http_resp_build_version(int version, char *out, size_t cap,
+                                         size_t *outlen);
 /* Client side: parses the server's answer to the upgrade request. KW_OK: a
- * 101 with "Upgrade: keyway-relay-v1" and "Connection: upgrade";
+ * 101 with "Upgrade: keyway-relay-v2" and "Connection: upgrade";
  * *consumed bytes were the header block, the rest are frame bytes.
  * KW_ERR_AGAIN: incomplete. KW_ERR_STATE: a well-formed answer with
  * another status (in *status) or without the upgrade headers.

@@ -200,6 +200,14 @@ static void on_ready(kw__relay *r) {
   r->npend = 0;
 }
 
+/* The Host value of the upgrade request; version 2 signs it too. */
+static void host_value(const kw__relay *r, char *host, size_t cap) {
+  if (strchr(r->u.host, ':'))
+    snprintf(host, cap, "[%s]:%u", r->u.host, r->u.port);
+  else
+    snprintf(host, cap, "%s:%u", r->u.host, r->u.port);
+}
+
 static void handle_frame(kw__relay *r, const kw__relay_frame *f) {
   kw__relay_msg m;
   if (kw__relay_parse(f, &m) != KW_OK) {
@@ -212,11 +220,26 @@ static void handle_frame(kw__relay *r, const kw__relay_frame *f) {
   case KW_RELAY_SERVER_CHALLENGE: {
     if (r->state != R_AUTH)
       break;
+    /* version 2 only: the signature covers this TLS session's exporter
+     * value and the relay's name, so the relay cannot replay it elsewhere;
+     * never fall back to version 1 */
+    char host[KW_RELAY_HOST_MAX + 16];
+    uint8_t ex[KW_RELAY_EXPORTER_LEN];
     kw__relay_msg a;
     memset(&a, 0, sizeof a);
     a.type = KW_RELAY_CLIENT_AUTH;
     memcpy(a.id, r->ep->id, KW_ID_LEN);
-    kw__relay_auth_sign(r->ep->cfg.sk, m.challenge, a.sig);
+    host_value(r, host, sizeof host);
+    if (m.version != KW_RELAY_VERSION ||
+        kw__tls_stream_exporter(r->ts, KW_RELAY_EXPORTER_LABEL, ex,
+                                sizeof ex) != KW_OK ||
+        kw__relay_auth2_sign(r->ep->cfg.sk, m.challenge, ex, host, a.sig) !=
+            KW_OK) {
+      kw__log(r->ep, KW_LOG_WARN, "relay",
+              "relay.auth_failed url=%s version=%u", r->url, m.version);
+      kw__tls_stream_abort(r->ts, KW_ERR_PARSE);
+      return;
+    }
     write_msg(r, &a);
     break;
   }
@@ -294,10 +317,7 @@ static void feed_frames(kw__relay *r, const uint8_t *p, size_t n) {
 static void ts_open(kw__tls_stream *s, void *ud) {
   kw__relay *r = ud;
   char host[KW_RELAY_HOST_MAX + 16];
-  if (strchr(r->u.host, ':'))
-    snprintf(host, sizeof host, "[%s]:%u", r->u.host, r->u.port);
-  else
-    snprintf(host, sizeof host, "%s:%u", r->u.host, r->u.port);
+  host_value(r, host, sizeof host);
   char req[512];
   size_t n;
   if (kw__relay_http_req_build(host, req, sizeof req, &n) != KW_OK ||

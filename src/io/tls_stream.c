@@ -861,3 +861,20 @@ const char *kw__tls_stream_cipher(const kw__tls_stream *s, char *buf,
   snprintf(buf, buflen, "%s %s", v ? v : "?", c ? c : "?");
   return buf;
 }
+
+kw_err kw__tls_stream_exporter(const kw__tls_stream *s, const char *label,
+                               uint8_t *out, size_t n) {
+  if (!s || !label || !out || n == 0)
+    return KW_ERR_INVALID_ARG;
+  if (s->state != ST_OPEN)
+    return KW_ERR_STATE;
+  /* Below TLS 1.3 the exporter identifies the session only with the
+   * extended master secret (RFC 7627); without it, refuse. */
+  if (gnutls_protocol_get_version(s->sess) != GNUTLS_TLS1_3 &&
+      !gnutls_session_ext_master_secret_status(s->sess))
+    return KW_ERR_TLS;
+  if (gnutls_prf_rfc5705(s->sess, strlen(label), label, 0, NULL, n,
+                         (char *)out) < 0)
+    return KW_ERR_TLS;
+  return KW_OK;
+}

@@ -104,6 +104,13 @@ bool kw__tls_stream_peer_addr(const kw__tls_stream *s, kw_sockaddr *out);
 const char *kw__tls_stream_cipher(const kw__tls_stream *s, char *buf,
                                   size_t buflen);
 
+/* The TLS exporter value (RFC 8446 section 7.5, RFC 5705) of the session
+ * under `label` with an empty context: n bytes both ends compute alike and
+ * no other session shares. Errors: KW_ERR_STATE (not open), KW_ERR_TLS
+ * (TLS 1.2 without the extended master secret, or a GnuTLS failure). */
+kw_err kw__tls_stream_exporter(const kw__tls_stream *s, const char *label,
+                               uint8_t *out, size_t n);
+
 /* ---- credentials (tls_cert.c) ----------------------------------------- */
 
 /* Loads a server certificate chain and key from PEM files. */

@@ -3,10 +3,13 @@
  * signed-record store of core/lookup_store.
  *
  *   PUT  body = the binary record (core/record.h). 204 stored; 400 bad
- *        record (malformed, expired, dated in the future, or another id
- *        than the path's); 400 bad signature; 409 not newer than the stored
- *        record; 507 store full (the new record would expire before every
- *        stored one: see the store's eviction policy).
+ *        record (malformed, expired, dated more than 30 s ahead of the
+ *        relay's clock, or another id than the path's); 400 bad signature;
+ *        409 not newer than the stored record; 429 too many PUTs (per
+ *        connection and per source address, see server.c); 507 store full
+ *        (every stored record belongs to a connected client).
+ *        Records of connected clients are never evicted for others';
+ *        otherwise the record stored longest ago goes first.
  *   GET  200 with the record bytes (application/octet-stream); 404 when
  *        absent or expired.
  * Signatures are verified on write (by the store) and again on read, so
@@ -98,10 +101,16 @@ static void answer(int *status, uint8_t **resp, size_t *resp_len,
   *resp_len = n + 1;
 }
 
-void kw__rs_lookup_handle(kw__rs *rs, bool put, const uint8_t id[KW_ID_LEN],
-                          const uint8_t *body, size_t body_len, int *status,
-                          uint8_t **resp, size_t *resp_len,
-                          const char **content_type) {
+void kw__rs_lookup_connected(kw__rs *rs, const uint8_t id[KW_ID_LEN],
+                             bool connected) {
+  if (rs->lookup)
+    kw__lookup_store_pin(rs->lookup->store, id, connected);
+}
+
+void kw__rs_lookup_handle(kw__rs *rs, bool put, bool connected,
+                          const uint8_t id[KW_ID_LEN], const uint8_t *body,
+                          size_t body_len, int *status, uint8_t **resp,
+                          size_t *resp_len, const char **content_type) {
   kw__rs_lookup *lk = rs->lookup;
   kw__rs_metrics *m = &rs->m;
   char ids[KW_ID_SHORTLEN + 1];
@@ -129,7 +138,8 @@ void kw__rs_lookup_handle(kw__rs *rs, bool put, const uint8_t id[KW_ID_LEN],
              e != KW_OK ? "malformed record" : "record of another id");
       return;
     }
-    e = kw__lookup_store_put(lk->store, body, body_len, now, NULL);
+    e = kw__lookup_store_put_pinned(lk->store, body, body_len, now, connected,
+                                    NULL);
     m->lookup_records = kw__lookup_store_count(lk->store);
     switch (e) {
     case KW_OK:
@@ -157,7 +167,7 @@ void kw__rs_lookup_handle(kw__rs *rs, bool put, const uint8_t id[KW_ID_LEN],
     default: /* expired, dated in the future, malformed */
       m->lookup_put[KW_RS_LK_BAD_REQUEST]++;
       answer(status, resp, resp_len, content_type, 400,
-             "record expired or dated in the future");
+             "record expired or dated ahead of the relay's clock");
       return;
     }
   }

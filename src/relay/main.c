@@ -41,16 +41,36 @@ static void usage(FILE *f) {
       "                             line, '#' comments); SIGHUP re-reads it\n"
       "  --metrics-listen ADDR:PORT Prometheus text on plain HTTP (default "
       "off)\n"
-      "  --max-clients N            TCP connections at once (default %u)\n"
+      "  --max-clients N            authenticated clients at once (default "
+      "%u)\n"
+      "  --max-pending N            connections not authenticated yet (TLS,\n"
+      "                             HTTP, upgrade) at once (default %u); each\n"
+      "                             must upgrade and authenticate within 10 s\n"
+      "                             of accept, or finish an HTTP request\n"
+      "                             within 10 s (absolute deadlines); none\n"
+      "                             lives past 30 s unauthenticated\n"
       "  --rate BYTES_PER_SEC       per-client send rate, 0 = unlimited\n"
-      "                             (default %llu = 1 GiB/s, above line rate\n"
-      "                             of common links)\n"
-      "  --max-records N            lookup store size (default %u)\n"
+      "                             (default %llu = 100 MiB/s: what one\n"
+      "                             sender may cost the relay, so a flooder\n"
+      "                             leaves room for the others)\n"
+      "  --max-records N            lookup store size (default %u); records\n"
+      "                             of connected clients are never evicted,\n"
+      "                             others oldest first; timestamps at most\n"
+      "                             30 s ahead of the relay's clock\n"
+      "  --lookup-rate N            lookup PUTs per second per source address\n"
+      "                             (IPv6: per /64), burst 5 s worth, 0 = no\n"
+      "                             limit (default %u); and per connection\n"
+      "                             1/s, burst 10; beyond: 429\n"
+      "  --allow-v1-auth            also accept relay protocol version 1\n"
+      "                             logins (the signature is not bound to the\n"
+      "                             TLS session: a relay the client trusts\n"
+      "                             could replay it); default: refused (426)\n"
       "  --json                     one JSON object per log line on stderr\n"
       "  -v, --verbose / -q, --quiet\n"
       "  -h, --help\n",
       KW_RS_DEFAULT_LISTEN, KW_RS_DEFAULT_STUN, KW_RS_DEFAULT_MAX_CLIENTS,
-      (unsigned long long)KW_RS_DEFAULT_RATE, KW_RS_LOOKUP_MAX_RECORDS);
+      KW_RS_DEFAULT_MAX_PENDING, (unsigned long long)KW_RS_DEFAULT_RATE,
+      KW_RS_LOOKUP_MAX_RECORDS, KW_RS_DEFAULT_PUT_RATE);
 }
 
 uint64_t kw__rs_now_ns(void) {
@@ -233,6 +253,8 @@ int main(int argc, char **argv) {
   cfg->max_clients = KW_RS_DEFAULT_MAX_CLIENTS;
   cfg->rate = KW_RS_DEFAULT_RATE;
   cfg->max_records = KW_RS_LOOKUP_MAX_RECORDS;
+  cfg->max_pending = KW_RS_DEFAULT_MAX_PENDING;
+  cfg->lookup_rate = KW_RS_DEFAULT_PUT_RATE;
   kw_sockaddr_parse(KW_RS_DEFAULT_LISTEN, &cfg->listen);
   kw_sockaddr_parse(KW_RS_DEFAULT_STUN, &cfg->stun_listen);
 
@@ -278,6 +300,22 @@ int main(int argc, char **argv) {
       }
       cfg->max_clients = (unsigned)u;
       i++;
+    } else if (strcmp(f, "--max-pending") == 0) {
+      if (!parse_u64(v, &u) || u == 0 || u > 1000000) {
+        fprintf(stderr, "keyway-relay: --max-pending: 1..1000000\n");
+        return 2;
+      }
+      cfg->max_pending = (unsigned)u;
+      i++;
+    } else if (strcmp(f, "--lookup-rate") == 0) {
+      if (!parse_u64(v, &u) || u > 1000000) {
+        fprintf(stderr, "keyway-relay: --lookup-rate: 0..1000000\n");
+        return 2;
+      }
+      cfg->lookup_rate = (unsigned)u;
+      i++;
+    } else if (strcmp(f, "--allow-v1-auth") == 0) {
+      cfg->allow_v1_auth = true;
     } else if (strcmp(f, "--rate") == 0) {
       if (!parse_u64(v, &u) || (u != 0 && u < 65536)) {
         fprintf(stderr,

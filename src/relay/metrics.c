@@ -88,14 +88,16 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len) {
     return NULL;
   b.p[0] = 0;
   static const char *drop_names[KW_RS_DROP_N] = {"queue_full", "unknown_dest",
-                                                 "self"};
-  static const char *auth_names[KW_RS_AUTH_N] = {
-      "no_auth", "bad_signature", "not_allowed", "timeout", "malformed"};
+                                                 "self", "fair_share"};
+  static const char *auth_names[KW_RS_AUTH_N] = {"no_auth",     "bad_signature",
+                                                 "not_allowed", "timeout",
+                                                 "malformed",   "v1_refused"};
   static const char *proto_names[KW_RS_PROTO_N] = {
-      "bad_http", "bad_frame", "oversize_frame",
-      "tls",      "silent",    "max_clients"};
+      "bad_http", "bad_frame",   "oversize_frame", "tls",
+      "silent",   "max_clients", "max_pending",    "deadline"};
   static const char *lk_names[KW_RS_LK_N] = {
-      "ok", "not_found", "stale", "bad_signature", "bad_request", "full"};
+      "ok",          "not_found", "stale",       "bad_signature",
+      "bad_request", "full",      "rate_limited"};
 
   metric(&b, "keyway_relay_clients", "gauge",
          "Authenticated relay clients connected now.");
@@ -104,6 +106,10 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len) {
          "TCP connections open now (any state).");
   sb_printf(&b, "keyway_relay_connections %llu\n",
             (unsigned long long)m->conns_open);
+  metric(&b, "keyway_relay_pending_connections", "gauge",
+         "Connections not authenticated yet (TLS, HTTP, upgrade, auth).");
+  sb_printf(&b, "keyway_relay_pending_connections %llu\n",
+            (unsigned long long)m->pending);
   metric(&b, "keyway_relay_connections_total", "counter",
          "TCP connections accepted.");
   sb_printf(&b, "keyway_relay_connections_total %llu\n",
@@ -147,6 +153,10 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len) {
          "PEER_GONE frames sent.");
   sb_printf(&b, "keyway_relay_peer_gone_total %llu\n",
             (unsigned long long)m->peer_gone_sent);
+  metric(&b, "keyway_relay_peer_gone_suppressed_total", "counter",
+         "PEER_GONE(not here) answers not sent: over the per-client rate.");
+  sb_printf(&b, "keyway_relay_peer_gone_suppressed_total %llu\n",
+            (unsigned long long)m->peer_gone_suppressed);
   metric(&b, "keyway_relay_keepalives_total", "counter",
          "Keep-alive pings sent to clients.");
   sb_printf(&b, "keyway_relay_keepalives_total %llu\n",

@@ -24,13 +24,45 @@
 /* Defaults (stated in --help). */
 #define KW_RS_DEFAULT_LISTEN "0.0.0.0:443"
 #define KW_RS_DEFAULT_STUN "0.0.0.0:3478"
-#define KW_RS_DEFAULT_MAX_CLIENTS 10000u
-#define KW_RS_DEFAULT_RATE (1ull << 30) /* bytes/s per client: 1 GiB/s */
+#define KW_RS_DEFAULT_MAX_CLIENTS 10000u /* authenticated clients */
+#define KW_RS_DEFAULT_MAX_PENDING 1000u  /* connections not authenticated */
+/* bytes/s per client: 100 MiB/s. Measured (bench/relay_flood.sh, loopback):
+ * a relayed pair keeps 88-103 MB/s while another client floods at this
+ * rate, 37-57 MB/s with no limit; a lone pair is capped near 100 MB/s
+ * (135-150 MB/s without a limit). */
+#define KW_RS_DEFAULT_RATE (100ull << 20)
 #define KW_RS_BURST_SECONDS 0.25        /* bucket depth, at least 256 KiB */
 #define KW_RS_MIN_BURST (256ull << 10)
 #define KW_RS_SEND_QUEUE (2u << 20) /* bytes queued toward one client */
-#define KW_RS_AUTH_MS 10000         /* upgrade + auth deadline */
-#define KW_RS_HTTP_MS 10000         /* a plain HTTP request must finish */
+/* From accept: TLS handshake, upgrade request and CLIENT_AUTH must all be
+ * done within this absolute deadline (bytes arriving do not extend it). */
+#define KW_RS_AUTH_MS 10000
+/* A plain HTTP request must be complete this long after the connection
+ * was accepted or the previous answer was sent (absolute, too). */
+#define KW_RS_HTTP_MS 10000
+/* However many requests it completes, a connection that has not
+ * authenticated is closed this long after accept (it may reconnect). */
+#define KW_RS_PENDING_MAX_MS 30000
+/* Fairness in a destination's queue: once it holds more than half of
+ * KW_RS_SEND_QUEUE, a packet is dropped (fair_share) unless its sender
+ * offered less than an equal share of the recent bytes toward that
+ * destination (exponential decay, half-life KW_RS_FAIR_HALFLIFE_MS; a lone
+ * sender has an equal share, so it gets the lower half only). */
+#define KW_RS_FAIR_SLOTS 8
+#define KW_RS_FAIR_HALFLIFE_MS 100
+/* PEER_GONE(not here) answers per client: at most this many per second
+ * (and one per id per second); further unknown destinations are dropped
+ * and counted only. */
+#define KW_RS_GONE_PER_S 10
+/* Lookup PUTs: per connection a bucket of KW_RS_PUT_CONN_BURST refilled
+ * at KW_RS_PUT_CONN_RATE per second; per source address (IPv4 /32, IPv6
+ * /64; a fixed table of KW_RS_PUT_ADDR_SLOTS hashed slots) --lookup-rate
+ * per second with a burst of 5 s worth. Beyond: 429. */
+#define KW_RS_PUT_CONN_RATE 1.0
+#define KW_RS_PUT_CONN_BURST 10.0
+#define KW_RS_DEFAULT_PUT_RATE 20u
+#define KW_RS_PUT_ADDR_BURST_S 5.0
+#define KW_RS_PUT_ADDR_SLOTS 4096
 #define KW_RS_KEEPALIVE_MS 15000
 #define KW_RS_SILENT_MS 45000
 #define KW_RS_STOP_MS 800 /* graceful stop budget */
@@ -51,9 +83,12 @@ typedef struct kw__rs_cfg {
   const char *tls_cert, *tls_key, *cert_out, *allow_file;
   bool json;
   int verbosity; /* 0 = info, 1 = debug, -1 = warnings only */
-  unsigned max_clients;
-  uint64_t rate; /* bytes/s per client; 0 = unlimited */
+  unsigned max_clients; /* authenticated clients */
+  unsigned max_pending; /* connections before authentication */
+  uint64_t rate;        /* bytes/s per client; 0 = unlimited */
   size_t max_records;
+  unsigned lookup_rate; /* PUTs/s per source address; 0 = unlimited */
+  bool allow_v1_auth;   /* accept protocol version 1 authentication */
 } kw__rs_cfg;
 
 /* Drop and failure reasons: one counter each, named in the metrics. */
@@ -61,6 +96,7 @@ typedef enum kw__rs_drop {
   KW_RS_DROP_QUEUE_FULL,   /* destination's send queue full */
   KW_RS_DROP_UNKNOWN_DEST, /* no client with that id */
   KW_RS_DROP_SELF,         /* sent to its own id */
+  KW_RS_DROP_FAIR_SHARE,   /* congested destination, sender above its share */
   KW_RS_DROP_N
 } kw__rs_drop;
 
@@ -70,6 +106,7 @@ typedef enum kw__rs_authfail {
   KW_RS_AUTH_NOT_ALLOWED,   /* id not in the allowlist */
   KW_RS_AUTH_TIMEOUT,       /* no auth within the deadline */
   KW_RS_AUTH_MALFORMED,     /* undecodable auth frame */
+  KW_RS_AUTH_V1_REFUSED,    /* version 1 upgrade without --allow-v1-auth */
   KW_RS_AUTH_N
 } kw__rs_authfail;
 
@@ -79,7 +116,9 @@ typedef enum kw__rs_proto {
   KW_RS_PROTO_OVERSIZE,    /* a frame above the maximum */
   KW_RS_PROTO_TLS,         /* TLS handshake failure */
   KW_RS_PROTO_SILENT,      /* no bytes for 45 s */
-  KW_RS_PROTO_MAX_CLIENTS, /* refused: connection limit */
+  KW_RS_PROTO_MAX_CLIENTS, /* refused: authenticated client limit */
+  KW_RS_PROTO_MAX_PENDING, /* refused: unauthenticated connection limit */
+  KW_RS_PROTO_DEADLINE,    /* upgrade or HTTP request not done in time */
   KW_RS_PROTO_N
 } kw__rs_proto;
 
@@ -90,12 +129,14 @@ typedef enum kw__rs_lookup_res {
   KW_RS_LK_BAD_SIGNATURE,
   KW_RS_LK_BAD_REQUEST,
   KW_RS_LK_FULL,
+  KW_RS_LK_RATE_LIMITED,
   KW_RS_LK_N
 } kw__rs_lookup_res;
 
 typedef struct kw__rs_metrics {
   uint64_t conns_accepted;
   uint64_t conns_open; /* TCP connections now */
+  uint64_t pending;    /* of which not authenticated (HTTP, upgrading) */
   uint64_t clients;    /* authenticated now */
   uint64_t auth_ok;
   uint64_t frames_in, bytes_in;   /* frames read from clients */
@@ -104,6 +145,7 @@ typedef struct kw__rs_metrics {
   uint64_t auth_fail[KW_RS_AUTH_N];
   uint64_t proto_err[KW_RS_PROTO_N];
   uint64_t peer_gone_sent;
+  uint64_t peer_gone_suppressed; /* not sent: over KW_RS_GONE_PER_S */
   uint64_t keepalives_sent;
   uint64_t rate_limited; /* times a client was throttled */
   uint64_t replaced;     /* a newer connection of the same id took over */
@@ -137,6 +179,8 @@ typedef struct kw__rs {
   uv_timer_t tick;    /* keep-alive and silence checks */
   bool tick_open;
   uint64_t started_ns;
+  struct kw__rs_bucket *put_addr; /* KW_RS_PUT_ADDR_SLOTS */
+  uint8_t put_key[16];            /* keyed hash of source addresses */
   /* other modules */
   kw__rs_stun *stun;
   kw__rs_metrics_srv *metrics;
@@ -181,11 +225,16 @@ kw_err kw__rs_lookup_init(kw__rs *rs);
 /* Stops the expiry sweep and frees the store (on the loop). */
 void kw__rs_lookup_stop(kw__rs *rs);
 void kw__rs_lookup_free(kw__rs *rs);
-/* Handles one request; fills *status and a malloc'ed body (may be NULL). */
-void kw__rs_lookup_handle(kw__rs *rs, bool put, const uint8_t id[KW_ID_LEN],
-                          const uint8_t *body, size_t body_len, int *status,
-                          uint8_t **resp, size_t *resp_len,
-                          const char **content_type);
+/* Marks whether `id` is connected as an authenticated client: its record
+ * is then never evicted for another's. */
+void kw__rs_lookup_connected(kw__rs *rs, const uint8_t id[KW_ID_LEN],
+                             bool connected);
+/* Handles one request; fills *status and a malloc'ed body (may be NULL).
+ * `connected` tells whether a PUT's id is connected (see above). */
+void kw__rs_lookup_handle(kw__rs *rs, bool put, bool connected,
+                          const uint8_t id[KW_ID_LEN], const uint8_t *body,
+                          size_t body_len, int *status, uint8_t **resp,
+                          size_t *resp_len, const char **content_type);
 
 /* Wall clock / monotonic helpers. */
 uint64_t kw__rs_now_ns(void);  /* monotonic */

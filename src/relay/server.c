@@ -5,17 +5,29 @@
  *
  * A relay connection: the server sends SERVER_CHALLENGE (fresh random
  * bytes) right after the 101 answer; the client must answer with
- * CLIENT_AUTH (its id and an Ed25519 signature over the challenge) within
- * 10 s of connecting; the server answers SERVER_INFO with its limits.
- * From then on SEND_PACKET frames are forwarded as RECV_PACKET frames to
- * the client with the destination id, without looking at the bytes.
+ * CLIENT_AUTH (its id and an Ed25519 signature over the challenge and, in
+ * version 2, over this TLS session's exporter value and the Host it sent)
+ * within 10 s of connecting; the server answers SERVER_INFO with its
+ * limits. From then on SEND_PACKET frames are forwarded as RECV_PACKET
+ * frames to the client with the destination id, without looking at the
+ * bytes. A version 1 upgrade is refused (426) unless --allow-v1-auth.
  *
  * Bounds and policies:
- *  - connections: at most --max-clients TCP connections in any state;
- *    more are accepted and closed at once (counted max_clients);
+ *  - connections: at most --max-pending connections that are not
+ *    authenticated yet (TLS handshake, plain HTTP, upgrade, auth): more are
+ *    accepted and closed at once (counted max_pending); at most
+ *    --max-clients authenticated clients: one more gets CLOSE(protocol,
+ *    "server full") after its auth (counted max_clients);
+ *  - deadlines: handshake + upgrade + auth within 10 s of accept, a plain
+ *    HTTP request within 10 s of accept or of the previous answer; both
+ *    absolute (trickling bytes does not extend them; counted deadline);
+ *    and a connection not authenticated 30 s after accept is closed
+ *    however many requests it completed;
  *  - send queue per client: 2 MiB of TLS stream queue; a packet that does
  *    not fit is dropped (the newest one: drops{reason="queue_full"}); the
- *    sender is never slowed down by a slow receiver;
+ *    sender is never slowed down by a slow receiver; once a queue is half
+ *    full, packets of senders above an equal share of the recent bytes
+ *    toward that client are dropped first (drops{reason="fair_share"});
  *  - rate limit per client: token bucket of --rate bytes/s on what the
  *    client sends (depth max(rate/4, 256 KiB)); when empty, the server
  *    stops reading that client until the bucket refills (TCP back-pressure,
@@ -24,8 +36,11 @@
  *    the connection with CLOSE(protocol);
  *  - keep-alive: a PING every 15 s; a client silent for 45 s is closed;
  *  - PEER_GONE: to a client that sends to an id that is not connected
- *    (at most one per id per second), and to the recent senders of a
- *    client that leaves.
+ *    (at most one per id per second and KW_RS_GONE_PER_S per second in
+ *    all; such packets are dropped without allocation and counted), and to
+ *    the recent senders of a client that leaves;
+ *  - lookup PUTs: token buckets per connection and per source address
+ *    (429 beyond).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +64,17 @@ typedef enum cstate {
   C_CLOSING, /* close decided */
 } cstate;
 
+typedef struct kw__rs_bucket {
+  double tokens;
+  uint64_t ms;
+} kw__rs_bucket;
+
+/* A sender's recent bytes toward one destination (fairness). */
+typedef struct fair_slot {
+  uint64_t serial; /* the sender connection's serial; 0 = free */
+  double bytes;    /* offered, decayed */
+} fair_slot;
+
 struct kw__rs_conn {
   kw__rs_conn *prev, *next;
   kw__rs *rs;
@@ -57,8 +83,18 @@ struct kw__rs_conn {
   bool tls_open;
   bool registered; /* in rs->by_id */
   bool throttled;
+  bool pending;    /* counted in m.pending */
+  uint8_t version; /* relay protocol version of the upgrade */
+  uint64_t serial;
   char addr[KW_SOCKADDR_STRLEN];
+  kw_sockaddr peer;
+  char host[256]; /* Host of the upgrade request (version 2 auth) */
   uint64_t t_open, t_rx, t_ping, t_auth; /* uv_now milliseconds */
+  uint64_t t_req;     /* start of the current HTTP request's deadline */
+  kw__rs_bucket put;  /* lookup PUTs on this connection */
+  kw__rs_bucket gone; /* PEER_GONE(not here) answers */
+  fair_slot fair[KW_RS_FAIR_SLOTS];
+  uint64_t fair_ms;
   /* HTTP */
   uint8_t *hbuf;
   size_t hlen;
@@ -87,6 +123,55 @@ static void handle_frames(kw__rs_conn *c, const uint8_t *p, size_t n);
 
 static uint64_t now_ms(const kw__rs *rs) {
   return uv_now(rs->loop);
+}
+
+static void not_pending(kw__rs_conn *c) {
+  if (!c->pending)
+    return;
+  c->pending = false;
+  c->rs->m.pending--;
+}
+
+/* Token bucket: refills at `rate` per second up to `burst`; takes one
+ * token if there is one. */
+static bool bucket_take(kw__rs_bucket *b, double rate, double burst,
+                        uint64_t now) {
+  if (b->ms == 0) {
+    b->tokens = burst;
+  } else {
+    b->tokens += (double)(now - b->ms) * rate / 1000.0;
+    if (b->tokens > burst)
+      b->tokens = burst;
+  }
+  b->ms = now;
+  if (b->tokens < 1.0)
+    return false;
+  b->tokens -= 1.0;
+  return true;
+}
+
+/* Per source address PUT bucket: IPv4 /32, IPv6 /64, hashed into a fixed
+ * table (colliding addresses share a bucket: the limit only tightens). */
+static bool put_allowed(kw__rs_conn *c) {
+  kw__rs *rs = c->rs;
+  uint64_t now = now_ms(rs);
+  if (!bucket_take(&c->put, KW_RS_PUT_CONN_RATE, KW_RS_PUT_CONN_BURST, now))
+    return false;
+  if (rs->cfg.lookup_rate == 0 || !rs->put_addr)
+    return true;
+  uint8_t key[17];
+  key[0] = c->peer.family;
+  memcpy(key + 1, c->peer.ip, 16);
+  if (c->peer.family == 6)
+    memset(key + 9, 0, 8);
+  else
+    memset(key + 5, 0, 12);
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, key, sizeof key, rs->put_key);
+  size_t i = ((size_t)h[0] | (size_t)h[1] << 8) % KW_RS_PUT_ADDR_SLOTS;
+  double rate = (double)rs->cfg.lookup_rate;
+  return bucket_take(&rs->put_addr[i], rate, rate * KW_RS_PUT_ADDR_BURST_S,
+                     now);
 }
 
 static kw__rs_conn *find_client(kw__rs *rs, const uint8_t id[KW_ID_LEN]) {
@@ -149,8 +234,10 @@ static void unregister(kw__rs_conn *c, bool tell) {
   if (!c->registered)
     return;
   c->registered = false;
-  if (kw__cidmap_get(&rs->by_id, c->id, KW_CID_MAXLEN) == c)
+  if (kw__cidmap_get(&rs->by_id, c->id, KW_CID_MAXLEN) == c) {
     kw__cidmap_del(&rs->by_id, c->id, KW_CID_MAXLEN);
+    kw__rs_lookup_connected(rs, c->id, false);
+  }
   rs->m.clients--;
   if (!tell || rs->stopping)
     return;
@@ -240,7 +327,7 @@ static void send_challenge(kw__rs_conn *c) {
   kw__relay_msg m;
   memset(&m, 0, sizeof m);
   m.type = KW_RELAY_SERVER_CHALLENGE;
-  m.version = KW_RELAY_VERSION;
+  m.version = c->version;
   randombytes_buf(c->challenge, sizeof c->challenge);
   memcpy(m.challenge, c->challenge, sizeof c->challenge);
   m.time_us = kw__rs_unix_ms() * 1000;
@@ -270,7 +357,16 @@ static void handle_auth(kw__rs_conn *c, const kw__relay_frame *f) {
               "malformed auth");
     return;
   }
-  if (kw__relay_auth_verify(m.id, c->challenge, m.sig) != KW_OK) {
+  kw_err ve = KW_ERR_KEY_MISMATCH;
+  if (c->version == KW_RELAY_VERSION_V1) {
+    ve = kw__relay_auth_verify(m.id, c->challenge, m.sig);
+  } else {
+    uint8_t ex[KW_RELAY_EXPORTER_LEN];
+    if (kw__tls_stream_exporter(c->s, KW_RELAY_EXPORTER_LABEL, ex, sizeof ex) ==
+        KW_OK)
+      ve = kw__relay_auth2_verify(m.id, c->challenge, ex, c->host, m.sig);
+  }
+  if (ve != KW_OK) {
     auth_fail(c, KW_RS_AUTH_BAD_SIGNATURE, KW_RELAY_CLOSE_AUTH,
               "bad signature");
     return;
@@ -284,6 +380,13 @@ static void handle_auth(kw__rs_conn *c, const kw__relay_frame *f) {
   memcpy(c->id, m.id, KW_ID_LEN);
   kw_id_to_short(c->id, c->id_short, sizeof c->id_short);
   kw__rs_conn *old = find_client(rs, c->id);
+  if (!old && rs->m.clients >= rs->cfg.max_clients) {
+    rs->m.proto_err[KW_RS_PROTO_MAX_CLIENTS]++;
+    kw__rs_log(rs, KW_RS_INFO, "client.rejected",
+               "id=%s addr=%s reason=max_clients", c->id_short, c->addr);
+    conn_close(c, KW_RELAY_CLOSE_PROTOCOL, "server full");
+    return;
+  }
   if (old) {
     rs->m.replaced++;
     kw__rs_log(rs, KW_RS_INFO, "client.replaced", "id=%s old=%s new=%s",
@@ -296,6 +399,8 @@ static void handle_auth(kw__rs_conn *c, const kw__relay_frame *f) {
     return;
   }
   c->registered = true;
+  kw__rs_lookup_connected(rs, c->id, true);
+  not_pending(c);
   c->state = C_CLIENT;
   c->t_auth = c->t_ping = now_ms(rs);
   c->tokens = burst_of(rs);
@@ -316,13 +421,69 @@ static void handle_auth(kw__rs_conn *c, const kw__relay_frame *f) {
              c->addr);
 }
 
+/* Fairness toward destination d: notes `len` bytes offered by c and
+ * tells whether to drop the packet because d's queue is more than half
+ * full and c offered at least an equal share of the recent bytes toward d
+ * (so the upper half of every queue stays for the lighter senders). */
+static bool fair_drop(kw__rs_conn *d, const kw__rs_conn *c, size_t len) {
+  uint64_t now = now_ms(d->rs);
+  if (now - d->fair_ms >= KW_RS_FAIR_HALFLIFE_MS) {
+    uint64_t k = (now - d->fair_ms) / KW_RS_FAIR_HALFLIFE_MS;
+    double f = k >= 32 ? 0.0 : 1.0 / (double)(1ull << k);
+    for (int i = 0; i < KW_RS_FAIR_SLOTS; i++) {
+      d->fair[i].bytes *= f;
+      if (d->fair[i].bytes < 1.0)
+        d->fair[i].bytes = 0;
+    }
+    d->fair_ms += k * KW_RS_FAIR_HALFLIFE_MS;
+  }
+  fair_slot *me = NULL, *low = &d->fair[0];
+  double total = 0;
+  int active = 0;
+  for (int i = 0; i < KW_RS_FAIR_SLOTS; i++) {
+    fair_slot *f = &d->fair[i];
+    if (f->serial == c->serial)
+      me = f;
+    if (f->bytes < low->bytes)
+      low = f;
+    if (f->bytes > 0) {
+      total += f->bytes;
+      active++;
+    }
+  }
+  if (!me) { /* take the quietest slot */
+    if (low->bytes > 0) {
+      total -= low->bytes;
+      active--;
+    }
+    me = low;
+    me->serial = c->serial;
+    me->bytes = 0;
+  }
+  if (me->bytes == 0)
+    active++;
+  me->bytes += (double)len;
+  total += (double)len;
+  if (kw__tls_stream_queued(d->s) <= KW_RS_SEND_QUEUE / 2)
+    return false;
+  /* the upper half is for senders below an equal share (a lone sender is
+   * not: the room stays free for a newcomer) */
+  return me->bytes * (double)active >= total;
+}
+
 static void forward(kw__rs_conn *c, const kw__relay_msg *m) {
   kw__rs *rs = c->rs;
   kw__rs_conn *d = find_client(rs, m->id);
   if (!d || d->state != C_CLIENT) {
+    /* no allocation on this path: count, and answer PEER_GONE within
+     * per-id and per-client limits */
     rs->m.drops[KW_RS_DROP_UNKNOWN_DEST]++;
     uint64_t now = now_ms(rs);
     if (memcmp(c->gone_id, m->id, KW_ID_LEN) != 0 || now - c->gone_ms >= 1000) {
+      if (!bucket_take(&c->gone, KW_RS_GONE_PER_S, KW_RS_GONE_PER_S, now)) {
+        rs->m.peer_gone_suppressed++;
+        return;
+      }
       memcpy(c->gone_id, m->id, KW_ID_LEN);
       c->gone_ms = now;
       send_peer_gone(c, m->id, KW_RELAY_GONE_NOT_HERE);
@@ -331,6 +492,10 @@ static void forward(kw__rs_conn *c, const kw__relay_msg *m) {
   }
   if (d == c) {
     rs->m.drops[KW_RS_DROP_SELF]++;
+    return;
+  }
+  if (fair_drop(d, c, m->data_len + KW_RELAY_PACKET_HDR)) {
+    rs->m.drops[KW_RS_DROP_FAIR_SHARE]++;
     return;
   }
   uint8_t hdr[KW_RELAY_PACKET_HDR];
@@ -436,7 +601,8 @@ static void handle_frames(kw__rs_conn *c, const uint8_t *p, size_t n) {
 static void start_relay(kw__rs_conn *c, const uint8_t *rest, size_t n) {
   char resp[256];
   size_t rn = 0;
-  if (kw__relay_http_resp_build(resp, sizeof resp, &rn) != KW_OK) {
+  if (kw__relay_http_resp_build_version(c->version, resp, sizeof resp, &rn) !=
+      KW_OK) {
     kw__tls_stream_abort(c->s, KW_ERR_STATE);
     return;
   }
@@ -481,6 +647,18 @@ static void handle_http(kw__rs_conn *c) {
         http_respond(c, 503, NULL, NULL, 0, true);
         return;
       }
+      if (r.upgrade_version == KW_RELAY_VERSION_V1 && !rs->cfg.allow_v1_auth) {
+        rs->m.auth_fail[KW_RS_AUTH_V1_REFUSED]++;
+        kw__rs_log(rs, KW_RS_WARN, "auth.failed", "addr=%s reason=v1_refused",
+                   c->addr);
+        static const char v1msg[] = "relay protocol version 1 is not "
+                                    "accepted: upgrade to keyway-relay-v2\n";
+        http_respond(c, 426, "text/plain", (const uint8_t *)v1msg,
+                     sizeof v1msg - 1, true);
+        return;
+      }
+      c->version = r.upgrade_version;
+      snprintf(c->host, sizeof c->host, "%s", r.host);
       uint8_t *buf = c->hbuf;
       size_t len = c->hlen;
       c->hbuf = NULL;
@@ -499,8 +677,17 @@ static void handle_http(kw__rs_conn *c) {
       size_t rlen = 0;
       const char *ctype = NULL;
       int st = 500;
-      kw__rs_lookup_handle(rs, route == KW_ROUTE_LOOKUP_PUT, id, bp, body, &st,
-                           &resp, &rlen, &ctype);
+      bool put = route == KW_ROUTE_LOOKUP_PUT;
+      if (put && !put_allowed(c)) {
+        rs->m.lookup_put[KW_RS_LK_RATE_LIMITED]++;
+        static const char tm[] = "too many PUTs\n";
+        http_respond(c, 429, "text/plain", (const uint8_t *)tm, sizeof tm - 1,
+                     false);
+        break;
+      }
+      kw__rs_conn *owner = put ? find_client(rs, id) : NULL;
+      kw__rs_lookup_handle(rs, put, owner && owner->state == C_CLIENT, id, bp,
+                           body, &st, &resp, &rlen, &ctype);
       http_respond(c, st, ctype, resp, rlen, false);
       free(resp);
       break;
@@ -520,6 +707,7 @@ static void handle_http(kw__rs_conn *c) {
       return;
     memmove(c->hbuf, c->hbuf + used, c->hlen - used);
     c->hlen -= used;
+    c->t_req = now_ms(rs); /* the next request's deadline starts now */
   }
 }
 
@@ -603,6 +791,7 @@ static void on_close(kw__tls_stream *s, kw_err err, void *ud) {
   if (c->next)
     c->next->prev = c->prev;
   rs->m.conns_open--;
+  not_pending(c);
   free(c->hbuf);
   kw__relay_dec_free(&c->dec);
   uv_close((uv_handle_t *)&c->timer, conn_free_cb);
@@ -626,9 +815,9 @@ static void on_accept(uv_stream_t *l, int status) {
     uv_close((uv_handle_t *)tcp, free_handle_cb);
     return;
   }
-  if (rs->stopping || rs->m.conns_open >= rs->cfg.max_clients) {
-    rs->m.proto_err[KW_RS_PROTO_MAX_CLIENTS]++;
-    kw__rs_log(rs, KW_RS_DEBUG, "conn.rejected", "reason=max_clients");
+  if (rs->stopping || rs->m.pending >= rs->cfg.max_pending) {
+    rs->m.proto_err[KW_RS_PROTO_MAX_PENDING]++;
+    kw__rs_log(rs, KW_RS_DEBUG, "conn.rejected", "reason=max_pending");
     uv_close((uv_handle_t *)tcp, free_handle_cb);
     return;
   }
@@ -637,9 +826,12 @@ static void on_accept(uv_stream_t *l, int status) {
     uv_close((uv_handle_t *)tcp, free_handle_cb);
     return;
   }
+  static uint64_t serials;
   c->rs = rs;
   c->state = C_HTTP;
-  c->t_open = c->t_rx = now_ms(rs);
+  c->serial = ++serials;
+  c->version = KW_RELAY_VERSION;
+  c->t_open = c->t_rx = c->t_req = now_ms(rs);
   uv_timer_init(rs->loop, &c->timer);
   c->timer.data = c;
   struct sockaddr_storage ss;
@@ -648,6 +840,7 @@ static void on_accept(uv_stream_t *l, int status) {
   memset(&pa, 0, sizeof pa);
   if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0)
     kw__sockaddr_from_os((struct sockaddr *)&ss, &pa);
+  c->peer = pa;
   if (kw_sockaddr_format(&pa, c->addr, sizeof c->addr) != KW_OK)
     snprintf(c->addr, sizeof c->addr, "?");
   if (kw__tls_stream_accept(rs->loop, tcp, rs->cred, &conn_cbs, c, &c->s) !=
@@ -661,6 +854,8 @@ static void on_accept(uv_stream_t *l, int status) {
   rs->conns = c;
   rs->m.conns_accepted++;
   rs->m.conns_open++;
+  rs->m.pending++;
+  c->pending = true;
 }
 
 /* ---- periodic checks -------------------------------------------------- */
@@ -673,13 +868,20 @@ static void tick_cb(uv_timer_t *t) {
     next = c->next;
     switch (c->state) {
     case C_HTTP:
-      if (c->tls_open && now - c->t_rx > KW_RS_HTTP_MS) {
+      /* absolute: from accept (TLS handshake included) or from the
+       * previous answer, however bytes trickle in */
+      if (now - c->t_req > KW_RS_HTTP_MS ||
+          now - c->t_open > KW_RS_PENDING_MAX_MS) {
+        rs->m.proto_err[KW_RS_PROTO_DEADLINE]++;
+        kw__rs_log(rs, KW_RS_DEBUG, "conn.deadline", "addr=%s tls=%s", c->addr,
+                   c->tls_open ? "open" : "handshake");
         c->state = C_CLOSING;
         kw__tls_stream_close(c->s);
       }
       break;
     case C_AUTH:
-      if (now - c->t_open > KW_RS_AUTH_MS)
+      if (now - c->t_req > KW_RS_AUTH_MS ||
+          now - c->t_open > KW_RS_PENDING_MAX_MS)
         auth_fail(c, KW_RS_AUTH_TIMEOUT, KW_RELAY_CLOSE_TIMEOUT,
                   "no authentication in time");
       break;
@@ -711,6 +913,10 @@ kw_err kw__rs_server_start(kw__rs *rs) {
   kw_err e = kw__cidmap_init(&rs->by_id, rs->cfg.max_clients);
   if (e != KW_OK)
     return e;
+  rs->put_addr = calloc(KW_RS_PUT_ADDR_SLOTS, sizeof *rs->put_addr);
+  if (!rs->put_addr)
+    return KW_ERR_NOMEM;
+  randombytes_buf(rs->put_key, sizeof rs->put_key);
   uv_tcp_init(rs->loop, &rs->listener);
   rs->listener.data = rs;
   rs->listener_open = true;
@@ -731,8 +937,10 @@ kw_err kw__rs_server_start(kw__rs *rs) {
   char a[KW_SOCKADDR_STRLEN];
   kw_sockaddr_format(&rs->cfg.listen, a, sizeof a);
   kw__rs_log(rs, KW_RS_INFO, "relay.listening",
-             "addr=%s max_clients=%u rate=%llu", a, rs->cfg.max_clients,
-             (unsigned long long)rs->cfg.rate);
+             "addr=%s max_clients=%u max_pending=%u rate=%llu v1_auth=%s", a,
+             rs->cfg.max_clients, rs->cfg.max_pending,
+             (unsigned long long)rs->cfg.rate,
+             rs->cfg.allow_v1_auth ? "allowed" : "refused");
   return KW_OK;
 }
 
@@ -787,4 +995,6 @@ void kw__rs_server_kill(kw__rs *rs) {
 
 void kw__rs_server_free(kw__rs *rs) {
   kw__cidmap_free(&rs->by_id);
+  free(rs->put_addr);
+  rs->put_addr = NULL;
 }

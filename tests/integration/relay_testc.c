@@ -62,6 +62,9 @@ struct tc {
   int close_code; /* CLOSE frame code seen, -1 none */
   frame_fn on_frame;
   void (*on_ready)(tc *c);
+  /* sees the challenge and the answer about to go; true: do not send */
+  bool (*on_challenge)(tc *c, const kw__relay_msg *ch, kw__relay_msg *auth);
+  bool v1; /* upgrade with keyway-relay-v1 and sign the challenge alone */
   /* counters */
   uint64_t rx_pkts, rx_bytes;
   bool writable_wait;
@@ -72,7 +75,8 @@ static struct {
   uv_loop_t loop;
   kw_sockaddr relay;
   const char *ca;
-  char host[64]; /* the relay's IP as text: TLS name check and Host */
+  char host[64];     /* the relay's IP as text: TLS name check and Host */
+  char host_hdr[80]; /* the Host header sent: "ip:port" (signed in v2) */
   uv_timer_t guard;
   tc *cs;
   size_t n;
@@ -88,6 +92,16 @@ static struct {
 
 static uv_timer_t lk_timer;
 static void lk_next(tc *c);
+static void lf_send(tc *c);
+static void fair_flood(void);
+static void fl_pump(void);
+static int lk_mode; /* lookup scripts: 0 basic, 1 evict, 2 attack */
+static int lk_send_attack(tc *c, int step);
+static void finish(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 
 static void seed_key(unsigned long seed, uint8_t sk[KW_SECRET_KEY_LEN],
                      uint8_t id[KW_ID_LEN]) {
@@ -152,7 +166,17 @@ static void handle_frame(tc *c, const kw__relay_frame *f) {
     memcpy(ch, m.challenge, sizeof ch);
     if (c->mb == MB_BAD_SIG)
       ch[0] ^= 1; /* signs another challenge */
-    kw__relay_auth_sign(c->sk, ch, a.sig);
+    if (c->v1 || m.version == KW_RELAY_VERSION_V1) {
+      kw__relay_auth_sign(c->sk, ch, a.sig);
+    } else {
+      uint8_t ex[KW_RELAY_EXPORTER_LEN];
+      if (kw__tls_stream_exporter(c->s, KW_RELAY_EXPORTER_LABEL, ex,
+                                  sizeof ex) != KW_OK)
+        FAILF("exporter");
+      kw__relay_auth2_sign(c->sk, ch, ex, g.host_hdr, a.sig);
+    }
+    if (c->on_challenge && c->on_challenge(c, &m, &a))
+      return;
     send_msg(c, &a);
     return;
   }
@@ -186,6 +210,10 @@ static void on_open(kw__tls_stream *s, void *ud) {
   }
   if (c->mb == MB_LOOKUP) {
     c->phase = 1;
+    if (strcmp(g.mode, "lookup-flood") == 0) {
+      lf_send(c);
+      return;
+    }
     uv_timer_init(&g.loop, &lk_timer);
     lk_next(c);
     return;
@@ -198,7 +226,9 @@ static void on_open(kw__tls_stream *s, void *ud) {
   }
   char req[512];
   size_t n;
-  if (kw__relay_http_req_build(g.host, req, sizeof req, &n) != KW_OK)
+  if (kw__relay_http_req_build_version(
+          g.host_hdr, c->v1 ? KW_RELAY_VERSION_V1 : KW_RELAY_VERSION, req,
+          sizeof req, &n) != KW_OK)
     FAILF("request build");
   (void)s;
   send_raw(c, req, n);
@@ -225,6 +255,8 @@ static void on_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
     kw_err e = kw__relay_http_resp_parse(c->hbuf, c->hlen, &used, &status);
     if (e == KW_ERR_AGAIN)
       return;
+    if (e != KW_OK && status == 426 && strcmp(g.mode, "v1refused") == 0)
+      finish("status=426");
     if (e != KW_OK)
       FAILF("upgrade refused: %s status %d", kw_errname(e), status);
     c->phase = 2;
@@ -278,6 +310,7 @@ static void tc_start(tc *c, int idx, unsigned long seed) {
   memset(c, 0, sizeof *c);
   c->idx = idx;
   c->close_code = -1;
+  c->v1 = getenv("KW_TESTC_V1") != NULL; /* talk to relays of version 1 */
   seed_key(seed, c->sk, c->id);
   kw_err e =
       kw__tls_stream_connect(&g.loop, &g.relay, g.host, g.ca, &cbs, c, &c->s);
@@ -400,6 +433,10 @@ static void on_writable(kw__tls_stream *s, void *ud) {
   (void)s, (void)ud;
   if (strcmp(g.mode, "pair") == 0 || strcmp(g.mode, "rate") == 0)
     tp_pump();
+  else if (strcmp(g.mode, "fair") == 0)
+    fair_flood();
+  else if (strncmp(g.mode, "flood-", 6) == 0)
+    fl_pump();
 }
 
 static void pair_ready(tc *c) {
@@ -665,8 +702,8 @@ static void lk_request(tc *c, bool put, unsigned long path_seed,
 /* Sends request number `step`; returns the status it expects. */
 static bool lk_evict;
 
-/* With --max-records 2: the record that expires first makes room; a new
- * record that would expire even sooner is refused (507). */
+/* With --max-records 2 and no client connected: the record stored longest
+ * ago makes room, whatever the TTLs. */
 static int lk_send_evict(tc *c, int step) {
   static uint8_t rec[KW_RECORD_MAX_LEN];
   uint64_t now = unix_us();
@@ -680,7 +717,7 @@ static int lk_send_evict(tc *c, int step) {
     n = make_record(12, now, 120, rec);
     lk_request(c, true, 12, rec, n);
     return 204;
-  case 2: /* full: evicts 11 (expires first) */
+  case 2: /* full: evicts 11 (stored first) */
     n = make_record(13, now, 90, rec);
     lk_request(c, true, 13, rec, n);
     return 204;
@@ -693,12 +730,15 @@ static int lk_send_evict(tc *c, int step) {
   case 5:
     lk_request(c, false, 13, NULL, 0);
     return 200;
-  case 6: /* would expire before every stored record: refused */
+  case 6: /* a short-lived record still gets in: evicts 12 (oldest) */
     n = make_record(14, now, 30, rec);
     lk_request(c, true, 14, rec, n);
-    return 507;
+    return 204;
   case 7:
     lk_request(c, false, 14, NULL, 0);
+    return 200;
+  case 8:
+    lk_request(c, false, 12, NULL, 0);
     return 404;
   default:
     return -1;
@@ -709,6 +749,8 @@ static int lk_send(tc *c, int step) {
   static uint8_t rec[KW_RECORD_MAX_LEN];
   uint64_t now = unix_us();
   size_t n;
+  if (lk_mode == 2)
+    return lk_send_attack(c, step);
   if (lk_evict)
     return lk_send_evict(c, step);
   switch (step) {
@@ -770,7 +812,8 @@ static void lk_timer_cb(uv_timer_t *t) {
 }
 
 static void lk_next(tc *c) {
-  if (!lk_evict && lk_step == 11 && uv_hrtime() < lk_wait_until) {
+  if ((lk_mode == 2 ? lk_step == 12 : (!lk_evict && lk_step == 11)) &&
+      uv_hrtime() < lk_wait_until) {
     lk_timer.data = c;
     uv_timer_start(&lk_timer, lk_timer_cb,
                    (lk_wait_until - uv_hrtime()) / 1000000 + 1, 0);
@@ -799,7 +842,7 @@ static void lk_frame(tc *c, const kw__relay_msg *m) {
       return;
     if (r.status != lk_expect)
       FAILF("step %d: status %d, want %d", lk_step, r.status, lk_expect);
-    if (!lk_evict && (lk_step == 1 || lk_step == 7) &&
+    if (!lk_evict && lk_mode == 0 && (lk_step == 1 || lk_step == 7) &&
         (body != lk_new_len ||
          memcmp(c->hbuf + r.header_len, lk_new, body) != 0))
       FAILF("step %d: record bytes differ", lk_step);
@@ -807,12 +850,336 @@ static void lk_frame(tc *c, const kw__relay_msg *m) {
             c->hlen - r.header_len - body);
     c->hlen -= r.header_len + body;
     lk_step++;
-    if (lk_step == 11 && !lk_evict)
-      lk_wait_until = uv_hrtime() + 1500000000ull;
+    if ((lk_step == 11 && !lk_evict) || (lk_step == 12 && lk_mode == 2))
+      lk_wait_until =
+          uv_hrtime() + (lk_mode == 2 ? 1200000000ull : 1500000000ull);
     lk_next(c);
     if (c->hlen == 0)
       return;
   }
+}
+
+/* ---- attacks ------------------------------------------------------------ */
+
+/* replay-v2: what a relay the client trusts could do. Session A is "the
+ * relay's own login" elsewhere: its challenge is shown to the client on
+ * session B, the client signs it there (B's exporter), and the answer goes
+ * out on A. The relay must refuse it (CLOSE auth). replay-v1: the same with
+ * a version 1 answer (the challenge alone signed). */
+static uint8_t rp_challenge[KW_RELAY_CHALLENGE_LEN];
+static bool rp_have, rp_v1;
+static bool rp_challenge_cb(tc *c, const kw__relay_msg *ch,
+                            kw__relay_msg *auth) {
+  (void)auth;
+  if (c->idx == 0) {
+    memcpy(rp_challenge, ch->challenge, sizeof rp_challenge);
+    rp_have = true;
+    tc_start(&g.cs[1], 1, 1);               /* the client's own session */
+    g.cs[1].on_challenge = rp_challenge_cb; /* B never answers for itself */
+    return true;
+  }
+  if (!rp_have)
+    FAILF("no challenge from session A");
+  /* the honest client signs A's challenge, bound to its session B */
+  kw__relay_msg a;
+  memset(&a, 0, sizeof a);
+  a.type = KW_RELAY_CLIENT_AUTH;
+  memcpy(a.id, c->id, KW_ID_LEN);
+  uint8_t ex[KW_RELAY_EXPORTER_LEN];
+  if (kw__tls_stream_exporter(c->s, KW_RELAY_EXPORTER_LABEL, ex, sizeof ex) !=
+      KW_OK)
+    FAILF("exporter");
+  if (rp_v1)
+    kw__relay_auth_sign(c->sk, rp_challenge, a.sig);
+  else
+    kw__relay_auth2_sign(c->sk, rp_challenge, ex, g.host_hdr, a.sig);
+  send_msg(&g.cs[0], &a); /* replayed on A */
+  return true;
+}
+
+static void rp_ready(tc *c) {
+  (void)c;
+  FAILF("the replayed answer logged in on another session");
+}
+
+static void rp_frame(tc *c, const kw__relay_msg *m) {
+  if (c->idx != 0)
+    return;
+  if (m && m->type == KW_RELAY_SERVER_INFO)
+    FAILF("the replayed answer logged in on another session");
+  if (!c->closed)
+    return;
+  if (c->close_code != KW_RELAY_CLOSE_AUTH)
+    FAILF("close code %d, want %d", c->close_code, KW_RELAY_CLOSE_AUTH);
+  finish("replay refused code=%d", c->close_code);
+}
+
+/* lookup-attack (relay with --max-records 5): seed 50 is connected as a
+ * relay client and publishes its record; a stranger then floods the store
+ * over one connection. */
+static int lk_send_attack(tc *c, int step) {
+  static uint8_t rec[KW_RECORD_MAX_LEN];
+  uint64_t now = unix_us();
+  size_t n;
+  if (step == 0) { /* the connected endpoint's record, TTL 600 s */
+    n = make_record(50, now, 600, rec);
+    lk_request(c, true, 50, rec, n);
+    return 204;
+  }
+  if (step == 1) { /* dated 290 s ahead: refused */
+    n = make_record(60, now + 290000000ull, 86400, rec);
+    lk_request(c, true, 60, rec, n);
+    return 400;
+  }
+  if (step >= 2 && step < 10) { /* 8 long-lived strangers, 25 s ahead */
+    unsigned long seed = 100 + (unsigned long)step;
+    n = make_record(seed, now + 25000000ull, 86400, rec);
+    lk_request(c, true, seed, rec, n);
+    return 204;
+  }
+  if (step == 10) { /* the connection's burst (10) is spent */
+    n = make_record(130, now, 86400, rec);
+    lk_request(c, true, 130, rec, n);
+    return 429;
+  }
+  if (step == 11) { /* the connected endpoint's record survived */
+    lk_request(c, false, 50, NULL, 0);
+    return 200;
+  }
+  if (step == 12) { /* 1.2 s later: its re-PUT is stored */
+    n = make_record(50, now, 600, rec);
+    lk_request(c, true, 50, rec, n);
+    return 204;
+  }
+  return -1;
+}
+
+static void la_ready(tc *c) {
+  if (c->idx != 0)
+    return;
+  tc_start(&g.cs[1], 1, 1);
+  g.cs[1].mb = MB_LOOKUP;
+  g.cs[1].on_frame = lk_frame;
+}
+
+/* lookup-flood: N connections from one address, 10 pipelined PUTs of fresh
+ * ids each; counts 204 and 429. ARG: N. */
+static size_t lf_done, lf_ok, lf_limited, lf_other;
+static void lf_frame(tc *c, const kw__relay_msg *m) {
+  (void)m;
+  if (c->phase == 0)
+    return;
+  if (c->closed) {
+    if (c->rx_pkts < 10)
+      FAILF("connection %d closed after %llu answers", c->idx,
+            (unsigned long long)c->rx_pkts);
+    return;
+  }
+  for (;;) {
+    kw__http_resp r;
+    kw_err e = kw__http_resp_parse(c->hbuf, c->hlen, &r);
+    if (e == KW_ERR_AGAIN)
+      return;
+    if (e != KW_OK)
+      FAILF("bad HTTP answer");
+    size_t body = r.has_length ? r.content_length : 0;
+    if (c->hlen < r.header_len + body)
+      return;
+    if (r.status == 204)
+      lf_ok++;
+    else if (r.status == 429)
+      lf_limited++;
+    else
+      lf_other++;
+    memmove(c->hbuf, c->hbuf + r.header_len + body,
+            c->hlen - r.header_len - body);
+    c->hlen -= r.header_len + body;
+    if (++c->rx_pkts == 10 && ++lf_done == g.n)
+      finish("stored=%zu limited=%zu other=%zu", lf_ok, lf_limited, lf_other);
+  }
+}
+
+static void lf_send(tc *c) {
+  uint8_t rec[KW_RECORD_MAX_LEN];
+  for (int i = 0; i < 10; i++) {
+    unsigned long seed = 5000 + (unsigned long)c->idx * 10 + (unsigned long)i;
+    size_t n = make_record(seed, unix_us(), 3600, rec);
+    lk_request(c, true, seed, rec, n);
+  }
+}
+
+/* fair: R reads slowly (~4 MB/s), F floods R, L sends R 1200-byte packets
+ * at 500 packets/s for 3 s. L's packets must get through. */
+#define FAIR_PKT 1200
+#define FAIR_READ_BPS 4000000.0
+static uv_timer_t fair_timer, fair_unpause;
+static uint64_t fair_sent_l, fair_got_l, fair_got_f, fair_sent_f, fair_rbytes;
+static uint64_t fair_t0;
+static bool fair_paused, fair_flooding;
+
+static void fair_flood(void) {
+  tc *f = &g.cs[1], *r = &g.cs[0];
+  uint8_t buf[FAIR_PKT];
+  memset(buf, 'F', sizeof buf);
+  while (fair_flooding && f->s) {
+    kw_err e = send_pkt(f, r->id, buf, sizeof buf);
+    if (e == KW_ERR_FULL)
+      return; /* on_writable */
+    if (e != KW_OK)
+      FAILF("flood send: %s", kw_errname(e));
+    fair_sent_f++;
+  }
+}
+
+static void fair_tick(uv_timer_t *t) {
+  (void)t;
+  double el = (double)(uv_hrtime() - fair_t0) / 1e9;
+  if (el < 3.0) {
+    uint64_t want = (uint64_t)(el * 500.0);
+    uint8_t buf[FAIR_PKT];
+    memset(buf, 'L', sizeof buf);
+    while (fair_sent_l < want) {
+      if (send_pkt(&g.cs[2], g.cs[0].id, buf, sizeof buf) != KW_OK)
+        FAILF("legit send");
+      fair_sent_l++;
+    }
+    return;
+  }
+  fair_flooding = false;
+  if (el < 5.0)
+    return; /* let the queue drain */
+  double share = fair_sent_l ? (double)fair_got_l / (double)fair_sent_l : 0;
+  printf("legit sent=%llu delivered=%llu (%.1f%%); flood sent=%llu "
+         "delivered=%llu\n",
+         (unsigned long long)fair_sent_l, (unsigned long long)fair_got_l,
+         share * 100.0, (unsigned long long)fair_sent_f,
+         (unsigned long long)fair_got_f);
+  if (share < 0.9)
+    FAILF("only %.1f%% of the legit sender's packets arrived", share * 100.0);
+  finish("legit_delivered=%.1f%%", share * 100.0);
+}
+
+static void fair_unpause_cb(uv_timer_t *t) {
+  (void)t;
+  tc *r = &g.cs[0];
+  double el = (double)(uv_hrtime() - fair_t0) / 1e9;
+  if (fair_paused && r->s && (double)fair_rbytes <= el * FAIR_READ_BPS) {
+    fair_paused = false;
+    kw__tls_stream_pause(r->s, false);
+  }
+}
+
+static void fair_frame(tc *c, const kw__relay_msg *m) {
+  if (!m) {
+    if (c->closed)
+      FAILF("client %d closed", c->idx);
+    return;
+  }
+  if (c->idx != 0 || m->type != KW_RELAY_RECV_PACKET)
+    return;
+  fair_rbytes += m->data_len + KW_RELAY_PACKET_HDR;
+  if (memcmp(m->id, g.cs[2].id, KW_ID_LEN) == 0)
+    fair_got_l++;
+  else if (memcmp(m->id, g.cs[1].id, KW_ID_LEN) == 0)
+    fair_got_f++;
+  double el = (double)(uv_hrtime() - fair_t0) / 1e9;
+  if (!fair_paused && (double)fair_rbytes > el * FAIR_READ_BPS) {
+    fair_paused = true;
+    kw__tls_stream_pause(c->s, true);
+  }
+}
+
+static void fair_ready(tc *c) {
+  (void)c;
+  if (g.ready < 3)
+    return;
+  fair_t0 = uv_hrtime();
+  fair_flooding = true;
+  uv_timer_init(&g.loop, &fair_timer);
+  uv_timer_init(&g.loop, &fair_unpause);
+  uv_timer_start(&fair_timer, fair_tick, 2, 2);
+  uv_timer_start(&fair_unpause, fair_unpause_cb, 10, 10);
+  fair_flood();
+}
+
+/* unknownflood: 2000 packets to 2000 ids nobody has; the PEER_GONE answers
+ * must stay within the per-client cap (10/s). */
+static uint64_t uf_gone;
+static uv_timer_t uf_timer;
+static void uf_done(uv_timer_t *t) {
+  (void)t;
+  double secs = (double)(uv_hrtime() - g.t0) / 1e9;
+  printf("peer_gone=%llu for 2000 unknown ids in %.1f s\n",
+         (unsigned long long)uf_gone, secs);
+  if ((double)uf_gone > 10.0 * secs + 12.0)
+    FAILF("%llu PEER_GONE answers: not capped", (unsigned long long)uf_gone);
+  finish("peer_gone=%llu", (unsigned long long)uf_gone);
+}
+static void uf_frame(tc *c, const kw__relay_msg *m) {
+  if (!m) {
+    if (c->closed)
+      FAILF("closed");
+    return;
+  }
+  if (m->type == KW_RELAY_PEER_GONE)
+    uf_gone++;
+}
+static void uf_ready(tc *c) {
+  uint8_t x[64] = {0};
+  g.t0 = uv_hrtime();
+  for (uint32_t i = 0; i < 2000; i++) {
+    uint8_t ghost[KW_ID_LEN];
+    randombytes_buf(ghost, sizeof ghost);
+    if (send_pkt(c, ghost, x, sizeof x) != KW_OK)
+      FAILF("send");
+  }
+  uv_timer_init(&g.loop, &uf_timer);
+  uv_timer_start(&uf_timer, uf_done, 1500, 0);
+}
+
+/* flood-stuck SECONDS / flood-unknown SECONDS (benchmarks, bench/
+ * relay_flood.sh): flood a peer that never reads, or ids nobody has, as fast
+ * as the relay takes it; prints the offered rate. */
+static double fl_secs;
+static bool fl_unknown;
+static uint64_t fl_sent;
+static void fl_pump(void) {
+  tc *f = &g.cs[fl_unknown ? 0 : 1];
+  uint8_t buf[1200], to[KW_ID_LEN];
+  memset(buf, 'x', sizeof buf);
+  memcpy(to, g.cs[0].id, KW_ID_LEN);
+  while (f->s) {
+    double el = (double)(uv_hrtime() - g.t0) / 1e9;
+    if (el >= fl_secs) {
+      printf("offered %.1f MB/s for %.1f s\n",
+             (double)fl_sent * 1237.0 / el / 1e6, el);
+      finish(NULL);
+    }
+    if (fl_unknown) {
+      to[0] = (uint8_t)fl_sent;
+      to[1] = (uint8_t)(fl_sent >> 8);
+      to[2] = 0xee;
+    }
+    kw_err e = send_pkt(f, to, buf, sizeof buf);
+    if (e == KW_ERR_FULL)
+      return;
+    if (e != KW_OK)
+      FAILF("flood send: %s", kw_errname(e));
+    fl_sent++;
+  }
+}
+static void fl_ready(tc *c) {
+  if (!fl_unknown && c->idx == 0)
+    kw__tls_stream_pause(c->s, true); /* never reads */
+  if (g.ready < g.n)
+    return;
+  g.t0 = uv_hrtime();
+  fl_pump();
+}
+static void fl_frame(tc *c, const kw__relay_msg *m) {
+  (void)m;
+  if (c->closed)
+    FAILF("client %d closed", c->idx);
 }
 
 int main(int argc, char **argv) {
@@ -843,6 +1210,8 @@ int main(int argc, char **argv) {
       uv_ip4_name((struct sockaddr_in *)&ss, g.host, sizeof g.host);
     else
       uv_ip6_name((struct sockaddr_in6 *)&ss, g.host, sizeof g.host);
+    snprintf(g.host_hdr, sizeof g.host_hdr,
+             g.relay.family == 6 ? "[%s]:%u" : "%s:%u", g.host, g.relay.port);
   }
   const char *arg = argc > 4 ? argv[4] : NULL;
   for (size_t i = 0; i < sizeof g.pattern; i++)
@@ -934,6 +1303,62 @@ int main(int argc, char **argv) {
     tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
     g.cs[0].on_ready = ws_ready;
     g.cs[0].on_frame = ws_frame;
+  } else if (strcmp(m, "replay-v2") == 0 || strcmp(m, "replay-v1") == 0) {
+    rp_v1 = m[8] == '1';
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].on_challenge = rp_challenge_cb;
+    g.cs[0].on_frame = rp_frame;
+    g.cs[0].on_ready = rp_ready;
+  } else if (strcmp(m, "v1refused") == 0) {
+    tc_start(&g.cs[0], 0, 1);
+    g.cs[0].v1 = true;
+    g.cs[0].on_frame = expect_close;
+    want_code = -2; /* any close is a failure: 426 finishes */
+  } else if (strcmp(m, "auth-v1") == 0) {
+    tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
+    g.cs[0].v1 = true;
+    g.cs[0].on_ready = auth_ready;
+  } else if (strcmp(m, "lookup-attack") == 0) {
+    lk_mode = 2;
+    g.n = 2;
+    tc_start(&g.cs[0], 0, 50);
+    g.cs[0].on_ready = la_ready;
+  } else if (strcmp(m, "lookup-flood") == 0) {
+    g.n = arg ? strtoul(arg, NULL, 10) : 15;
+    free(g.cs);
+    g.cs = calloc(g.n, sizeof(tc));
+    if (!g.cs)
+      FAILF("memory");
+    for (size_t i = 0; i < g.n; i++) {
+      tc_start(&g.cs[i], (int)i, 1);
+      g.cs[i].mb = MB_LOOKUP;
+      g.cs[i].on_frame = lf_frame;
+    }
+  } else if (strcmp(m, "fair") == 0) {
+    g.n = 3;
+    free(g.cs);
+    g.cs = calloc(3, sizeof(tc));
+    if (!g.cs)
+      FAILF("memory");
+    for (int i = 0; i < 3; i++) {
+      tc_start(&g.cs[i], i, 71 + (unsigned long)i);
+      g.cs[i].on_ready = fair_ready;
+      g.cs[i].on_frame = fair_frame;
+    }
+  } else if (strcmp(m, "unknownflood") == 0) {
+    tc_start(&g.cs[0], 0, 80);
+    g.cs[0].on_ready = uf_ready;
+    g.cs[0].on_frame = uf_frame;
+  } else if (strcmp(m, "flood-stuck") == 0 || strcmp(m, "flood-unknown") == 0) {
+    fl_secs = arg ? atof(arg) : 10;
+    fl_unknown = m[6] == 'u';
+    g.n = fl_unknown ? 1 : 2;
+    for (size_t i = 0; i < g.n; i++) {
+      tc_start(&g.cs[i], (int)i, 90 + i);
+      g.cs[i].on_ready = fl_ready;
+      g.cs[i].on_frame = fl_frame;
+    }
+    guard_ms = (uint64_t)(fl_secs * 1000) + 20000;
   } else if (strcmp(m, "keepalive") == 0) {
     tc_start(&g.cs[0], 0, arg ? strtoul(arg, NULL, 10) : 1);
     g.cs[0].on_frame = ka_frame;

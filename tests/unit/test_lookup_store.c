@@ -154,42 +154,94 @@ static void test_eviction_policy(void **state) {
   assert_int_equal(kw__lookup_store_new(3, &s), KW_OK);
   uint8_t rec[KW_RECORD_MAX_LEN], out[KW_RECORD_MAX_LEN];
   size_t n, got;
-  /* expiries: k0 +300, k1 +100, k2 +200 */
+  /* put order k0, k1, k2; the TTLs do not matter for eviction */
   const uint32_t ttl[3] = {300, 100, 200};
   for (int k = 0; k < 3; k++) {
     n = mk(rec, k, T0, ttl[k]);
     assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
   }
-  /* a record expiring sooner than all: refused */
+  /* full: the oldest stored (k0) goes, even for a record expiring sooner */
   n = mk(rec, 3, T0, 50);
-  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_ERR_FULL);
-  /* later: k1 (soonest) goes */
+  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
+  assert_int_equal(kw__lookup_store_count(s), 3);
+  assert_int_equal(kw__lookup_store_get(s, ids[0], T0, out, sizeof(out), &got),
+                   KW_ERR_NOT_FOUND);
+  /* an update makes a record the youngest: k1 refreshed, so k2 goes next */
+  n = mk(rec, 1, T0 + 1, 100);
+  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
+  assert_int_equal(kw__lookup_store_count(s), 3);
   n = mk(rec, 4, T0, 150);
   assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
-  assert_int_equal(kw__lookup_store_count(s), 3);
+  assert_int_equal(kw__lookup_store_get(s, ids[2], T0, out, sizeof(out), &got),
+                   KW_ERR_NOT_FOUND);
+  assert_int_equal(kw__lookup_store_get(s, ids[1], T0, out, sizeof(out), &got),
+                   KW_OK);
+  /* expired ones make room first (k3, TTL 50, is expired at +60 s) */
+  n = mk(rec, 6, T0 + 60 * SEC, 60);
+  assert_int_equal(kw__lookup_store_put(s, rec, n, T0 + 60 * SEC, NULL), KW_OK);
+  assert_int_equal(
+      kw__lookup_store_get(s, ids[1], T0 + 60 * SEC, out, sizeof(out), &got),
+      KW_OK);
+  assert_int_equal(
+      kw__lookup_store_get(s, ids[4], T0 + 60 * SEC, out, sizeof(out), &got),
+      KW_OK);
+  kw__lookup_store_free(s);
+}
+
+/* The attack: a stranger fills the store with long-lived records of fresh
+ * ids dated as far ahead as allowed; the record of a connected endpoint
+ * stays and its re-PUT is stored; when every record is pinned, new ones are
+ * refused; unpinned records go oldest first. */
+static void test_pinned_survive_flood(void **state) {
+  (void)state;
+  kw__lookup_store *s;
+  assert_int_equal(kw__lookup_store_new(4, &s), KW_OK);
+  uint8_t rec[KW_RECORD_MAX_LEN], out[KW_RECORD_MAX_LEN];
+  size_t n, got;
+  n = mk(rec, 0, T0, 60); /* the connected endpoint, short TTL */
+  assert_int_equal(kw__lookup_store_put_pinned(s, rec, n, T0, true, NULL),
+                   KW_OK);
+  n = mk(rec, 1, T0, 60); /* a disconnected one, pinned later */
+  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
+  kw__lookup_store_pin(s, ids[1], true);
+  /* dated ahead by more than the skew allowance: refused */
+  n = mk(rec, 2, T0 + 290 * SEC, 86400);
+  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL),
+                   KW_ERR_INVALID_ARG);
+  for (int k = 2; k < 30; k++) {
+    n = mk(rec, k, T0 + KW_LOOKUP_MAX_SKEW_US, 86400);
+    assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
+    assert_int_equal(kw__lookup_store_count(s), k < 4 ? k + 1 : 4);
+  }
+  assert_int_equal(kw__lookup_store_get(s, ids[0], T0, out, sizeof(out), &got),
+                   KW_OK);
+  assert_int_equal(kw__lookup_store_get(s, ids[1], T0, out, sizeof(out), &got),
+                   KW_OK);
+  /* the last two attacker records are the ones left */
+  assert_int_equal(kw__lookup_store_get(s, ids[29], T0, out, sizeof(out), &got),
+                   KW_OK);
+  assert_int_equal(kw__lookup_store_get(s, ids[28], T0, out, sizeof(out), &got),
+                   KW_OK);
+  assert_int_equal(kw__lookup_store_get(s, ids[27], T0, out, sizeof(out), &got),
+                   KW_ERR_NOT_FOUND);
+  /* the connected endpoint republishes: stored */
+  n = mk(rec, 0, T0 + 1, 60);
+  assert_int_equal(kw__lookup_store_put_pinned(s, rec, n, T0, true, NULL),
+                   KW_OK);
+  /* all pinned: a stranger's record is refused, nothing is evicted */
+  kw__lookup_store_pin(s, ids[28], true);
+  kw__lookup_store_pin(s, ids[29], true);
+  n = mk(rec, 30, T0, 60);
+  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_ERR_FULL);
+  assert_int_equal(kw__lookup_store_count(s), 4);
+  /* k1 disconnects: its record becomes evictable (the only one) */
+  kw__lookup_store_pin(s, ids[1], false);
+  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
   assert_int_equal(kw__lookup_store_get(s, ids[1], T0, out, sizeof(out), &got),
                    KW_ERR_NOT_FOUND);
-  /* equal to the soonest (k4, +150): the stored one goes */
-  n = mk(rec, 5, T0, 150);
-  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
-  assert_int_equal(kw__lookup_store_get(s, ids[4], T0, out, sizeof(out), &got),
-                   KW_ERR_NOT_FOUND);
-  /* an update of a stored id never evicts */
-  n = mk(rec, 5, T0 + 1, 10);
-  assert_int_equal(kw__lookup_store_put(s, rec, n, T0, NULL), KW_OK);
-  assert_int_equal(kw__lookup_store_count(s), 3);
-  /* expired ones make room first */
-  n = mk(rec, 6, T0 + 20 * SEC, 60);
-  assert_int_equal(kw__lookup_store_put(s, rec, n, T0 + 20 * SEC, NULL), KW_OK);
-  assert_int_equal(
-      kw__lookup_store_get(s, ids[5], T0 + 20 * SEC, out, sizeof(out), &got),
-      KW_ERR_NOT_FOUND);
-  assert_int_equal(
-      kw__lookup_store_get(s, ids[0], T0 + 20 * SEC, out, sizeof(out), &got),
-      KW_OK);
-  assert_int_equal(
-      kw__lookup_store_get(s, ids[2], T0 + 20 * SEC, out, sizeof(out), &got),
-      KW_OK);
+  /* pinning an id without a record is harmless */
+  kw__lookup_store_pin(s, ids[39], true);
+  kw__lookup_store_pin(s, ids[39], false);
   kw__lookup_store_free(s);
 }
 
@@ -215,6 +267,8 @@ static void test_rejects(void **state) {
 /* Reference model of the documented policy. */
 typedef struct model {
   bool present[NKEYS];
+  bool pinned[NKEYS];
+  uint64_t seq[NKEYS], next_seq; /* put (or unpin) order */
   uint64_t ts[NKEYS], exp[NKEYS];
   uint8_t bytes[NKEYS][KW_RECORD_MAX_LEN];
   size_t len[NKEYS];
@@ -222,7 +276,8 @@ typedef struct model {
 } model;
 
 static kw_err model_put(model *m, int k, uint64_t ts, uint64_t exp,
-                        const uint8_t *rec, size_t n, uint64_t now) {
+                        const uint8_t *rec, size_t n, uint64_t now,
+                        bool pinned) {
   if (exp <= now)
     return KW_ERR_INVALID_ARG;
   if (ts > now && ts - now > KW_LOOKUP_MAX_SKEW_US)
@@ -236,15 +291,18 @@ static kw_err model_put(model *m, int k, uint64_t ts, uint64_t exp,
     if (ts <= m->ts[k])
       return KW_ERR_STATE;
   } else if (m->count == m->cap) {
-    int soon = -1;
+    int old = -1;
     for (int i = 0; i < NKEYS; i++)
-      if (m->present[i] && (soon < 0 || m->exp[i] < m->exp[soon]))
-        soon = i;
-    if (exp < m->exp[soon])
+      if (m->present[i] && !m->pinned[i] &&
+          (old < 0 || m->seq[i] < m->seq[old]))
+        old = i;
+    if (old < 0)
       return KW_ERR_FULL;
-    m->present[soon] = false;
+    m->present[old] = false;
     m->count--;
   }
+  m->pinned[k] = pinned;
+  m->seq[k] = ++m->next_seq;
   if (!m->present[k])
     m->count++;
   m->present[k] = true;
@@ -268,15 +326,25 @@ static void test_against_model(void **state) {
   for (int step = 0; step < 3000; step++) {
     x = x * 1103515245u + 12345u;
     int k = (int)((x >> 8) % NKEYS);
-    unsigned op = (x >> 20) % 10;
-    if (op < 6) {
+    unsigned op = (x >> 20) % 12;
+    if (op >= 10) { /* connect or disconnect */
+      bool pin = op == 10;
+      kw__lookup_store_pin(s, ids[k], pin);
+      if (m.present[k] && m.pinned[k] != pin) {
+        m.pinned[k] = pin;
+        if (!pin)
+          m.seq[k] = ++m.next_seq;
+      }
+    } else if (op < 6) {
       /* timestamps near now, unique below the second so expiries differ */
       uint64_t ts = now - 30 * SEC + ((x >> 4) % 40) * SEC + uniq++;
       uint32_t ttl = 1 + (x >> 12) % 90;
       uint8_t rec[KW_RECORD_MAX_LEN];
       size_t n = mk(rec, k, ts, ttl);
-      kw_err want = model_put(&m, k, ts, ts + ttl * SEC, rec, n, now);
-      assert_int_equal(kw__lookup_store_put(s, rec, n, now, NULL), want);
+      bool pin = (x >> 28) & 1;
+      kw_err want = model_put(&m, k, ts, ts + ttl * SEC, rec, n, now, pin);
+      assert_int_equal(kw__lookup_store_put_pinned(s, rec, n, now, pin, NULL),
+                       want);
     } else if (op < 9) {
       uint8_t out[KW_RECORD_MAX_LEN];
       size_t got;
@@ -303,9 +371,13 @@ static void test_against_model(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_put_get), cmocka_unit_test(test_ordering),
-      cmocka_unit_test(test_expiry),  cmocka_unit_test(test_eviction_policy),
-      cmocka_unit_test(test_rejects), cmocka_unit_test(test_against_model),
+      cmocka_unit_test(test_put_get),
+      cmocka_unit_test(test_ordering),
+      cmocka_unit_test(test_expiry),
+      cmocka_unit_test(test_eviction_policy),
+      cmocka_unit_test(test_rejects),
+      cmocka_unit_test(test_against_model),
+      cmocka_unit_test(test_pinned_survive_flood),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

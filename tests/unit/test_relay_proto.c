@@ -393,9 +393,14 @@ static void test_parse_rejects(void **state) {
   kw__relay_msg m;
   uint8_t p[300] = {0};
   /* challenge of another version */
-  p[0] = 2;
+  p[0] = 3;
   kw__relay_frame f = {KW_RELAY_SERVER_CHALLENGE, 41, p};
   assert_int_equal(kw__relay_parse(&f, &m), KW_ERR_PARSE);
+  p[0] = 0;
+  assert_int_equal(kw__relay_parse(&f, &m), KW_ERR_PARSE);
+  p[0] = 2;
+  assert_int_equal(kw__relay_parse(&f, &m), KW_OK);
+  assert_int_equal(m.version, 2);
   p[0] = 1;
   assert_int_equal(kw__relay_parse(&f, &m), KW_OK);
   /* text not UTF-8 */
@@ -519,6 +524,57 @@ static void test_auth(void **state) {
   assert_int_equal(kw__relay_auth_verify(NULL, ch, sig), KW_ERR_INVALID_ARG);
 }
 
+/* Version 2: bound to the TLS exporter value and the relay's name. */
+static void test_auth_v2(void **state) {
+  (void)state;
+  uint8_t sk[64], id[32];
+  assert_int_equal(kw_key_generate(sk), KW_OK);
+  assert_int_equal(kw_key_id(sk, id), KW_OK);
+  uint8_t ch[32], ex[32], sig[64];
+  randombytes_buf(ch, sizeof(ch));
+  randombytes_buf(ex, sizeof(ex));
+  const char *name = "relay.example:443";
+  assert_int_equal(kw__relay_auth2_sign(sk, ch, ex, name, sig), KW_OK);
+  assert_int_equal(kw__relay_auth2_verify(id, ch, ex, name, sig), KW_OK);
+  /* another session (exporter), another relay name, another challenge */
+  uint8_t ex2[32];
+  memcpy(ex2, ex, 32);
+  ex2[0] ^= 1;
+  assert_int_equal(kw__relay_auth2_verify(id, ch, ex2, name, sig),
+                   KW_ERR_KEY_MISMATCH);
+  assert_int_equal(kw__relay_auth2_verify(id, ch, ex, "other.example:443", sig),
+                   KW_ERR_KEY_MISMATCH);
+  uint8_t ch2[32];
+  memcpy(ch2, ch, 32);
+  ch2[5] ^= 1;
+  assert_int_equal(kw__relay_auth2_verify(id, ch2, ex, name, sig),
+                   KW_ERR_KEY_MISMATCH);
+  /* a version 1 answer is no version 2 answer, and the reverse */
+  uint8_t s1[64];
+  assert_int_equal(kw__relay_auth_sign(sk, ch, s1), KW_OK);
+  assert_int_equal(kw__relay_auth2_verify(id, ch, ex, name, s1),
+                   KW_ERR_KEY_MISMATCH);
+  assert_int_equal(kw__relay_auth_verify(id, ch, sig), KW_ERR_KEY_MISMATCH);
+  /* the signed message is context || challenge || exporter || len || name */
+  uint8_t msg[20 + 32 + 32 + 1 + 17];
+  memcpy(msg, "keyway-relay-auth-v2", 20);
+  memcpy(msg + 20, ch, 32);
+  memcpy(msg + 52, ex, 32);
+  msg[84] = 17;
+  memcpy(msg + 85, name, 17);
+  assert_int_equal(crypto_sign_verify_detached(sig, msg, sizeof(msg), id), 0);
+  /* names: 1..255 bytes */
+  assert_int_equal(kw__relay_auth2_sign(sk, ch, ex, "", sig),
+                   KW_ERR_INVALID_ARG);
+  char big[300];
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  assert_int_equal(kw__relay_auth2_sign(sk, ch, ex, big, sig),
+                   KW_ERR_INVALID_ARG);
+  assert_int_equal(kw__relay_auth2_verify(id, ch, NULL, name, sig),
+                   KW_ERR_INVALID_ARG);
+}
+
 static void test_utf8(void **state) {
   (void)state;
   assert_true(kw__utf8_valid((const uint8_t *)"", 0));
@@ -549,9 +605,25 @@ static void test_upgrade_request_roundtrip(void **state) {
       KW_OK);
   const char *want =
       "GET /keyway-relay HTTP/1.1\r\nHost: relay.example:8443\r\n"
-      "Connection: Upgrade\r\nUpgrade: keyway-relay-v1\r\n\r\n";
+      "Connection: Upgrade\r\nUpgrade: keyway-relay-v2\r\n\r\n";
   assert_int_equal(n, strlen(want));
   assert_string_equal(out, want);
+  kw__http_req r1;
+  assert_int_equal(kw__http_req_parse((const uint8_t *)out, n, &r1), KW_OK);
+  assert_true(r1.upgrade);
+  assert_int_equal(r1.upgrade_version, 2);
+  /* version 1, for relays that still take it */
+  assert_int_equal(
+      kw__relay_http_req_build_version("h:1", 1, out, sizeof(out), &n), KW_OK);
+  assert_non_null(strstr(out, "Upgrade: keyway-relay-v1\r\n"));
+  assert_int_equal(kw__http_req_parse((const uint8_t *)out, n, &r1), KW_OK);
+  assert_int_equal(r1.upgrade_version, 1);
+  assert_int_equal(
+      kw__relay_http_req_build_version("h:1", 3, out, sizeof(out), &n),
+      KW_ERR_INVALID_ARG);
+  assert_int_equal(
+      kw__relay_http_req_build("relay.example:8443", out, sizeof(out), &n),
+      KW_OK);
   /* every prefix needs more */
   kw__http_req r;
   for (size_t i = 0; i < n; i++)
@@ -800,8 +872,13 @@ static void test_upgrade_response(void **state) {
   assert_int_equal(kw__relay_http_resp_build(out, sizeof(out), &n), KW_OK);
   assert_string_equal(out, "HTTP/1.1 101 Switching Protocols\r\n"
                            "Connection: Upgrade\r\n"
-                           "Upgrade: keyway-relay-v1\r\n\r\n");
+                           "Upgrade: keyway-relay-v2\r\n\r\n");
   assert_int_equal(kw__relay_http_resp_build(out, 10, &n), KW_ERR_BUFFER);
+  char o1[256];
+  size_t n1;
+  assert_int_equal(kw__relay_http_resp_build_version(1, o1, sizeof(o1), &n1),
+                   KW_OK);
+  assert_non_null(strstr(o1, "Upgrade: keyway-relay-v1\r\n"));
   for (size_t i = 0; i < n; i++)
     assert_int_equal(kw__relay_http_resp_parse((uint8_t *)out, i, &used, &st),
                      KW_ERR_AGAIN);
@@ -878,6 +955,7 @@ int main(void) {
       cmocka_unit_test(test_encode_rejects),
       cmocka_unit_test(test_packet_hdr),
       cmocka_unit_test(test_auth),
+      cmocka_unit_test(test_auth_v2),
       cmocka_unit_test(test_utf8),
       cmocka_unit_test(test_upgrade_request_roundtrip),
       cmocka_unit_test(test_upgrade_case_insensitive),
