@@ -1,9 +1,13 @@
 /*
  * keyway listen / keyway connect: stdin and stdout joined to one
  * bidirectional QUIC stream, like netcat (ALPN keyway/pipe/1 unless
- * --alpn). The dialer opens the stream and sends one version byte (0x01)
- * first, so the listener sees the stream even before the dialer has data;
- * everything after it is raw bytes (docs/protocol/send.md, "pipe").
+ * --alpn). With the default ALPN the dialer opens the stream and sends one
+ * version byte (0x01) first, so the listener sees the stream even before
+ * the dialer has data; everything after it is raw bytes
+ * (docs/protocol/send.md, "pipe"). With any other ALPN (--alpn my-app/1)
+ * the stream carries only the raw bytes, both ways: the other end can be
+ * any program that opens (or accepts) one bidirectional stream, such as
+ * the library example in README.md.
  *
  * A reader thread reads stdin in 256 KiB chunks into a queue bounded at
  * 8 MiB (it blocks beyond), and hands them to the loop with
@@ -37,6 +41,7 @@ typedef struct pipe_state {
   kw_conn *conn;
   kw_stream *s;
   bool got_version; /* listener: the dialer's version byte was seen */
+  bool raw;         /* a non-default ALPN: no version byte either way */
   /* stdin queue, shared with the reader thread */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -171,7 +176,7 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
   (void)fin;
   if (s != P.s)
     return;
-  if (P.listener && !P.got_version && n > 0) {
+  if (P.listener && !P.raw && !P.got_version && n > 0) {
     if (d[0] != PIPE_VERSION) {
       kw_conn_close(kw_stream_conn(s), 2, "unknown pipe version");
       return;
@@ -310,6 +315,7 @@ static int start(cli *c, bool listener) {
   P.c = c;
   c->exit_hook = exit_stats;
   P.listener = listener;
+  P.raw = c->alpn && strcmp(c->alpn, CLI_ALPN_PIPE) != 0;
   pthread_mutex_init(&P.mu, NULL);
   pthread_cond_init(&P.cv, NULL);
   return 0;
@@ -372,8 +378,10 @@ static void connected(kw_conn *conn, kw_err err, void *arg) {
     cli_done(c, 1);
     return;
   }
-  uint8_t v = PIPE_VERSION;
-  kw_stream_write(s, &v, 1, false, NULL);
+  if (!P.raw) {
+    uint8_t v = PIPE_VERSION;
+    kw_stream_write(s, &v, 1, false, NULL);
+  }
   attach(s);
 }
 
