@@ -129,7 +129,7 @@ int cmd_ping(cli *c) {
     return cli_usage_error(c, "ping takes one TARGET (a ticket or an id)");
   C = c;
   c->exit_hook = exit_stats;
-  long count = c->count ? c->count : 4;
+  long count = c->count_set ? c->count : 4;
   int rc = cli_parse_target(c, c->pos[0], &target);
   if (rc)
     return rc;
