@@ -4,6 +4,7 @@
  *   ticket_tool port TICKET PORT   only the first address, at PORT
  *   ticket_tool id TICKET          the endpoint id's text form
  *   ticket_tool addrs TICKET       its direct addresses, one per line
+ *   ticket_tool relay TICKET       its relay URL (an empty line if none)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,11 @@ int main(int argc, char **argv) {
     char t[KW_ID_STRLEN + 1];
     kw_id_to_string(a.id, t, sizeof t);
     printf("%s\n", t);
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[1], "relay") &&
+      kw_ticket_decode(argv[2], &a, &why) == KW_OK) {
+    printf("%s\n", a.relay_url);
     return 0;
   }
   if (argc == 3 && !strcmp(argv[1], "addrs") &&

@@ -450,10 +450,8 @@ static void dial(kw_endpoint *ep, void *arg) {
   kw_err e = kw_endpoint_connect(ep, &target, c->alpn ? c->alpn : CLI_ALPN_PIPE,
                                  connected, c);
   if (e != KW_OK) {
-    cli_fail(c, e, "connect: %s", e == KW_ERR_NO_PATH
-                                      ? "the target has no address and no "
-                                        "relay to resolve it (pass --relay)"
-                                      : kw_strerror(e));
+    cli_fail(c, e, "connect: %s", e == KW_ERR_NO_PATH ? cli_no_path_reason(c)
+                                                      : kw_strerror(e));
     cli_done(c, 1);
   }
 }

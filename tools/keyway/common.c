@@ -162,6 +162,17 @@ void cli_emit_disconnected(cli *c, kw_conn *conn, kw_err err, uint64_t code) {
   }
 }
 
+const char *cli_no_path_reason(cli *c) {
+  if (c->direct_only)
+    return "the target names no direct address (--direct-only uses no "
+           "relay path)";
+  if (c->relay_only)
+    return "the target names no relay and this endpoint has none "
+           "(--relay-only needs a relay)";
+  return "the target has no address and no relay to resolve it (pass "
+         "--relay)";
+}
+
 int cli_usage_error(cli *c, const char *fmt, ...) {
   char msg[512];
   va_list ap;

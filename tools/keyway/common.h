@@ -150,6 +150,8 @@ const char *cli_code_reason(uint64_t code, char *buf, size_t n);
 /* A peer that went, on a serving command: the human line
  * "peer ID went: REASON" or {"event":"disconnected",...}. */
 void cli_emit_disconnected(cli *c, kw_conn *conn, kw_err err, uint64_t code);
+/* Why kw_endpoint_connect said KW_ERR_NO_PATH, in this run's terms. */
+const char *cli_no_path_reason(cli *c);
 /* Usage error: message and exit code 2. */
 int cli_usage_error(cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
