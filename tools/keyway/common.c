@@ -300,7 +300,6 @@ static void *signal_thread(void *arg) {
   c->interrupted = true;
   pthread_mutex_unlock(&c->mu);
   if (c->interrupt_hook) {
-    int code = c->interrupt_exit ? c->interrupt_exit : 130;
     if (c->ep && kw_endpoint_post(c->ep, run_interrupt_hook, c) == KW_OK) {
       struct timespec dl;
       clock_gettime(CLOCK_REALTIME, &dl);
@@ -312,7 +311,8 @@ static void *signal_thread(void *arg) {
       c->hook_done = false; /* the exit hook uses it too */
       pthread_mutex_unlock(&c->mu);
     }
-    cli_done(c, code);
+    /* read after the hook: it may choose (ping: 0 when replies came) */
+    cli_done(c, c->interrupt_exit);
   } else {
     bool serving = !strcmp(c->cmd, "listen") || !strcmp(c->cmd, "send");
     if (!serving)

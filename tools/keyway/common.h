@@ -101,7 +101,7 @@ typedef struct cli {
    * interrupt_exit (130 unless the command set another). Without it:
    * listen/send stop serving with 0, the others give up with 1. */
   void (*interrupt_hook)(struct cli *c);
-  int interrupt_exit;
+  int interrupt_exit; /* 130 unless the command (or its hook) sets it */
   bool interrupted;
   char relay_ca_tmp[256]; /* several --relay-ca joined into one file */
 } cli;

@@ -458,6 +458,7 @@ int main(int argc, char **argv) {
   pthread_mutex_init(&c.mu, NULL);
   pthread_cond_init(&c.cv, NULL);
   c.cmd = argv[1];
+  c.interrupt_exit = 130; /* a command's interrupt hook may choose another */
   if (!sc) {
     const char *s = argv[1][0] == '-' ? suggest_opt(argv[1])
                                       : suggest_cmd(argv[1]);
