@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -27,7 +28,7 @@ static void usage(FILE *f) {
       "reach each other directly, answers STUN, stores signed address "
       "records.\n"
       "\n"
-      "  --listen ADDR:PORT         TLS relay + HTTPS (default %s)\n"
+      "  --listen ADDR:PORT         TLS relay + HTTPS (required; e.g. %s)\n"
       "  --stun-listen ADDR:PORT    STUN over UDP (default %s; \"off\" to "
       "disable)\n"
       "  --tls-cert FILE --tls-key FILE\n"
@@ -48,7 +49,9 @@ static void usage(FILE *f) {
       "  --max-records N            lookup store size (default %u)\n"
       "  --json                     one JSON object per log line on stderr\n"
       "  -v, --verbose / -q, --quiet\n"
-      "  -h, --help\n",
+      "  -h, --help\n"
+      "  --version\n"
+      "\nSee keyway-relay(8).\n",
       KW_RS_DEFAULT_LISTEN, KW_RS_DEFAULT_STUN, KW_RS_DEFAULT_MAX_CLIENTS,
       (unsigned long long)KW_RS_DEFAULT_RATE, KW_RS_LOOKUP_MAX_RECORDS);
 }
@@ -226,6 +229,32 @@ static void raise_nofile(void) {
   }
 }
 
+/* The URL clients pass as --relay: the bound address (the host's name when
+ * bound to every interface) and ?stun=PORT when STUN is not on UDP 3478 of
+ * the same IP. */
+static void log_client_url(kw__rs *rs) {
+  const kw__rs_cfg *cfg = &rs->cfg;
+  char a[KW_SOCKADDR_STRLEN], host[256] = "";
+  kw_sockaddr_format(&cfg->listen, a, sizeof a);
+  static const uint8_t zero[16];
+  bool any = memcmp(cfg->listen.ip, zero, cfg->listen.family == 4 ? 4 : 16) == 0;
+  if (any && gethostname(host, sizeof host - 1) == 0 && host[0])
+    snprintf(a, sizeof a, "%.40s:%u", host, (unsigned)cfg->listen.port);
+  char url[320];
+  bool same_ip = cfg->stun_listen.family == cfg->listen.family &&
+                 memcmp(cfg->stun_listen.ip, cfg->listen.ip, 16) == 0;
+  if (cfg->stun_listen.family && (cfg->stun_listen.port != 3478 || !same_ip))
+    snprintf(url, sizeof url, "https://%s/?stun=%u", a,
+             (unsigned)cfg->stun_listen.port);
+  else
+    snprintf(url, sizeof url, "https://%s", a);
+  kw__rs_log(rs, KW_RS_INFO, "relay.url", "url=%s%s", url,
+             cfg->stun_listen.family && !same_ip
+                 ? " note=\"STUN listens on another IP: clients reach it at "
+                   "the relay's IP\""
+                 : "");
+}
+
 int main(int argc, char **argv) {
   static app a; /* the whole process state, owned by main */
   kw__rs *rs = &a.rs;
@@ -236,6 +265,7 @@ int main(int argc, char **argv) {
   kw_sockaddr_parse(KW_RS_DEFAULT_LISTEN, &cfg->listen);
   kw_sockaddr_parse(KW_RS_DEFAULT_STUN, &cfg->stun_listen);
 
+  bool listen_given = false;
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -244,8 +274,12 @@ int main(int argc, char **argv) {
     if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) {
       usage(stdout);
       return 0;
+    } else if (strcmp(f, "--version") == 0) {
+      printf("keyway-relay %s\n", kw_version_string());
+      return 0;
     } else if (strcmp(f, "--listen") == 0) {
       rc = addr_flag(f, v, &cfg->listen);
+      listen_given = true;
       i++;
     } else if (strcmp(f, "--stun-listen") == 0) {
       if (v && strcmp(v, "off") == 0)
@@ -305,6 +339,11 @@ int main(int argc, char **argv) {
     }
     if (rc)
       return rc;
+  }
+  if (!listen_given) { /* never serve on every interface unasked */
+    fprintf(stderr, "keyway-relay: --listen ADDR:PORT is required\n\n");
+    usage(stderr);
+    return 2;
   }
   if (!cfg->tls_cert != !cfg->tls_key) {
     fprintf(stderr, "keyway-relay: --tls-cert and --tls-key go together\n");
@@ -381,6 +420,7 @@ int main(int argc, char **argv) {
             kw_strerror(e));
     return 1;
   }
+  log_client_url(rs);
   uv_signal_init(&a.loop, &a.sigint);
   uv_signal_init(&a.loop, &a.sigterm);
   uv_signal_init(&a.loop, &a.sighup);
