@@ -12,7 +12,10 @@ awk '/^## The library/ {lib = 1} lib && /^```c$/ {on = 1; next}
 check "README has a C example" test -s "$WORK/hello.c"
 check "the example has a main" grep -q '^int main(' "$WORK/hello.c"
 CC=${CC:-cc}
-if "$CC" -std=c11 -Wall -Werror -I"$SRC/include" "$WORK/hello.c" \
+san=()
+grep -q '^KW_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null &&
+  san=(-fsanitize=address,undefined) # the library was built with them
+if "$CC" -std=c11 -Wall -Werror "${san[@]}" -I"$SRC/include" "$WORK/hello.c" \
   -L"$BUILD" -lkeyway -Wl,-rpath,"$BUILD" -o "$WORK/hello" 2>"$WORK/cc.err"; then
   ok "the example compiles as printed"
 else
@@ -29,6 +32,7 @@ set +e
 timeout 30 "$WORK/hello" "$(cat "$WORK/t")" >"$WORK/h.out" 2>"$WORK/h.err"
 hrc=$?
 timeout 10 tail --pid="$lpid" -f /dev/null
+kill "$lpid" 2>/dev/null # still there: the example never came
 wait "$lpid"
 lrc=$?
 set -e

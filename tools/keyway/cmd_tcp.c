@@ -89,6 +89,7 @@ static struct {
   struct sockaddr_storage to; /* listen-tcp: --to */
   socklen_t to_len;
   kw_conn *conn;              /* connect-tcp: the one QUIC connection */
+  bool interrupted;           /* loop thread: Ctrl-C closed the conns */
   kw_endpoint_addr target;
   const char *alpn;
 } T = {.lfd = -1, .wake = {-1, -1}};
@@ -366,7 +367,11 @@ static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
     cli_emit_disconnected(T.c, conn, err, code);
     return;
   }
-  if (conn == T.conn) {
+  if (conn == T.conn && T.interrupted) {
+    pthread_mutex_lock(&T.mu);
+    T.conn = NULL;
+    pthread_mutex_unlock(&T.mu);
+  } else if (conn == T.conn) {
     pthread_mutex_lock(&T.mu);
     T.conn = NULL;
     pthread_mutex_unlock(&T.mu);
@@ -391,6 +396,7 @@ static void on_dgram(kw_conn *conn, const uint8_t *d, size_t n, void *u) {
 
 /* Loop thread, on Ctrl-C: the other side learns this one stopped. */
 static void on_interrupt(cli *c) {
+  T.interrupted = true;
   for (size_t i = 0; i < 64; i++)
     if (accepted[i])
       kw_conn_close(accepted[i], CLI_CODE_INTERRUPTED, "interrupted");
