@@ -245,6 +245,79 @@ static const char *level_name(kw_log_level l) {
   return (unsigned)l < 5 ? n[l] : "info";
 }
 
+static int relay_slot(cli *c, const char *url) {
+  for (int i = 0; i < c->n_relays; i++)
+    if (!strcmp(c->relays[i], url))
+      return i;
+  return -1;
+}
+
+/* The library's relay.* log lines: remember why a relay failed; say it at
+ * the default verbosity the first time its certificate is not trusted. */
+static void note_relay(cli *c, const char *msg) {
+  char url[KW_MAX_RELAY_URL + 1] = "", reason[32] = "";
+  const char *u = strstr(msg, "url="), *r = strstr(msg, "reason=");
+  if (u)
+    sscanf(u + 4, "%255s", url);
+  if (r)
+    sscanf(r + 7, "%31s", reason);
+  int i = relay_slot(c, url);
+  if (i < 0)
+    return;
+  const char *why = "";
+  if (!strncmp(msg, "relay.resolve_failed", 20))
+    why = "resolve";
+  else if (!strncmp(msg, "relay.connect_failed", 20))
+    why = !strcmp(reason, "CERT") || !strcmp(reason, "TLS") ? "certificate"
+          : !strcmp(reason, "IO")                          ? "refused"
+                                                           : "io";
+  pthread_mutex_lock(&c->mu);
+  bool first = strcmp(c->relay_why[i], why) != 0;
+  snprintf(c->relay_why[i], sizeof c->relay_why[i], "%s", why);
+  pthread_mutex_unlock(&c->mu);
+  if (first && !strcmp(why, "certificate") && strcmp(c->cmd, "netcheck")) {
+    const char *k;
+    const char *text = cli_relay_why(c, url, &k);
+    if (c->json)
+      emit_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "relay_error",
+                          "url", url, "reason", k, "message", text));
+    else if (c->verbosity >= 0)
+      fprintf(stderr, "keyway: relay %s: %s\n", url, text);
+  }
+}
+
+const char *cli_relay_why(cli *c, const char *url, const char **kind) {
+  int i = relay_slot(c, url);
+  char why[16] = "";
+  if (i >= 0) {
+    pthread_mutex_lock(&c->mu);
+    snprintf(why, sizeof why, "%s", c->relay_why[i]);
+    pthread_mutex_unlock(&c->mu);
+  }
+  *kind = "timeout";
+  if (!strcmp(why, "certificate")) {
+    *kind = "certificate";
+    return c->n_relay_cas
+               ? "certificate not trusted (not signed by the --relay-ca "
+                 "given)"
+               : "certificate not trusted (pass --relay-ca FILE with the "
+                 "relay's certificate)";
+  }
+  if (!strcmp(why, "refused")) {
+    *kind = "refused";
+    return "TCP connection refused or unreachable";
+  }
+  if (!strcmp(why, "resolve")) {
+    *kind = "resolve";
+    return "host name not resolved";
+  }
+  if (!strcmp(why, "io")) {
+    *kind = "io";
+    return "the connection failed";
+  }
+  return NULL;
+}
+
 static void on_log(void *user, kw_log_level lvl, const char *module,
                    const char *msg) {
   cli *c = user;
@@ -261,6 +334,10 @@ static void on_log(void *user, kw_log_level lvl, const char *module,
              "remote presented key %s, expected %s", pres, exp);
     pthread_mutex_unlock(&c->mu);
   }
+  if (!strncmp(msg, "relay.connect_failed ", 21) ||
+      !strncmp(msg, "relay.resolve_failed ", 21) ||
+      !strncmp(msg, "relay.connected ", 16))
+    note_relay(c, msg);
   int want = c->verbosity >= 2 ? KW_LOG_DEBUG : KW_LOG_INFO;
   if (c->verbosity < 1 || (int)lvl > want)
     return;

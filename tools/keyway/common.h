@@ -104,6 +104,9 @@ typedef struct cli {
   int interrupt_exit; /* 130 unless the command (or its hook) sets it */
   bool interrupted;
   char relay_ca_tmp[256]; /* several --relay-ca joined into one file */
+  /* why each --relay last failed, from the library's log (under mu):
+   * "certificate", "refused", "resolve", "io"; "" if it did not fail */
+  char relay_why[CLI_MAX_RELAYS][16];
 } cli;
 
 typedef int (*cli_cmd_fn)(cli *c);
@@ -150,6 +153,11 @@ const char *cli_code_reason(uint64_t code, char *buf, size_t n);
 /* A peer that went, on a serving command: the human line
  * "peer ID went: REASON" or {"event":"disconnected",...}. */
 void cli_emit_disconnected(cli *c, kw_conn *conn, kw_err err, uint64_t code);
+/* Why relay `url` did not answer, for a person: "certificate not trusted
+ * (pass --relay-ca ...)", "connection refused", or NULL when no failure
+ * was seen (then: no answer in time). `kind` gets the short name
+ * ("certificate", "refused", "resolve", "io") or "timeout". */
+const char *cli_relay_why(cli *c, const char *url, const char **kind);
 /* Why kw_endpoint_connect said KW_ERR_NO_PATH, in this run's terms. */
 const char *cli_no_path_reason(cli *c);
 /* Usage error: message and exit code 2. */
