@@ -23,7 +23,7 @@ url="https://127.0.0.1:$tport/?stun=$sport"
 echo "== keyway demo"
 echo "-- starting a relay at $url"
 "$RELAY" --listen "127.0.0.1:$tport" --stun-listen "127.0.0.1:$sport" \
-  --cert-out "$work/relay.pem" -q 2>"$work/relay.log" &
+  --cert-out "$work/relay.pem" --state-dir "$work/relay-state" -q 2>"$work/relay.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/relay.pem" ] && break; sleep 0.05; done
 

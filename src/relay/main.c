@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +40,11 @@ static void usage(FILE *f) {
       "                             self-signed certificate here (clients "
       "pass\n"
       "                             it as --relay-ca)\n"
+      "  --state-dir DIR            without --tls-cert: keep the self-signed\n"
+      "                             certificate and key here across restarts\n"
+      "                             (default $STATE_DIRECTORY, else\n"
+      "                             /var/lib/keyway-relay as root, else\n"
+      "                             $XDG_STATE_HOME/keyway-relay)\n"
       "  --allow FILE               only these endpoint ids may connect (one "
       "per\n"
       "                             line, '#' comments); SIGHUP re-reads it\n"
@@ -229,6 +237,102 @@ static void raise_nofile(void) {
   }
 }
 
+/* The self-signed identity, kept in a state directory (0700) so that
+ * clients holding its certificate keep working across restarts. */
+static char g_state_cert[4200];
+static int g_state_reused;
+
+static int mkdirs(const char *dir) {
+  char p[4096];
+  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+    return -1;
+  for (char *q = p + 1; *q; q++) {
+    if (*q != '/')
+      continue;
+    *q = 0;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+      return -1;
+    *q = '/';
+  }
+  if (mkdir(p, 0700) != 0 && errno != EEXIST)
+    return -1;
+  return 0;
+}
+
+static kw_err keep_selfsigned(kw__rs_cfg *cfg, const char *dir, void **cred) {
+  char def[4096];
+  if (!dir) {
+    const char *sd = getenv("STATE_DIRECTORY"); /* systemd StateDirectory= */
+    const char *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
+    if (sd && *sd) {
+      snprintf(def, sizeof def, "%s", sd);
+      char *colon = strchr(def, ':'); /* several: the first */
+      if (colon)
+        *colon = 0;
+    } else if (geteuid() == 0) {
+      snprintf(def, sizeof def, "/var/lib/keyway-relay");
+    } else if (x && *x) {
+      snprintf(def, sizeof def, "%s/keyway-relay", x);
+    } else if (h && *h) {
+      snprintf(def, sizeof def, "%s/.local/state/keyway-relay", h);
+    } else {
+      fprintf(stderr, "keyway-relay: no state directory: pass --state-dir "
+                      "DIR or --tls-cert/--tls-key\n");
+      return KW_ERR_INVALID_ARG;
+    }
+    dir = def;
+  }
+  struct stat st;
+  if (mkdirs(dir) != 0 || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "keyway-relay: state directory %s: %s\n", dir,
+            strerror(errno ? errno : ENOTDIR));
+    return KW_ERR_IO;
+  }
+  if (st.st_mode & 077)
+    (void)chmod(dir, 0700); /* it holds a private key */
+  char key[4200], lock[4200];
+  snprintf(g_state_cert, sizeof g_state_cert, "%s/relay-cert.pem", dir);
+  snprintf(key, sizeof key, "%s/relay-key.pem", dir);
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  /* two relays starting at once on one state directory: one generates */
+  int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lfd >= 0)
+    (void)flock(lfd, LOCK_EX);
+  bool reused = false;
+  kw_err e = kw__tls_cred_server_selfsigned_keep(&cfg->listen, g_state_cert,
+                                                 key, &reused, cred);
+  g_state_reused = reused;
+  if (lfd >= 0)
+    close(lfd);
+  if (e != KW_OK) {
+    fprintf(stderr, "keyway-relay: certificate in %s: %s\n", dir,
+            kw_strerror(e));
+    return e;
+  }
+  if (cfg->cert_out) { /* a copy where the operator asked */
+    FILE *in = fopen(g_state_cert, "rb");
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp%u", cfg->cert_out, (unsigned)getpid());
+    FILE *out = in ? fopen(tmp, "wb") : NULL;
+    bool ok = in && out;
+    char buf[4096];
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+      ok = fwrite(buf, 1, n, out) == n;
+    if (out)
+      ok = fclose(out) == 0 && ok;
+    if (in)
+      fclose(in);
+    if (!ok || rename(tmp, cfg->cert_out) != 0) {
+      unlink(tmp);
+      fprintf(stderr, "keyway-relay: --cert-out %s: %s\n", cfg->cert_out,
+              strerror(errno));
+      return KW_ERR_IO;
+    }
+  }
+  return KW_OK;
+}
+
 /* The URL clients pass as --relay: the bound address (the host's name when
  * bound to every interface) and ?stun=PORT when STUN is not on UDP 3478 of
  * the same IP. */
@@ -266,6 +370,7 @@ int main(int argc, char **argv) {
   kw_sockaddr_parse(KW_RS_DEFAULT_STUN, &cfg->stun_listen);
 
   bool listen_given = false;
+  const char *state_dir = NULL;
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -289,6 +394,13 @@ int main(int argc, char **argv) {
       i++;
     } else if (strcmp(f, "--metrics-listen") == 0) {
       rc = addr_flag(f, v, &cfg->metrics_listen);
+      i++;
+    } else if (strcmp(f, "--state-dir") == 0) {
+      if (!v || !*v) {
+        fprintf(stderr, "keyway-relay: --state-dir needs a directory\n");
+        return 2;
+      }
+      state_dir = v;
       i++;
     } else if (strcmp(f, "--tls-cert") == 0 || strcmp(f, "--tls-key") == 0 ||
                strcmp(f, "--cert-out") == 0 || strcmp(f, "--allow") == 0) {
@@ -376,13 +488,9 @@ int main(int argc, char **argv) {
       return 1;
     }
   } else {
-    e = kw__tls_cred_server_selfsigned(&cfg->listen, cfg->cert_out, &rs->cred);
-    if (e != KW_OK) {
-      fprintf(stderr, "keyway-relay: cannot create a certificate%s%s: %s\n",
-              cfg->cert_out ? " in " : "", cfg->cert_out ? cfg->cert_out : "",
-              kw_strerror(e));
+    e = keep_selfsigned(cfg, state_dir, &rs->cred);
+    if (e != KW_OK)
       return 1;
-    }
   }
 
   if (uv_loop_init(&a.loop) != 0) {
@@ -390,12 +498,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   rs->loop = &a.loop;
-  if (!cfg->tls_cert && !cfg->cert_out)
-    kw__rs_log(rs, KW_RS_WARN, "tls.self_signed",
-               "note=\"certificate not saved (no --cert-out): clients cannot "
-               "verify it\"");
-  else if (!cfg->tls_cert)
-    kw__rs_log(rs, KW_RS_INFO, "tls.self_signed", "cert_out=%s", cfg->cert_out);
+  if (!cfg->tls_cert)
+    kw__rs_log(rs, KW_RS_INFO, "tls.self_signed", "cert=%s reused=%d%s%s",
+               g_state_cert, g_state_reused, cfg->cert_out ? " cert_out=" : "",
+               cfg->cert_out ? cfg->cert_out : "");
   if (rs->allow)
     kw__rs_log(rs, KW_RS_INFO, "allowlist.loaded", "ids=%zu", rs->n_allow);
 
