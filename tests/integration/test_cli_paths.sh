@@ -90,6 +90,13 @@ check "--ticket-type id: no relay, no address" has id 0 0
 check "--ticket-type relay: the relay only" has relay 1 0
 check "--ticket-type addresses: addresses only" has addresses 0 1
 check "--ticket-type full: both" has full 1 1
+# send takes it too
+echo data >"$WORK/f"
+"$KW" send "${R[@]}" --ticket-type relay --ticket-file "$WORK/ts" "$WORK/f" >/dev/null 2>"$WORK/ts.err" &
+PIDS+=($!)
+wait_file "$WORK/ts" 10 || bad "send ticket"
+cp "$WORK/ts" "$WORK/tt.send"
+check "send --ticket-type relay: the relay only" has send 1 0
 set +e
 echo hi | timeout 20 "$KW" connect "${R[@]}" -q "$(cat "$WORK/tt.id")" >/dev/null 2>"$WORK/idc.err"
 rc=$?

@@ -13,6 +13,20 @@ check "keyway-relay without --listen: exit 2" test "$rc" -eq 2
 check "keyway-relay without --listen: says so and prints the usage" \
   bash -c "grep -q -- '--listen ADDR:PORT is required' '$WORK/nl.err' && grep -q '^usage: keyway-relay' '$WORK/nl.err'"
 check "keyway-relay --version" bash -c "'$RELAY' --version | grep -Eq '^keyway-relay [0-9]+\.[0-9]+\.[0-9]+$'"
+cat >"$WORK/v.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <keyway.h>
+int main(void) {
+  printf("%s\n", kw_version_string());
+  return strcmp(kw_version_string(), KW_VERSION) != 0;
+}
+C
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+san=()
+grep -q '^KW_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && san=(-fsanitize=address,undefined)
+check "kw_version_string() is the header's KW_VERSION" bash -c \
+  "cc ${san[*]} -I'$SRC/include' '$WORK/v.c' -L'$BUILD' -lkeyway -Wl,-rpath,'$BUILD' -o '$WORK/v' && '$WORK/v' >/dev/null"
 check "keyway --version" bash -c "'$KW' --version | grep -Eq '^keyway [0-9]+\.[0-9]+\.[0-9]+$'"
 
 start_relay() { # start_relay NAME: its client URL in $URL
