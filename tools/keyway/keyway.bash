@@ -9,7 +9,7 @@ _keyway() {
   local kw=${COMP_WORDS[0]}
   if [ "$COMP_CWORD" -eq 1 ]; then
     local cmds
-    cmds=$("$kw" --help 2>/dev/null | sed -n '/^commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p')
+    cmds=$("$kw" --help 2>/dev/null | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z-]*\)\( .*\)\{0,1\}$/\1/p')
     COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
     return
   fi

@@ -160,6 +160,7 @@ static const optdoc opts[] = {
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
+/* One option: its head in a column, the help re-flowed to 80 columns. */
 static void print_opt(FILE *f, const optdoc *o) {
   char head[64];
   if (o->val < 256)
@@ -168,13 +169,33 @@ static void print_opt(FILE *f, const optdoc *o) {
   else
     snprintf(head, sizeof head, "    --%s%s%s", o->name, o->arg ? " " : "",
              o->arg ? o->arg : "");
-  fprintf(f, "  %-24s ", head);
-  if (strlen(head) > 24)
-    fprintf(f, "\n  %-24s ", "");
-  for (const char *p = o->help; *p; p++) {
-    fputc(*p, f);
-    if (*p == '\n')
-      fprintf(f, "  %-24s ", "");
+  enum { COL = 25, WIDTH = 79 };
+  fprintf(f, "  %-*s", COL - 2, head);
+  int x = COL;
+  if (strlen(head) > COL - 3) {
+    fprintf(f, "\n%*s", COL, "");
+  } else {
+    fputc(' ', f);
+    x = COL + 1;
+  }
+  int start = x;
+  const char *p = o->help;
+  while (*p) {
+    while (*p == ' ' || *p == '\n')
+      p++;
+    size_t w = strcspn(p, " \n");
+    if (!w)
+      break;
+    if (x > start && x + 1 + (int)w > WIDTH) {
+      fprintf(f, "\n%*s", start, "");
+      x = start;
+    } else if (x > start) {
+      fputc(' ', f);
+      x++;
+    }
+    fwrite(p, 1, w, f);
+    x += (int)w;
+    p += w;
   }
   fputc('\n', f);
 }
@@ -184,8 +205,8 @@ static void usage(FILE *f) {
              "Authenticated, encrypted QUIC connections to any device by its "
              "public key.\n\ncommands:\n");
   for (size_t i = 0; i < NCMDS; i++)
-    fprintf(f, "  %-12s %-24s %s\n", cmds[i].name, cmds[i].args,
-            cmds[i].help);
+    fprintf(f, "  %s%s%s\n      %s\n", cmds[i].name, cmds[i].args[0] ? " " : "",
+            cmds[i].args, cmds[i].help);
   fprintf(f, "\noptions (see 'keyway COMMAND --help' for those a command "
              "takes):\n");
   for (size_t i = 0; i < NOPTS; i++)
