@@ -104,7 +104,7 @@ static void loop_drain(kw_endpoint *ep, void *arg);
 
 /* Under T.mu: have the loop look at the connections. */
 static void post_loop(void) {
-  if (T.posted)
+  if (T.posted || T.stopping)
     return;
   T.posted = true;
   if (kw_endpoint_post(T.c->ep, loop_drain, NULL) != KW_OK)
@@ -668,12 +668,18 @@ static int run(cli *c) {
     cli_wait(c);
     return cli_fail(c, KW_ERR_IO, "cannot start the TCP thread");
   }
-  int code = cli_wait(c); /* the endpoint is closed and freed here */
+  /* the run's end: stop the TCP thread first, while the endpoint it
+   * posts to still exists; cli_wait then closes and frees it */
+  pthread_mutex_lock(&c->mu);
+  while (!c->finished)
+    pthread_cond_wait(&c->cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
   pthread_mutex_lock(&T.mu);
   T.stopping = true;
   pthread_mutex_unlock(&T.mu);
   wake_tcp();
   pthread_join(th, NULL);
+  int code = cli_wait(c);
   for (tconn *t = T.conns; t; t = t->next)
     if (t->fd >= 0)
       close(t->fd);
