@@ -42,6 +42,10 @@ extern "C" {
 
 #define KW_VERSION "0.1.0"
 
+/* The version of the library actually linked (KW_VERSION is the header's),
+ * "MAJOR.MINOR.PATCH"; static storage. */
+KW_EXTERN const char *kw_version_string(void);
+
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
 
@@ -345,6 +349,25 @@ KW_EXTERN kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path);
  * packets to devices on the user's network and opens a port on the
  * gateway. PCP is not spoken. Errors: KW_ERR_INVALID_ARG (cfg NULL). */
 KW_EXTERN kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable);
+/* Which paths connections may take (default KW_PATH_POLICY_ANY: direct UDP
+ * when it works, the relay otherwise).
+ *  - KW_PATH_POLICY_RELAY_ONLY: packets to and from remotes go only
+ *    through relays. The endpoint sends nothing to remotes' direct
+ *    addresses (no QUIC, no disco Pings), drops UDP from them, and
+ *    advertises no direct address (kw_endpoint_get_addr, lookup records,
+ *    CallMeMaybe name the relay only). STUN still runs (netcheck).
+ *  - KW_PATH_POLICY_DIRECT_ONLY: QUIC packets never go through a relay
+ *    (a dial uses the remote's direct addresses only; QUIC arriving by a
+ *    relay is dropped). Relays still resolve bare ids, carry disco
+ *    (hole-punch coordination) and measure latency.
+ * Errors: KW_ERR_INVALID_ARG. */
+typedef enum kw_path_policy {
+  KW_PATH_POLICY_ANY = 0,
+  KW_PATH_POLICY_RELAY_ONLY = 1,
+  KW_PATH_POLICY_DIRECT_ONLY = 2,
+} kw_path_policy;
+KW_EXTERN kw_err kw_config_set_path_policy(kw_config *cfg,
+                                           kw_path_policy policy);
 /* Log sink and its minimum level (default: no logging). */
 KW_EXTERN kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
                                    kw_log_level level);

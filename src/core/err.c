@@ -31,7 +31,7 @@
   X(KW_ERR_FULL, "FULL", "queue or table full")                                \
   X(KW_ERR_NO_PATH, "NO_PATH", "no address to reach the remote")               \
   X(KW_ERR_APP_CLOSED, "APP_CLOSED",                                           \
-    "remote closed the connection with an application code")                   \
+    "the remote application closed the connection")                   \
   X(KW_ERR_IDLE, "IDLE", "connection idle timeout")                            \
   X(KW_ERR_UNSUPPORTED, "UNSUPPORTED", "not supported")                        \
   X(KW_ERR_NOT_FOUND, "NOT_FOUND", "not found")                                \
@@ -39,6 +39,8 @@
   X(KW_ERR_PEER, "PEER", "remote closed the connection with an error")         \
   X(KW_ERR_CERT, "CERT", "remote presented no usable certificate")             \
   X(KW_ERR_LOOP, "LOOP", "event loop failure")
+
+const char *kw_version_string(void) { return KW_VERSION; }
 
 const char *kw_strerror(kw_err err) {
   switch (err) {

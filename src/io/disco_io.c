@@ -86,7 +86,7 @@ static void send_udp(kw_endpoint *ep, const kw_sockaddr *to,
                      const uint8_t *p, size_t n) {
   kw__udp *u = to->family == 4 ? &ep->udp4 : &ep->udp6;
   size_t sent;
-  if (u->fd >= 0)
+  if (u->fd >= 0 && ep->cfg.path_policy != KW_PATH_POLICY_RELAY_ONLY)
     (void)kw__udp_send(u, to, p, n, 0, &sent);
 }
 

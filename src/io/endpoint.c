@@ -207,6 +207,15 @@ kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable) {
   return KW_OK;
 }
 
+kw_err kw_config_set_path_policy(kw_config *cfg, kw_path_policy policy) {
+  if (!cfg || (policy != KW_PATH_POLICY_ANY &&
+               policy != KW_PATH_POLICY_RELAY_ONLY &&
+               policy != KW_PATH_POLICY_DIRECT_ONLY))
+    return KW_ERR_INVALID_ARG;
+  cfg->path_policy = policy;
+  return KW_OK;
+}
+
 kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
                          kw_log_level level) {
   if (!cfg)
@@ -606,6 +615,8 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
   memset(out, 0, sizeof *out);
   memcpy(out->id, ep->id, KW_ID_LEN);
   kw_endpoint_home_relay(ep, out->relay_url, sizeof out->relay_url);
+  if (ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY)
+    return KW_OK; /* the relay is the only way to us */
   kw__udp *socks[2] = {&ep->udp4, &ep->udp6};
   uv_interface_address_t *ifs = NULL;
   int nifs = 0;
@@ -677,7 +688,10 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
   if (!r)
     return KW_ERR_NOMEM;
   size_t usable = 0;
-  for (size_t i = 0; i < to->n_addrs && i < KW_MAX_DIRECT_ADDRS; i++) {
+  bool relay_only = ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY;
+  bool direct_only = ep->cfg.path_policy == KW_PATH_POLICY_DIRECT_ONLY;
+  for (size_t i = 0; !relay_only && i < to->n_addrs && i < KW_MAX_DIRECT_ADDRS;
+       i++) {
     const kw_sockaddr *a = &to->addrs[i];
     if ((a->family == 4 && ep->udp4.fd >= 0) ||
         (a->family == 6 && ep->udp6.fd >= 0)) {
@@ -690,6 +704,11 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
     r->relay = kw__relay_index(ep, to->relay_url, true);
   if (r->relay < 0)
     r->relay = kw__relay_home(ep);
+  /* direct-only: the relay may carry disco, never the connection */
+  if (direct_only && !usable) {
+    kw__remote_unref(r);
+    return KW_ERR_NO_PATH;
+  }
   if (!usable && r->relay < 0) {
     kw__remote_unref(r);
     return KW_ERR_NO_PATH;

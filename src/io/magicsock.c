@@ -262,7 +262,9 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   kw__remote *r = c->remote;
   *sent_segs = 0;
   size_t nseg = seg ? (len + seg - 1) / seg : 1;
-  const kw_sockaddr *to = kw__remote_direct(r);
+  int policy = ep->cfg.path_policy; /* kw_config_set_path_policy */
+  const kw_sockaddr *to =
+      policy == KW_PATH_POLICY_RELAY_ONLY ? NULL : kw__remote_direct(r);
   if (to) {
     kw__udp *u = sock_for(ep, to);
     if (!u)
@@ -272,14 +274,15 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
     ep->stats.udp_bytes_sent += e == KW_OK ? len : *sent_segs * seg;
     return e;
   }
-  if (kw__remote_on_relay(r) && r->relay >= 0)
+  if (kw__remote_on_relay(r) && r->relay >= 0 &&
+      policy != KW_PATH_POLICY_DIRECT_ONLY)
     return kw__relay_send_batch(ep, r->relay, r->id, data, len, seg,
                                 sent_segs);
   /* racing: every path gets every packet; a full socket buffer on one path
    * is not worth holding the others for (QUIC resends) */
   bool any = false;
   size_t ndirect = 0;
-  if (r->relay >= 0 && r->id_known) {
+  if (r->relay >= 0 && r->id_known && policy != KW_PATH_POLICY_DIRECT_ONLY) {
     size_t s = 0;
     if (kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, &s) ==
         KW_OK)
@@ -287,7 +290,7 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   }
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *p = kw__paths_get(&r->pt, i);
-    if (!p || p->state == KW_PST_UNUSABLE)
+    if (!p || p->state == KW_PST_UNUSABLE || policy == KW_PATH_POLICY_RELAY_ONLY)
       continue;
     ndirect++;
     kw__udp *u = sock_for(ep, &p->addr);
@@ -360,6 +363,14 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
   }
   ngtcp2_version_cid vc;
   bool disco = kw__disco_is(data, len);
+  /* kw_config_set_path_policy: relay-only takes nothing but STUN by UDP;
+   * direct-only takes nothing but disco by a relay */
+  if ((from->relay < 0 && ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY) ||
+      (from->relay >= 0 && !disco &&
+       ep->cfg.path_policy == KW_PATH_POLICY_DIRECT_ONLY)) {
+    ep->stats.drops_unknown++;
+    return;
+  }
   int rv = disco ? -1 : ngtcp2_pkt_decode_version_cid(&vc, data, len, 16);
   kw_conn *c = rv == 0 ? kw__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen) : NULL;
   if (c) { /* a known connection's packets bypass the punishment table */

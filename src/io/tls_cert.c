@@ -83,8 +83,81 @@ static kw_err write_atomic(const char *path, const void *p, size_t n) {
   return KW_OK;
 }
 
+/* Writes the private key's PEM to `path` atomically with mode 0600. */
+static kw_err write_key(const char *path, gnutls_x509_privkey_t key) {
+  gnutls_datum_t kp = {NULL, 0};
+  if (gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &kp) < 0)
+    return KW_ERR_TLS;
+  char tmp[4200];
+  kw_err err = KW_ERR_IO;
+  if (snprintf(tmp, sizeof tmp, "%s.tmp%u", path, (unsigned)getpid()) <
+      (int)sizeof tmp) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      bool ok = write(fd, kp.data, kp.size) == (ssize_t)kp.size &&
+                fsync(fd) == 0;
+      ok = close(fd) == 0 && ok;
+      if (ok && rename(tmp, path) == 0)
+        err = KW_OK;
+      else
+        unlink(tmp);
+    }
+  }
+  gnutls_memset(kp.data, 0, kp.size);
+  gnutls_free(kp.data);
+  return err;
+}
+
+static kw_err selfsigned(const kw_sockaddr *listen_ip, const char *cert_out,
+                         const char *key_out, void **out);
+
 kw_err kw__tls_cred_server_selfsigned(const kw_sockaddr *listen_ip,
                                       const char *cert_out, void **out) {
+  return selfsigned(listen_ip, cert_out, NULL, out);
+}
+
+/* True when the PEM certificate in `path` is valid for another 30 days
+ * and names `listen_ip` (unless it is a wildcard or NULL). */
+static bool cert_still_fits(const char *path, const kw_sockaddr *listen_ip) {
+  gnutls_datum_t d = {NULL, 0};
+  gnutls_x509_crt_t crt = NULL;
+  bool ok = false;
+  if (gnutls_load_file(path, &d) < 0)
+    return false;
+  if (gnutls_x509_crt_init(&crt) >= 0 &&
+      gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) >= 0) {
+    ok = gnutls_x509_crt_get_expiration_time(crt) > time(NULL) + 30L * 86400;
+    if (ok && listen_ip && (listen_ip->family == 4 || listen_ip->family == 6) &&
+        !ip_is_wild(listen_ip))
+      ok = gnutls_x509_crt_check_ip(crt, listen_ip->ip,
+                                    listen_ip->family == 4 ? 4 : 16, 0) != 0;
+  }
+  if (crt)
+    gnutls_x509_crt_deinit(crt);
+  gnutls_free(d.data);
+  return ok;
+}
+
+kw_err kw__tls_cred_server_selfsigned_keep(const kw_sockaddr *listen_ip,
+                                           const char *cert_path,
+                                           const char *key_path, bool *reused,
+                                           void **out) {
+  if (!cert_path || !key_path || !out)
+    return KW_ERR_INVALID_ARG;
+  if (reused)
+    *reused = false;
+  if (access(cert_path, R_OK) == 0 && access(key_path, R_OK) == 0 &&
+      cert_still_fits(cert_path, listen_ip) &&
+      kw__tls_cred_server_load(cert_path, key_path, out) == KW_OK) {
+    if (reused)
+      *reused = true;
+    return KW_OK;
+  }
+  return selfsigned(listen_ip, cert_path, key_path, out);
+}
+
+static kw_err selfsigned(const kw_sockaddr *listen_ip, const char *cert_out,
+                         const char *key_out, void **out) {
   if (!out)
     return KW_ERR_INVALID_ARG;
   gnutls_x509_privkey_t key = NULL;
@@ -149,6 +222,9 @@ kw_err kw__tls_cred_server_selfsigned(const kw_sockaddr *listen_ip,
     goto out;
   if (cert_out) {
     if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem) < 0)
+      goto out;
+    /* the key first: a certificate on disk always has its key there */
+    if (key_out && (err = write_key(key_out, key)) != KW_OK)
       goto out;
     err = write_atomic(cert_out, pem.data, pem.size);
     if (err != KW_OK)

@@ -123,6 +123,14 @@ kw_err kw__tls_cred_server_load(const char *cert_file, const char *key_file,
  * (atomically, mode 0644) unless it is NULL. */
 kw_err kw__tls_cred_server_selfsigned(const kw_sockaddr *listen_ip,
                                       const char *cert_out, void **out);
+/* The same, kept across restarts: loads `cert_path` / `key_path` when both
+ * exist, the certificate is valid for 30 more days and names `listen_ip`;
+ * else generates them and writes both (the key with mode 0600, before the
+ * certificate). `*reused` (may be NULL) says which. */
+kw_err kw__tls_cred_server_selfsigned_keep(const kw_sockaddr *listen_ip,
+                                           const char *cert_path,
+                                           const char *key_path, bool *reused,
+                                           void **out);
 void kw__tls_cred_free(void *cred);
 
 #endif /* KW_IO_TLS_STREAM_H */

@@ -8,8 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -27,7 +31,7 @@ static void usage(FILE *f) {
       "reach each other directly, answers STUN, stores signed address "
       "records.\n"
       "\n"
-      "  --listen ADDR:PORT         TLS relay + HTTPS (default %s)\n"
+      "  --listen ADDR:PORT         TLS relay + HTTPS (required; e.g. %s)\n"
       "  --stun-listen ADDR:PORT    STUN over UDP (default %s; \"off\" to "
       "disable)\n"
       "  --tls-cert FILE --tls-key FILE\n"
@@ -36,6 +40,11 @@ static void usage(FILE *f) {
       "                             self-signed certificate here (clients "
       "pass\n"
       "                             it as --relay-ca)\n"
+      "  --state-dir DIR            without --tls-cert: keep the self-signed\n"
+      "                             certificate and key here across restarts\n"
+      "                             (default $STATE_DIRECTORY, else\n"
+      "                             /var/lib/keyway-relay as root, else\n"
+      "                             $XDG_STATE_HOME/keyway-relay)\n"
       "  --allow FILE               only these endpoint ids may connect (one "
       "per\n"
       "                             line, '#' comments); SIGHUP re-reads it\n"
@@ -67,7 +76,9 @@ static void usage(FILE *f) {
       "                             could replay it); default: refused (426)\n"
       "  --json                     one JSON object per log line on stderr\n"
       "  -v, --verbose / -q, --quiet\n"
-      "  -h, --help\n",
+      "  -h, --help\n"
+      "  --version\n"
+      "\nSee keyway-relay(8).\n",
       KW_RS_DEFAULT_LISTEN, KW_RS_DEFAULT_STUN, KW_RS_DEFAULT_MAX_CLIENTS,
       KW_RS_DEFAULT_MAX_PENDING, (unsigned long long)KW_RS_DEFAULT_RATE,
       KW_RS_LOOKUP_MAX_RECORDS, KW_RS_DEFAULT_PUT_RATE);
@@ -246,6 +257,128 @@ static void raise_nofile(void) {
   }
 }
 
+/* The self-signed identity, kept in a state directory (0700) so that
+ * clients holding its certificate keep working across restarts. */
+static char g_state_cert[4200];
+static int g_state_reused;
+
+static int mkdirs(const char *dir) {
+  char p[4096];
+  if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+    return -1;
+  for (char *q = p + 1; *q; q++) {
+    if (*q != '/')
+      continue;
+    *q = 0;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+      return -1;
+    *q = '/';
+  }
+  if (mkdir(p, 0700) != 0 && errno != EEXIST)
+    return -1;
+  return 0;
+}
+
+static kw_err keep_selfsigned(kw__rs_cfg *cfg, const char *dir, void **cred) {
+  char def[4096];
+  if (!dir) {
+    const char *sd = getenv("STATE_DIRECTORY"); /* systemd StateDirectory= */
+    const char *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
+    if (sd && *sd) {
+      snprintf(def, sizeof def, "%s", sd);
+      char *colon = strchr(def, ':'); /* several: the first */
+      if (colon)
+        *colon = 0;
+    } else if (geteuid() == 0) {
+      snprintf(def, sizeof def, "/var/lib/keyway-relay");
+    } else if (x && *x) {
+      snprintf(def, sizeof def, "%s/keyway-relay", x);
+    } else if (h && *h) {
+      snprintf(def, sizeof def, "%s/.local/state/keyway-relay", h);
+    } else {
+      fprintf(stderr, "keyway-relay: no state directory: pass --state-dir "
+                      "DIR or --tls-cert/--tls-key\n");
+      return KW_ERR_INVALID_ARG;
+    }
+    dir = def;
+  }
+  struct stat st;
+  if (mkdirs(dir) != 0 || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "keyway-relay: state directory %s: %s\n", dir,
+            strerror(errno ? errno : ENOTDIR));
+    return KW_ERR_IO;
+  }
+  if (st.st_mode & 077)
+    (void)chmod(dir, 0700); /* it holds a private key */
+  char key[4200], lock[4200];
+  snprintf(g_state_cert, sizeof g_state_cert, "%s/relay-cert.pem", dir);
+  snprintf(key, sizeof key, "%s/relay-key.pem", dir);
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  /* two relays starting at once on one state directory: one generates */
+  int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lfd >= 0)
+    (void)flock(lfd, LOCK_EX);
+  bool reused = false;
+  kw_err e = kw__tls_cred_server_selfsigned_keep(&cfg->listen, g_state_cert,
+                                                 key, &reused, cred);
+  g_state_reused = reused;
+  if (lfd >= 0)
+    close(lfd);
+  if (e != KW_OK) {
+    fprintf(stderr, "keyway-relay: certificate in %s: %s\n", dir,
+            kw_strerror(e));
+    return e;
+  }
+  if (cfg->cert_out) { /* a copy where the operator asked */
+    FILE *in = fopen(g_state_cert, "rb");
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp%u", cfg->cert_out, (unsigned)getpid());
+    FILE *out = in ? fopen(tmp, "wb") : NULL;
+    bool ok = in && out;
+    char buf[4096];
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+      ok = fwrite(buf, 1, n, out) == n;
+    if (out)
+      ok = fclose(out) == 0 && ok;
+    if (in)
+      fclose(in);
+    if (!ok || rename(tmp, cfg->cert_out) != 0) {
+      unlink(tmp);
+      fprintf(stderr, "keyway-relay: --cert-out %s: %s\n", cfg->cert_out,
+              strerror(errno));
+      return KW_ERR_IO;
+    }
+  }
+  return KW_OK;
+}
+
+/* The URL clients pass as --relay: the bound address (the host's name when
+ * bound to every interface) and ?stun=PORT when STUN is not on UDP 3478 of
+ * the same IP. */
+static void log_client_url(kw__rs *rs) {
+  const kw__rs_cfg *cfg = &rs->cfg;
+  char a[KW_SOCKADDR_STRLEN], host[256] = "";
+  kw_sockaddr_format(&cfg->listen, a, sizeof a);
+  static const uint8_t zero[16];
+  bool any = memcmp(cfg->listen.ip, zero, cfg->listen.family == 4 ? 4 : 16) == 0;
+  if (any && gethostname(host, sizeof host - 1) == 0 && host[0])
+    snprintf(a, sizeof a, "%.40s:%u", host, (unsigned)cfg->listen.port);
+  char url[320];
+  bool same_ip = cfg->stun_listen.family == cfg->listen.family &&
+                 memcmp(cfg->stun_listen.ip, cfg->listen.ip, 16) == 0;
+  if (cfg->stun_listen.family && (cfg->stun_listen.port != 3478 || !same_ip))
+    snprintf(url, sizeof url, "https://%s/?stun=%u", a,
+             (unsigned)cfg->stun_listen.port);
+  else
+    snprintf(url, sizeof url, "https://%s", a);
+  kw__rs_log(rs, KW_RS_INFO, "relay.url", "url=%s%s", url,
+             cfg->stun_listen.family && !same_ip
+                 ? " note=\"STUN listens on another IP: clients reach it at "
+                   "the relay's IP\""
+                 : "");
+}
+
 int main(int argc, char **argv) {
   static app a; /* the whole process state, owned by main */
   kw__rs *rs = &a.rs;
@@ -258,6 +391,8 @@ int main(int argc, char **argv) {
   kw_sockaddr_parse(KW_RS_DEFAULT_LISTEN, &cfg->listen);
   kw_sockaddr_parse(KW_RS_DEFAULT_STUN, &cfg->stun_listen);
 
+  bool listen_given = false;
+  const char *state_dir = NULL;
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -266,8 +401,12 @@ int main(int argc, char **argv) {
     if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) {
       usage(stdout);
       return 0;
+    } else if (strcmp(f, "--version") == 0) {
+      printf("keyway-relay %s\n", kw_version_string());
+      return 0;
     } else if (strcmp(f, "--listen") == 0) {
       rc = addr_flag(f, v, &cfg->listen);
+      listen_given = true;
       i++;
     } else if (strcmp(f, "--stun-listen") == 0) {
       if (v && strcmp(v, "off") == 0)
@@ -277,6 +416,13 @@ int main(int argc, char **argv) {
       i++;
     } else if (strcmp(f, "--metrics-listen") == 0) {
       rc = addr_flag(f, v, &cfg->metrics_listen);
+      i++;
+    } else if (strcmp(f, "--state-dir") == 0) {
+      if (!v || !*v) {
+        fprintf(stderr, "keyway-relay: --state-dir needs a directory\n");
+        return 2;
+      }
+      state_dir = v;
       i++;
     } else if (strcmp(f, "--tls-cert") == 0 || strcmp(f, "--tls-key") == 0 ||
                strcmp(f, "--cert-out") == 0 || strcmp(f, "--allow") == 0) {
@@ -344,6 +490,11 @@ int main(int argc, char **argv) {
     if (rc)
       return rc;
   }
+  if (!listen_given) { /* never serve on every interface unasked */
+    fprintf(stderr, "keyway-relay: --listen ADDR:PORT is required\n\n");
+    usage(stderr);
+    return 2;
+  }
   if (!cfg->tls_cert != !cfg->tls_key) {
     fprintf(stderr, "keyway-relay: --tls-cert and --tls-key go together\n");
     return 2;
@@ -375,13 +526,9 @@ int main(int argc, char **argv) {
       return 1;
     }
   } else {
-    e = kw__tls_cred_server_selfsigned(&cfg->listen, cfg->cert_out, &rs->cred);
-    if (e != KW_OK) {
-      fprintf(stderr, "keyway-relay: cannot create a certificate%s%s: %s\n",
-              cfg->cert_out ? " in " : "", cfg->cert_out ? cfg->cert_out : "",
-              kw_strerror(e));
+    e = keep_selfsigned(cfg, state_dir, &rs->cred);
+    if (e != KW_OK)
       return 1;
-    }
   }
 
   if (uv_loop_init(&a.loop) != 0) {
@@ -389,12 +536,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   rs->loop = &a.loop;
-  if (!cfg->tls_cert && !cfg->cert_out)
-    kw__rs_log(rs, KW_RS_WARN, "tls.self_signed",
-               "note=\"certificate not saved (no --cert-out): clients cannot "
-               "verify it\"");
-  else if (!cfg->tls_cert)
-    kw__rs_log(rs, KW_RS_INFO, "tls.self_signed", "cert_out=%s", cfg->cert_out);
+  if (!cfg->tls_cert)
+    kw__rs_log(rs, KW_RS_INFO, "tls.self_signed", "cert=%s reused=%d%s%s",
+               g_state_cert, g_state_reused, cfg->cert_out ? " cert_out=" : "",
+               cfg->cert_out ? cfg->cert_out : "");
   if (rs->allow)
     kw__rs_log(rs, KW_RS_INFO, "allowlist.loaded", "ids=%zu", rs->n_allow);
 
@@ -419,6 +564,7 @@ int main(int argc, char **argv) {
             kw_strerror(e));
     return 1;
   }
+  log_client_url(rs);
   uv_signal_init(&a.loop, &a.sigint);
   uv_signal_init(&a.loop, &a.sigterm);
   uv_signal_init(&a.loop, &a.sighup);

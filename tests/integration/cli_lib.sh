@@ -5,6 +5,8 @@ set -euo pipefail
 BUILD=${1:?usage: $0 BUILD_DIR}
 KW=$BUILD/keyway
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kwcli.XXXXXX")
+# relays started here keep their self-signed identity under $WORK
+export STATE_DIRECTORY=$WORK/relay-state
 PIDS=()
 PASSED=0
 FAILED=0

@@ -3,7 +3,7 @@
 # datagram echo); ping to nothing listening; a listener without --once
 # serves connections one after another, each getting its own end of
 # stream; a second connection while one is open is refused; a closed
-# stdout stops both ends; SIGINT stops the listener with exit 0 and a
+# stdout stops both ends; SIGINT stops the listener with exit 130 and a
 # stats event. Loopback only.
 . "$(dirname "$0")/cli_lib.sh"
 wait_pid() { # wait_pid PID SECONDS: its exit status, 124 if it had to be killed
@@ -120,6 +120,6 @@ set +e
 wait_pid "$lpid" 10
 rc=$?
 set -e
-check "listener stops on SIGINT with exit 0" test "$rc" -eq 0
+check "listener stops on SIGINT with exit 130" test "$rc" -eq 130
 check "listener: stats event at exit" grep -q '"event":"stats"' "$WORK/l.err"
 finish

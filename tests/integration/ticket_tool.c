@@ -8,6 +8,7 @@
  *   ticket_tool idonly TICKET      only the id and the token (no address,
  *                                  no relay: dialing resolves the id)
  * reid and port keep the token.
+ *   ticket_tool relay TICKET       its relay URL (an empty line if none)
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +25,11 @@ int main(int argc, char **argv) {
     char t[KW_ID_STRLEN + 1];
     kw_id_to_string(a.id, t, sizeof t);
     printf("%s\n", t);
+    return 0;
+  }
+  if (argc == 3 && !strcmp(argv[1], "relay") &&
+      kw_ticket_decode(argv[2], &a, &why) == KW_OK) {
+    printf("%s\n", a.relay_url);
     return 0;
   }
   if (argc == 3 && !strcmp(argv[1], "addrs") &&

@@ -37,9 +37,17 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
                         r->mapping_varies_by_dest < 0
                             ? json_null()
                             : json_boolean(r->mapping_varies_by_dest));
+    /* the contract's portmap values are booleans: "probed" says which
+     * of them were actually asked (false: not probed, not "no") */
     json_object_set_new(o, "portmap",
                         json_pack("{s:b, s:b, s:b}", "upnp", r->upnp, "natpmp",
                                   r->natpmp, "pcp", r->pcp));
+    bool relays = C->n_relays && !C->no_relay;
+    json_object_set_new(
+        o, "probed",
+        json_pack("{s:b, s:b, s:b, s:b}", "udp", relays, "mapping",
+                  r->mapping_varies_by_dest >= 0, "portmap", C->portmap,
+                  "pcp", false));
     json_t *rel = json_array();
     for (size_t i = 0; i < r->n_relays; i++) {
       json_t *x = json_object();
@@ -48,6 +56,13 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
                           r->relays[i].latency_ms < 0
                               ? json_null()
                               : json_real(r->relays[i].latency_ms));
+      const char *kind = NULL, *why = NULL;
+      if (r->relays[i].latency_ms < 0)
+        why = cli_relay_why(C, r->relays[i].url, &kind);
+      json_object_set_new(x, "error", kind ? json_string(kind) : json_null());
+      if (kind)
+        json_object_set_new(x, "message",
+                            json_string(why ? why : "no answer in time"));
       json_array_append_new(rel, x);
     }
     json_object_set_new(o, "relays", rel);
@@ -84,8 +99,15 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
     else
       printf("port mapping:        not probed (pass --portmap)\n");
     for (size_t i = 0; i < r->n_relays; i++) {
-      if (r->relays[i].latency_ms < 0)
-        printf("relay %s: no answer\n", r->relays[i].url);
+      const char *kind;
+      const char *why = r->relays[i].latency_ms < 0
+                            ? cli_relay_why(C, r->relays[i].url, &kind)
+                            : NULL;
+      if (r->relays[i].latency_ms < 0 && why)
+        printf("relay %s: no answer: %s\n", r->relays[i].url, why);
+      else if (r->relays[i].latency_ms < 0)
+        printf("relay %s: no answer within %g s (timeout)\n",
+               r->relays[i].url, C->timeout_s > 0 ? C->timeout_s : 3.0);
       else
         printf("relay %s: %.2f ms\n", r->relays[i].url,
                r->relays[i].latency_ms);

@@ -1,9 +1,13 @@
 /*
  * keyway listen / keyway connect: stdin and stdout joined to one
  * bidirectional QUIC stream, like netcat (ALPN keyway/pipe/1 unless
- * --alpn). The dialer opens the stream and sends one version byte (0x01)
- * first, so the listener sees the stream even before the dialer has data;
- * everything after it is raw bytes (docs/protocol/send.md, "pipe").
+ * --alpn). With the default ALPN the dialer opens the stream and sends one
+ * version byte (0x01) first, so the listener sees the stream even before
+ * the dialer has data; everything after it is raw bytes
+ * (docs/protocol/send.md, "pipe"). With any other ALPN (--alpn my-app/1)
+ * the stream carries only the raw bytes, both ways: the other end can be
+ * any program that opens (or accepts) one bidirectional stream, such as
+ * the library example in README.md.
  *
  * A reader thread reads stdin in 256 KiB chunks into a queue bounded at
  * 8 MiB (it blocks beyond), and hands them to the loop with
@@ -37,6 +41,8 @@ typedef struct pipe_state {
   kw_conn *conn;
   kw_stream *s;
   bool got_version; /* listener: the dialer's version byte was seen */
+  bool raw;         /* a non-default ALPN: no version byte either way */
+  bool local_close; /* we closed P.conn and said why already */
   /* stdin queue, shared with the reader thread */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -171,9 +177,26 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
   (void)fin;
   if (s != P.s)
     return;
-  if (P.listener && !P.got_version && n > 0) {
+  if (P.listener && !P.raw && !P.got_version && n > 0) {
     if (d[0] != PIPE_VERSION) {
-      kw_conn_close(kw_stream_conn(s), 2, "unknown pipe version");
+      kw_conn *conn = kw_stream_conn(s);
+      P.s = NULL;
+      P.local_close = true;
+      kw_conn_close(conn, CLI_CODE_PROTOCOL, "not a keyway pipe");
+      char idt[KW_ID_STRLEN + 1];
+      uint8_t id[KW_ID_LEN];
+      kw_conn_remote_id(conn, id);
+      if (!P.c->once) {
+        cli_info(P.c, "peer %.10s: not a keyway pipe (first byte 0x%02x); "
+                      "a program with its own protocol needs --alpn on both "
+                      "sides", cli_id(id, idt), d[0]);
+        return;
+      }
+      cli_fail(P.c, KW_ERR_PARSE,
+               "listen: %.10s does not speak keyway's pipe (first byte "
+               "0x%02x); a program with its own protocol needs --alpn on "
+               "both sides", cli_id(id, idt), d[0]);
+      finish_run(1);
       return;
     }
     P.got_version = true;
@@ -187,8 +210,9 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
      * the remote instead of discarding what it sends */
     kw_conn *conn = kw_stream_conn(s);
     P.s = NULL;
-    kw_stream_reset(s, 3);
-    kw_conn_close(conn, 3, "output closed");
+    P.local_close = true;
+    kw_stream_reset(s, CLI_CODE_OUTPUT);
+    kw_conn_close(conn, CLI_CODE_OUTPUT, "output closed");
     cli_fail(P.c, KW_ERR_IO, "%s: standard output closed", P.c->cmd);
     finish_run(1);
   }
@@ -218,9 +242,20 @@ static void on_stream_closed(kw_stream *s, kw_err err, uint64_t code,
   P.s = NULL;
   kw_conn *conn = kw_stream_conn(s);
   if (err != KW_OK) {
-    cli_fail(P.c, err, "the remote reset the stream (code %llu)",
-             (unsigned long long)code);
-    kw_conn_close(conn, 1, "reset");
+    char b[160];
+    const char *why = cli_code_reason(code, b, sizeof b);
+    P.local_close = true;
+    kw_conn_close(conn, CLI_CODE_ERROR, "reset");
+    if (P.listener && !P.c->once) {
+      uint8_t id[KW_ID_LEN];
+      char idt[KW_ID_STRLEN + 1];
+      kw_conn_remote_id(conn, id);
+      cli_info(P.c, "peer %.10s went: it reset the stream: %s",
+               cli_id(id, idt), why);
+      return;
+    }
+    cli_fail(P.c, err, "%s: the other side reset the stream: %s", P.c->cmd,
+             why);
     finish_run(1);
     return;
   }
@@ -251,11 +286,12 @@ static void on_accepted(kw_conn *conn, void *u) {
   if (strcmp(kw_conn_alpn(conn), CLI_ALPN_PING) == 0)
     return; /* answered by the datagram echo */
   if (P.conn) {
-    kw_conn_close(conn, 1, "busy");
+    kw_conn_close(conn, CLI_CODE_BUSY, "busy");
     return;
   }
   P.conn = conn;
   P.got_version = false;
+  P.local_close = false;
   /* stdin may have ended with an earlier connection: then this one gets
    * our end of stream at once */
   pthread_mutex_lock(&P.mu);
@@ -273,18 +309,45 @@ static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
   if (conn != P.conn)
     return;
   P.conn = NULL;
-  if (P.s) {
-    P.s = NULL;
-    if (err == KW_ERR_APP_CLOSED && code == 0) {
-      /* the remote finished and closed before our stream close arrived */
-      if (!P.listener || P.c->once)
-        finish_run(0);
-      return;
+  bool had_stream = P.s != NULL;
+  P.s = NULL;
+  bool local = P.local_close;
+  P.local_close = false;
+  if (P.listener && !P.c->once) {
+    /* a serving listener reports the peer that went and goes on */
+    bool clean = err == KW_OK || (err == KW_ERR_APP_CLOSED &&
+                                  code == CLI_CODE_DONE);
+    if (had_stream || !clean) {
+      cli_emit_disconnected(P.c, conn, err, code);
+    } else if (!local) {
+      uint8_t id[KW_ID_LEN];
+      char idt[KW_ID_STRLEN + 1];
+      kw_conn_remote_id(conn, id);
+      cli_info(P.c, "peer %.10s: finished", cli_id(id, idt));
     }
-    cli_fail(P.c, err, "connection lost: %s%s", kw_strerror(err),
-             err == KW_ERR_APP_CLOSED ? " (remote closed with an error)" : "");
-    finish_run(1);
+    return;
   }
+  if (local || !had_stream)
+    return; /* the run's end was decided (and said) where we closed it */
+  if (err == KW_ERR_APP_CLOSED && code == CLI_CODE_DONE) {
+    /* the remote finished and closed before our stream close arrived */
+    finish_run(0);
+    return;
+  }
+  char b[160];
+  cli_fail(P.c, err, "%s: %s", P.c->cmd, cli_close_reason(err, code, b,
+                                                          sizeof b));
+  finish_run(1);
+}
+
+/* Loop thread, on SIGINT/SIGTERM: the peer learns this side stopped. */
+static void on_interrupt(cli *c) {
+  if (P.conn) {
+    P.local_close = true;
+    P.s = NULL;
+    kw_conn_close(P.conn, CLI_CODE_INTERRUPTED, "interrupted");
+  }
+  cli_fail(c, KW_ERR_CLOSED, "%s: interrupted", c->cmd);
 }
 
 static void on_dgram(kw_conn *conn, const uint8_t *d, size_t n, void *u) {
@@ -309,7 +372,10 @@ static kw_callbacks callbacks(void) {
 static int start(cli *c, bool listener) {
   P.c = c;
   c->exit_hook = exit_stats;
+  c->interrupt_hook = on_interrupt;
+  c->interrupt_exit = 130;
   P.listener = listener;
+  P.raw = c->alpn && strcmp(c->alpn, CLI_ALPN_PIPE) != 0;
   pthread_mutex_init(&P.mu, NULL);
   pthread_cond_init(&P.cv, NULL);
   return 0;
@@ -372,8 +438,10 @@ static void connected(kw_conn *conn, kw_err err, void *arg) {
     cli_done(c, 1);
     return;
   }
-  uint8_t v = PIPE_VERSION;
-  kw_stream_write(s, &v, 1, false, NULL);
+  if (!P.raw) {
+    uint8_t v = PIPE_VERSION;
+    kw_stream_write(s, &v, 1, false, NULL);
+  }
   attach(s);
 }
 
@@ -382,10 +450,8 @@ static void dial(kw_endpoint *ep, void *arg) {
   kw_err e = kw_endpoint_connect(ep, &target, c->alpn ? c->alpn : CLI_ALPN_PIPE,
                                  connected, c);
   if (e != KW_OK) {
-    cli_fail(c, e, "connect: %s", e == KW_ERR_NO_PATH
-                                      ? "the target has no address and no "
-                                        "relay to resolve it (pass --relay)"
-                                      : kw_strerror(e));
+    cli_fail(c, e, "connect: %s", e == KW_ERR_NO_PATH ? cli_no_path_reason(c)
+                                                      : kw_strerror(e));
     cli_done(c, 1);
   }
 }

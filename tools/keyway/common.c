@@ -93,6 +93,86 @@ int cli_fail_connect(cli *c, const uint8_t id[KW_ID_LEN], const char *alpn,
   }
 }
 
+const char *cli_code_reason(uint64_t code, char *buf, size_t n) {
+  switch (code) {
+  case CLI_CODE_DONE:
+    return "finished normally";
+  case CLI_CODE_ERROR:
+    return "it failed";
+  case CLI_CODE_PROTOCOL:
+    return "it speaks another protocol version";
+  case CLI_CODE_OUTPUT:
+    return "its output was closed";
+  case CLI_CODE_BUSY:
+    return "it is busy with another peer";
+  case CLI_CODE_INTERRUPTED:
+    return "it was interrupted (Ctrl-C)";
+  case CLI_CODE_REFUSED:
+    return "its TCP service refused the connection";
+  default:
+    snprintf(buf, n, "application code %llu (not one of keyway's)",
+             (unsigned long long)code);
+    return buf;
+  }
+}
+
+const char *cli_close_reason(kw_err err, uint64_t code, char *buf, size_t n) {
+  switch (err) {
+  case KW_OK:
+    return "closed by this side";
+  case KW_ERR_APP_CLOSED:
+    if (code == CLI_CODE_DONE)
+      return "the other side closed the connection";
+    if (code == CLI_CODE_INTERRUPTED)
+      return "the other side stopped (interrupted)";
+    {
+      char b[96];
+      snprintf(buf, n, "the other side closed the connection: %s",
+               cli_code_reason(code, b, sizeof b));
+    }
+    return buf;
+  case KW_ERR_IDLE:
+    return "no packets from the other side for the idle timeout (it "
+           "vanished, or the network went away)";
+  case KW_ERR_PEER:
+    return "the other side closed the connection with a transport error";
+  case KW_ERR_CLOSED:
+    return "the connection was closed";
+  default:
+    snprintf(buf, n, "%s", kw_strerror(err));
+    return buf;
+  }
+}
+
+void cli_emit_disconnected(cli *c, kw_conn *conn, kw_err err, uint64_t code) {
+  uint8_t id[KW_ID_LEN];
+  char idt[KW_ID_STRLEN + 1], b[160];
+  kw_conn_remote_id(conn, id);
+  cli_id(id, idt);
+  const char *why = cli_close_reason(err, code, b, sizeof b);
+  if (c->json) {
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "event", "disconnected",
+                          "remote", idt, "reason", kw_errname(err), "message",
+                          why);
+    if (err == KW_ERR_APP_CLOSED)
+      json_object_set_new(o, "code", json_integer((json_int_t)code));
+    emit_json(o);
+  } else if (c->verbosity >= 0) {
+    fprintf(stderr, "peer %.10s went: %s\n", idt, why);
+  }
+}
+
+const char *cli_no_path_reason(cli *c) {
+  if (c->direct_only)
+    return "the target names no direct address (--direct-only uses no "
+           "relay path)";
+  if (c->relay_only)
+    return "the target names no relay and this endpoint has none "
+           "(--relay-only needs a relay)";
+  return "the target has no address and no relay to resolve it (pass "
+         "--relay)";
+}
+
 int cli_usage_error(cli *c, const char *fmt, ...) {
   char msg[512];
   va_list ap;
@@ -165,6 +245,79 @@ static const char *level_name(kw_log_level l) {
   return (unsigned)l < 5 ? n[l] : "info";
 }
 
+static int relay_slot(cli *c, const char *url) {
+  for (int i = 0; i < c->n_relays; i++)
+    if (!strcmp(c->relays[i], url))
+      return i;
+  return -1;
+}
+
+/* The library's relay.* log lines: remember why a relay failed; say it at
+ * the default verbosity the first time its certificate is not trusted. */
+static void note_relay(cli *c, const char *msg) {
+  char url[KW_MAX_RELAY_URL + 1] = "", reason[32] = "";
+  const char *u = strstr(msg, "url="), *r = strstr(msg, "reason=");
+  if (u)
+    sscanf(u + 4, "%255s", url);
+  if (r)
+    sscanf(r + 7, "%31s", reason);
+  int i = relay_slot(c, url);
+  if (i < 0)
+    return;
+  const char *why = "";
+  if (!strncmp(msg, "relay.resolve_failed", 20))
+    why = "resolve";
+  else if (!strncmp(msg, "relay.connect_failed", 20))
+    why = !strcmp(reason, "CERT") || !strcmp(reason, "TLS") ? "certificate"
+          : !strcmp(reason, "IO")                          ? "refused"
+                                                           : "io";
+  pthread_mutex_lock(&c->mu);
+  bool first = strcmp(c->relay_why[i], why) != 0;
+  snprintf(c->relay_why[i], sizeof c->relay_why[i], "%s", why);
+  pthread_mutex_unlock(&c->mu);
+  if (first && !strcmp(why, "certificate") && strcmp(c->cmd, "netcheck")) {
+    const char *k;
+    const char *text = cli_relay_why(c, url, &k);
+    if (c->json)
+      emit_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "relay_error",
+                          "url", url, "reason", k, "message", text));
+    else if (c->verbosity >= 0)
+      fprintf(stderr, "keyway: relay %s: %s\n", url, text);
+  }
+}
+
+const char *cli_relay_why(cli *c, const char *url, const char **kind) {
+  int i = relay_slot(c, url);
+  char why[16] = "";
+  if (i >= 0) {
+    pthread_mutex_lock(&c->mu);
+    snprintf(why, sizeof why, "%s", c->relay_why[i]);
+    pthread_mutex_unlock(&c->mu);
+  }
+  *kind = "timeout";
+  if (!strcmp(why, "certificate")) {
+    *kind = "certificate";
+    return c->n_relay_cas
+               ? "certificate not trusted (not signed by the --relay-ca "
+                 "given)"
+               : "certificate not trusted (pass --relay-ca FILE with the "
+                 "relay's certificate)";
+  }
+  if (!strcmp(why, "refused")) {
+    *kind = "refused";
+    return "TCP connection refused or unreachable";
+  }
+  if (!strcmp(why, "resolve")) {
+    *kind = "resolve";
+    return "host name not resolved";
+  }
+  if (!strcmp(why, "io")) {
+    *kind = "io";
+    return "the connection failed";
+  }
+  return NULL;
+}
+
 static void on_log(void *user, kw_log_level lvl, const char *module,
                    const char *msg) {
   cli *c = user;
@@ -181,6 +334,10 @@ static void on_log(void *user, kw_log_level lvl, const char *module,
              "remote presented key %s, expected %s", pres, exp);
     pthread_mutex_unlock(&c->mu);
   }
+  if (!strncmp(msg, "relay.connect_failed ", 21) ||
+      !strncmp(msg, "relay.resolve_failed ", 21) ||
+      !strncmp(msg, "relay.connected ", 16))
+    note_relay(c, msg);
   int want = c->verbosity >= 2 ? KW_LOG_DEBUG : KW_LOG_INFO;
   if (c->verbosity < 1 || (int)lvl > want)
     return;
@@ -191,8 +348,22 @@ static void on_log(void *user, kw_log_level lvl, const char *module,
     fprintf(stderr, "[%s] %s\n", module, msg);
 }
 
-/* SIGINT/SIGTERM end the run: listen and send stop serving (exit 0),
- * connect and receive give up (exit 1). */
+/* SIGINT/SIGTERM end the run. A command with an interrupt hook gets it
+ * run on the loop thread first (it closes its connections with
+ * CLI_CODE_INTERRUPTED, so the peer learns at once that this side
+ * stopped) and exits with c->interrupt_exit (130, as shells expect);
+ * without one, listen and send stop serving (exit 0) and the others give
+ * up (exit 130). A second signal ends the run at once. */
+static void run_interrupt_hook(kw_endpoint *ep, void *arg) {
+  (void)ep;
+  cli *c = arg;
+  c->interrupt_hook(c);
+  pthread_mutex_lock(&c->mu);
+  c->hook_done = true;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
 static void *signal_thread(void *arg) {
   cli *c = arg;
   sigset_t set;
@@ -200,12 +371,33 @@ static void *signal_thread(void *arg) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   int sig;
-  if (sigwait(&set, &sig) == 0) {
+  if (sigwait(&set, &sig) != 0)
+    return NULL;
+  pthread_mutex_lock(&c->mu);
+  c->interrupted = true;
+  pthread_mutex_unlock(&c->mu);
+  if (c->interrupt_hook) {
+    if (c->ep && kw_endpoint_post(c->ep, run_interrupt_hook, c) == KW_OK) {
+      struct timespec dl;
+      clock_gettime(CLOCK_REALTIME, &dl);
+      dl.tv_sec += 2;
+      pthread_mutex_lock(&c->mu);
+      while (!c->hook_done && !c->finished)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) != 0)
+          break;
+      c->hook_done = false; /* the exit hook uses it too */
+      pthread_mutex_unlock(&c->mu);
+    }
+    /* read after the hook: it may choose (ping: 0 when replies came) */
+    cli_done(c, c->interrupt_exit);
+  } else {
     bool serving = !strcmp(c->cmd, "listen") || !strcmp(c->cmd, "send");
     if (!serving)
       cli_fail(c, KW_ERR_CLOSED, "%s: interrupted", c->cmd);
-    cli_done(c, serving ? 0 : 1);
+    cli_done(c, serving ? 0 : 130); /* 130: as shells expect */
   }
+  if (sigwait(&set, &sig) == 0)
+    _exit(130); /* a second Ctrl-C: now */
   return NULL;
 }
 
@@ -219,6 +411,53 @@ static void start_signals(cli *c) {
   pthread_t th;
   if (pthread_create(&th, NULL, signal_thread, c) == 0)
     pthread_detach(th);
+}
+
+static cli *tmp_owner;
+static void remove_tmp_ca(void) {
+  if (tmp_owner && tmp_owner->relay_ca_tmp[0])
+    unlink(tmp_owner->relay_ca_tmp);
+}
+
+/* Several --relay-ca: one PEM file holding them all, removed at exit.
+ * NULL on failure (the reason in c->mismatch). */
+static const char *join_cas(cli *c) {
+  const char *dir = getenv("XDG_RUNTIME_DIR");
+  if (!dir || !*dir || access(dir, W_OK) != 0)
+    dir = getenv("TMPDIR");
+  if (!dir || !*dir)
+    dir = "/tmp";
+  snprintf(c->relay_ca_tmp, sizeof c->relay_ca_tmp, "%s/keyway-ca.XXXXXX",
+           dir);
+  int fd = mkstemp(c->relay_ca_tmp);
+  if (fd < 0) {
+    snprintf(c->mismatch, sizeof c->mismatch, "%.200s: %s", c->relay_ca_tmp,
+             strerror(errno));
+    c->relay_ca_tmp[0] = 0;
+    return NULL;
+  }
+  tmp_owner = c;
+  atexit(remove_tmp_ca);
+  for (int i = 0; i < c->n_relay_cas; i++) {
+    FILE *f = fopen(c->relay_cas[i], "rb");
+    if (!f) {
+      snprintf(c->mismatch, sizeof c->mismatch, "%.200s: %s", c->relay_cas[i],
+               strerror(errno));
+      close(fd);
+      return NULL;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+      if (write(fd, buf, n) != (ssize_t)n)
+        break;
+    if (write(fd, "\n", 1) != 1) {
+      /* ignored: a short file fails later, at the TLS set-up */
+    }
+    fclose(f);
+  }
+  close(fd);
+  return c->relay_ca_tmp;
 }
 
 int cli_start_endpoint(cli *c, const char *const *alpns,
@@ -282,9 +521,22 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
                                c->relays[i]);
       }
     }
-    if (c->relay_ca)
-      kw_config_set_relay_ca(cfg, c->relay_ca);
+    const char *ca = c->n_relay_cas ? c->relay_cas[0] : NULL;
+    if (c->n_relay_cas > 1) {
+      ca = join_cas(c);
+      if (!ca) {
+        kw_config_free(cfg);
+        return cli_fail(c, KW_ERR_IO, "--relay-ca: %s", c->mismatch);
+      }
+    }
+    if (ca && kw_config_set_relay_ca(cfg, ca) != KW_OK) {
+      kw_config_free(cfg);
+      return cli_usage_error(c, "--relay-ca %s: path too long", ca);
+    }
   }
+  kw_config_set_path_policy(cfg, c->relay_only ? KW_PATH_POLICY_RELAY_ONLY
+                                 : c->direct_only ? KW_PATH_POLICY_DIRECT_ONLY
+                                                  : KW_PATH_POLICY_ANY);
   kw_config_set_port_mapping(cfg, c->portmap);
   uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
   kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);
@@ -360,6 +612,30 @@ int cli_emit_ticket(cli *c) {
   kw_endpoint_addr a;
   char t[KW_TICKET_MAX];
   kw_err e = kw_endpoint_get_addr(c->ep, &a);
+  if (e == KW_OK) {
+    switch (c->ticket_type) {
+    case CLI_TICKET_ID:
+      a.relay_url[0] = 0;
+      a.n_addrs = 0;
+      if (!c->n_relays || c->no_relay)
+        cli_info(c, "warning: an id-only ticket is dialed through a relay's "
+                    "lookup; this endpoint has no relay (pass --relay)");
+      break;
+    case CLI_TICKET_RELAY:
+      a.n_addrs = 0;
+      if (!a.relay_url[0])
+        cli_info(c, "warning: no home relay: the ticket holds only the id");
+      break;
+    case CLI_TICKET_ADDRESSES:
+      a.relay_url[0] = 0;
+      break;
+    case CLI_TICKET_FULL:
+      break;
+    }
+    if (c->relay_only && !a.relay_url[0] && c->ticket_type != CLI_TICKET_ID)
+      cli_info(c, "warning: --relay-only and no relay answered yet: this "
+                  "ticket names no way to reach this endpoint");
+  }
   if (e == KW_OK)
     e = kw_ticket_encode_token(&a, c->ticket_token, c->ticket_token_len, t,
                                sizeof t);

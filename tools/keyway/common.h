@@ -19,7 +19,28 @@
 #define CLI_ALPN_PIPE "keyway/pipe/1"
 #define CLI_ALPN_SEND "keyway/send/1"
 #define CLI_ALPN_PING "keyway/ping/1"
+#define CLI_ALPN_TCP "keyway/tcp/1"
 #define CLI_MAX_RELAYS 8
+
+/* Application close codes of the keyway tools' connections (QUIC
+ * CONNECTION_CLOSE and stream resets); cli_close_reason() words them. */
+enum {
+  CLI_CODE_DONE = 0,        /* finished normally */
+  CLI_CODE_ERROR = 1,       /* failed (the stream was reset) */
+  CLI_CODE_PROTOCOL = 2,    /* spoke something else (unknown version) */
+  CLI_CODE_OUTPUT = 3,      /* its output was closed (`| head`) */
+  CLI_CODE_BUSY = 4,        /* busy with another peer */
+  CLI_CODE_INTERRUPTED = 5, /* interrupted (Ctrl-C, SIGTERM) */
+  CLI_CODE_REFUSED = 6,     /* tcp: the local service refused */
+};
+
+/* --ticket-type */
+typedef enum cli_ticket_type {
+  CLI_TICKET_FULL = 0, /* id, home relay, direct addresses */
+  CLI_TICKET_ID,       /* the id only: dialed by lookup at the relay */
+  CLI_TICKET_RELAY,    /* id and home relay */
+  CLI_TICKET_ADDRESSES /* id and direct addresses */
+} cli_ticket_type;
 
 typedef struct cli {
   const char *cmd;
@@ -28,8 +49,11 @@ typedef struct cli {
   bool ephemeral;
   const char *relays[CLI_MAX_RELAYS];
   int n_relays;
-  const char *relay_ca;
+  const char *relay_cas[CLI_MAX_RELAYS]; /* --relay-ca, repeatable */
+  int n_relay_cas;
   bool no_relay;
+  bool relay_only, direct_only; /* --relay-only / --direct-only */
+  cli_ticket_type ticket_type;
   bool portmap; /* --portmap: UPnP IGD / NAT-PMP on the gateway */
   const char *binds[2];
   int n_binds;
@@ -46,7 +70,14 @@ typedef struct cli {
   double timeout_s;
   bool once;
   const char *out_dir;
-  long count;
+  bool force;       /* receive --force */
+  bool no_progress; /* send/receive --no-progress */
+  long count;       /* ping -c (0 with count_set: until interrupted) */
+  bool count_set;
+  double interval_s; /* ping -i, 0: the default */
+  bool until_direct; /* ping --until-direct */
+  const char *to;    /* listen-tcp --to */
+  const char *from;  /* connect-tcp --from */
   const char *pos[4];
   int npos;
   uint32_t max_conns; /* set by the subcommand; 0: the library's default */
@@ -68,8 +99,17 @@ typedef struct cli {
   /* send: the share's capability, carried in the ticket as its token */
   const uint8_t *ticket_token;
   size_t ticket_token_len;
-  bool force;       /* receive --force: replace what exists */
-  bool no_progress; /* receive --no-progress */
+  /* SIGINT/SIGTERM: when set, runs on the loop thread first (close the
+   * connections with CLI_CODE_INTERRUPTED, say so), then the run ends with
+   * interrupt_exit (130 unless the command set another). Without it:
+   * listen/send stop serving with 0, the others give up with 1. */
+  void (*interrupt_hook)(struct cli *c);
+  int interrupt_exit; /* 130 unless the command (or its hook) sets it */
+  bool interrupted;
+  char relay_ca_tmp[256]; /* several --relay-ca joined into one file */
+  /* why each --relay last failed, from the library's log (under mu):
+   * "certificate", "refused", "resolve", "io"; "" if it did not fail */
+  char relay_why[CLI_MAX_RELAYS][16];
 } cli;
 
 typedef int (*cli_cmd_fn)(cli *c);
@@ -107,6 +147,22 @@ int cli_fail(cli *c, kw_err code, const char *fmt, ...)
  * 1. Loop thread. */
 int cli_fail_connect(cli *c, const uint8_t id[KW_ID_LEN], const char *alpn,
                      kw_err err);
+/* Words a connection's end for a person: "the remote was interrupted",
+ * "closed normally", "no packets for 30 s (the remote vanished)"... `err`
+ * and `code` as conn_closed gives them. */
+const char *cli_close_reason(kw_err err, uint64_t code, char *buf, size_t n);
+/* Words a stream reset's application code. */
+const char *cli_code_reason(uint64_t code, char *buf, size_t n);
+/* A peer that went, on a serving command: the human line
+ * "peer ID went: REASON" or {"event":"disconnected",...}. */
+void cli_emit_disconnected(cli *c, kw_conn *conn, kw_err err, uint64_t code);
+/* Why relay `url` did not answer, for a person: "certificate not trusted
+ * (pass --relay-ca ...)", "connection refused", or NULL when no failure
+ * was seen (then: no answer in time). `kind` gets the short name
+ * ("certificate", "refused", "resolve", "io") or "timeout". */
+const char *cli_relay_why(cli *c, const char *url, const char **kind);
+/* Why kw_endpoint_connect said KW_ERR_NO_PATH, in this run's terms. */
+const char *cli_no_path_reason(cli *c);
 /* Usage error: message and exit code 2. */
 int cli_usage_error(cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -127,5 +183,7 @@ int cmd_send(cli *c);
 int cmd_receive(cli *c);
 int cmd_ping(cli *c);
 int cmd_netcheck(cli *c);
+int cmd_listen_tcp(cli *c);
+int cmd_connect_tcp(cli *c);
 
 #endif
