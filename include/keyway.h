@@ -305,6 +305,19 @@ KW_EXTERN kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n);
 /* Bytes a stream may buffer for sending before writes return short
  * (default 4 MiB). */
 KW_EXTERN kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n);
+
+/* Congestion controllers (the ones ngtcp2 implements). */
+typedef enum kw_cc {
+  KW_CC_CUBIC = 0, /* RFC 9438 with HyStart++ (the default) */
+  KW_CC_BBR = 1,   /* BBR (model-based: rate from bandwidth and RTT) */
+  KW_CC_RENO = 2,  /* NewReno (RFC 9002) */
+} kw_cc;
+/* The congestion controller of every connection of the endpoint (default
+ * KW_CC_CUBIC). BBR suffers less from random loss on long paths; CUBIC
+ * keeps queues shorter where keyway shares a bottleneck with TCP. Both ends
+ * choose on their own: each controls what it sends. Errors:
+ * KW_ERR_INVALID_ARG (cfg NULL or an unknown value). */
+KW_EXTERN kw_err kw_config_set_congestion_control(kw_config *cfg, kw_cc cc);
 /* Adds a relay to the relay map (up to 8): "https://HOST:PORT", optionally
  * "https://HOST:PORT/?stun=PORT" (STUN defaults to UDP 3478 on the IP the
  * relay's TLS connection reached). The endpoint measures each relay's

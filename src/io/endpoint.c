@@ -177,6 +177,13 @@ kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n) {
   return KW_OK;
 }
 
+kw_err kw_config_set_congestion_control(kw_config *cfg, kw_cc cc) {
+  if (!cfg || (cc != KW_CC_CUBIC && cc != KW_CC_BBR && cc != KW_CC_RENO))
+    return KW_ERR_INVALID_ARG;
+  cfg->cc = cc;
+  return KW_OK;
+}
+
 kw_err kw_config_add_relay(kw_config *cfg, const char *url) {
   if (!cfg || !url)
     return KW_ERR_INVALID_ARG;

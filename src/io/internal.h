@@ -52,6 +52,7 @@ struct kw_config {
   uint64_t max_streams_bidi, max_streams_uni;
   uint32_t max_conns;
   size_t stream_send_buffer;
+  kw_cc cc;
   kw_log_fn log_fn;
   void *log_user;
   kw_log_level log_level;

@@ -1,6 +1,6 @@
 /*
- * QUIC connections and streams on ngtcp2 0.12: the only file that knows
- * ngtcp2 (kept thin, so a move to ngtcp2 1.x stays inside it).
+ * QUIC connections and streams on the ngtcp2 1.x API: the only file that
+ * knows ngtcp2 (magicsock.c only decodes connection ids).
  *
  * QUIC never sees real addresses: every connection's path is
  * (fixed fake local address, the remote's mapped address). The magicsock
@@ -269,18 +269,6 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
     ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
     ngtcp2_conn_extend_max_offset(qc, datalen);
   }
-  if (fin && (sid & 0x2) && !ngtcp2_conn_is_local_stream(qc, sid) &&
-      !s->closed) {
-    /* ngtcp2 0.12 never closes a stream the remote opened as
-     * unidirectional (it waits for a FIN_ACKED that a receive-only stream
-     * cannot get). Its fin ends it for us: tell the application, free our
-     * side and give the remote its stream credit back. ngtcp2 keeps its
-     * small record of the stream until the connection ends. */
-    s->closed = true;
-    ngtcp2_conn_set_stream_user_data(qc, sid, NULL);
-    ngtcp2_conn_extend_max_streams_uni(qc, 1);
-    stream_closed_notify(c, s, KW_OK, 0);
-  }
   kw__conn_mark_dirty(c);
   return 0;
 }
@@ -408,7 +396,17 @@ static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
   const kw_config *cfg = &ep->cfg;
   ngtcp2_settings_default(st);
   st->initial_ts = kw__now(ep);
-  st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+  switch (cfg->cc) {
+  case KW_CC_BBR:
+    st->cc_algo = NGTCP2_CC_ALGO_BBR;
+    break;
+  case KW_CC_RENO:
+    st->cc_algo = NGTCP2_CC_ALGO_RENO;
+    break;
+  default:
+    st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+    break;
+  }
   st->max_window = 64u << 20;
   st->max_stream_window = 16u << 20;
   if (client)
@@ -599,6 +597,7 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
   fill_callbacks(&cbs, false);
   fill_settings(ep, &st, &tp, false);
   tp.original_dcid = hd.dcid;
+  tp.original_dcid_present = 1;
   ngtcp2_path path;
   struct sockaddr_in6 local;
   conn_path(c, &path, &local);
@@ -621,22 +620,21 @@ fail:
 }
 
 static kw_err map_close_error(kw_conn *c, uint64_t *app_code) {
-  ngtcp2_connection_close_error ce;
-  ngtcp2_conn_get_connection_close_error(c->qc, &ce);
+  const ngtcp2_ccerr *ce = ngtcp2_conn_get_ccerr(c->qc);
   *app_code = 0;
-  switch (ce.type) {
-  case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION:
-    *app_code = ce.error_code;
+  switch (ce->type) {
+  case NGTCP2_CCERR_TYPE_APPLICATION:
+    *app_code = ce->error_code;
     return KW_ERR_APP_CLOSED;
-  case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_IDLE_CLOSE:
+  case NGTCP2_CCERR_TYPE_IDLE_CLOSE:
     return KW_ERR_IDLE;
   default:
     break;
   }
-  if (ce.error_code == NGTCP2_NO_ERROR)
+  if (ce->error_code == NGTCP2_NO_ERROR)
     return KW_ERR_APP_CLOSED;
-  if ((ce.error_code & 0xff00) == NGTCP2_CRYPTO_ERROR) {
-    uint8_t alert = (uint8_t)(ce.error_code & 0xff);
+  if ((ce->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR) {
+    uint8_t alert = (uint8_t)(ce->error_code & 0xff);
     if (alert == 120) /* no_application_protocol */
       return KW_ERR_ALPN;
     if (alert == 116 || alert == 42 || alert == 43 || alert == 46)
@@ -816,20 +814,19 @@ static ngtcp2_ssize write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
 }
 
 static void send_close(kw_conn *c) {
-  if (!c->qc || ngtcp2_conn_is_in_closing_period(c->qc) ||
-      ngtcp2_conn_is_in_draining_period(c->qc))
+  if (!c->qc || ngtcp2_conn_in_closing_period(c->qc) ||
+      ngtcp2_conn_in_draining_period(c->qc))
     return;
-  ngtcp2_connection_close_error ce;
+  ngtcp2_ccerr ce;
+  ngtcp2_ccerr_default(&ce);
   if (c->close_err == KW_ERR_TLS || c->close_err == KW_ERR_KEY_MISMATCH ||
       c->close_err == KW_ERR_CERT || c->close_err == KW_ERR_ALPN) {
     uint8_t alert = ngtcp2_conn_get_tls_alert(c->qc);
-    ngtcp2_connection_close_error_set_transport_error_tls_alert(
-        &ce, alert ? alert : 42, NULL, 0);
+    ngtcp2_ccerr_set_tls_alert(&ce, alert ? alert : 42, NULL, 0);
   } else if (c->close_err == KW_ERR_QUIC) {
-    ngtcp2_connection_close_error_set_transport_error(
-        &ce, NGTCP2_INTERNAL_ERROR, NULL, 0);
+    ngtcp2_ccerr_set_transport_error(&ce, NGTCP2_INTERNAL_ERROR, NULL, 0);
   } else {
-    ngtcp2_connection_close_error_set_application_error(
+    ngtcp2_ccerr_set_application_error(
         &ce, c->local_app_code, (const uint8_t *)c->local_reason,
         strlen(c->local_reason));
   }
@@ -1144,8 +1141,8 @@ void kw_conn_stats_get(kw_conn *c, kw_conn_stats *out) {
   out->pkts_recv = c->pkts_recv;
   if (!c->qc)
     return;
-  ngtcp2_conn_stat st;
-  ngtcp2_conn_get_conn_stat(c->qc, &st);
+  ngtcp2_conn_info st;
+  ngtcp2_conn_get_conn_info(c->qc, &st);
   out->rtt_ms = (double)st.smoothed_rtt / 1e6;
   out->min_rtt_ms = st.min_rtt == UINT64_MAX ? 0 : (double)st.min_rtt / 1e6;
   out->cwnd = st.cwnd;
@@ -1165,8 +1162,8 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
     out->kind = KW_PATH_MIXED; /* racing: packets go on every path */
   }
   if (c->qc && c->handshake_done) {
-    ngtcp2_conn_stat st;
-    ngtcp2_conn_get_conn_stat(c->qc, &st);
+    ngtcp2_conn_info st;
+    ngtcp2_conn_get_conn_info(c->qc, &st);
     out->rtt_ms = (double)st.smoothed_rtt / 1e6;
   }
 }
@@ -1185,7 +1182,7 @@ kw_err kw_conn_open_stream(kw_conn *c, bool bidi, kw_stream **out) {
     return KW_ERR_QUIC;
   kw_stream *s = stream_new(c, sid);
   if (!s) {
-    ngtcp2_conn_shutdown_stream(c->qc, sid, 0);
+    ngtcp2_conn_shutdown_stream(c->qc, 0, sid, 0);
     return KW_ERR_NOMEM;
   }
   ngtcp2_conn_set_stream_user_data(c->qc, sid, s);
@@ -1371,7 +1368,7 @@ kw_err kw_stream_reset(kw_stream *s, uint64_t app_code) {
   if (c->state == KW_CONN_CLOSING || s->closed)
     return KW_ERR_CLOSED;
   tx_remove(c, s);
-  ngtcp2_conn_shutdown_stream(c->qc, s->id, app_code);
+  ngtcp2_conn_shutdown_stream(c->qc, 0, s->id, app_code);
   kw__conn_mark_dirty(c);
   return KW_OK;
 }
