@@ -451,6 +451,8 @@ typedef struct kw_endpoint_stats {
   uint64_t drops_unknown;   /* undecodable or unknown-connection packets */
   uint64_t drops_refused;   /* incoming connections refused (limit, ALPN) */
   uint64_t holepunch_attempts;
+  uint64_t retries_sent;    /* Retry packets (address validation) sent */
+  uint64_t handshakes_in_progress; /* incoming, not yet completed (now) */
 } kw_endpoint_stats;
 KW_EXTERN void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out);
 

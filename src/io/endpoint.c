@@ -331,7 +331,10 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   }
   memcpy(ep->id, ep->cfg.sk + 32, KW_ID_LEN);
   kw_id_to_short(ep->id, ep->id_short, sizeof ep->id_short);
-  if ((err = kw__cidmap_init(&ep->cids, (size_t)ep->cfg.max_conns * 10 + 64)))
+  randombytes_buf(ep->retry_secret, sizeof ep->retry_secret);
+  /* an established connection registers up to 10 ids, a handshake 2 */
+  if ((err = kw__cidmap_init(&ep->cids, (size_t)ep->cfg.max_conns * 10 +
+                                            KW_HALFOPEN_MAX * 2 + 64)))
     goto fail;
   if (uv_mutex_init(&ep->mu) != 0) {
     err = KW_ERR_NOMEM;
@@ -750,4 +753,5 @@ void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
   if (!ep || !out)
     return;
   *out = ep->stats;
+  out->handshakes_in_progress = ep->nhalfopen;
 }

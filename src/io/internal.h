@@ -188,6 +188,20 @@ void kw__remote_path_changed(kw__remote *r);
 
 /* ---- streams and connections (quic.c) ---------------------------------- */
 
+/* Incoming handshakes (docs/PROTOCOL.md, "Handshakes in progress"): past
+ * KW_RETRY_THRESHOLD of them, an Initial without a valid Retry token is
+ * answered with a Retry; at most KW_HALFOPEN_MAX exist at once (further
+ * Initials are dropped); once half of them are taken, a source address (or
+ * relayed id) that holds KW_HALFOPEN_PER_SRC gets no more; each must
+ * complete within
+ * KW_HALFOPEN_TIMEOUT_MS. Established connections are counted apart,
+ * against kw_config_set_max_conns. */
+#define KW_RETRY_THRESHOLD 16
+#define KW_HALFOPEN_MAX 128
+#define KW_HALFOPEN_PER_SRC 8
+#define KW_HALFOPEN_TIMEOUT_MS 5000
+#define KW_RETRY_TOKEN_TIMEOUT_MS 5000
+
 typedef struct kw__chunk kw__chunk;
 struct kw__chunk {
   kw__chunk *next;
@@ -265,6 +279,8 @@ struct kw_conn {
   char local_reason[64];
   bool notify_ready; /* deferred accepted/connected notification */
   bool handshake_done, confirmed;
+  bool halfopen;      /* an incoming handshake, counted in ep->nhalfopen */
+  uint8_t src_key[16]; /* who sent its first Initial (see src_key()) */
   int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
   bool hp_counted; /* counted in the remote's hole-punch schedule */
   kw_path_info last_path;
@@ -459,6 +475,8 @@ struct kw_endpoint {
   kw__cidmap cids;
   kw_conn *conns;
   unsigned nconns;
+  unsigned nhalfopen; /* incoming handshakes not yet completed */
+  uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
   kw_conn *dirty_head;
   bool reaping; /* kw__conn_reap is running */
   kw_conn *blocked[64];

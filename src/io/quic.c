@@ -194,8 +194,29 @@ static int remove_cid_cb(ngtcp2_conn *qc, const ngtcp2_cid *cid,
   return 0;
 }
 
+/* The incoming handshake of `c` completed or ended. */
+static void halfopen_end(kw_conn *c) {
+  if (!c->halfopen)
+    return;
+  c->halfopen = false;
+  c->ep->nhalfopen--;
+}
+
 static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data) {
   kw_conn *c = conn_of(qc, user_data);
+  if (!c->is_client) {
+    kw_endpoint *ep = c->ep;
+    halfopen_end(c);
+    if (ep->nconns - ep->nhalfopen > ep->cfg.max_conns) {
+      /* established connections are at their limit: refuse this one
+       * (it is no longer counted as a handshake in progress) */
+      ep->stats.drops_refused++;
+      c->close_err = KW_ERR_FULL;
+      c->close_local = true;
+      kw__conn_mark_dirty(c);
+      return 0;
+    }
+  }
   c->handshake_done = true;
   kw__tls_sess_alpn(c->tls, c->alpn, sizeof c->alpn);
   if (!c->is_client) {
@@ -477,6 +498,7 @@ static void handle_closed(uv_handle_t *h) {
 
 static void conn_destroy(kw_conn *c) {
   kw_endpoint *ep = c->ep;
+  halfopen_end(c);
   while (c->streams)
     stream_closed_notify(c, c->streams, KW_ERR_CLOSED, 0);
   while (c->dg_head) {
@@ -564,14 +586,119 @@ fail:
   return err;
 }
 
+/* A stable 16-byte key for where a datagram came from: its UDP address, or
+ * the relay and the id that relay vouches for. Retry tokens are bound to
+ * it, and handshakes in progress are counted per key. */
+static void src_key(const kw__src *from, const uint8_t *from_id,
+                    uint8_t key[16]) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, 16);
+  if (from->relay < 0 || !from_id) {
+    uint8_t a[19] = {from->addr.family, (uint8_t)(from->addr.port >> 8),
+                     (uint8_t)from->addr.port};
+    memcpy(a + 3, from->addr.ip, 16);
+    crypto_generichash_update(&st, a, sizeof a);
+  } else {
+    uint8_t r[2] = {0xff, (uint8_t)from->relay};
+    crypto_generichash_update(&st, r, sizeof r);
+    crypto_generichash_update(&st, from_id, KW_ID_LEN);
+  }
+  crypto_generichash_final(&st, key, 16);
+}
+
+/* The key as the socket address ngtcp2's token functions bind to. */
+static void src_sockaddr(const uint8_t key[16], struct sockaddr_in6 *sa) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin6_family = AF_INET6;
+  memcpy(&sa->sin6_addr, key, 16);
+}
+
+/* Sends a packet outside any connection back where `from` came from. */
+static void send_raw(kw_endpoint *ep, const kw__src *from,
+                     const uint8_t *from_id, const uint8_t *p, size_t n) {
+  size_t sent = 0;
+  if (from->relay >= 0) {
+    if (from_id)
+      (void)kw__relay_send_batch(ep, from->relay, from_id, p, n, 0, &sent);
+    return;
+  }
+  kw__udp *u = from->addr.family == 4 ? &ep->udp4 : &ep->udp6;
+  if (u->fd >= 0)
+    (void)kw__udp_send(u, &from->addr, p, n, 0, &sent);
+}
+
+/* Answers an Initial with a Retry carrying a token bound to its source. */
+static void send_retry(kw_endpoint *ep, const kw__src *from,
+                       const uint8_t *from_id, const ngtcp2_pkt_hd *hd,
+                       const uint8_t key[16]) {
+  ngtcp2_cid scid;
+  scid.datalen = KW_CIDLEN;
+  randombytes_buf(scid.data, KW_CIDLEN);
+  struct sockaddr_in6 sa;
+  src_sockaddr(key, &sa);
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+  ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
+      token, ep->retry_secret, sizeof ep->retry_secret, hd->version,
+      (const ngtcp2_sockaddr *)&sa, sizeof sa, &scid, &hd->dcid, kw__now(ep));
+  if (tl < 0)
+    return;
+  uint8_t buf[256];
+  ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd->version,
+                                             &hd->scid, &scid, &hd->dcid,
+                                             token, (size_t)tl);
+  if (n <= 0)
+    return;
+  send_raw(ep, from, from_id, buf, (size_t)n);
+  ep->stats.retries_sent++;
+}
+
+static unsigned halfopen_from(kw_endpoint *ep, const uint8_t key[16]) {
+  unsigned n = 0;
+  for (kw_conn *c = ep->conns; c; c = c->next)
+    if (c->halfopen && memcmp(c->src_key, key, 16) == 0)
+      n++;
+  return n;
+}
+
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *from_id, const uint8_t *data, size_t len) {
   ngtcp2_pkt_hd hd;
-  if (ngtcp2_accept(&hd, data, len) != 0) {
+  if (ngtcp2_accept(&hd, data, len) != 0 || hd.type != NGTCP2_PKT_INITIAL) {
     ep->stats.drops_unknown++;
     return;
   }
-  if (ep->cfg.n_alpns == 0 || ep->closing || ep->nconns >= ep->cfg.max_conns) {
+  if (ep->cfg.n_alpns == 0 || ep->closing ||
+      ep->nconns - ep->nhalfopen >= ep->cfg.max_conns ||
+      ep->nhalfopen >= KW_HALFOPEN_MAX) {
+    ep->stats.drops_refused++;
+    return;
+  }
+  uint8_t key[16];
+  src_key(from, from_id, key);
+  /* address validation: a token from our Retry proves the source can
+   * receive what we send it */
+  ngtcp2_cid odcid;
+  bool validated = false;
+  if (hd.tokenlen && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+    struct sockaddr_in6 sa;
+    src_sockaddr(key, &sa);
+    if (ngtcp2_crypto_verify_retry_token(
+            &odcid, hd.token, hd.tokenlen, ep->retry_secret,
+            sizeof ep->retry_secret, hd.version,
+            (const ngtcp2_sockaddr *)&sa, sizeof sa, &hd.dcid,
+            (ngtcp2_duration)KW_RETRY_TOKEN_TIMEOUT_MS * NGTCP2_MILLISECONDS,
+            kw__now(ep)) != 0) {
+      ep->stats.drops_unknown++; /* forged, stale, or from elsewhere */
+      return;
+    }
+    validated = true;
+  }
+  if (!validated && ep->nhalfopen >= KW_RETRY_THRESHOLD) {
+    send_retry(ep, from, from_id, &hd, key);
+    return;
+  }
+  if (ep->nhalfopen >= KW_HALFOPEN_MAX / 2 &&
+      halfopen_from(ep, key) >= KW_HALFOPEN_PER_SRC) {
     ep->stats.drops_refused++;
     return;
   }
@@ -585,6 +712,9 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     kw__remote_unref(r);
     return;
   }
+  c->halfopen = true;
+  ep->nhalfopen++;
+  memcpy(c->src_key, key, 16);
   if (kw__tls_sess_new(ep->tls, c, false, NULL, NULL, ep->cfg.alpns,
                        ep->cfg.n_alpns, &c->tls) != KW_OK)
     goto fail;
@@ -596,7 +726,16 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
   ngtcp2_transport_params tp;
   fill_callbacks(&cbs, false);
   fill_settings(ep, &st, &tp, false);
-  tp.original_dcid = hd.dcid;
+  if (validated) {
+    st.token = hd.token;
+    st.tokenlen = hd.tokenlen;
+    st.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+    tp.original_dcid = odcid;
+    tp.retry_scid = hd.dcid;
+    tp.retry_scid_present = 1;
+  } else {
+    tp.original_dcid = hd.dcid;
+  }
   tp.original_dcid_present = 1;
   ngtcp2_path path;
   struct sockaddr_in6 local;
@@ -610,9 +749,12 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
         c->qc, (ngtcp2_duration)ep->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
   cid_register(c, scid.data, scid.datalen);
   cid_register(c, hd.dcid.data, hd.dcid.datalen);
-  /* an unauthenticated handshake may not take longer than a dial */
-  uv_timer_start(&c->connect_timer, connect_timer_cb, ep->cfg.connect_timeout_ms,
-                 0);
+  /* an unauthenticated handshake gets little time (and never more than a
+   * dial) */
+  uint32_t hs_ms = ep->cfg.connect_timeout_ms < KW_HALFOPEN_TIMEOUT_MS
+                       ? ep->cfg.connect_timeout_ms
+                       : KW_HALFOPEN_TIMEOUT_MS;
+  uv_timer_start(&c->connect_timer, connect_timer_cb, hs_ms, 0);
   kw__conn_recv(c, from, data, len);
   return;
 fail:
@@ -825,6 +967,8 @@ static void send_close(kw_conn *c) {
     ngtcp2_ccerr_set_tls_alert(&ce, alert ? alert : 42, NULL, 0);
   } else if (c->close_err == KW_ERR_QUIC) {
     ngtcp2_ccerr_set_transport_error(&ce, NGTCP2_INTERNAL_ERROR, NULL, 0);
+  } else if (c->close_err == KW_ERR_FULL) {
+    ngtcp2_ccerr_set_transport_error(&ce, NGTCP2_CONNECTION_REFUSED, NULL, 0);
   } else {
     ngtcp2_ccerr_set_application_error(
         &ce, c->local_app_code, (const uint8_t *)c->local_reason,
