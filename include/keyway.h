@@ -78,6 +78,7 @@ typedef enum kw_err {
   KW_ERR_PEER = 29,         /* the remote closed with a transport error */
   KW_ERR_CERT = 30,         /* the remote presented no usable certificate */
   KW_ERR_LOOP = 31,         /* the event loop failed or is not running */
+  KW_ERR_UNREACHABLE = 32,  /* the remote stopped answering (dead peer) */
 } kw_err;
 
 /* A one-line English explanation of `err`; never NULL, static storage. */
@@ -226,6 +227,7 @@ typedef struct kw_callbacks {
   void (*conn_accepted)(kw_conn *conn, void *user);
   /* The connection is gone. `err` is KW_OK for a local close,
    * KW_ERR_APP_CLOSED (then `app_code` is the remote's code), KW_ERR_IDLE,
+   * KW_ERR_UNREACHABLE (nothing acknowledged for 10 s),
    * KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH... The handle (and its streams) are
    * freed when this returns. */
   void (*conn_closed)(kw_conn *conn, kw_err err, uint64_t app_code,
@@ -290,7 +292,9 @@ KW_EXTERN kw_err kw_config_deny_interface(kw_config *cfg, const char *pattern);
 KW_EXTERN kw_err kw_config_allow_prefix(kw_config *cfg, const char *prefix);
 KW_EXTERN kw_err kw_config_deny_prefix(kw_config *cfg, const char *prefix);
 /* Idle timeout (default 30000 ms) and keep-alive interval (default 0: off;
- * the CLI uses 5000). */
+ * the CLI uses 5000). Independently of both, a connection with data in
+ * flight that hears nothing from the remote for 10 s closes with
+ * KW_ERR_UNREACHABLE (a receiver with keep-alive on counts its PING). */
 KW_EXTERN kw_err kw_config_set_idle_timeout(kw_config *cfg, uint32_t ms);
 KW_EXTERN kw_err kw_config_set_keepalive(kw_config *cfg, uint32_t ms);
 /* How long a dial may take before it fails with KW_ERR_TIMEOUT

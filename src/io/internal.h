@@ -202,6 +202,16 @@ void kw__remote_path_changed(kw__remote *r);
 #define KW_HALFOPEN_TIMEOUT_MS 5000
 #define KW_RETRY_TOKEN_TIMEOUT_MS 5000
 
+/* Dead peer: an established connection with ack-eliciting data in flight
+ * that hears nothing from the remote for KW_DEAD_PEER_MS (or 6 PTOs, if
+ * longer; and at least half that since the data went in flight) closes
+ * with KW_ERR_UNREACHABLE. A receiver has something in flight once its
+ * keep-alive PING is out. Longer than a path switch: a
+ * direct path is declared dead after 5 s of silence and the relay takes
+ * over (disco_io.c), which answers again well within the rest. */
+#define KW_DEAD_PEER_MS 10000
+#define KW_DEAD_PEER_PTOS 6
+
 typedef struct kw__chunk kw__chunk;
 struct kw__chunk {
   kw__chunk *next;
@@ -280,6 +290,8 @@ struct kw_conn {
   bool notify_ready; /* deferred accepted/connected notification */
   bool handshake_done, confirmed;
   bool halfopen;      /* an incoming handshake, counted in ep->nhalfopen */
+  uint64_t last_rx_ns;       /* last packet the remote's keys opened */
+  uint64_t inflight_since_ns; /* ack-eliciting bytes in flight since, 0: none */
   uint8_t src_key[16]; /* who sent its first Initial (see src_key()) */
   int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
   bool hp_counted; /* counted in the remote's hole-punch schedule */

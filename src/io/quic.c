@@ -474,6 +474,7 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
     }
   }
   c->is_client = client;
+  c->last_rx_ns = kw__now(ep);
   uv_timer_init(&ep->loop, &c->timer);
   uv_timer_init(&ep->loop, &c->connect_timer);
   c->timer.data = c;
@@ -799,6 +800,7 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
+    c->last_rx_ns = now;
     if (kw__remote_confirm_path(c->remote, from, now))
       kw__remote_path_changed(c->remote);
     kw__conn_mark_dirty(c);
@@ -1031,9 +1033,37 @@ static void notify_ready(kw_conn *c) {
   }
 }
 
+/* When the remote counts as gone (see KW_DEAD_PEER_MS), UINT64_MAX while
+ * nothing ack-eliciting is in flight. Keeps inflight_since_ns current. */
+static uint64_t dead_deadline(kw_conn *c, uint64_t now) {
+  if (c->state != KW_CONN_ESTABLISHED || !c->handshake_done) {
+    c->inflight_since_ns = 0;
+    return UINT64_MAX;
+  }
+  ngtcp2_conn_info ci;
+  ngtcp2_conn_get_conn_info(c->qc, &ci);
+  if (ci.bytes_in_flight == 0) {
+    c->inflight_since_ns = 0;
+    return UINT64_MAX;
+  }
+  if (c->inflight_since_ns == 0)
+    c->inflight_since_ns = now;
+  uint64_t span = (uint64_t)KW_DEAD_PEER_MS * 1000000ull;
+  uint64_t ptos = KW_DEAD_PEER_PTOS * (uint64_t)ngtcp2_conn_get_pto(c->qc);
+  if (ptos > span)
+    span = ptos;
+  /* silence counts from the last packet heard; data that only now went
+   * in flight (after an idle spell) gets at least half the span */
+  uint64_t a = c->last_rx_ns + span, b = c->inflight_since_ns + span / 2;
+  return a > b ? a : b;
+}
+
 static void arm_timer(kw_conn *c) {
   ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
   uint64_t now = kw__now(c->ep);
+  uint64_t dead = dead_deadline(c, now);
+  if (dead < exp)
+    exp = dead;
   uint64_t ms = 0;
   if (exp == UINT64_MAX) {
     uv_timer_stop(&c->timer);
@@ -1183,7 +1213,18 @@ static void timer_cb(uv_timer_t *t) {
   kw_conn *c = t->data;
   if (!c || c->state == KW_CONN_CLOSING)
     return;
-  int rv = ngtcp2_conn_handle_expiry(c->qc, kw__now(c->ep));
+  uint64_t now = kw__now(c->ep);
+  if (dead_deadline(c, now) <= now) {
+    char idb[KW_ID_SHORTLEN + 1];
+    kw_id_to_short(c->remote_id, idb, sizeof idb);
+    kw__log(c->ep, KW_LOG_INFO, "conn",
+            "conn.unreachable remote=%s silent_ms=%llu", idb,
+            (unsigned long long)((now - c->last_rx_ns) / 1000000ull));
+    conn_fail(c, KW_ERR_UNREACHABLE, 0);
+    kw__conn_reap(c->ep);
+    return;
+  }
+  int rv = ngtcp2_conn_handle_expiry(c->qc, now);
   if (rv != 0) {
     kw_err e = KW_ERR_QUIC;
     if (rv == NGTCP2_ERR_IDLE_CLOSE)
