@@ -216,6 +216,7 @@ typedef struct kw_conn_stats {
   double min_rtt_ms;
   uint64_t cwnd;      /* congestion window, bytes */
   uint64_t max_datagram; /* largest datagram payload now, 0 if unsupported */
+  uint64_t send_buffered; /* stream bytes held for sending, all streams */
 } kw_conn_stats;
 
 /* All optional (NULL = not interested). `user` is the pointer given to
@@ -309,6 +310,18 @@ KW_EXTERN kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n);
 /* Bytes a stream may buffer for sending before writes return short
  * (default 4 MiB). */
 KW_EXTERN kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n);
+/* Send budgets: stream bytes written but not yet acknowledged by the
+ * remote, summed over all streams of one connection (default 16 MiB) and
+ * over the whole endpoint (default 256 MiB). Once a budget is used,
+ * kw_stream_write takes less or nothing (KW_ERR_AGAIN) on every stream it
+ * covers, and stream_writable fires for those streams once an eighth of
+ * the budget is free again. So a remote that opens many streams and never
+ * reads holds at most `per_conn` bytes of the sender's memory (plus up to
+ * 64 KiB of chunk slack per stream), whatever the stream count; the
+ * streams of one connection share its budget. Errors: KW_ERR_INVALID_ARG
+ * (per_conn < 1024 or per_endpoint < per_conn). */
+KW_EXTERN kw_err kw_config_set_send_budget(kw_config *cfg, size_t per_conn,
+                                           size_t per_endpoint);
 
 /* Congestion controllers (the ones ngtcp2 implements). */
 typedef enum kw_cc {
@@ -457,6 +470,7 @@ typedef struct kw_endpoint_stats {
   uint64_t holepunch_attempts;
   uint64_t retries_sent;    /* Retry packets (address validation) sent */
   uint64_t handshakes_in_progress; /* incoming, not yet completed (now) */
+  uint64_t send_buffered;   /* stream bytes held for sending (now) */
 } kw_endpoint_stats;
 KW_EXTERN void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out);
 
@@ -497,13 +511,15 @@ KW_EXTERN void kw_stream_set_user(kw_stream *s, void *user);
 KW_EXTERN void *kw_stream_get_user(const kw_stream *s);
 
 /* Copies up to `len` bytes into the stream's send buffer; `*written` gets
- * how many were taken (may be less than len: back-pressure; then
+ * how many were taken (may be less than len: back-pressure from the
+ * stream's buffer or the connection's or endpoint's send budget; then
  * stream_writable fires when there is room). `fin` ends our direction once
  * all bytes are taken. Returns KW_ERR_AGAIN if nothing could be taken,
  * KW_ERR_STATE after fin, KW_ERR_CLOSED. */
 KW_EXTERN kw_err kw_stream_write(kw_stream *s, const uint8_t *data,
                                  size_t len, bool fin, size_t *written);
-/* Bytes queued but not yet acknowledged by the remote. */
+/* Bytes queued but not yet acknowledged by the remote (they count against
+ * the send budgets, see kw_config_set_send_budget). */
 KW_EXTERN size_t kw_stream_buffered(const kw_stream *s);
 /* Ends our direction (same as a zero-length write with fin). */
 KW_EXTERN kw_err kw_stream_finish(kw_stream *s);

@@ -50,6 +50,8 @@ kw_err kw_config_new(kw_config **out) {
   c->max_streams_uni = 1024;
   c->max_conns = 4096;
   c->stream_send_buffer = 4u << 20;
+  c->conn_send_budget = 16u << 20;
+  c->endpoint_send_budget = 256u << 20;
   c->log_level = KW_LOG_INFO;
   *out = c;
   return KW_OK;
@@ -174,6 +176,15 @@ kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n) {
   if (!cfg || n < 1024)
     return KW_ERR_INVALID_ARG;
   cfg->stream_send_buffer = n;
+  return KW_OK;
+}
+
+kw_err kw_config_set_send_budget(kw_config *cfg, size_t per_conn,
+                                 size_t per_endpoint) {
+  if (!cfg || per_conn < 1024 || per_endpoint < per_conn)
+    return KW_ERR_INVALID_ARG;
+  cfg->conn_send_budget = per_conn;
+  cfg->endpoint_send_budget = per_endpoint;
   return KW_OK;
 }
 
@@ -754,4 +765,5 @@ void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
     return;
   *out = ep->stats;
   out->handshakes_in_progress = ep->nhalfopen;
+  out->send_buffered = ep->buffered;
 }

@@ -52,6 +52,7 @@ struct kw_config {
   uint64_t max_streams_bidi, max_streams_uni;
   uint32_t max_conns;
   size_t stream_send_buffer;
+  size_t conn_send_budget, endpoint_send_budget;
   kw_cc cc;
   kw_log_fn log_fn;
   void *log_user;
@@ -291,6 +292,9 @@ struct kw_conn {
   bool handshake_done, confirmed;
   bool halfopen;      /* an incoming handshake, counted in ep->nhalfopen */
   uint64_t last_rx_ns;       /* last packet the remote's keys opened */
+  size_t buffered;     /* stream bytes held for sending (unacknowledged) */
+  bool budget_blocked; /* a write was cut short by a send budget */
+  bool budget_notify;  /* room again: kw__conn_flush tells waiting streams */
   uint64_t inflight_since_ns; /* ack-eliciting bytes in flight since, 0: none */
   uint8_t src_key[16]; /* who sent its first Initial (see src_key()) */
   int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
@@ -488,6 +492,8 @@ struct kw_endpoint {
   kw_conn *conns;
   unsigned nconns;
   unsigned nhalfopen; /* incoming handshakes not yet completed */
+  size_t buffered;    /* sum of every connection's `buffered` */
+  bool budget_blocked; /* a write was cut short by endpoint_send_budget */
   uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
   kw_conn *dirty_head;
   bool reaping; /* kw__conn_reap is running */

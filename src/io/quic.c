@@ -146,7 +146,57 @@ static bool stream_has_tx(const kw_stream *s) {
   return s->sent_off < s->write_off || (s->fin_queued && !s->fin_sent);
 }
 
+/* ---- send budgets (kw_config_set_send_budget) ---------------------------- */
+
+static bool budget_room(const kw_conn *c) {
+  const kw_endpoint *ep = c->ep;
+  size_t b = ep->cfg.conn_send_budget, e = ep->cfg.endpoint_send_budget;
+  return c->buffered + b / 8 <= b && ep->buffered + e / 8 <= e;
+}
+
+static void budget_wake(kw_conn *c) {
+  if (!c->budget_blocked || c->state == KW_CONN_CLOSING || !budget_room(c))
+    return;
+  c->budget_blocked = false;
+  c->budget_notify = true;
+  kw__conn_mark_dirty(c);
+}
+
+/* `n` bytes of `c` were acknowledged or dropped. */
+static void budget_release(kw_conn *c, size_t n) {
+  kw_endpoint *ep = c->ep;
+  if (n == 0)
+    return;
+  c->buffered -= n;
+  ep->buffered -= n;
+  budget_wake(c);
+  size_t e = ep->cfg.endpoint_send_budget;
+  if (ep->budget_blocked && ep->buffered + e / 8 <= e) {
+    ep->budget_blocked = false;
+    for (kw_conn *o = ep->conns; o; o = o->next)
+      budget_wake(o);
+  }
+}
+
+/* Outside ngtcp2 calls: streams that met a budget hear they may write. */
+static void budget_notify(kw_conn *c) {
+  c->budget_notify = false;
+  kw_endpoint *ep = c->ep;
+  for (kw_stream *s = c->streams; s; s = s->next_all) {
+    if (!s->want_writable || s->closed ||
+        kw_stream_buffered(s) >= ep->cfg.stream_send_buffer)
+      continue;
+    s->want_writable = false;
+    if (ep->cfg.cbs.stream_writable)
+      ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
+    if (c->budget_blocked)
+      break; /* the budget is used up again */
+  }
+}
+
 static void stream_free(kw_conn *c, kw_stream *s) {
+  budget_release(c, (size_t)(s->write_off - s->acked_off));
+  s->acked_off = s->write_off;
   tx_remove(c, s);
   for (kw_stream **pp = &c->streams; *pp; pp = &(*pp)->next_all) {
     if (*pp == s) {
@@ -303,8 +353,10 @@ static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
   if (!s)
     return 0;
   uint64_t end = offset + datalen;
-  if (end > s->acked_off)
+  if (end > s->acked_off) {
+    budget_release(c, (size_t)(end - s->acked_off));
     s->acked_off = end;
+  }
   while (s->head && s->head->off + s->head->len <= s->acked_off &&
          s->head != s->tail) {
     kw__chunk *n = s->head->next;
@@ -1134,6 +1186,10 @@ void kw__conn_flush(kw_conn *c) {
   }
   if (c->state == KW_CONN_ESTABLISHED)
     notify_path(c);
+  if (c->budget_notify && c->state == KW_CONN_ESTABLISHED && !c->close_local)
+    budget_notify(c);
+  if (c->state == KW_CONN_CLOSING)
+    return;
   if (c->pend)
     return; /* still blocked on the socket */
   size_t maxpkt = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
@@ -1332,6 +1388,7 @@ void kw_conn_stats_get(kw_conn *c, kw_conn_stats *out) {
   out->min_rtt_ms = st.min_rtt == UINT64_MAX ? 0 : (double)st.min_rtt / 1e6;
   out->cwnd = st.cwnd;
   out->max_datagram = kw_conn_max_datagram(c);
+  out->send_buffered = c->buffered;
 }
 
 void kw_conn_path(kw_conn *c, kw_path_info *out) {
@@ -1470,10 +1527,27 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
     return KW_ERR_CLOSED;
   if (s->fin_queued || !stream_can_send(s))
     return KW_ERR_STATE;
-  size_t limit = c->ep->cfg.stream_send_buffer;
+  kw_endpoint *ep = c->ep;
+  size_t limit = ep->cfg.stream_send_buffer;
   size_t buffered = kw_stream_buffered(s);
   size_t room = buffered >= limit ? 0 : limit - buffered;
+  size_t b = ep->cfg.conn_send_budget, eb = ep->cfg.endpoint_send_budget;
+  size_t croom = c->buffered >= b ? 0 : b - c->buffered;
+  size_t eroom = ep->buffered >= eb ? 0 : eb - ep->buffered;
   size_t take = len < room ? len : room;
+  if (take > croom)
+    take = croom;
+  if (take > eroom)
+    take = eroom;
+  if (take < len) {
+    /* a budget (not the stream's own buffer) cut this write short */
+    if (take == croom)
+      c->budget_blocked = true;
+    if (take == eroom) {
+      c->budget_blocked = true;
+      ep->budget_blocked = true;
+    }
+  }
   if (take == 0 && len > 0) {
     s->want_writable = true;
     return KW_ERR_AGAIN;
@@ -1508,6 +1582,8 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
     done += n;
     s->write_off += n;
   }
+  c->buffered += done;
+  ep->buffered += done;
   if (written)
     *written = done;
   if (done < len)
