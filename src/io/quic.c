@@ -148,15 +148,19 @@ static bool stream_has_tx(const kw_stream *s) {
 
 /* ---- send budgets (kw_config_set_send_budget) ---------------------------- */
 
-static bool budget_room(const kw_conn *c) {
-  const kw_endpoint *ep = c->ep;
-  size_t b = ep->cfg.conn_send_budget, e = ep->cfg.endpoint_send_budget;
-  return c->buffered + b / 8 <= b && ep->buffered + e / 8 <= e;
-}
-
+/* A connection cut short by a budget may write again once an eighth of
+ * its budget and of the endpoint's is free. While only the endpoint's is
+ * short, the endpoint remembers to wake it: its own releases may be over. */
 static void budget_wake(kw_conn *c) {
-  if (!c->budget_blocked || c->state == KW_CONN_CLOSING || !budget_room(c))
+  kw_endpoint *ep = c->ep;
+  size_t b = ep->cfg.conn_send_budget, e = ep->cfg.endpoint_send_budget;
+  if (!c->budget_blocked || c->state == KW_CONN_CLOSING ||
+      c->buffered + b / 8 > b)
     return;
+  if (ep->buffered + e / 8 > e) {
+    ep->budget_blocked = true;
+    return;
+  }
   c->budget_blocked = false;
   c->budget_notify = true;
   kw__conn_mark_dirty(c);
