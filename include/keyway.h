@@ -307,6 +307,14 @@ KW_EXTERN kw_err kw_config_set_connect_timeout(kw_config *cfg, uint32_t ms);
 KW_EXTERN kw_err kw_config_set_max_streams(kw_config *cfg, uint64_t bidi,
                                            uint64_t uni);
 KW_EXTERN kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n);
+/* Address validation of incoming connections (docs/PROTOCOL.md, "Handshakes
+ * in progress"): once `n` incoming handshakes are in progress (default 16),
+ * an Initial without a valid Retry token is answered with a Retry, which
+ * costs a real client one round trip and a spoofed or replayed flood its
+ * hold on the listener. 0: always validate. Handshakes in progress are
+ * counted apart from the connection limit: at most 128 at once, each for
+ * at most 5 s. Errors: KW_ERR_INVALID_ARG (n > 128). */
+KW_EXTERN kw_err kw_config_set_retry_threshold(kw_config *cfg, uint32_t n);
 /* Bytes a stream may buffer for sending before writes return short
  * (default 4 MiB). */
 KW_EXTERN kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n);

@@ -49,6 +49,7 @@ kw_err kw_config_new(kw_config **out) {
   c->max_streams_bidi = 1024;
   c->max_streams_uni = 1024;
   c->max_conns = 4096;
+  c->retry_threshold = KW_RETRY_THRESHOLD;
   c->stream_send_buffer = 4u << 20;
   c->conn_send_budget = 16u << 20;
   c->endpoint_send_budget = 256u << 20;
@@ -176,6 +177,13 @@ kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n) {
   if (!cfg || n < 1024)
     return KW_ERR_INVALID_ARG;
   cfg->stream_send_buffer = n;
+  return KW_OK;
+}
+
+kw_err kw_config_set_retry_threshold(kw_config *cfg, uint32_t n) {
+  if (!cfg || n > KW_HALFOPEN_MAX)
+    return KW_ERR_INVALID_ARG;
+  cfg->retry_threshold = n;
   return KW_OK;
 }
 

@@ -51,6 +51,7 @@ struct kw_config {
   uint32_t connect_timeout_ms;
   uint64_t max_streams_bidi, max_streams_uni;
   uint32_t max_conns;
+  uint32_t retry_threshold; /* kw_config_set_retry_threshold */
   size_t stream_send_buffer;
   size_t conn_send_budget, endpoint_send_budget;
   kw_cc cc;
@@ -192,7 +193,8 @@ void kw__remote_path_changed(kw__remote *r);
 /* Incoming handshakes (docs/PROTOCOL.md, "Handshakes in progress"): past
  * KW_RETRY_THRESHOLD of them, an Initial without a valid Retry token is
  * answered with a Retry; at most KW_HALFOPEN_MAX exist at once (further
- * Initials are dropped); once half of them are taken, a source address (or
+ * Initials are dropped; kw_config_set_retry_threshold sets the first
+ * bound); once half of them are taken, a source address (or
  * relayed id) that holds KW_HALFOPEN_PER_SRC gets no more; each must
  * complete within
  * KW_HALFOPEN_TIMEOUT_MS. Established connections are counted apart,

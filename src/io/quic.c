@@ -750,7 +750,7 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     }
     validated = true;
   }
-  if (!validated && ep->nhalfopen >= KW_RETRY_THRESHOLD) {
+  if (!validated && ep->nhalfopen >= ep->cfg.retry_threshold) {
     send_retry(ep, from, from_id, &hd, key);
     return;
   }
