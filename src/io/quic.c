@@ -1196,6 +1196,10 @@ void kw__conn_flush(kw_conn *c) {
     return;
   if (c->pend)
     return; /* still blocked on the socket */
+  /* GSO batching is ours: ngtcp2_conn_write_aggregate_pkt only exists
+   * from ngtcp2 1.15 on, and Debian ships 1.11. The buffer is sized for
+   * the largest packet ngtcp2 may write (PMTU probes), not the current
+   * path maximum, or probing never runs. */
   size_t maxpkt = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
   size_t need = maxpkt * KW_GSO_MAX_SEGS;
   if (ep->txbuf_cap < need) {
