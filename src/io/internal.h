@@ -297,6 +297,8 @@ struct kw_conn {
   size_t buffered;     /* stream bytes held for sending (unacknowledged) */
   bool budget_blocked; /* a write was cut short by a send budget */
   bool budget_notify;  /* room again: kw__conn_flush tells waiting streams */
+  int64_t budget_last; /* the stream budget_notify served last */
+  bool budget_last_ok;
   uint64_t inflight_since_ns; /* ack-eliciting bytes in flight since, 0: none */
   uint8_t src_key[16]; /* who sent its first Initial (see src_key()) */
   int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */

@@ -182,19 +182,35 @@ static void budget_release(kw_conn *c, size_t n) {
   }
 }
 
-/* Outside ngtcp2 calls: streams that met a budget hear they may write. */
+/* Outside ngtcp2 calls: streams that met a budget hear they may write,
+ * round robin from the one after the stream served last, until the budget
+ * is used up again (so no stream starves under steady pressure). */
 static void budget_notify(kw_conn *c) {
   c->budget_notify = false;
   kw_endpoint *ep = c->ep;
+  size_t n = 0;
+  kw_stream *start = NULL;
   for (kw_stream *s = c->streams; s; s = s->next_all) {
-    if (!s->want_writable || s->closed ||
-        kw_stream_buffered(s) >= ep->cfg.stream_send_buffer)
-      continue;
-    s->want_writable = false;
-    if (ep->cfg.cbs.stream_writable)
-      ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
-    if (c->budget_blocked)
-      break; /* the budget is used up again */
+    n++;
+    if (c->budget_last_ok && s->id == c->budget_last)
+      start = s->next_all;
+  }
+  if (!start)
+    start = c->streams;
+  kw_stream *s = start;
+  for (size_t i = 0; i < n && s; i++) {
+    kw_stream *next = s->next_all ? s->next_all : c->streams;
+    if (s->want_writable && !s->closed &&
+        kw_stream_buffered(s) < ep->cfg.stream_send_buffer) {
+      s->want_writable = false;
+      c->budget_last = s->id;
+      c->budget_last_ok = true;
+      if (ep->cfg.cbs.stream_writable)
+        ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
+      if (c->budget_blocked)
+        break; /* the budget is used up again */
+    }
+    s = next;
   }
 }
 
