@@ -82,6 +82,7 @@ typedef enum kw_err {
   KW_ERR_PEER = 29,         /* the remote closed with a transport error */
   KW_ERR_CERT = 30,         /* the remote presented no usable certificate */
   KW_ERR_LOOP = 31,         /* the event loop failed or is not running */
+  KW_ERR_UNREACHABLE = 32,  /* the remote stopped answering (dead peer) */
 } kw_err;
 
 /* A one-line English explanation of `err`; never NULL, static storage. */
@@ -236,6 +237,7 @@ typedef struct kw_conn_stats {
   double min_rtt_ms;
   uint64_t cwnd;      /* congestion window, bytes */
   uint64_t max_datagram; /* largest datagram payload now, 0 if unsupported */
+  uint64_t send_buffered; /* stream bytes held for sending, all streams */
 } kw_conn_stats;
 
 /* All optional (NULL = not interested). `user` is the pointer given to
@@ -247,6 +249,7 @@ typedef struct kw_callbacks {
   void (*conn_accepted)(kw_conn *conn, void *user);
   /* The connection is gone. `err` is KW_OK for a local close,
    * KW_ERR_APP_CLOSED (then `app_code` is the remote's code), KW_ERR_IDLE,
+   * KW_ERR_UNREACHABLE (nothing acknowledged for 10 s),
    * KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH... The handle (and its streams) are
    * freed when this returns. */
   void (*conn_closed)(kw_conn *conn, kw_err err, uint64_t app_code,
@@ -311,7 +314,9 @@ KW_EXTERN kw_err kw_config_deny_interface(kw_config *cfg, const char *pattern);
 KW_EXTERN kw_err kw_config_allow_prefix(kw_config *cfg, const char *prefix);
 KW_EXTERN kw_err kw_config_deny_prefix(kw_config *cfg, const char *prefix);
 /* Idle timeout (default 30000 ms) and keep-alive interval (default 0: off;
- * the CLI uses 5000). */
+ * the CLI uses 5000). Independently of both, a connection with data in
+ * flight that hears nothing from the remote for 10 s closes with
+ * KW_ERR_UNREACHABLE (a receiver with keep-alive on counts its PING). */
 KW_EXTERN kw_err kw_config_set_idle_timeout(kw_config *cfg, uint32_t ms);
 KW_EXTERN kw_err kw_config_set_keepalive(kw_config *cfg, uint32_t ms);
 /* How long a dial may take before it fails with KW_ERR_TIMEOUT
@@ -323,9 +328,42 @@ KW_EXTERN kw_err kw_config_set_connect_timeout(kw_config *cfg, uint32_t ms);
 KW_EXTERN kw_err kw_config_set_max_streams(kw_config *cfg, uint64_t bidi,
                                            uint64_t uni);
 KW_EXTERN kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n);
+/* Address validation of incoming connections (docs/PROTOCOL.md, "Handshakes
+ * in progress"): once `n` incoming handshakes are in progress (default 16),
+ * an Initial without a valid Retry token is answered with a Retry, which
+ * costs a real client one round trip and a spoofed or replayed flood its
+ * hold on the listener. 0: always validate. Handshakes in progress are
+ * counted apart from the connection limit: at most 128 at once, each for
+ * at most 5 s. Errors: KW_ERR_INVALID_ARG (n > 128). */
+KW_EXTERN kw_err kw_config_set_retry_threshold(kw_config *cfg, uint32_t n);
 /* Bytes a stream may buffer for sending before writes return short
  * (default 4 MiB). */
 KW_EXTERN kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n);
+/* Send budgets: stream bytes written but not yet acknowledged by the
+ * remote, summed over all streams of one connection (default 16 MiB) and
+ * over the whole endpoint (default 256 MiB). Once a budget is used,
+ * kw_stream_write takes less or nothing (KW_ERR_AGAIN) on every stream it
+ * covers, and stream_writable fires for those streams once an eighth of
+ * the budget is free again. So a remote that opens many streams and never
+ * reads holds at most `per_conn` bytes of the sender's memory (plus up to
+ * 64 KiB of chunk slack per stream), whatever the stream count; the
+ * streams of one connection share its budget. Errors: KW_ERR_INVALID_ARG
+ * (per_conn < 1024 or per_endpoint < per_conn). */
+KW_EXTERN kw_err kw_config_set_send_budget(kw_config *cfg, size_t per_conn,
+                                           size_t per_endpoint);
+
+/* Congestion controllers (the ones ngtcp2 implements). */
+typedef enum kw_cc {
+  KW_CC_CUBIC = 0, /* RFC 9438 with HyStart++ (the default) */
+  KW_CC_BBR = 1,   /* BBR (model-based: rate from bandwidth and RTT) */
+  KW_CC_RENO = 2,  /* NewReno (RFC 9002) */
+} kw_cc;
+/* The congestion controller of every connection of the endpoint (default
+ * KW_CC_CUBIC). BBR suffers less from random loss on long paths; CUBIC
+ * keeps queues shorter where keyway shares a bottleneck with TCP. Both ends
+ * choose on their own: each controls what it sends. Errors:
+ * KW_ERR_INVALID_ARG (cfg NULL or an unknown value). */
+KW_EXTERN kw_err kw_config_set_congestion_control(kw_config *cfg, kw_cc cc);
 /* Adds a relay to the relay map (up to 8): "https://HOST:PORT", optionally
  * "https://HOST:PORT/?stun=PORT" (STUN defaults to UDP 3478 on the IP the
  * relay's TLS connection reached). The endpoint measures each relay's
@@ -478,6 +516,9 @@ typedef struct kw_endpoint_stats {
   uint64_t drops_unknown;   /* undecodable or unknown-connection packets */
   uint64_t drops_refused;   /* incoming connections refused (limit, ALPN) */
   uint64_t holepunch_attempts;
+  uint64_t retries_sent;    /* Retry packets (address validation) sent */
+  uint64_t handshakes_in_progress; /* incoming, not yet completed (now) */
+  uint64_t send_buffered;   /* stream bytes held for sending (now) */
 } kw_endpoint_stats;
 KW_EXTERN void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out);
 
@@ -518,13 +559,15 @@ KW_EXTERN void kw_stream_set_user(kw_stream *s, void *user);
 KW_EXTERN void *kw_stream_get_user(const kw_stream *s);
 
 /* Copies up to `len` bytes into the stream's send buffer; `*written` gets
- * how many were taken (may be less than len: back-pressure; then
+ * how many were taken (may be less than len: back-pressure from the
+ * stream's buffer or the connection's or endpoint's send budget; then
  * stream_writable fires when there is room). `fin` ends our direction once
  * all bytes are taken. Returns KW_ERR_AGAIN if nothing could be taken,
  * KW_ERR_STATE after fin, KW_ERR_CLOSED. */
 KW_EXTERN kw_err kw_stream_write(kw_stream *s, const uint8_t *data,
                                  size_t len, bool fin, size_t *written);
-/* Bytes queued but not yet acknowledged by the remote. */
+/* Bytes queued but not yet acknowledged by the remote (they count against
+ * the send budgets, see kw_config_set_send_budget). */
 KW_EXTERN size_t kw_stream_buffered(const kw_stream *s);
 /* Ends our direction (same as a zero-length write with fin). */
 KW_EXTERN kw_err kw_stream_finish(kw_stream *s);

@@ -38,7 +38,9 @@
   X(KW_ERR_RESET, "RESET", "stream reset by the remote")                       \
   X(KW_ERR_PEER, "PEER", "remote closed the connection with an error")         \
   X(KW_ERR_CERT, "CERT", "remote presented no usable certificate")             \
-  X(KW_ERR_LOOP, "LOOP", "event loop failure")
+  X(KW_ERR_LOOP, "LOOP", "event loop failure")                                 \
+  X(KW_ERR_UNREACHABLE, "UNREACHABLE",                                         \
+    "remote stopped answering: nothing acknowledged while data was in flight")
 
 const char *kw_version_string(void) { return KW_VERSION; }
 

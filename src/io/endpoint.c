@@ -49,7 +49,10 @@ kw_err kw_config_new(kw_config **out) {
   c->max_streams_bidi = 1024;
   c->max_streams_uni = 1024;
   c->max_conns = 4096;
+  c->retry_threshold = KW_RETRY_THRESHOLD;
   c->stream_send_buffer = 4u << 20;
+  c->conn_send_budget = 16u << 20;
+  c->endpoint_send_budget = 256u << 20;
   c->log_level = KW_LOG_INFO;
   *out = c;
   return KW_OK;
@@ -174,6 +177,29 @@ kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n) {
   if (!cfg || n < 1024)
     return KW_ERR_INVALID_ARG;
   cfg->stream_send_buffer = n;
+  return KW_OK;
+}
+
+kw_err kw_config_set_retry_threshold(kw_config *cfg, uint32_t n) {
+  if (!cfg || n > KW_HALFOPEN_MAX)
+    return KW_ERR_INVALID_ARG;
+  cfg->retry_threshold = n;
+  return KW_OK;
+}
+
+kw_err kw_config_set_send_budget(kw_config *cfg, size_t per_conn,
+                                 size_t per_endpoint) {
+  if (!cfg || per_conn < 1024 || per_endpoint < per_conn)
+    return KW_ERR_INVALID_ARG;
+  cfg->conn_send_budget = per_conn;
+  cfg->endpoint_send_budget = per_endpoint;
+  return KW_OK;
+}
+
+kw_err kw_config_set_congestion_control(kw_config *cfg, kw_cc cc) {
+  if (!cfg || (cc != KW_CC_CUBIC && cc != KW_CC_BBR && cc != KW_CC_RENO))
+    return KW_ERR_INVALID_ARG;
+  cfg->cc = cc;
   return KW_OK;
 }
 
@@ -333,7 +359,10 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   }
   memcpy(ep->id, ep->cfg.sk + 32, KW_ID_LEN);
   kw_id_to_short(ep->id, ep->id_short, sizeof ep->id_short);
-  if ((err = kw__cidmap_init(&ep->cids, (size_t)ep->cfg.max_conns * 10 + 64)))
+  randombytes_buf(ep->retry_secret, sizeof ep->retry_secret);
+  /* an established connection registers up to 10 ids, a handshake 2 */
+  if ((err = kw__cidmap_init(&ep->cids, (size_t)ep->cfg.max_conns * 10 +
+                                            KW_HALFOPEN_MAX * 2 + 64)))
     goto fail;
   if (uv_mutex_init(&ep->mu) != 0) {
     err = KW_ERR_NOMEM;
@@ -762,4 +791,6 @@ void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
   if (!ep || !out)
     return;
   *out = ep->stats;
+  out->handshakes_in_progress = ep->nhalfopen;
+  out->send_buffered = ep->buffered;
 }

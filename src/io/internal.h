@@ -51,7 +51,10 @@ struct kw_config {
   uint32_t connect_timeout_ms;
   uint64_t max_streams_bidi, max_streams_uni;
   uint32_t max_conns;
+  uint32_t retry_threshold; /* kw_config_set_retry_threshold */
   size_t stream_send_buffer;
+  size_t conn_send_budget, endpoint_send_budget;
+  kw_cc cc;
   kw_log_fn log_fn;
   void *log_user;
   kw_log_level log_level;
@@ -188,6 +191,31 @@ void kw__remote_path_changed(kw__remote *r);
 
 /* ---- streams and connections (quic.c) ---------------------------------- */
 
+/* Incoming handshakes (docs/PROTOCOL.md, "Handshakes in progress"): past
+ * KW_RETRY_THRESHOLD of them, an Initial without a valid Retry token is
+ * answered with a Retry; at most KW_HALFOPEN_MAX exist at once (further
+ * Initials are dropped; kw_config_set_retry_threshold sets the first
+ * bound); once half of them are taken, a source address (or
+ * relayed id) that holds KW_HALFOPEN_PER_SRC gets no more; each must
+ * complete within
+ * KW_HALFOPEN_TIMEOUT_MS. Established connections are counted apart,
+ * against kw_config_set_max_conns. */
+#define KW_RETRY_THRESHOLD 16
+#define KW_HALFOPEN_MAX 128
+#define KW_HALFOPEN_PER_SRC 8
+#define KW_HALFOPEN_TIMEOUT_MS 5000
+#define KW_RETRY_TOKEN_TIMEOUT_MS 5000
+
+/* Dead peer: an established connection with ack-eliciting data in flight
+ * that hears nothing from the remote for KW_DEAD_PEER_MS (or 6 PTOs, if
+ * longer; and at least half that since the data went in flight) closes
+ * with KW_ERR_UNREACHABLE. A receiver has something in flight once its
+ * keep-alive PING is out. Longer than a path switch: a
+ * direct path is declared dead after 5 s of silence and the relay takes
+ * over (disco_io.c), which answers again well within the rest. */
+#define KW_DEAD_PEER_MS 10000
+#define KW_DEAD_PEER_PTOS 6
+
 typedef struct kw__chunk kw__chunk;
 struct kw__chunk {
   kw__chunk *next;
@@ -265,6 +293,15 @@ struct kw_conn {
   char local_reason[64];
   bool notify_ready; /* deferred accepted/connected notification */
   bool handshake_done, confirmed;
+  bool halfopen;      /* an incoming handshake, counted in ep->nhalfopen */
+  uint64_t last_rx_ns;       /* last packet the remote's keys opened */
+  size_t buffered;     /* stream bytes held for sending (unacknowledged) */
+  bool budget_blocked; /* a write was cut short by a send budget */
+  bool budget_notify;  /* room again: kw__conn_flush tells waiting streams */
+  int64_t budget_last; /* the stream budget_notify served last */
+  bool budget_last_ok;
+  uint64_t inflight_since_ns; /* ack-eliciting bytes in flight since, 0: none */
+  uint8_t src_key[16]; /* who sent its first Initial (see src_key()) */
   int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
   bool hp_counted; /* counted in the remote's hole-punch schedule */
   kw_path_info last_path;
@@ -459,6 +496,10 @@ struct kw_endpoint {
   kw__cidmap cids;
   kw_conn *conns;
   unsigned nconns;
+  unsigned nhalfopen; /* incoming handshakes not yet completed */
+  size_t buffered;    /* sum of every connection's `buffered` */
+  bool budget_blocked; /* a write was cut short by endpoint_send_budget */
+  uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
   kw_conn *dirty_head;
   bool reaping; /* kw__conn_reap is running */
   kw_conn *blocked[64];

@@ -1,6 +1,6 @@
 /*
- * QUIC connections and streams on ngtcp2 0.12: the only file that knows
- * ngtcp2 (kept thin, so a move to ngtcp2 1.x stays inside it).
+ * QUIC connections and streams on the ngtcp2 1.x API: the only file that
+ * knows ngtcp2 (magicsock.c only decodes connection ids).
  *
  * QUIC never sees real addresses: every connection's path is
  * (fixed fake local address, the remote's mapped address). The magicsock
@@ -146,7 +146,77 @@ static bool stream_has_tx(const kw_stream *s) {
   return s->sent_off < s->write_off || (s->fin_queued && !s->fin_sent);
 }
 
+/* ---- send budgets (kw_config_set_send_budget) ---------------------------- */
+
+/* A connection cut short by a budget may write again once an eighth of
+ * its budget and of the endpoint's is free. While only the endpoint's is
+ * short, the endpoint remembers to wake it: its own releases may be over. */
+static void budget_wake(kw_conn *c) {
+  kw_endpoint *ep = c->ep;
+  size_t b = ep->cfg.conn_send_budget, e = ep->cfg.endpoint_send_budget;
+  if (!c->budget_blocked || c->state == KW_CONN_CLOSING ||
+      c->buffered + b / 8 > b)
+    return;
+  if (ep->buffered + e / 8 > e) {
+    ep->budget_blocked = true;
+    return;
+  }
+  c->budget_blocked = false;
+  c->budget_notify = true;
+  kw__conn_mark_dirty(c);
+}
+
+/* `n` bytes of `c` were acknowledged or dropped. */
+static void budget_release(kw_conn *c, size_t n) {
+  kw_endpoint *ep = c->ep;
+  if (n == 0)
+    return;
+  c->buffered -= n;
+  ep->buffered -= n;
+  budget_wake(c);
+  size_t e = ep->cfg.endpoint_send_budget;
+  if (ep->budget_blocked && ep->buffered + e / 8 <= e) {
+    ep->budget_blocked = false;
+    for (kw_conn *o = ep->conns; o; o = o->next)
+      budget_wake(o);
+  }
+}
+
+/* Outside ngtcp2 calls: streams that met a budget hear they may write,
+ * round robin from the one after the stream served last, until the budget
+ * is used up again (so no stream starves under steady pressure). */
+static void budget_notify(kw_conn *c) {
+  c->budget_notify = false;
+  kw_endpoint *ep = c->ep;
+  size_t n = 0;
+  kw_stream *start = NULL;
+  for (kw_stream *s = c->streams; s; s = s->next_all) {
+    n++;
+    if (c->budget_last_ok && s->id == c->budget_last)
+      start = s->next_all;
+  }
+  if (!start)
+    start = c->streams;
+  kw_stream *s = start;
+  for (size_t i = 0; i < n && s; i++) {
+    kw_stream *next = s->next_all ? s->next_all : c->streams;
+    if (s->want_writable && !s->closed &&
+        kw_stream_buffered(s) < ep->cfg.stream_send_buffer) {
+      s->want_writable = false;
+      c->budget_last = s->id;
+      c->budget_last_ok = true;
+      if (ep->cfg.cbs.stream_writable)
+        ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
+      if (c->budget_blocked)
+        break; /* the budget is used up again */
+    }
+    s = next;
+  }
+}
+
 static void stream_free(kw_conn *c, kw_stream *s) {
+  budget_release(c, (size_t)(s->write_off - s->acked_off));
+  s->acked_off = s->write_off;
   tx_remove(c, s);
   for (kw_stream **pp = &c->streams; *pp; pp = &(*pp)->next_all) {
     if (*pp == s) {
@@ -194,8 +264,29 @@ static int remove_cid_cb(ngtcp2_conn *qc, const ngtcp2_cid *cid,
   return 0;
 }
 
+/* The incoming handshake of `c` completed or ended. */
+static void halfopen_end(kw_conn *c) {
+  if (!c->halfopen)
+    return;
+  c->halfopen = false;
+  c->ep->nhalfopen--;
+}
+
 static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data) {
   kw_conn *c = conn_of(qc, user_data);
+  if (!c->is_client) {
+    kw_endpoint *ep = c->ep;
+    halfopen_end(c);
+    if (ep->nconns - ep->nhalfopen > ep->cfg.max_conns) {
+      /* established connections are at their limit: refuse this one
+       * (it is no longer counted as a handshake in progress) */
+      ep->stats.drops_refused++;
+      c->close_err = KW_ERR_FULL;
+      c->close_local = true;
+      kw__conn_mark_dirty(c);
+      return 0;
+    }
+  }
   c->handshake_done = true;
   kw__tls_sess_alpn(c->tls, c->alpn, sizeof c->alpn);
   if (!c->is_client) {
@@ -269,18 +360,6 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
     ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
     ngtcp2_conn_extend_max_offset(qc, datalen);
   }
-  if (fin && (sid & 0x2) && !ngtcp2_conn_is_local_stream(qc, sid) &&
-      !s->closed) {
-    /* ngtcp2 0.12 never closes a stream the remote opened as
-     * unidirectional (it waits for a FIN_ACKED that a receive-only stream
-     * cannot get). Its fin ends it for us: tell the application, free our
-     * side and give the remote its stream credit back. ngtcp2 keeps its
-     * small record of the stream until the connection ends. */
-    s->closed = true;
-    ngtcp2_conn_set_stream_user_data(qc, sid, NULL);
-    ngtcp2_conn_extend_max_streams_uni(qc, 1);
-    stream_closed_notify(c, s, KW_OK, 0);
-  }
   kw__conn_mark_dirty(c);
   return 0;
 }
@@ -294,8 +373,10 @@ static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
   if (!s)
     return 0;
   uint64_t end = offset + datalen;
-  if (end > s->acked_off)
+  if (end > s->acked_off) {
+    budget_release(c, (size_t)(end - s->acked_off));
     s->acked_off = end;
+  }
   while (s->head && s->head->off + s->head->len <= s->acked_off &&
          s->head != s->tail) {
     kw__chunk *n = s->head->next;
@@ -408,7 +489,17 @@ static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
   const kw_config *cfg = &ep->cfg;
   ngtcp2_settings_default(st);
   st->initial_ts = kw__now(ep);
-  st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+  switch (cfg->cc) {
+  case KW_CC_BBR:
+    st->cc_algo = NGTCP2_CC_ALGO_BBR;
+    break;
+  case KW_CC_RENO:
+    st->cc_algo = NGTCP2_CC_ALGO_RENO;
+    break;
+  default:
+    st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+    break;
+  }
   st->max_window = 64u << 20;
   st->max_stream_window = 16u << 20;
   if (client)
@@ -455,6 +546,7 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
     }
   }
   c->is_client = client;
+  c->last_rx_ns = kw__now(ep);
   uv_timer_init(&ep->loop, &c->timer);
   uv_timer_init(&ep->loop, &c->connect_timer);
   c->timer.data = c;
@@ -479,6 +571,7 @@ static void handle_closed(uv_handle_t *h) {
 
 static void conn_destroy(kw_conn *c) {
   kw_endpoint *ep = c->ep;
+  halfopen_end(c);
   while (c->streams)
     stream_closed_notify(c, c->streams, KW_ERR_CLOSED, 0);
   while (c->dg_head) {
@@ -566,14 +659,119 @@ fail:
   return err;
 }
 
+/* A stable 16-byte key for where a datagram came from: its UDP address, or
+ * the relay and the id that relay vouches for. Retry tokens are bound to
+ * it, and handshakes in progress are counted per key. */
+static void src_key(const kw__src *from, const uint8_t *from_id,
+                    uint8_t key[16]) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, 16);
+  if (from->relay < 0 || !from_id) {
+    uint8_t a[19] = {from->addr.family, (uint8_t)(from->addr.port >> 8),
+                     (uint8_t)from->addr.port};
+    memcpy(a + 3, from->addr.ip, 16);
+    crypto_generichash_update(&st, a, sizeof a);
+  } else {
+    uint8_t r[2] = {0xff, (uint8_t)from->relay};
+    crypto_generichash_update(&st, r, sizeof r);
+    crypto_generichash_update(&st, from_id, KW_ID_LEN);
+  }
+  crypto_generichash_final(&st, key, 16);
+}
+
+/* The key as the socket address ngtcp2's token functions bind to. */
+static void src_sockaddr(const uint8_t key[16], struct sockaddr_in6 *sa) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin6_family = AF_INET6;
+  memcpy(&sa->sin6_addr, key, 16);
+}
+
+/* Sends a packet outside any connection back where `from` came from. */
+static void send_raw(kw_endpoint *ep, const kw__src *from,
+                     const uint8_t *from_id, const uint8_t *p, size_t n) {
+  size_t sent = 0;
+  if (from->relay >= 0) {
+    if (from_id)
+      (void)kw__relay_send_batch(ep, from->relay, from_id, p, n, 0, &sent);
+    return;
+  }
+  kw__udp *u = from->addr.family == 4 ? &ep->udp4 : &ep->udp6;
+  if (u->fd >= 0)
+    (void)kw__udp_send(u, &from->addr, p, n, 0, &sent);
+}
+
+/* Answers an Initial with a Retry carrying a token bound to its source. */
+static void send_retry(kw_endpoint *ep, const kw__src *from,
+                       const uint8_t *from_id, const ngtcp2_pkt_hd *hd,
+                       const uint8_t key[16]) {
+  ngtcp2_cid scid;
+  scid.datalen = KW_CIDLEN;
+  randombytes_buf(scid.data, KW_CIDLEN);
+  struct sockaddr_in6 sa;
+  src_sockaddr(key, &sa);
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+  ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
+      token, ep->retry_secret, sizeof ep->retry_secret, hd->version,
+      (const ngtcp2_sockaddr *)&sa, sizeof sa, &scid, &hd->dcid, kw__now(ep));
+  if (tl < 0)
+    return;
+  uint8_t buf[256];
+  ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd->version,
+                                             &hd->scid, &scid, &hd->dcid,
+                                             token, (size_t)tl);
+  if (n <= 0)
+    return;
+  send_raw(ep, from, from_id, buf, (size_t)n);
+  ep->stats.retries_sent++;
+}
+
+static unsigned halfopen_from(kw_endpoint *ep, const uint8_t key[16]) {
+  unsigned n = 0;
+  for (kw_conn *c = ep->conns; c; c = c->next)
+    if (c->halfopen && memcmp(c->src_key, key, 16) == 0)
+      n++;
+  return n;
+}
+
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *from_id, const uint8_t *data, size_t len) {
   ngtcp2_pkt_hd hd;
-  if (ngtcp2_accept(&hd, data, len) != 0) {
+  if (ngtcp2_accept(&hd, data, len) != 0 || hd.type != NGTCP2_PKT_INITIAL) {
     ep->stats.drops_unknown++;
     return;
   }
-  if (ep->cfg.n_alpns == 0 || ep->closing || ep->nconns >= ep->cfg.max_conns) {
+  if (ep->cfg.n_alpns == 0 || ep->closing ||
+      ep->nconns - ep->nhalfopen >= ep->cfg.max_conns ||
+      ep->nhalfopen >= KW_HALFOPEN_MAX) {
+    ep->stats.drops_refused++;
+    return;
+  }
+  uint8_t key[16];
+  src_key(from, from_id, key);
+  /* address validation: a token from our Retry proves the source can
+   * receive what we send it */
+  ngtcp2_cid odcid;
+  bool validated = false;
+  if (hd.tokenlen && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+    struct sockaddr_in6 sa;
+    src_sockaddr(key, &sa);
+    if (ngtcp2_crypto_verify_retry_token(
+            &odcid, hd.token, hd.tokenlen, ep->retry_secret,
+            sizeof ep->retry_secret, hd.version,
+            (const ngtcp2_sockaddr *)&sa, sizeof sa, &hd.dcid,
+            (ngtcp2_duration)KW_RETRY_TOKEN_TIMEOUT_MS * NGTCP2_MILLISECONDS,
+            kw__now(ep)) != 0) {
+      ep->stats.drops_unknown++; /* forged, stale, or from elsewhere */
+      return;
+    }
+    validated = true;
+  }
+  if (!validated && ep->nhalfopen >= ep->cfg.retry_threshold) {
+    send_retry(ep, from, from_id, &hd, key);
+    return;
+  }
+  if (ep->nhalfopen >= KW_HALFOPEN_MAX / 2 &&
+      halfopen_from(ep, key) >= KW_HALFOPEN_PER_SRC) {
     ep->stats.drops_refused++;
     return;
   }
@@ -587,6 +785,9 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     kw__remote_unref(r);
     return;
   }
+  c->halfopen = true;
+  ep->nhalfopen++;
+  memcpy(c->src_key, key, 16);
   if (kw__tls_sess_new(ep->tls, c, false, NULL, NULL, ep->cfg.alpns,
                        ep->cfg.n_alpns, &c->tls) != KW_OK)
     goto fail;
@@ -598,7 +799,17 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
   ngtcp2_transport_params tp;
   fill_callbacks(&cbs, false);
   fill_settings(ep, &st, &tp, false);
-  tp.original_dcid = hd.dcid;
+  if (validated) {
+    st.token = hd.token;
+    st.tokenlen = hd.tokenlen;
+    st.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+    tp.original_dcid = odcid;
+    tp.retry_scid = hd.dcid;
+    tp.retry_scid_present = 1;
+  } else {
+    tp.original_dcid = hd.dcid;
+  }
+  tp.original_dcid_present = 1;
   ngtcp2_path path;
   struct sockaddr_in6 local;
   conn_path(c, &path, &local);
@@ -611,9 +822,12 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
         c->qc, (ngtcp2_duration)ep->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
   cid_register(c, scid.data, scid.datalen);
   cid_register(c, hd.dcid.data, hd.dcid.datalen);
-  /* an unauthenticated handshake may not take longer than a dial */
-  uv_timer_start(&c->connect_timer, connect_timer_cb, ep->cfg.connect_timeout_ms,
-                 0);
+  /* an unauthenticated handshake gets little time (and never more than a
+   * dial) */
+  uint32_t hs_ms = ep->cfg.connect_timeout_ms < KW_HALFOPEN_TIMEOUT_MS
+                       ? ep->cfg.connect_timeout_ms
+                       : KW_HALFOPEN_TIMEOUT_MS;
+  uv_timer_start(&c->connect_timer, connect_timer_cb, hs_ms, 0);
   kw__conn_recv(c, from, data, len);
   return;
 fail:
@@ -621,22 +835,21 @@ fail:
 }
 
 static kw_err map_close_error(kw_conn *c, uint64_t *app_code) {
-  ngtcp2_connection_close_error ce;
-  ngtcp2_conn_get_connection_close_error(c->qc, &ce);
+  const ngtcp2_ccerr *ce = ngtcp2_conn_get_ccerr(c->qc);
   *app_code = 0;
-  switch (ce.type) {
-  case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION:
-    *app_code = ce.error_code;
+  switch (ce->type) {
+  case NGTCP2_CCERR_TYPE_APPLICATION:
+    *app_code = ce->error_code;
     return KW_ERR_APP_CLOSED;
-  case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_IDLE_CLOSE:
+  case NGTCP2_CCERR_TYPE_IDLE_CLOSE:
     return KW_ERR_IDLE;
   default:
     break;
   }
-  if (ce.error_code == NGTCP2_NO_ERROR)
+  if (ce->error_code == NGTCP2_NO_ERROR)
     return KW_ERR_APP_CLOSED;
-  if ((ce.error_code & 0xff00) == NGTCP2_CRYPTO_ERROR) {
-    uint8_t alert = (uint8_t)(ce.error_code & 0xff);
+  if ((ce->error_code & 0xff00) == NGTCP2_CRYPTO_ERROR) {
+    uint8_t alert = (uint8_t)(ce->error_code & 0xff);
     if (alert == 120) /* no_application_protocol */
       return KW_ERR_ALPN;
     if (alert == 116 || alert == 42 || alert == 43 || alert == 46)
@@ -659,6 +872,7 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
+    c->last_rx_ns = now;
     if (kw__remote_confirm_path(c->remote, from, now))
       kw__remote_path_changed(c->remote);
     kw__conn_mark_dirty(c);
@@ -816,20 +1030,21 @@ static ngtcp2_ssize write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
 }
 
 static void send_close(kw_conn *c) {
-  if (!c->qc || ngtcp2_conn_is_in_closing_period(c->qc) ||
-      ngtcp2_conn_is_in_draining_period(c->qc))
+  if (!c->qc || ngtcp2_conn_in_closing_period(c->qc) ||
+      ngtcp2_conn_in_draining_period(c->qc))
     return;
-  ngtcp2_connection_close_error ce;
+  ngtcp2_ccerr ce;
+  ngtcp2_ccerr_default(&ce);
   if (c->close_err == KW_ERR_TLS || c->close_err == KW_ERR_KEY_MISMATCH ||
       c->close_err == KW_ERR_CERT || c->close_err == KW_ERR_ALPN) {
     uint8_t alert = ngtcp2_conn_get_tls_alert(c->qc);
-    ngtcp2_connection_close_error_set_transport_error_tls_alert(
-        &ce, alert ? alert : 42, NULL, 0);
+    ngtcp2_ccerr_set_tls_alert(&ce, alert ? alert : 42, NULL, 0);
   } else if (c->close_err == KW_ERR_QUIC) {
-    ngtcp2_connection_close_error_set_transport_error(
-        &ce, NGTCP2_INTERNAL_ERROR, NULL, 0);
+    ngtcp2_ccerr_set_transport_error(&ce, NGTCP2_INTERNAL_ERROR, NULL, 0);
+  } else if (c->close_err == KW_ERR_FULL) {
+    ngtcp2_ccerr_set_transport_error(&ce, NGTCP2_CONNECTION_REFUSED, NULL, 0);
   } else {
-    ngtcp2_connection_close_error_set_application_error(
+    ngtcp2_ccerr_set_application_error(
         &ce, c->local_app_code, (const uint8_t *)c->local_reason,
         strlen(c->local_reason));
   }
@@ -890,9 +1105,37 @@ static void notify_ready(kw_conn *c) {
   }
 }
 
+/* When the remote counts as gone (see KW_DEAD_PEER_MS), UINT64_MAX while
+ * nothing ack-eliciting is in flight. Keeps inflight_since_ns current. */
+static uint64_t dead_deadline(kw_conn *c, uint64_t now) {
+  if (c->state != KW_CONN_ESTABLISHED || !c->handshake_done) {
+    c->inflight_since_ns = 0;
+    return UINT64_MAX;
+  }
+  ngtcp2_conn_info ci;
+  ngtcp2_conn_get_conn_info(c->qc, &ci);
+  if (ci.bytes_in_flight == 0) {
+    c->inflight_since_ns = 0;
+    return UINT64_MAX;
+  }
+  if (c->inflight_since_ns == 0)
+    c->inflight_since_ns = now;
+  uint64_t span = (uint64_t)KW_DEAD_PEER_MS * 1000000ull;
+  uint64_t ptos = KW_DEAD_PEER_PTOS * (uint64_t)ngtcp2_conn_get_pto(c->qc);
+  if (ptos > span)
+    span = ptos;
+  /* silence counts from the last packet heard; data that only now went
+   * in flight (after an idle spell) gets at least half the span */
+  uint64_t a = c->last_rx_ns + span, b = c->inflight_since_ns + span / 2;
+  return a > b ? a : b;
+}
+
 static void arm_timer(kw_conn *c) {
   ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(c->qc);
   uint64_t now = kw__now(c->ep);
+  uint64_t dead = dead_deadline(c, now);
+  if (dead < exp)
+    exp = dead;
   uint64_t ms = 0;
   if (exp == UINT64_MAX) {
     uv_timer_stop(&c->timer);
@@ -963,8 +1206,16 @@ void kw__conn_flush(kw_conn *c) {
   }
   if (c->state == KW_CONN_ESTABLISHED)
     notify_path(c);
+  if (c->budget_notify && c->state == KW_CONN_ESTABLISHED && !c->close_local)
+    budget_notify(c);
+  if (c->state == KW_CONN_CLOSING)
+    return;
   if (c->pend)
     return; /* still blocked on the socket */
+  /* GSO batching is ours: ngtcp2_conn_write_aggregate_pkt only exists
+   * from ngtcp2 1.15 on, and Debian ships 1.11. The buffer is sized for
+   * the largest packet ngtcp2 may write (PMTU probes), not the current
+   * path maximum, or probing never runs. */
   size_t maxpkt = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
   size_t need = maxpkt * KW_GSO_MAX_SEGS;
   if (ep->txbuf_cap < need) {
@@ -1042,7 +1293,18 @@ static void timer_cb(uv_timer_t *t) {
   kw_conn *c = t->data;
   if (!c || c->state == KW_CONN_CLOSING)
     return;
-  int rv = ngtcp2_conn_handle_expiry(c->qc, kw__now(c->ep));
+  uint64_t now = kw__now(c->ep);
+  if (dead_deadline(c, now) <= now) {
+    char idb[KW_ID_SHORTLEN + 1];
+    kw_id_to_short(c->remote_id, idb, sizeof idb);
+    kw__log(c->ep, KW_LOG_INFO, "conn",
+            "conn.unreachable remote=%s silent_ms=%llu", idb,
+            (unsigned long long)((now - c->last_rx_ns) / 1000000ull));
+    conn_fail(c, KW_ERR_UNREACHABLE, 0);
+    kw__conn_reap(c->ep);
+    return;
+  }
+  int rv = ngtcp2_conn_handle_expiry(c->qc, now);
   if (rv != 0) {
     kw_err e = KW_ERR_QUIC;
     if (rv == NGTCP2_ERR_IDLE_CLOSE)
@@ -1144,12 +1406,13 @@ void kw_conn_stats_get(kw_conn *c, kw_conn_stats *out) {
   out->pkts_recv = c->pkts_recv;
   if (!c->qc)
     return;
-  ngtcp2_conn_stat st;
-  ngtcp2_conn_get_conn_stat(c->qc, &st);
+  ngtcp2_conn_info st;
+  ngtcp2_conn_get_conn_info(c->qc, &st);
   out->rtt_ms = (double)st.smoothed_rtt / 1e6;
   out->min_rtt_ms = st.min_rtt == UINT64_MAX ? 0 : (double)st.min_rtt / 1e6;
   out->cwnd = st.cwnd;
   out->max_datagram = kw_conn_max_datagram(c);
+  out->send_buffered = c->buffered;
 }
 
 void kw_conn_path(kw_conn *c, kw_path_info *out) {
@@ -1165,8 +1428,8 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
     out->kind = KW_PATH_MIXED; /* racing: packets go on every path */
   }
   if (c->qc && c->handshake_done) {
-    ngtcp2_conn_stat st;
-    ngtcp2_conn_get_conn_stat(c->qc, &st);
+    ngtcp2_conn_info st;
+    ngtcp2_conn_get_conn_info(c->qc, &st);
     out->rtt_ms = (double)st.smoothed_rtt / 1e6;
   }
 }
@@ -1185,7 +1448,7 @@ kw_err kw_conn_open_stream(kw_conn *c, bool bidi, kw_stream **out) {
     return KW_ERR_QUIC;
   kw_stream *s = stream_new(c, sid);
   if (!s) {
-    ngtcp2_conn_shutdown_stream(c->qc, sid, 0);
+    ngtcp2_conn_shutdown_stream(c->qc, 0, sid, 0);
     return KW_ERR_NOMEM;
   }
   ngtcp2_conn_set_stream_user_data(c->qc, sid, s);
@@ -1288,10 +1551,27 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
     return KW_ERR_CLOSED;
   if (s->fin_queued || !stream_can_send(s))
     return KW_ERR_STATE;
-  size_t limit = c->ep->cfg.stream_send_buffer;
+  kw_endpoint *ep = c->ep;
+  size_t limit = ep->cfg.stream_send_buffer;
   size_t buffered = kw_stream_buffered(s);
   size_t room = buffered >= limit ? 0 : limit - buffered;
+  size_t b = ep->cfg.conn_send_budget, eb = ep->cfg.endpoint_send_budget;
+  size_t croom = c->buffered >= b ? 0 : b - c->buffered;
+  size_t eroom = ep->buffered >= eb ? 0 : eb - ep->buffered;
   size_t take = len < room ? len : room;
+  if (take > croom)
+    take = croom;
+  if (take > eroom)
+    take = eroom;
+  if (take < len) {
+    /* a budget (not the stream's own buffer) cut this write short */
+    if (take == croom)
+      c->budget_blocked = true;
+    if (take == eroom) {
+      c->budget_blocked = true;
+      ep->budget_blocked = true;
+    }
+  }
   if (take == 0 && len > 0) {
     s->want_writable = true;
     return KW_ERR_AGAIN;
@@ -1326,6 +1606,8 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
     done += n;
     s->write_off += n;
   }
+  c->buffered += done;
+  ep->buffered += done;
   if (written)
     *written = done;
   if (done < len)
@@ -1371,7 +1653,7 @@ kw_err kw_stream_reset(kw_stream *s, uint64_t app_code) {
   if (c->state == KW_CONN_CLOSING || s->closed)
     return KW_ERR_CLOSED;
   tx_remove(c, s);
-  ngtcp2_conn_shutdown_stream(c->qc, s->id, app_code);
+  ngtcp2_conn_shutdown_stream(c->qc, 0, s->id, app_code);
   kw__conn_mark_dirty(c);
   return KW_OK;
 }

@@ -97,6 +97,9 @@ typedef struct qt_opts {
   kw_log_fn log;    /* log sink at DEBUG level */
   void *log_user;
   uint32_t idle_ms, connect_timeout_ms;
+  uint64_t max_streams_uni; /* streams the remote may open at once */
+  uint32_t max_conns;
+  size_t send_budget_conn, send_budget_endpoint; /* both or neither */
 } qt_opts;
 
 /* Creates and starts an endpoint bound to 127.0.0.1:0 and [::1]:0. Exits on
@@ -124,6 +127,13 @@ static inline kw_endpoint *qt_endpoint_ex(const qt_opts *o, const kw_callbacks *
     e = kw_config_set_idle_timeout(cfg, o->idle_ms);
   if (!e && o->connect_timeout_ms)
     e = kw_config_set_connect_timeout(cfg, o->connect_timeout_ms);
+  if (!e && o->max_streams_uni)
+    e = kw_config_set_max_streams(cfg, 1024, o->max_streams_uni);
+  if (!e && o->max_conns)
+    e = kw_config_set_max_conns(cfg, o->max_conns);
+  if (!e && o->send_budget_conn)
+    e = kw_config_set_send_budget(cfg, o->send_budget_conn,
+                                  o->send_budget_endpoint);
   kw_endpoint *ep = NULL;
   if (!e)
     e = kw_endpoint_new(cfg, &ep);

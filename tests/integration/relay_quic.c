@@ -14,6 +14,9 @@
  *
  * The dialer sends MIB mebibytes of pseudo-random bytes on one stream, the
  * listener echoes them back; both directions are checked with BLAKE2b.
+ * With KW_TEST_RETRY=always in the environment the listener validates
+ * every client address with a Retry (kw_config_set_retry_threshold 0),
+ * which then travels back through the relay; the run checks it was sent.
  * Prints "transferring" when the data starts flowing (a test script may
  * kill and restart the relay then), and "N passed, M failed" at the end.
  */
@@ -203,6 +206,9 @@ static kw_endpoint *make(const char *url, const char *ca, bool listen) {
   kw_config_set_relay_ca(cfg, ca);
   if (listen)
     kw_config_add_alpn(cfg, "relay-test");
+  const char *retry = getenv("KW_TEST_RETRY");
+  if (listen && retry && strcmp(retry, "always") == 0)
+    kw_config_set_retry_threshold(cfg, 0);
   if (kw_endpoint_new(cfg, &ep) != KW_OK)
     ep = NULL;
   kw_config_free(cfg);
@@ -287,6 +293,13 @@ int main(int argc, char **argv) {
             kw_path_kind_name(S.first_kind));
     printf("path=%s then %s\n", kw_path_kind_name(S.first_kind),
            kw_path_kind_name(S.kind));
+  }
+  const char *retry = getenv("KW_TEST_RETRY");
+  if (retry && strcmp(retry, "always") == 0) {
+    kw_endpoint_stats st;
+    kw_endpoint_stats_get(lis, &st); /* the loop is idle by now */
+    CHECK(st.retries_sent > 0, "the listener validated the address with a "
+          "Retry (%llu sent)", (unsigned long long)st.retries_sent);
   }
   kw_endpoint_close(dia);
   kw_endpoint_close(lis);

@@ -49,6 +49,14 @@ for mode in relay byid unknown; do
   fi
 done
 
+# address validation through the relay: the listener answers every Initial
+# with a Retry, which reaches the dialer through the relay
+if KW_TEST_RETRY=always timeout 120 "$prog" "$url" "$work/cert.pem" relay 8 >"$work/retry.out" 2>&1; then
+  ok "relay with Retry: $(grep -E 'path=' "$work/retry.out" || true)"
+else
+  bad "relay with Retry"; cat "$work/retry.out"
+fi
+
 # relay killed mid-transfer, restarted 1 s later: the transfer completes
 # (on loopback hole punching may already have moved it to a direct path;
 # tests/natlab/test_relay_only.sh restarts the relay under a relay-only

@@ -4,6 +4,7 @@
  *   keyway-bench throughput [--mib N] [--streams K]   bulk transfer, MB/s
  *   keyway-bench latency [-n N]     connect to first echoed byte, ms
  *   keyway-bench idle-rss           memory of an idle endpoint, KiB
+ *   --cc cubic|bbr|reno             congestion controller of both ends
  *   --json                          one JSON object on stdout instead
  *
  * Two endpoints (a listener and a dialer) bound to 127.0.0.1 and ::1 talk
@@ -71,6 +72,8 @@ static void wait_finished(double seconds) {
 
 /* ---- endpoints ---- */
 
+static kw_cc cc = KW_CC_CUBIC; /* --cc */
+
 static kw_endpoint *endpoint(const char *alpn, const kw_callbacks *cbs) {
   kw_config *cfg;
   kw_sockaddr b4, b6;
@@ -86,6 +89,7 @@ static kw_endpoint *endpoint(const char *alpn, const kw_callbacks *cbs) {
     kw_config_add_alpn(cfg, alpn);
   if (cbs)
     kw_config_set_callbacks(cfg, cbs, NULL);
+  kw_config_set_congestion_control(cfg, cc);
   err = kw_endpoint_new(cfg, &ep);
   kw_config_free(cfg);
   if (err)
@@ -364,7 +368,7 @@ static int idle_rss(bool json) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: keyway-bench throughput [--mib N] [--streams K] [--json]\n"
+  fprintf(stderr, "usage: keyway-bench throughput [--mib N] [--streams K] [--cc cubic|bbr|reno] [--json]\n"
                   "       keyway-bench latency [-n N] [--json]\n"
                   "       keyway-bench idle-rss [--json]\n");
   return 2;
@@ -385,6 +389,18 @@ int main(int argc, char **argv) {
     }
     if (i + 1 >= argc)
       return usage();
+    if (!strcmp(a, "--cc")) {
+      const char *v = argv[++i];
+      if (!strcmp(v, "cubic"))
+        cc = KW_CC_CUBIC;
+      else if (!strcmp(v, "bbr"))
+        cc = KW_CC_BBR;
+      else if (!strcmp(v, "reno"))
+        cc = KW_CC_RENO;
+      else
+        return usage();
+      continue;
+    }
     long v = strtol(argv[++i], &end, 10);
     if (*end || v <= 0)
       return usage();
