@@ -1,8 +1,8 @@
 /*
  * Internal structures of the io layer: the endpoint, its magicsock (UDP
  * sockets and the per-remote path state), QUIC connections and streams.
- * Only quic.c knows ngtcp2 and only tls.c knows GnuTLS; this header shows
- * both as opaque pointers.
+ * ngtcp2 and GnuTLS appear here only as opaque pointers; the transports
+ * (UDP socket, TLS stream, clock, OS addresses) are src/net's.
  */
 #ifndef KW_IO_INTERNAL_H
 #define KW_IO_INTERNAL_H
@@ -20,6 +20,9 @@
 #include "core/holepunch.h"
 #include "core/paths.h"
 #include "core/sockaddr.h"
+#include "net/clock.h"
+#include "net/osaddr.h"
+#include "net/udp.h"
 
 struct ngtcp2_conn;
 struct kw__tls_ctx;
@@ -68,44 +71,6 @@ struct kw_config {
   int path_policy;   /* kw_path_policy */
   struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */
 };
-
-/* ---- UDP sockets (udp_linux.c) ----------------------------------------- */
-
-#define KW_GSO_MAX_SEGS 64
-#define KW_GSO_MAX_BYTES 65000 /* UDP payload limit of one GSO send */
-#define KW_RX_BATCH 16
-#define KW_RX_BUFSZ 65536
-
-typedef struct kw__udp {
-  int fd;
-  int family; /* AF_INET or AF_INET6 */
-  uv_poll_t poll;
-  bool poll_init;
-  int poll_events;
-  bool gso;       /* UDP_SEGMENT works */
-  bool gro;       /* UDP_GRO enabled */
-  kw_sockaddr bound;
-  uint8_t *rxbuf; /* KW_RX_BATCH * KW_RX_BUFSZ, allocated on first read */
-} kw__udp;
-
-kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to);
-void kw__udp_close_fd(kw__udp *u);
-/* Sends `n` segments of `seg` bytes (the last may be shorter) as one GSO
- * call, or one by one without GSO. Returns KW_OK, KW_ERR_AGAIN (nothing
- * sent; *sent_segs tells how many went out before the socket filled) or
- * KW_ERR_IO. */
-kw_err kw__udp_send(kw__udp *u, const kw_sockaddr *to, const uint8_t *data,
-                    size_t len, size_t seg, size_t *sent_segs);
-/* Receives one batch. For each datagram (GRO super-packets are split) calls
- * fn(arg, from, data, len). Returns datagrams seen, 0 on EAGAIN, <0 error. */
-int kw__udp_recv_batch(kw__udp *u,
-                       void (*fn)(void *arg, kw__udp *u,
-                                  const kw_sockaddr *from,
-                                  const uint8_t *data, size_t len),
-                       void *arg);
-void kw__sockaddr_to_os(const kw_sockaddr *a, struct sockaddr_storage *ss,
-                        socklen_t *len);
-void kw__sockaddr_from_os(const struct sockaddr *sa, kw_sockaddr *a);
 
 /* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
 
@@ -548,7 +513,5 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
                          const uint8_t *from_id, const uint8_t *data,
                          size_t len);
 uint64_t kw__now(kw_endpoint *ep);
-/* Wall-clock unix time in microseconds (records, disco timestamps). */
-uint64_t kw__unix_us(void);
 
 #endif /* KW_IO_INTERNAL_H */

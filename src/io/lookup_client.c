@@ -13,7 +13,7 @@
 
 #include "core/http.h"
 #include "core/record.h"
-#include "io/tls_stream.h"
+#include "net/tls_stream.h"
 
 #define KW_RECORD_TTL_S 3600
 #define KW_REPUBLISH_MS (10 * 60 * 1000)

@@ -31,12 +31,6 @@ uint64_t kw__now(kw_endpoint *ep) {
   return uv_hrtime();
 }
 
-uint64_t kw__unix_us(void) {
-  uv_timeval64_t tv;
-  uv_gettimeofday(&tv);
-  return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-}
-
 /* ---- remotes ------------------------------------------------------------ */
 
 /* An idle remote's paths may have gone stale: the next connection races

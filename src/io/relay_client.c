@@ -22,7 +22,7 @@
 
 #include "core/relay_proto.h"
 #include "core/relay_url.h"
-#include "io/tls_stream.h"
+#include "net/tls_stream.h"
 
 #define KW_RELAY_IDLE_MS 10000
 #define KW_RELAY_TICK_MS 1000

@@ -19,7 +19,8 @@
 
 #include "relay/relay.h"
 
-#include "io/tls_stream.h"
+#include "net/tls_cred.h"
+#include "net/tls_stream.h"
 
 static void usage(FILE *f) {
   fprintf(

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/internal.h"
+#include "net/osaddr.h"
 #include "relay/relay.h"
 
 #define MAX_SCRAPERS 32

@@ -50,8 +50,8 @@
 
 #include "core/http.h"
 #include "core/relay_proto.h"
-#include "io/internal.h"
-#include "io/tls_stream.h"
+#include "net/osaddr.h"
+#include "net/tls_stream.h"
 #include "relay/relay.h"
 
 #define SENDERS 16

@@ -19,7 +19,7 @@
 
 #include "core/stun.h"
 #include "core/stun_classic.h"
-#include "io/internal.h"
+#include "net/osaddr.h"
 #include "relay/relay.h"
 
 #define STUN_BATCH 16

@@ -23,8 +23,8 @@
 #include "core/http.h"
 #include "core/record.h"
 #include "core/relay_proto.h"
-#include "io/internal.h"
-#include "io/tls_stream.h"
+#include "net/osaddr.h"
+#include "net/tls_stream.h"
 
 #define FAILF(...)                                                             \
   do {                                                                         \

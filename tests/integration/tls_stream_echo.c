@@ -13,8 +13,9 @@
 #include <sodium.h>
 #include <uv.h>
 
-#include "io/internal.h"
-#include "io/tls_stream.h"
+#include "net/osaddr.h"
+#include "net/tls_cred.h"
+#include "net/tls_stream.h"
 
 #define CHECK(c)                                                               \
   do {                                                                         \

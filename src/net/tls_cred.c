@@ -3,7 +3,7 @@
  * self-signed ECDSA P-256 certificate (the relay's default, so clients can
  * trust it with --relay-ca).
  */
-#include "io/tls_stream.h"
+#include "net/tls_cred.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,11 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <sodium.h>
 
-#include "io/internal.h"
+#include "net/osaddr.h"
 
 kw_err kw__tls_cred_server_load(const char *cert_file, const char *key_file,
                                 void **out) {

@@ -27,11 +27,11 @@
  * then close_notify and a TCP FIN; the connection is torn down when the
  * peer closes too or after a short linger (500 ms).
  *
- * Credentials (tls_cert.c): server credentials are a
+ * Server credentials (net/tls_cred.h) are a
  * gnutls_certificate_credentials_t shown as void *.
  */
-#ifndef KW_IO_TLS_STREAM_H
-#define KW_IO_TLS_STREAM_H
+#ifndef KW_NET_TLS_STREAM_H
+#define KW_NET_TLS_STREAM_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -111,26 +111,4 @@ const char *kw__tls_stream_cipher(const kw__tls_stream *s, char *buf,
 kw_err kw__tls_stream_exporter(const kw__tls_stream *s, const char *label,
                                uint8_t *out, size_t n);
 
-/* ---- credentials (tls_cert.c) ----------------------------------------- */
-
-/* Loads a server certificate chain and key from PEM files. */
-kw_err kw__tls_cred_server_load(const char *cert_file, const char *key_file,
-                                void **out);
-/* Generates a self-signed ECDSA P-256 server certificate valid for one
- * year, with subject alternative names for "localhost", the host name,
- * every IP address of the machine's interfaces and `listen_ip` (when not
- * NULL and not a wildcard). Writes the certificate's PEM to `cert_out`
- * (atomically, mode 0644) unless it is NULL. */
-kw_err kw__tls_cred_server_selfsigned(const kw_sockaddr *listen_ip,
-                                      const char *cert_out, void **out);
-/* The same, kept across restarts: loads `cert_path` / `key_path` when both
- * exist, the certificate is valid for 30 more days and names `listen_ip`;
- * else generates them and writes both (the key with mode 0600, before the
- * certificate). `*reused` (may be NULL) says which. */
-kw_err kw__tls_cred_server_selfsigned_keep(const kw_sockaddr *listen_ip,
-                                           const char *cert_path,
-                                           const char *key_path, bool *reused,
-                                           void **out);
-void kw__tls_cred_free(void *cred);
-
-#endif /* KW_IO_TLS_STREAM_H */
+#endif /* KW_NET_TLS_STREAM_H */

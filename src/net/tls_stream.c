@@ -13,7 +13,7 @@
  * GnuTLS's buffer straight to the kernel; what the kernel does not take is
  * copied into a chunk and written by uv_write.
  */
-#include "io/tls_stream.h"
+#include "net/tls_stream.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@
 #include <arpa/inet.h>
 #include <gnutls/gnutls.h>
 
-#include "io/internal.h"
+#include "net/osaddr.h"
 
 #define RX_CAP (64u * 1024)
 #define PT_CAP (64u * 1024)

@@ -1,0 +1,52 @@
+/*
+ * UDP sockets on Linux (docs/ARCHITECTURE.md section 3): one non-blocking
+ * socket per address family (IPv6 with IPV6_V6ONLY), 8 MiB buffers,
+ * recvmmsg with UDP_GRO, sendmsg with UDP_SEGMENT (GSO), sendmmsg where GSO
+ * is missing. Knows no endpoint: the owner embeds a kw__udp, polls its fd
+ * (the `poll` fields are the owner's) and hands received datagrams on.
+ */
+#ifndef KW_NET_UDP_H
+#define KW_NET_UDP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "keyway.h"
+
+#define KW_GSO_MAX_SEGS 64
+#define KW_GSO_MAX_BYTES 65000 /* UDP payload limit of one GSO send */
+#define KW_RX_BATCH 16
+#define KW_RX_BUFSZ 65536
+
+typedef struct kw__udp {
+  int fd;
+  int family; /* AF_INET or AF_INET6 */
+  uv_poll_t poll;
+  bool poll_init;
+  int poll_events;
+  bool gso;       /* UDP_SEGMENT works */
+  bool gro;       /* UDP_GRO enabled */
+  kw_sockaddr bound;
+  uint8_t *rxbuf; /* KW_RX_BATCH * KW_RX_BUFSZ, allocated on first read */
+} kw__udp;
+
+kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to);
+void kw__udp_close_fd(kw__udp *u);
+/* Sends `n` segments of `seg` bytes (the last may be shorter) as one GSO
+ * call, or one by one without GSO. Returns KW_OK, KW_ERR_AGAIN (nothing
+ * sent; *sent_segs tells how many went out before the socket filled) or
+ * KW_ERR_IO. */
+kw_err kw__udp_send(kw__udp *u, const kw_sockaddr *to, const uint8_t *data,
+                    size_t len, size_t seg, size_t *sent_segs);
+/* Receives one batch. For each datagram (GRO super-packets are split) calls
+ * fn(arg, from, data, len). Returns datagrams seen, 0 on EAGAIN, <0 error. */
+int kw__udp_recv_batch(kw__udp *u,
+                       void (*fn)(void *arg, kw__udp *u,
+                                  const kw_sockaddr *from,
+                                  const uint8_t *data, size_t len),
+                       void *arg);
+
+#endif /* KW_NET_UDP_H */
