@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The layering rules of docs/ARCHITECTURE.md section 1, checked on the
+# sources and on the built binaries.
+#   check_layers.sh includes SRCDIR          what each layer's files include
+#   check_layers.sh relay    BUILDDIR        what keyway-relay links
+#   check_layers.sh unit     BUILDDIR        what the unit tests link
+# Prints every violation and exits 1 if there is one.
+set -u
+mode=${1:?mode}
+dir=${2:?dir}
+bad=0
+fail() { echo "layers: $*" >&2; bad=1; }
+
+# forbid LAYER REGEX WHAT: no file of src/LAYER has an #include matching REGEX.
+forbid() {
+  local layer=$1 re=$2 what=$3 hits
+  hits=$(grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]($re)" \
+    "$dir"/src/"$layer"/*.[ch] 2>/dev/null)
+  if [ -n "$hits" ]; then
+    fail "src/$layer must not include $what:"
+    echo "$hits" | sed "s|^$dir/||" >&2
+  fi
+}
+
+case $mode in
+includes)
+  # core: libc + libsodium only.
+  forbid core 'uv\.h|uv/|gnutls/|ngtcp2/|miniupnpc/|natpmp\.h|jansson\.h|pthread\.h' \
+    'libuv, GnuTLS, ngtcp2, port-mapping, jansson or thread headers'
+  forbid core 'net/|io/|endpoint/|relay/' 'a header of src/net, src/io or src/relay'
+  # net: core + libuv + GnuTLS; knows no endpoint and no ngtcp2.
+  forbid net 'ngtcp2/|miniupnpc/|natpmp\.h' 'ngtcp2 or port-mapping headers'
+  forbid net 'io/|endpoint/|relay/' 'a header of src/io or src/relay'
+  # relay server: core + net (+ jansson).
+  forbid relay 'ngtcp2/|miniupnpc/|natpmp\.h' 'ngtcp2 or port-mapping headers'
+  forbid relay 'io/|endpoint/' 'a header of the endpoint (src/io)'
+  ;;
+relay)
+  bin=$dir/keyway-relay
+  [ -x "$bin" ] || { echo "layers: no $bin" >&2; exit 1; }
+  # ngtcp2, the port-mapping libraries, and the endpoint's own names
+  # (public kw_endpoint/kw_conn/kw_stream, src/io's kw__ functions).
+  re='ngtcp2|upnp|natpmp|^kw_(endpoint|conn|stream|config)_|^kw__(conn|magicsock|remotes?|disco_(start|stop|free|input|conn_up|conn_down|arm|network_change|local_candidates)|portmap|netmon|stun_(probe|input|start|stop|refresh)|tls_(ctx|sess)|relays_|relay_(send_batch|index|home|url_of|stun_target|latency|ready|tls_target|lookup)|lookup_stop|endpoint|log|now)(_|$)'
+  und=$(nm -D --undefined-only "$bin" | awk '{print $NF}' | grep -iE "$re")
+  [ -z "$und" ] || { fail "keyway-relay needs endpoint or ngtcp2 symbols:"; echo "$und" >&2; }
+  def=$(nm --defined-only "$bin" 2>/dev/null | awk '{print $NF}' | grep -iE "$re")
+  [ -z "$def" ] || { fail "keyway-relay contains endpoint or ngtcp2 code:"; echo "$def" >&2; }
+  need=$(readelf -d "$bin" | awk '/NEEDED/ {print $NF}' | grep -iE 'ngtcp2|miniupnpc|natpmp')
+  [ -z "$need" ] || { fail "keyway-relay links $need"; }
+  ;;
+unit)
+  # Unit tests link kwcore (+ cmocka); tests/CMakeLists.txt names the
+  # exceptions in KW_UNIT_NEEDS_IO, repeated here.
+  allowed=" test_keyfile "
+  n=0
+  for t in "$dir"/tests/test_*; do
+    [ -f "$t" ] && [ -x "$t" ] || continue
+    name=$(basename "$t")
+    n=$((n + 1))
+    case $allowed in *" $name "*) continue ;; esac
+    need=$(readelf -d "$t" | awk '/NEEDED/ {print $NF}' | grep -E 'libuv|gnutls|ngtcp2|miniupnpc|natpmp')
+    [ -z "$need" ] || fail "$name links more than core:" $need
+  done
+  [ "$n" -gt 0 ] || fail "no unit test binaries under $dir/tests"
+  ;;
+*) echo "usage: $0 includes SRCDIR | relay BUILDDIR | unit BUILDDIR" >&2; exit 2 ;;
+esac
+[ "$bad" = 0 ] && echo "layers $mode: ok"
+exit $bad
