@@ -1,10 +1,11 @@
 /*
- * The lookup store client (DESIGN section 9): publishes this endpoint's
- * signed record to its home relay and resolves other ids there.
+ * The lookup store client (docs/protocol/relay.md, "Lookup store";
+ * docs/ARCHITECTURE.md section 4): publishes this endpoint's signed record
+ * to its home relay and resolves other ids there.
  *
- * Each request is a one-shot HTTPS exchange on its own TLS connection to
- * the relay (the relay connection itself carries only frames after its
- * upgrade). Records are verified here too: a relay cannot forge one.
+ * Each request is a one-shot HTTPS exchange (net/http_exchange.h) on its
+ * own TLS connection to the relay (the relay connection itself carries
+ * only frames after its upgrade). Records are verified here too: a relay cannot forge one.
  */
 #include "io/internal.h"
 
@@ -13,143 +14,35 @@
 
 #include "core/http.h"
 #include "core/record.h"
-#include "net/tls_stream.h"
+#include "net/http_exchange.h"
 
 #define KW_RECORD_TTL_S 3600
 #define KW_REPUBLISH_MS (10 * 60 * 1000)
 #define KW_LOOKUP_WAIT_STEP_MS 50
 
-typedef void (*https_cb)(kw_endpoint *ep, kw_err err, int status,
-                         const uint8_t *body, size_t len, void *arg);
-
-typedef struct https_req {
-  kw_endpoint *ep;
-  kw__tls_stream *ts;
-  uint8_t *out; /* request bytes */
-  size_t outlen;
-  uint8_t in[KW_HTTP_MAX_HEADER + KW_RECORD_MAX_LEN + 64];
-  size_t inlen;
-  https_cb cb;
-  void *arg;
-  bool done;
-} https_req;
-
-static void req_finish(https_req *q, kw_err err, int status,
-                       const uint8_t *body, size_t len) {
-  if (q->done)
-    return;
-  q->done = true;
-  if (q->cb)
-    q->cb(q->ep, err, status, body, len, q->arg);
-}
-
-static void h_open(kw__tls_stream *s, void *ud) {
-  https_req *q = ud;
-  if (kw__tls_stream_write(s, q->out, q->outlen) != KW_OK)
-    kw__tls_stream_abort(s, KW_ERR_IO);
-}
-
-static void h_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
-  https_req *q = ud;
-  if (q->done)
-    return;
-  size_t room = sizeof q->in - q->inlen;
-  if (n > room) {
-    req_finish(q, KW_ERR_PARSE, 0, NULL, 0);
-    kw__tls_stream_abort(s, KW_ERR_PARSE);
-    return;
-  }
-  memcpy(q->in + q->inlen, p, n);
-  q->inlen += n;
-  kw__http_resp r;
-  kw_err e = kw__http_resp_parse(q->in, q->inlen, &r);
-  if (e == KW_ERR_AGAIN)
-    return;
-  if (e != KW_OK) {
-    req_finish(q, KW_ERR_PARSE, 0, NULL, 0);
-    kw__tls_stream_abort(s, KW_ERR_PARSE);
-    return;
-  }
-  size_t body = r.has_length ? r.content_length : 0;
-  if (q->inlen < r.header_len + body)
-    return;
-  req_finish(q, KW_OK, r.status, q->in + r.header_len, body);
-  kw__tls_stream_close(s);
-}
-
-static void h_writable(kw__tls_stream *s, void *ud) {
-  (void)s;
-  (void)ud;
-}
-
-static void h_close(kw__tls_stream *s, kw_err err, void *ud) {
-  (void)s;
-  https_req *q = ud;
-  req_finish(q, err == KW_OK ? KW_ERR_CLOSED : err, 0, NULL, 0);
-  free(q->out);
-  free(q);
-}
-
-static const kw__tls_stream_cbs h_cbs = {h_open, h_data, h_writable, h_close};
-
-/* Sends METHOD path (with an optional body) to relay `relay`. */
+/* Sends METHOD path (with an optional body) to relay `relay`: one
+ * kw__http_exchange on its own TLS connection. */
 static kw_err https_request(kw_endpoint *ep, int relay, const char *method,
                             const char *path, const uint8_t *body,
-                            size_t bodylen, https_cb cb, void *arg) {
+                            size_t bodylen, kw__http_exchange_cb cb,
+                            void *arg) {
   kw_sockaddr to;
   const char *host;
   if (!kw__relay_tls_target(ep, relay, &to, &host))
     return KW_ERR_NO_PATH;
-  https_req *q = calloc(1, sizeof *q);
-  if (!q)
-    return KW_ERR_NOMEM;
-  q->ep = ep;
-  q->cb = cb;
-  q->arg = arg;
-  char hh[300];
-  if (strchr(host, ':'))
-    snprintf(hh, sizeof hh, "[%s]:%u", host, to.port);
-  else
-    snprintf(hh, sizeof hh, "%s:%u", host, to.port);
-  char head[640];
-  int hl = snprintf(head, sizeof head,
-                    "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n"
-                    "Connection: close\r\n\r\n",
-                    method, path, hh, bodylen);
-  if (hl < 0 || (size_t)hl >= sizeof head) {
-    free(q);
-    return KW_ERR_INVALID_ARG;
-  }
-  if (strcmp(method, "GET") == 0)
-    hl = snprintf(head, sizeof head,
-                  "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                  path, hh);
-  q->outlen = (size_t)hl + bodylen;
-  q->out = malloc(q->outlen);
-  if (!q->out) {
-    free(q);
-    return KW_ERR_NOMEM;
-  }
-  memcpy(q->out, head, (size_t)hl);
-  if (bodylen)
-    memcpy(q->out + hl, body, bodylen);
   const char *ca = ep->cfg.relay_ca[0] ? ep->cfg.relay_ca : NULL;
-  kw_err e = kw__tls_stream_connect(&ep->loop, &to, host, ca, &h_cbs, q,
-                                    &q->ts);
-  if (e != KW_OK) {
-    free(q->out);
-    free(q);
-  }
-  return e;
+  return kw__http_exchange(&ep->loop, &to, host, ca, method, path, body,
+                           bodylen, KW_HTTP_MAX_HEADER + KW_RECORD_MAX_LEN + 64,
+                           cb, arg);
 }
 
 /* ---- publishing --------------------------------------------------------------- */
 
-static void published(kw_endpoint *ep, kw_err err, int status,
-                      const uint8_t *body, size_t len, void *arg) {
+static void published(kw_err err, int status, const uint8_t *body,
+                      size_t len, void *arg) {
+  kw_endpoint *ep = arg;
   (void)body;
   (void)len;
-  (void)arg;
   if (err == KW_OK && status >= 200 && status < 300)
     kw__log(ep, KW_LOG_INFO, "lookup", "lookup.published status=%d", status);
   else
@@ -175,7 +68,7 @@ static void publish(kw_endpoint *ep) {
   char idt[KW_ID_STRLEN + 1];
   kw_id_to_string(ep->id, idt, sizeof idt);
   snprintf(path, sizeof path, "/lookup/%s", idt);
-  if (https_request(ep, home, "PUT", path, buf, n, published, NULL) != KW_OK)
+  if (https_request(ep, home, "PUT", path, buf, n, published, ep) != KW_OK)
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=connect");
 }
 
@@ -219,9 +112,10 @@ static void lookup_done(lookup_req *q, kw_err err, const kw_endpoint_addr *a) {
   uv_close((uv_handle_t *)&q->wait, lookup_free);
 }
 
-static void got_record(kw_endpoint *ep, kw_err err, int status,
-                       const uint8_t *body, size_t len, void *arg) {
+static void got_record(kw_err err, int status, const uint8_t *body,
+                       size_t len, void *arg) {
   lookup_req *q = arg;
+  kw_endpoint *ep = q->ep;
   char idb[KW_ID_SHORTLEN + 1];
   kw_id_to_short(q->id, idb, sizeof idb);
   if (err != KW_OK) {

@@ -1,6 +1,6 @@
 /*
  * The relay client: the endpoint's connections to keyway-relay servers
- * (DESIGN section 8, docs/protocol/relay.md).
+ * (docs/protocol/relay.md; docs/ARCHITECTURE.md section 4, "Home relay").
  *
  * Each relay of the map is one kw__relay: TLS over TCP, the HTTP/1.1
  * upgrade, the signed challenge, then frames. At start every relay is
@@ -22,6 +22,7 @@
 
 #include "core/relay_proto.h"
 #include "core/relay_url.h"
+#include "net/http_exchange.h"
 #include "net/tls_stream.h"
 
 #define KW_RELAY_IDLE_MS 10000
@@ -57,8 +58,7 @@ struct kw__relay {
   bool want; /* keep (or get) connected */
   kw__tls_stream *ts;
   kw__relay_dec dec;
-  uint8_t *hbuf; /* the HTTP answer while upgrading */
-  size_t hlen;
+  kw__http_rx hrx; /* the HTTP answer while upgrading */
   kw_sockaddr addr; /* the IP the TLS connection reached (STUN target) */
   bool have_addr;
   uv_getaddrinfo_t gai;
@@ -326,25 +326,23 @@ static void ts_open(kw__tls_stream *s, void *ud) {
     return;
   }
   r->state = R_UPGRADING;
-  r->hlen = 0;
+  kw__http_rx_free(&r->hrx);
+  kw__http_rx_init(&r->hrx, 8192);
 }
 
 static void ts_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
   kw__relay *r = ud;
   if (r->state == R_UPGRADING) {
-    if (!r->hbuf)
-      r->hbuf = malloc(8192);
-    size_t room = r->hbuf ? 8192 - r->hlen : 0;
-    size_t take = n < room ? n : room;
-    if (!r->hbuf || (take == 0 && n > 0)) {
+    size_t take = 0;
+    if (kw__http_rx_append(&r->hrx, p, n, &take) != KW_OK ||
+        (take == 0 && n > 0)) {
       kw__tls_stream_abort(s, KW_ERR_PARSE);
       return;
     }
-    memcpy(r->hbuf + r->hlen, p, take);
-    r->hlen += take;
     size_t consumed = 0;
     int status = 0;
-    kw_err e = kw__relay_http_resp_parse(r->hbuf, r->hlen, &consumed, &status);
+    kw_err e = kw__relay_http_resp_parse(r->hrx.buf, r->hrx.len, &consumed,
+                                         &status);
     if (e == KW_ERR_AGAIN)
       return;
     if (e != KW_OK) {
@@ -354,21 +352,13 @@ static void ts_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
       return;
     }
     r->state = R_AUTH;
-    /* bytes after the head (already in hbuf) and the rest of this chunk */
-    size_t extra = r->hlen - consumed;
-    uint8_t *tmp = NULL;
-    if (extra) {
-      tmp = malloc(extra);
-      if (tmp)
-        memcpy(tmp, r->hbuf + consumed, extra);
-    }
-    free(r->hbuf);
-    r->hbuf = NULL;
-    r->hlen = 0;
-    if (tmp) {
-      feed_frames(r, tmp, extra);
-      free(tmp);
-    }
+    /* bytes after the head (already in the buffer) and the rest of this
+     * chunk are frames */
+    kw__http_rx head;
+    kw__http_rx_take(&r->hrx, &head);
+    if (head.len > consumed)
+      feed_frames(r, head.buf + consumed, head.len - consumed);
+    kw__http_rx_free(&head);
     if (take < n)
       feed_frames(r, p + take, n - take);
     return;
@@ -389,8 +379,7 @@ static void ts_close(kw__tls_stream *s, kw_err err, void *ud) {
   r->state = R_IDLE;
   r->ping_out = false;
   kw__relay_dec_free(&r->dec);
-  free(r->hbuf);
-  r->hbuf = NULL;
+  kw__http_rx_free(&r->hrx);
   char extra[64];
   snprintf(extra, sizeof extra, "reason=%s", kw_errname(err));
   relay_log_state(r, was_ready ? "disconnected" : "connect_failed", extra);
@@ -631,7 +620,7 @@ void kw__relays_free(kw_endpoint *ep) {
   for (size_t i = 0; i < ep->n_relays; i++) {
     kw__relay *r = ep->relays[i];
     kw__relay_dec_free(&r->dec);
-    free(r->hbuf);
+    kw__http_rx_free(&r->hrx);
     pending_clear(r);
     free(r);
   }

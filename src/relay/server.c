@@ -51,6 +51,7 @@
 #include "core/http.h"
 #include "core/relay_proto.h"
 #include "net/osaddr.h"
+#include "net/http_exchange.h"
 #include "net/tls_stream.h"
 #include "relay/relay.h"
 
@@ -96,8 +97,7 @@ struct kw__rs_conn {
   fair_slot fair[KW_RS_FAIR_SLOTS];
   uint64_t fair_ms;
   /* HTTP */
-  uint8_t *hbuf;
-  size_t hlen;
+  kw__http_rx hrx; /* HTTP requests until the upgrade */
   /* frames */
   kw__relay_dec dec;
   uint8_t challenge[KW_RELAY_CHALLENGE_LEN];
@@ -212,20 +212,9 @@ static void send_peer_gone(kw__rs_conn *c, const uint8_t id[KW_ID_LEN],
 
 static void http_respond(kw__rs_conn *c, int status, const char *ctype,
                          const uint8_t *body, size_t blen, bool close) {
-  char head[512];
-  size_t hn = 0;
-  if (kw__http_resp_head(status, ctype, blen, close, head, sizeof head, &hn) !=
-      KW_OK) {
-    kw__tls_stream_abort(c->s, KW_ERR_STATE);
-    return;
-  }
-  uv_buf_t b[2] = {uv_buf_init(head, (unsigned)hn),
-                   uv_buf_init((char *)body, (unsigned)blen)};
-  (void)kw__tls_stream_writev(c->s, b, blen ? 2 : 1);
-  if (close) {
+  if (kw__http_respond(c->s, status, ctype, body, blen, close) == KW_OK &&
+      close)
     c->state = C_CLOSING;
-    kw__tls_stream_close(c->s);
-  }
 }
 
 /* Drops the client from the id table and tells its recent senders. */
@@ -616,11 +605,11 @@ static void start_relay(kw__rs_conn *c, const uint8_t *rest, size_t n) {
 
 static void handle_http(kw__rs_conn *c) {
   kw__rs *rs = c->rs;
-  while (c->state == C_HTTP && c->hlen > 0) {
+  while (c->state == C_HTTP && c->hrx.len > 0) {
     kw__http_req r;
-    kw_err e = kw__http_req_parse(c->hbuf, c->hlen, &r);
+    kw_err e = kw__http_req_parse(c->hrx.buf, c->hrx.len, &r);
     if (e == KW_ERR_AGAIN) {
-      if (c->hlen >= KW_HTTP_MAX_HEADER) {
+      if (c->hrx.len >= KW_HTTP_MAX_HEADER) {
         rs->m.proto_err[KW_RS_PROTO_BAD_HTTP]++;
         http_respond(c, 431, NULL, NULL, 0, true);
       }
@@ -634,12 +623,12 @@ static void handle_http(kw__rs_conn *c) {
       return;
     }
     size_t body = r.has_length ? r.content_length : 0;
-    if (c->hlen < r.header_len + body)
+    if (c->hrx.len < r.header_len + body)
       return; /* wait for the body */
     uint8_t id[KW_ID_LEN];
     int status = 400;
     kw__http_route route = kw__http_route_req(&r, id, &status);
-    const uint8_t *bp = c->hbuf + r.header_len;
+    const uint8_t *bp = c->hrx.buf + r.header_len;
     size_t used = r.header_len + body;
     switch (route) {
     case KW_ROUTE_RELAY: {
@@ -659,12 +648,10 @@ static void handle_http(kw__rs_conn *c) {
       }
       c->version = r.upgrade_version;
       snprintf(c->host, sizeof c->host, "%s", r.host);
-      uint8_t *buf = c->hbuf;
-      size_t len = c->hlen;
-      c->hbuf = NULL;
-      c->hlen = 0;
-      start_relay(c, buf + used, len - used);
-      free(buf);
+      kw__http_rx head;
+      kw__http_rx_take(&c->hrx, &head);
+      start_relay(c, head.buf + used, head.len - used);
+      kw__http_rx_free(&head);
       return;
     }
     case KW_ROUTE_PING:
@@ -705,8 +692,7 @@ static void handle_http(kw__rs_conn *c) {
     }
     if (c->state != C_HTTP)
       return;
-    memmove(c->hbuf, c->hbuf + used, c->hlen - used);
-    c->hlen -= used;
+    kw__http_rx_consume(&c->hrx, used);
     c->t_req = now_ms(rs); /* the next request's deadline starts now */
   }
 }
@@ -726,18 +712,11 @@ static void on_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
   c->t_rx = now_ms(c->rs);
   switch (c->state) {
   case C_HTTP: {
-    if (!c->hbuf) {
-      c->hbuf = malloc(HBUF_MAX);
-      if (!c->hbuf) {
-        kw__tls_stream_abort(c->s, KW_ERR_NOMEM);
-        return;
-      }
+    size_t take = 0;
+    if (kw__http_rx_append(&c->hrx, p, n, &take) != KW_OK) {
+      kw__tls_stream_abort(c->s, KW_ERR_NOMEM);
+      return;
     }
-    size_t take = HBUF_MAX - c->hlen;
-    if (take > n)
-      take = n;
-    memcpy(c->hbuf + c->hlen, p, take);
-    c->hlen += take;
     const uint8_t *rest = p + take;
     size_t nrest = n - take;
     handle_http(c);
@@ -792,7 +771,7 @@ static void on_close(kw__tls_stream *s, kw_err err, void *ud) {
     c->next->prev = c->prev;
   rs->m.conns_open--;
   not_pending(c);
-  free(c->hbuf);
+  kw__http_rx_free(&c->hrx);
   kw__relay_dec_free(&c->dec);
   uv_close((uv_handle_t *)&c->timer, conn_free_cb);
 }
@@ -829,6 +808,7 @@ static void on_accept(uv_stream_t *l, int status) {
   static uint64_t serials;
   c->rs = rs;
   c->state = C_HTTP;
+  kw__http_rx_init(&c->hrx, HBUF_MAX);
   c->serial = ++serials;
   c->version = KW_RELAY_VERSION;
   c->t_open = c->t_rx = c->t_req = now_ms(rs);
