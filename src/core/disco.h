@@ -1,5 +1,5 @@
 /*
- * Disco: sealed path-discovery messages (DESIGN 6; wire format in
+ * Disco: sealed path-discovery messages (wire format and rules in
  * docs/protocol/disco.md).
  *
  *   magic "KWdisco" 0x01 (8) | sender endpoint id (32) | nonce (24) |

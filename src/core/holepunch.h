@@ -1,5 +1,6 @@
 /*
- * The hole-punching scheduler of one remote endpoint (DESIGN 7), sans-IO:
+ * The hole-punching scheduler of one remote endpoint (docs/protocol/disco.md,
+ * "Hole punching"; docs/ARCHITECTURE.md section 4), sans-IO:
  * it decides when a round runs; the io layer runs it (CallMeMaybe with our
  * candidates through the relay and a disco Ping to every remote candidate,
  * at once) when kw__holepunch_poll says so. Time is passed in (ns,

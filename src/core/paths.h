@@ -1,6 +1,7 @@
 /*
- * The path table of one remote endpoint and path selection (DESIGN 7),
- * sans-IO. A path is a direct UDP address of the remote ("IP path", the
+ * The path table of one remote endpoint and path selection, sans-IO
+ * (docs/PROTOCOL.md, "Path discovery, selection and hole punching";
+ * docs/ARCHITECTURE.md section 4). A path is a direct UDP address of the remote ("IP path", the
  * primary kind) or the relay (the backup kind, one per remote, slot
  * KW_PATHS_RELAY). Slots are stable: an index stays valid until its path
  * is removed or pruned.

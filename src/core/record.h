@@ -1,5 +1,5 @@
 /*
- * Signed endpoint records (DESIGN section 9, docs/protocol/relay.md): what
+ * Signed endpoint records (docs/protocol/relay.md section 4): what
  * an endpoint publishes to its home relay's lookup store so others can
  * resolve its id to a relay URL and direct addresses.
  *

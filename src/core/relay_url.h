@@ -3,7 +3,7 @@
  * HOST is a DNS name, an IPv4 address or a bracketed IPv6 address. The
  * port is required (no default 443: relays are self-hosted). STUN defaults
  * to UDP port 3478 on the IP address the relay's TLS connection reached
- * (DESIGN section 8: no separate DNS lookup for STUN).
+ * (docs/ARCHITECTURE.md section 4, "STUN": no separate DNS lookup).
  */
 #ifndef KW_CORE_RELAY_URL_H
 #define KW_CORE_RELAY_URL_H

@@ -92,7 +92,8 @@ typedef struct kw__ping_tx {
   uint64_t sent_ns;
 } kw__ping_tx;
 
-/* One remote endpoint: its connections share its paths (DESIGN 7). The
+/* One remote endpoint: its connections share its paths (docs/ARCHITECTURE.md
+ * section 4). The
  * path table and the hole-punching schedule are core's (sans-IO); this
  * layer feeds them events and carries out their decisions. */
 typedef struct kw__remote kw__remote;

@@ -3,7 +3,7 @@
  * address (what a NAT maps us to), kept fresh every 25 s against the home
  * relay's STUN server, and the one-shot probes of a netcheck.
  *
- * Anti-leak rule (DESIGN section 8): STUN goes only to the IP address a
+ * Anti-leak rule (docs/ARCHITECTURE.md section 4, "STUN"): STUN goes only to the IP address a
  * relay's TLS connection reached, never through a separate DNS lookup.
  */
 #include "io/internal.h"

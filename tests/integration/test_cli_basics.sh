@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The keyway CLI's contract (DESIGN section 13): help, usage errors (exit
+# The keyway CLI's contract (docs/man/keyway.1): help, usage errors (exit
 # 2), key files, malformed tickets, a wrong key, nothing listening.
 . "$(dirname "$0")/cli_lib.sh"
 

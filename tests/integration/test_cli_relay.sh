@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The keyway CLI with a keyway-relay on loopback: netcheck's JSON report
-# (DESIGN section 13 fields), a ticket that names the home relay, receive
+# (the fields of docs/man/keyway.1), a ticket that names the home relay, receive
 # by id + capability and connect by bare endpoint id (resolved at the
 # relay's lookup store; receive by bare id alone is refused),
 # an unknown id, and --no-relay. Only 127.0.0.1 is used.

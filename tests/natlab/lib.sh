@@ -3,7 +3,7 @@
 # that run as root. Source this file; every name it creates carries a
 # per-run prefix and lab_cleanup (armed with trap by lab_init) removes all.
 #
-# Addresses come only from 198.18.0.0/15 (DESIGN.md section 12):
+# Addresses come only from 198.18.0.0/15 (docs/ARCHITECTURE.md section 1):
 #   198.18.0.0/24      the "internet": a bridge with the relay and WAN sides
 #   198.18.N.0/24      LAN N behind router N (N >= 1)
 #

@@ -17,7 +17,7 @@
  *    hole-punching rounds as kw__holepunch says (CallMeMaybe through the
  *    relay + Pings to every remote candidate), Pongs, path validation and
  *    selection, liveness Pings on a silent selected direct path and the
- *    fall back to the relay when it stays silent (DESIGN 7, io policy).
+ *    fall back to the relay when it stays silent (docs/ARCHITECTURE.md section 4).
  *    A candidate whose Pings all go unanswered becomes inactive (capped
  *    and pruned by core/paths); a CallMeMaybe naming it, or a Ping from
  *    it, makes it a candidate again. A CallMeMaybe with new candidates

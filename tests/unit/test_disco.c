@@ -1,5 +1,5 @@
 /* Unit tests of core/disco: sealing and opening, every rejection path, and
- * the DESIGN 6 rules (replay, no amplification, pong rate limit, relay
+ * the docs/protocol/disco.md rules (replay, no amplification, pong rate limit, relay
  * rule), each by name. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,6 @@
-/* Unit tests of core/holepunch: the scheduling rules of DESIGN 7, each by
- * name, on a hand-advanced clock. */
+/* Unit tests of core/holepunch: the scheduling rules of
+ * docs/protocol/disco.md ("Hole punching"), each by name, on a
+ * hand-advanced clock. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,6 @@
-/* Unit tests of core/paths: the path table and selection rules of DESIGN 7,
- * each by name, with their boundaries. */
+/* Unit tests of core/paths: the path table and selection rules of
+ * docs/PROTOCOL.md ("Path discovery, selection and hole punching"), each by
+ * name, with their boundaries. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -6,7 +6,7 @@
  * asserts the final path kind, when (in virtual time) the path became
  * direct, and that a transfer running through the scenario delivered every
  * packet. The distributions are printed as information; pass/fail only
- * uses bounds that follow from the rules (DESIGN 7), never wall time. */
+ * uses bounds that follow from the rules (docs/ARCHITECTURE.md section 4), never wall time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
