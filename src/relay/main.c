@@ -19,6 +19,7 @@
 
 #include "relay/relay.h"
 
+#include "net/clock.h"
 #include "net/tls_cred.h"
 #include "net/tls_stream.h"
 
@@ -85,15 +86,9 @@ static void usage(FILE *f) {
       KW_RS_LOOKUP_MAX_RECORDS, KW_RS_DEFAULT_PUT_RATE);
 }
 
-uint64_t kw__rs_now_ns(void) {
-  return uv_hrtime();
-}
+uint64_t kw__rs_now_ns(void) { return kw__mono_ns(); }
 
-uint64_t kw__rs_unix_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+uint64_t kw__rs_unix_ms(void) { return kw__unix_us() / 1000u; }
 
 static bool parse_u64(const char *s, uint64_t *out) {
   if (!s || !*s)
