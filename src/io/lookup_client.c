@@ -234,17 +234,25 @@ static void got_record(kw_endpoint *ep, kw_err err, int status,
     return;
   }
   kw__record rec;
-  if (status != 200 || kw__record_decode(body, len, &rec) != KW_OK ||
-      memcmp(rec.addr.id, q->id, KW_ID_LEN) != 0) {
+  uint64_t now = kw__unix_us();
+  kw_err de = status == 200 ? kw__record_decode_at(body, len, now, &rec)
+                            : KW_ERR_PARSE;
+  if (de == KW_ERR_STATE) {
+    /* signed by the id, but expired (a relay kept or replays an old one)
+     * or dated beyond the skew: no answer, not a wrong one */
+    kw__record tmp;
+    bool future = kw__record_decode(body, len, &tmp) == KW_OK &&
+                  kw__record_from_future(&tmp, now);
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.%s id=%s",
+            future ? "from_future" : "expired", idb);
+    lookup_done(q, KW_ERR_NOT_FOUND, NULL);
+    return;
+  }
+  if (de != KW_OK || memcmp(rec.addr.id, q->id, KW_ID_LEN) != 0) {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.bad_record id=%s status=%d",
             idb, status);
     lookup_done(q, status == 200 ? KW_ERR_KEY_MISMATCH : KW_ERR_NOT_FOUND,
                 NULL);
-    return;
-  }
-  if (kw__record_expired(&rec, kw__unix_us())) {
-    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.expired id=%s", idb);
-    lookup_done(q, KW_ERR_NOT_FOUND, NULL);
     return;
   }
   kw__log(ep, KW_LOG_INFO, "lookup", "lookup.resolved id=%s addrs=%zu relay=%s",
