@@ -493,6 +493,9 @@ struct kw_endpoint {
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
 /* The home relay changed: republish our record there. */
 void kw__endpoint_home_changed(kw_endpoint *ep);
+/* The connection to the home relay came back (after a drop or a relay
+ * restart, whose store may have lost our record): republish now. */
+void kw__lookup_home_reconnected(kw_endpoint *ep);
 
 /* Sends a finished batch of packets of `c` on its selected path (or every
  * path while racing). KW_ERR_AGAIN: the caller keeps the batch. */

@@ -2,6 +2,10 @@
  * The lookup store client (DESIGN section 9): publishes this endpoint's
  * signed record to its home relay and resolves other ids there.
  *
+ * The record is published when a home relay is chosen, again every 10
+ * minutes, and at once whenever the connection to the home relay comes back
+ * (a restarted relay's store starts empty).
+ *
  * Each request is a one-shot HTTPS exchange on its own TLS connection to
  * the relay (the relay connection itself carries only frames after its
  * upgrade). Records are verified here too: a relay cannot forge one.
@@ -190,6 +194,13 @@ void kw__endpoint_home_changed(kw_endpoint *ep) {
   publish(ep);
   uv_timer_start(&ep->publish_timer, republish_cb, KW_REPUBLISH_MS,
                  KW_REPUBLISH_MS);
+}
+
+void kw__lookup_home_reconnected(kw_endpoint *ep) {
+  if (ep->closing || kw__relay_home(ep) < 0)
+    return;
+  kw__log(ep, KW_LOG_INFO, "lookup", "lookup.republish reason=home_reconnected");
+  kw__endpoint_home_changed(ep); /* publishes now, restarts the 10 min timer */
 }
 
 void kw__lookup_stop(kw_endpoint *ep) {
