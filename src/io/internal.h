@@ -151,6 +151,8 @@ struct kw__remote {
   uint64_t selected_ns;    /* when the current selection was made */
   uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
   uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
+  /* Pings toward its addresses not validated (core/holepunch.h) */
+  kw__probe_budget probes;
 };
 
 /* The remote state of endpoint `id` (NULL: not known yet, for a direct
@@ -475,6 +477,7 @@ struct kw_endpoint {
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];
   struct kw__disco_replay *disco_replay;
   struct kw__disco_pong_limiter *disco_pongs;
+  kw__probe_budget probes; /* all remotes' Pings toward unvalidated addresses */
   uv_timer_t disco_timer;
   bool disco_timer_init;
   uv_timer_t stun_timer;

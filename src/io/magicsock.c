@@ -75,6 +75,7 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
   }
   kw__paths_init(&r->pt);
   kw__holepunch_init(&r->hp);
+  kw__probe_budget_init_remote(&r->probes);
   r->relay = -1;
   r->mapped_idx = ++ep->next_mapped;
   r->mapped.sin6_family = AF_INET6;
@@ -288,6 +289,12 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *p = kw__paths_get(&r->pt, i);
     if (!p || p->state == KW_PST_UNUSABLE)
+      continue;
+    /* a candidate only disco named (a CallMeMaybe, a Ping's source) gets
+     * QUIC once a Pong validated it: until then it gets budgeted Pings,
+     * never a race of full-size packets toward whoever it may be */
+    if (p->state != KW_PST_VALIDATED &&
+        (p->sources & (KW_PSRC_APP | KW_PSRC_LOOKUP | KW_PSRC_CONN)) == 0)
       continue;
     ndirect++;
     kw__udp *u = sock_for(ep, &p->addr);
