@@ -276,6 +276,14 @@ void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c) {
   if (c->hp_counted || !r->id_known)
     return;
   c->hp_counted = true;
+  /* the handshake completed: the direct addresses its packets came from
+   * answered for the remote's key, so they are never banned on
+   * (spoofable) garbage */
+  for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
+    const kw__path *p = kw__paths_get(&r->pt, i);
+    if (p && p->state == KW_PST_VALIDATED && (p->sources & KW_PSRC_CONN))
+      kw__magicsock_trust_addr(ep, &p->addr, "handshake");
+  }
   uint64_t now = kw__now(ep);
   kw__holepunch_conn_added(&r->hp, now);
   service(ep, r, now);

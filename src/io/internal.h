@@ -356,6 +356,10 @@ void kw__disco_free(kw_endpoint *ep);
  * punishment table of core/addr_filter). */
 void kw__magicsock_strike(kw_endpoint *ep, const kw__src *from);
 void kw__magicsock_good(kw_endpoint *ep, const kw__src *from);
+/* `a` proved itself (a handshake completed from it): trusted as
+ * kw__magicsock_good, `why` logged if that lifted a ban. */
+void kw__magicsock_trust_addr(kw_endpoint *ep, const kw_sockaddr *a,
+                              const char *why);
 /* A disco datagram arrived over UDP or through a relay. */
 void kw__disco_input(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *data, size_t len);
