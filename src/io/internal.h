@@ -478,6 +478,7 @@ struct kw_endpoint {
   int home_relay;
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
   uv_timer_t publish_timer; /* republishes our record */
+  unsigned publish_failures; /* in a row: the retry backs off */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];
   struct kw__disco_replay *disco_replay;
   struct kw__disco_pong_limiter *disco_pongs;

@@ -21,6 +21,7 @@
 
 #define KW_RECORD_TTL_S 3600
 #define KW_REPUBLISH_MS (10 * 60 * 1000)
+#define KW_REPUBLISH_RETRY_MS 2000 /* after a failed publish, doubling */
 #define KW_LOOKUP_WAIT_STEP_MS 50
 
 typedef void (*https_cb)(kw_endpoint *ep, kw_err err, int status,
@@ -149,16 +150,37 @@ static kw_err https_request(kw_endpoint *ep, int relay, const char *method,
 
 /* ---- publishing --------------------------------------------------------------- */
 
+static void republish_cb(uv_timer_t *t);
+
+/* A failed publish is tried again KW_REPUBLISH_RETRY_MS later, doubling up
+ * to the regular interval: a record must not stay unknown for 10 minutes
+ * because one PUT met a relay still starting. */
+static void publish_retry(kw_endpoint *ep) {
+  if (ep->closing || !ep->publish_timer_init)
+    return;
+  uint64_t d = KW_REPUBLISH_RETRY_MS;
+  for (unsigned i = 0; i < ep->publish_failures && d < KW_REPUBLISH_MS; i++)
+    d *= 2;
+  if (d > KW_REPUBLISH_MS)
+    d = KW_REPUBLISH_MS;
+  if (ep->publish_failures < 32)
+    ep->publish_failures++;
+  uv_timer_start(&ep->publish_timer, republish_cb, d, KW_REPUBLISH_MS);
+}
+
 static void published(kw_endpoint *ep, kw_err err, int status,
                       const uint8_t *body, size_t len, void *arg) {
   (void)body;
   (void)len;
   (void)arg;
-  if (err == KW_OK && status >= 200 && status < 300)
+  if (err == KW_OK && status >= 200 && status < 300) {
+    ep->publish_failures = 0;
     kw__log(ep, KW_LOG_INFO, "lookup", "lookup.published status=%d", status);
-  else
+  } else {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=%s status=%d",
             kw_errname(err), status);
+    publish_retry(ep);
+  }
 }
 
 static void publish(kw_endpoint *ep) {
@@ -179,8 +201,10 @@ static void publish(kw_endpoint *ep) {
   char idt[KW_ID_STRLEN + 1];
   kw_id_to_string(ep->id, idt, sizeof idt);
   snprintf(path, sizeof path, "/lookup/%s", idt);
-  if (https_request(ep, home, "PUT", path, buf, n, published, NULL) != KW_OK)
+  if (https_request(ep, home, "PUT", path, buf, n, published, NULL) != KW_OK) {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=connect");
+    publish_retry(ep);
+  }
 }
 
 static void republish_cb(uv_timer_t *t) { publish(t->data); }
@@ -191,9 +215,9 @@ void kw__endpoint_home_changed(kw_endpoint *ep) {
     ep->publish_timer.data = ep;
     ep->publish_timer_init = true;
   }
-  publish(ep);
   uv_timer_start(&ep->publish_timer, republish_cb, KW_REPUBLISH_MS,
                  KW_REPUBLISH_MS);
+  publish(ep); /* a failure re-arms the timer for a retry */
 }
 
 void kw__lookup_home_reconnected(kw_endpoint *ep) {
