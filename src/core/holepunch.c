@@ -153,10 +153,10 @@ bool kw__holepunch_answer(kw__holepunch *hp, uint64_t now) {
   if (!hp)
     return false;
   now = clamp(hp, now);
-  if (hp->n_conns == 0)
-    return false;
-  if (hp->have_last && now - hp->last < KW_HP_ANSWER_MIN_NS)
-    return false;
+  /* no connection counted yet is no reason to stay silent: the remote's
+   * CallMeMaybe can arrive before our side of the handshake is done, and
+   * its simultaneous open is now; nor is a round of ours just before (it
+   * may have pinged before the remote's NAT was open) */
   if (hp->have_answer && now - hp->last_answer < KW_HP_ANSWER_MIN_NS)
     return false;
   hp->have_answer = true;

@@ -90,11 +90,14 @@ uint64_t kw__holepunch_next_deadline(const kw__holepunch *hp);
 bool kw__holepunch_poll(kw__holepunch *hp, uint64_t now);
 
 /* ---- answering a CallMeMaybe ----------------------------------------------
- * A CallMeMaybe that brought no new candidate is answered (a Ping to every
- * candidate of the sender: the simultaneous open) only when neither a round
- * nor another answer started in the last KW_HP_ANSWER_MIN_NS; within that
- * the re-pings already scheduled are all there is. True (and the answer
- * recorded) if one is to be sent now. */
+ * A CallMeMaybe that did not run a round of ours is answered (a Ping to
+ * every candidate of the sender: the simultaneous open) at most once per
+ * KW_HP_ANSWER_MIN_NS; within that the re-pings of the last answer are all
+ * there is, so a flood of CallMeMaybes buys nothing new. (Connections and
+ * rounds do not matter: the CallMeMaybe may arrive before our side of the
+ * handshake completes, or just after a round of ours that pinged before
+ * the remote's NAT was open.) True (and the answer recorded) if one is to
+ * be sent now. */
 #define KW_HP_ANSWER_MIN_NS (2ull * 1000000000ull)
 bool kw__holepunch_answer(kw__holepunch *hp, uint64_t now);
 
