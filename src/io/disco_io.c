@@ -14,7 +14,12 @@
  *    candidate of the remote at the same time. Candidates still without a
  *    Pong are pinged again KW_PUNCH_RETRY_MS later, KW_PUNCH_TRIES in all.
  *  - The remote answers a CallMeMaybe by pinging our candidates at once, so
- *    both NATs see outbound packets and open their mappings.
+ *    both NATs see outbound packets and open their mappings (a CallMeMaybe
+ *    that runs no round is answered at most once per 2 s).
+ *  - Every Ping toward an address that is not a validated path comes out
+ *    of the remote's and the endpoint's probe budgets (core/holepunch.h):
+ *    a CallMeMaybe can name anyone's address, and the endpoint must not
+ *    become a reflector toward third parties.
  *  - A Pong validates the address it came from with an RTT sample; the
  *    table selects (a validated direct path always beats the relay; lowest
  *    RTT within a kind, IPv6 3 ms ahead, 5 ms hysteresis) and QUIC moves
@@ -592,8 +597,8 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     if (!ran && kw__holepunch_answer(&r->hp, now)) {
       /* the simultaneous open: the remote is pinging our candidates now,
        * so ping every one of its candidates now too. Nothing new within
-       * 2 s of our last round or answer: the re-pings already scheduled
-       * cover that time, and a CallMeMaybe flood buys nothing */
+       * 2 s of our last answer: its re-pings cover that time, and a
+       * CallMeMaybe flood buys nothing */
       ep->stats.holepunch_attempts++;
       (void)ping_candidates(ep, r, false);
       schedule_repings(r, now);
