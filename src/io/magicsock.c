@@ -298,9 +298,10 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
     if (!p || p->state == KW_PST_UNUSABLE)
       continue;
     /* a candidate only disco named (a CallMeMaybe, a Ping's source) gets
-     * QUIC once a Pong validated it: until then it gets budgeted Pings,
+     * QUIC once a Pong validated it (then also while it is inactive: it
+     * may carry the connection again): until then it gets budgeted Pings,
      * never a race of full-size packets toward whoever it may be */
-    if (p->state != KW_PST_VALIDATED &&
+    if (!p->ever_validated &&
         (p->sources & (KW_PSRC_APP | KW_PSRC_LOOKUP | KW_PSRC_CONN)) == 0)
       continue;
     ndirect++;
