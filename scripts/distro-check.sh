@@ -22,8 +22,9 @@
 # Afterwards it checks that installing packages left no service enabled
 # (/etc/systemd/system/*.wants, /etc/rc?.d/S*) and none running in the root.
 # The chroot shares the host's network and kernel: the NAT-lab tests create
-# their namespaces in the host's kernel (they skip where `ip netns` cannot
-# be entered), and tests bind loopback ports of the host.
+# their namespaces in the host's kernel (the root is bind-mounted on itself
+# so that `ip netns exec` works in the chroot; they skip where it cannot),
+# and tests bind loopback ports of the host.
 set -euo pipefail
 
 usage() {
@@ -150,6 +151,9 @@ git -C "$root/root/keyway" checkout -q --detach "$head"
 echo "-- cloned $head into /root/keyway" >&2
 
 # ---- mounts: kernel file systems, a private /run and /tmp --------------------
+# the root itself a mount point: `ip netns exec` makes / a slave mount,
+# which fails on a plain directory (the NAT-lab tests would then skip)
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
