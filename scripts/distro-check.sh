@@ -182,7 +182,10 @@ in_root() {
 echo "-- ./run $mode" >&2
 t0=$SECONDS
 rc=0
-in_root bash -c "cd /root/keyway && ./run $mode" || rc=$?
+# in the background, so that a signal reaches the traps at once (cleanup
+# then ends everything running in the root)
+in_root bash -c "cd /root/keyway && ./run $mode" &
+wait $! || rc=$?
 echo "-- ./run $mode: exit $rc after $((SECONDS - t0)) s" >&2
 
 # ---- nothing enabled, nothing running ------------------------------------------
