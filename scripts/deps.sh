@@ -140,6 +140,7 @@ if [ $need_ngtcp2 -eq 1 ]; then
     fi
     if ! apt-cache policy | grep -q "n=$bpo,"; then
       # the mirror the system already uses for its main suite
+      # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
       mirror=$(apt-get indextargets --format '$(SITE) $(CODENAME)' 2>/dev/null |
         awk -v c="$codename" '$2 == c && $1 !~ /security/ {print $1; exit}')
       mirror=${mirror:-http://deb.debian.org/debian}

@@ -25,6 +25,7 @@
 # their namespaces in the host's kernel (the root is bind-mounted on itself
 # so that `ip netns exec` works in the chroot; they skip where it cannot),
 # and tests bind loopback ports of the host.
+# shellcheck disable=SC2317 # cleanup and the helpers run from traps
 set -euo pipefail
 
 usage() {
@@ -129,7 +130,7 @@ trap 'exit 143' TERM
 echo "== distro-check: $suite, ./run $mode, in $root" >&2
 
 # ---- a minimal Debian -------------------------------------------------------
-boot=(debootstrap --variant=minbase --include=git,ca-certificates)
+boot=(debootstrap --variant=minbase '--include=git,ca-certificates')
 if [ "$cache" -eq 1 ]; then
   cdir=${XDG_CACHE_HOME:-$HOME/.cache}/keyway/distro/$suite
   mkdir -p "$cdir/debootstrap" "$cdir/apt"

@@ -80,10 +80,11 @@ EOF
 export PKG_CONFIG_SYSROOT_DIR=$stage
 export PKG_CONFIG_PATH=$stage$libdir/pkgconfig
 san=()
-[ -n "${KW_SANITIZED:-}" ] && san=(-fsanitize=address,undefined)
-if flags=$(pkg-config --cflags --libs keyway) &&
-  # shellcheck disable=SC2086 # pkg-config's words
-  cc -Wall -Werror "${san[@]}" -o "$TMP/prog" "$TMP/prog.c" $flags 2>"$TMP/cc.log"; then
+[ -n "${KW_SANITIZED:-}" ] && san=('-fsanitize=address,undefined')
+flags=$(pkg-config --cflags --libs keyway 2>"$TMP/cc.log" || true)
+# shellcheck disable=SC2086 # pkg-config's words
+if [ -n "$flags" ] &&
+  cc -Wall -Werror "${san[@]}" -o "$TMP/prog" "$TMP/prog.c" $flags 2>>"$TMP/cc.log"; then
   ok "compiled against the installed keyway.pc ($flags)"
 else
   bad "compile against the installed keyway.pc"
