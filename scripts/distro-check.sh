@@ -105,6 +105,7 @@ cleanup() {
   trap - EXIT INT TERM
   [ "$status" -eq 1 ] && [ "$rc" -ne 0 ] && status=$rc
   kill_inside
+  rm -f "$root.debootstrap.log"
   for _ in 1 2 3; do
     left=$(mounts_under)
     [ -z "$left" ] && break
@@ -139,7 +140,6 @@ fi
 t0=$SECONDS
 "${boot[@]}" "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 || {
   tail -n 30 "$root.debootstrap.log" >&2
-  rm -f "$root.debootstrap.log"
   echo "distro-check: debootstrap failed" >&2
   exit 1
 }
