@@ -1,21 +1,32 @@
-# Thin wrapper around CMake for the README's commands.
-#   make deps   install missing Debian packages (root or sudo)
-#   make        build (build/)
-#   make demo   relay-less local demo: two endpoints on loopback, a file by ticket
-#   make check  unit + integration tests, sanitizer build, short fuzz runs
-#   make bench  benchmarks (figures printed, never pass/fail)
+# Thin wrapper around CMake for the README's commands (./run demo and
+# ./run check call these targets, installing make first where it is missing).
+#   make deps         install missing Debian packages for everything (root or sudo)
+#   make deps-demo    only those the build and the demo need
+#   make              build (build/)
+#   make demo         local demo: a relay and two endpoints on loopback, a file by ticket
+#   make check        unit + integration tests, sanitizer build, short fuzz runs
+#   make bench        benchmarks (figures printed, never pass/fail)
+#   make install      PREFIX=/usr/local (or prefix=), DESTDIR= for staging
+#   make check-distros  ./run check on bare Debian 12 and 13 roots (root, minutes)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 10
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+DISTROS ?= bookworm trixie
 
-.PHONY: all deps build demo check test test-asan fuzz bench install clean format
+.PHONY: all deps deps-demo build demo check test test-asan fuzz bench install \
+  check-distros clean format
 
 all: build
 
 deps:
-	@./scripts/deps.sh
+	@./scripts/deps.sh check
+
+deps-demo:
+	@./scripts/deps.sh demo
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -23,7 +34,7 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo: deps
+demo: deps-demo
 	@$(MAKE) --no-print-directory build
 	@./scripts/demo.sh $(BUILD)
 
@@ -59,8 +70,17 @@ bench: deps
 	./bench/relay.sh $(BUILD)
 	./bench/natlab.sh $(BUILD)
 
-install: build
-	cmake --install $(BUILD)
+# The prefix is a configure-time setting (the systemd unit names the
+# installed binary), so install re-configures when it changed. DESTDIR is
+# read by cmake --install from the environment; ldconfig runs only for an
+# install into the system itself (no DESTDIR).
+install: $(BUILD)/CMakeCache.txt
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(prefix) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+check-distros:
+	@for d in $(DISTROS); do ./scripts/distro-check.sh $$d || exit 1; done
 
 format:
 	clang-format -i include/*.h src/*/*.[ch] tools/*/*.[ch] tests/*/*.[ch] examples/*.c

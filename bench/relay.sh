@@ -23,7 +23,7 @@ now() { date +%s.%N; }
 
 rp=$(tport); sp=$(uport); mp=$(tport)
 "$RELAY" --listen "127.0.0.1:$rp" --stun-listen "127.0.0.1:$sp" --rate 0 \
-  --metrics-listen "127.0.0.1:$mp" --cert-out "$work/relay.pem" -q 2>"$work/relay.log" &
+  --metrics-listen "127.0.0.1:$mp" --cert-out "$work/relay.pem" --state-dir "$work/state" -q 2>"$work/relay.log" &
 rpid=$!
 pids+=("$rpid")
 for _ in $(seq 100); do [ -s "$work/relay.pem" ] && break; sleep 0.05; done

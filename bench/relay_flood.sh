@@ -26,7 +26,7 @@ now() { date +%s.%N; }
 
 rp=$(tport); sp=$(uport)
 "$RELAY" --listen "127.0.0.1:$rp" --stun-listen "127.0.0.1:$sp" \
-  --cert-out "$work/relay.pem" -q "$@" 2>"$work/relay.log" &
+  --cert-out "$work/relay.pem" --state-dir "$work/state" -q "$@" 2>"$work/relay.log" &
 pids+=("$!")
 for _ in $(seq 100); do [ -s "$work/relay.pem" ] && break; sleep 0.05; done
 url="https://127.0.0.1:$rp/?stun=$sp"

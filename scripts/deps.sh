@@ -1,34 +1,232 @@
 #!/usr/bin/env bash
-# Installs keyway's build and test dependencies from Debian's packages, only
-# those missing. Works as root, or through sudo.
+# Installs keyway's dependencies from Debian's packages, only those missing.
+#   scripts/deps.sh demo    what building and `make demo` need
+#   scripts/deps.sh check   that, plus what the tests, fuzzing and benchmarks
+#                           need (the default)
+# Works as root, or re-runs itself through sudo. One code path for every
+# Debian release: versions are probed (apt's candidates, clang's major
+# version), never guessed from the release's name.
+#   - ngtcp2 must be >= 1.0. When apt's candidate is older and the mirror has
+#     a <codename>-backports suite, that suite is added to apt's sources if
+#     missing (said on stderr) and only the ngtcp2 packages come from it.
+#   - clang's sanitizer and libFuzzer runtime is libclang-rt-N-dev for the
+#     clang the system has (N = its major version).
+#   - Installing never leaves a service running or enabled: a policy-rc.d
+#     denies starts during the install, and units or init scripts that the
+#     install enabled (coturn, miniupnpd) are disabled again.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
-      libsodium-dev libuv1-dev libjansson-dev libminiupnpc-dev libnatpmp-dev libcmocka-dev uthash-dev
-      iproute2 iptables conntrack iputils-ping iperf3 coturn stun-client openssl python3 curl
-      miniupnpd-iptables valgrind xxd procps psmisc jq)
+set_name=${1:-check}
+case $set_name in
+demo | check) ;;
+*)
+  echo "usage: scripts/deps.sh [demo|check]" >&2
+  exit 2
+  ;;
+esac
 
-missing=()
-for p in "${pkgs[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
+NGTCP2_MIN=1.0
+ngtcp2_pkgs=(libngtcp2-dev libngtcp2-crypto-gnutls-dev)
+# build + `make demo` (the demo uses python3 for free ports; the build
+# includes the tests' helpers, hence cmocka)
+demo_pkgs=(make build-essential cmake pkg-config
+  libgnutls28-dev libsodium-dev libuv1-dev libjansson-dev
+  libminiupnpc-dev libnatpmp-dev libcmocka-dev uthash-dev python3)
+# everything else `make check` and `make bench` use
+check_pkgs=(clang iproute2 iptables conntrack iputils-ping iperf3 coturn
+  stun-client openssl curl miniupnpd-iptables valgrind xxd procps psmisc jq)
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+installed_version() {
+  dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
+}
+# candidate VERSION of PKG in apt's view (empty if none)
+candidate() {
+  apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | grep -v '^(none)$' || true
+}
+version_ge() { dpkg --compare-versions "$1" ge "$2"; }
+
+# ngtcp2 is fine when an installed ngtcp2 >= 1.0 is visible to pkg-config
+# (a package or a build of one's own), else the packages are needed.
+ngtcp2_ok() {
+  if command -v pkg-config >/dev/null 2>&1 &&
+    pkg-config --atleast-version="$NGTCP2_MIN" libngtcp2 &&
+    pkg-config --atleast-version="$NGTCP2_MIN" libngtcp2_crypto_gnutls; then
+    return 0
   fi
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
+  local p v
+  for p in "${ngtcp2_pkgs[@]}"; do
+    installed "$p" || return 1
+    v=$(installed_version "$p")
+    version_ge "$v" "$NGTCP2_MIN" || return 1
+  done
+}
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-  SUDO=(sudo)
-else
-  echo "deps: missing packages (${missing[*]}) and neither root nor sudo" >&2
+# clang's major version: the installed clang's, else apt's candidate's
+# dependency (clang -> clang-N)
+clang_major() {
+  if command -v clang >/dev/null 2>&1; then
+    clang --version | sed -n 's/.*clang version \([0-9][0-9]*\)\..*/\1/p' | head -n 1
+    return
+  fi
+  apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n 1
+}
+
+missing() {
+  local p
+  for p in "$@"; do installed "$p" || echo "$p"; done
+}
+
+want=("${demo_pkgs[@]}")
+[ "$set_name" = check ] && want+=("${check_pkgs[@]}")
+mapfile -t todo < <(missing "${want[@]}")
+need_ngtcp2=0
+ngtcp2_ok || need_ngtcp2=1
+need_rt=0
+if [ "$set_name" = check ]; then
+  major=$(clang_major)
+  if [ -z "$major" ] || ! installed "libclang-rt-$major-dev"; then need_rt=1; fi
+fi
+if [ ${#todo[@]} -eq 0 ] && [ $need_ngtcp2 -eq 0 ] && [ $need_rt -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    echo "deps: installing packages through sudo" >&2
+    exec sudo "$0" "$@"
+  fi
+  [ $need_ngtcp2 -eq 1 ] && todo+=("${ngtcp2_pkgs[@]}")
+  echo "deps: missing packages (${todo[*]}) and neither root nor sudo" >&2
   exit 1
 fi
-echo "deps: installing ${missing[*]}" >&2
+
 export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-# coturn and miniupnpd would start services on install; policy-rc.d may deny
-# that, which is fine: tests start their own instances on loopback.
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-  --no-install-recommends "${missing[@]}" >/dev/null
+APT=(apt-get -y --no-install-recommends -o Dpkg::Use-Pty=0)
+
+# ---- no service may start during the install, none stays enabled ---------
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# keyway deps.sh: no service starts during the install\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  own_policy=1
+fi
+cleanup() { [ $own_policy -eq 1 ] && rm -f "$policy"; }
+trap cleanup EXIT
+
+enabled_now() {
+  # systemd units enabled by a symlink, and SysV start links
+  find /etc/systemd/system -path '*.wants/*' 2>/dev/null | sort
+  find /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d -name 'S*' 2>/dev/null | sort
+}
+before=$(enabled_now)
+
+# ---- ngtcp2 >= 1.0, from backports where the main suite is older ----------
+echo "deps: apt-get update" >&2
+apt-get update
+ngtcp2_target=()
+if [ $need_ngtcp2 -eq 1 ]; then
+  cand=$(candidate libngtcp2-dev)
+  if [ -z "$cand" ] || ! version_ge "$cand" "$NGTCP2_MIN"; then
+    # shellcheck disable=SC1091
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    bpo=$codename-backports
+    if [ -z "$codename" ]; then
+      echo "deps: libngtcp2-dev ${cand:-(none)} < $NGTCP2_MIN and no release codename to look for backports" >&2
+      exit 1
+    fi
+    if ! apt-cache policy | grep -q "n=$bpo,"; then
+      # the mirror the system already uses for its main suite
+      # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
+      mirror=$(apt-get indextargets --format '$(SITE) $(CODENAME)' 2>/dev/null |
+        awk -v c="$codename" '$2 == c && $1 !~ /security/ {print $1; exit}')
+      mirror=${mirror:-http://deb.debian.org/debian}
+      tmp=$(mktemp)
+      if /usr/lib/apt/apt-helper download-file "$mirror/dists/$bpo/Release" "$tmp" >/dev/null 2>&1; then
+        echo "deps: libngtcp2-dev ${cand:-(none)} < $NGTCP2_MIN here: adding $bpo ($mirror) to apt's sources as /etc/apt/sources.list.d/$bpo.list" >&2
+        echo "deb $mirror $bpo main" >"/etc/apt/sources.list.d/$bpo.list"
+        rm -f "$tmp"
+        apt-get update
+      else
+        rm -f "$tmp"
+        echo "deps: libngtcp2-dev ${cand:-(none)} < $NGTCP2_MIN, and $mirror has no $bpo suite: install ngtcp2 >= $NGTCP2_MIN yourself" >&2
+        exit 1
+      fi
+    fi
+    bcand=$(apt-cache madison libngtcp2-dev | awk -F' *[|] *' -v s=" $bpo/" 'index($3, s) {print $2; exit}')
+    if [ -z "$bcand" ] || ! version_ge "$bcand" "$NGTCP2_MIN"; then
+      echo "deps: $bpo has no libngtcp2-dev >= $NGTCP2_MIN (${bcand:-none})" >&2
+      exit 1
+    fi
+    echo "deps: ngtcp2 $bcand from $bpo (only the ngtcp2 packages)" >&2
+    ngtcp2_target=(-t "$bpo")
+  fi
+  "${APT[@]}" "${ngtcp2_target[@]}" install "${ngtcp2_pkgs[@]}"
+fi
+
+# ---- the rest, from the release itself -------------------------------------
+if [ "$set_name" = check ]; then
+  # clang first: its major version names the runtime package
+  if ! command -v clang >/dev/null 2>&1; then
+    "${APT[@]}" install clang
+  fi
+  major=$(clang_major)
+  if [ -z "$major" ]; then
+    echo "deps: cannot tell clang's major version" >&2
+    exit 1
+  fi
+  want+=("libclang-rt-$major-dev")
+fi
+mapfile -t todo < <(missing "${want[@]}")
+# miniupnpd needs uuid-runtime, which needs systemd or a standalone
+# sysusers: where systemd is not the init system (a container, a chroot),
+# take the small one rather than installing an init system
+if [ "$set_name" = check ] && [ ${#todo[@]} -gt 0 ] && ! installed systemd &&
+  [ -n "$(candidate systemd-standalone-sysusers)" ]; then
+  todo+=(systemd-standalone-sysusers)
+fi
+if [ ${#todo[@]} -gt 0 ]; then
+  echo "deps: installing ${todo[*]}" >&2
+  "${APT[@]}" install "${todo[@]}"
+fi
+
+# ---- disable what the install enabled ---------------------------------------
+after=$(enabled_now)
+new=$(comm -13 <(echo "$before") <(echo "$after") || true)
+disabled=()
+while read -r link; do
+  [ -n "$link" ] || continue
+  name=$(basename "$link")
+  case $link in
+  /etc/systemd/system/*)
+    # the init system's own defaults (getty...), if it came along, stay
+    unit=$(readlink -f "$link" || true)
+    owner=$(dpkg-query -S "$unit" 2>/dev/null | cut -d: -f1 || true)
+    [ "$owner" = systemd ] && continue
+    if command -v deb-systemd-helper >/dev/null 2>&1; then
+      # also records "disabled", so upgrades do not enable it again
+      deb-systemd-helper disable "$name" >/dev/null 2>&1 || true
+    fi
+    if command -v systemctl >/dev/null 2>&1; then
+      systemctl disable "$name" >/dev/null 2>&1 || true
+      if [ -d /run/systemd/system ]; then systemctl stop "$name" >/dev/null 2>&1 || true; fi
+    fi
+    rm -f "$link"
+    ;;
+  *)
+    name=${name#S[0-9][0-9]}
+    if command -v update-rc.d >/dev/null 2>&1; then
+      update-rc.d "$name" disable >/dev/null 2>&1 || true
+    fi
+    rm -f "$link"
+    ;;
+  esac
+  disabled+=("$name")
+done <<<"$new"
+if [ ${#disabled[@]} -gt 0 ]; then
+  echo "deps: disabled $(printf '%s\n' "${disabled[@]}" | sort -u | tr '\n' ' ')(the tests start their own instances)" >&2
+fi
+echo "deps: done ($set_name set)" >&2

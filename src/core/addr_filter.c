@@ -7,6 +7,7 @@
 typedef struct strike {
   uint64_t first;        /* first strike of the current series */
   uint64_t banned_until; /* 0: not banned */
+  uint64_t spared_until; /* strikes not counted before this */
   uint32_t count;
 } strike;
 
@@ -14,12 +15,35 @@ kw_err kw__addr_filter_init(kw__addr_filter *f) {
   if (!f)
     return KW_ERR_INVALID_ARG;
   f->banned_total = 0;
-  return kw__addrlru_init(&f->tab, KW_ADDR_FILTER_CAP, sizeof(strike));
+  f->spared_total = 0;
+  kw_err e = kw__addrlru_init(&f->tab, KW_ADDR_FILTER_CAP, sizeof(strike));
+  if (e != KW_OK)
+    return e;
+  e = kw__addrlru_init(&f->trusted, KW_ADDR_FILTER_TRUST_CAP, 1);
+  if (e != KW_OK)
+    kw__addrlru_free(&f->tab);
+  return e;
 }
 
 void kw__addr_filter_free(kw__addr_filter *f) {
-  if (f)
+  if (f) {
     kw__addrlru_free(&f->tab);
+    kw__addrlru_free(&f->trusted);
+  }
+}
+
+bool kw__addr_filter_trusted(kw__addr_filter *f, const kw_sockaddr *from,
+                             uint64_t now) {
+  if (!f || !from)
+    return false;
+  uint64_t used = 0;
+  if (!kw__addrlru_peek(&f->trusted, from, &used))
+    return false;
+  if (now >= used && now - used >= KW_ADDR_FILTER_TRUST_NS) {
+    kw__addrlru_del(&f->trusted, from);
+    return false;
+  }
+  return true;
 }
 
 static void expire(kw__addr_filter *f, uint64_t now) {
@@ -47,14 +71,21 @@ bool kw__addr_filter_ignored(kw__addr_filter *f, const kw_sockaddr *from,
   return s && s->banned_until > now;
 }
 
-bool kw__addr_filter_bad(kw__addr_filter *f, const kw_sockaddr *from,
-                         uint64_t now) {
+bool kw__addr_filter_strike(kw__addr_filter *f, const kw_sockaddr *from,
+                            uint64_t now, kw__addr_spare_fn spare, void *arg,
+                            bool *spared) {
+  if (spared)
+    *spared = false;
   if (!f || !from)
     return false;
+  if (kw__addr_filter_trusted(f, from, now))
+    return false; /* it authenticated: garbage "from" it is spoofed */
   expire(f, now);
   strike *s = lookup(f, from, now);
   if (s && s->banned_until > now)
     return false; /* already banned: dropped undecoded, no extension */
+  if (s && s->spared_until > now)
+    return false; /* spared recently: not counted, predicate not re-run */
   bool created;
   s = kw__addrlru_put(&f->tab, from, now, &created);
   if (!s)
@@ -67,17 +98,48 @@ bool kw__addr_filter_bad(kw__addr_filter *f, const kw_sockaddr *from,
   }
   s->count++;
   if (s->count >= KW_ADDR_FILTER_STRIKES) {
-    s->banned_until = now + KW_ADDR_FILTER_BAN_NS;
     s->count = 0;
+    if (spare && spare(arg, from)) {
+      s->spared_until = now + KW_ADDR_FILTER_STRIKE_WINDOW_NS;
+      f->spared_total++;
+      if (spared)
+        *spared = true;
+      return false;
+    }
+    s->banned_until = now + KW_ADDR_FILTER_BAN_NS;
     f->banned_total++;
     return true;
   }
   return false;
 }
 
+bool kw__addr_filter_bad(kw__addr_filter *f, const kw_sockaddr *from,
+                         uint64_t now) {
+  return kw__addr_filter_strike(f, from, now, NULL, NULL, NULL);
+}
+
 void kw__addr_filter_good(kw__addr_filter *f, const kw_sockaddr *from) {
   if (f && from)
     kw__addrlru_del(&f->tab, from);
+}
+
+bool kw__addr_filter_lift(kw__addr_filter *f, const kw_sockaddr *from,
+                          uint64_t now) {
+  if (!f || !from)
+    return false;
+  bool was = kw__addr_filter_ignored(f, from, now);
+  kw__addrlru_del(&f->tab, from);
+  return was;
+}
+
+bool kw__addr_filter_trust(kw__addr_filter *f, const kw_sockaddr *from,
+                           uint64_t now) {
+  if (!f || !from)
+    return false;
+  bool was = kw__addr_filter_lift(f, from, now);
+  bool created;
+  (void)kw__addrlru_put(&f->trusted, from, now, &created);
+  return was;
 }
 
 size_t kw__addr_filter_count(kw__addr_filter *f, uint64_t now) {

@@ -9,10 +9,20 @@
  *        the address for KW_ADDR_FILTER_BAN_NS (its packets are dropped
  *        without being decoded; they do not extend the ban).
  *      - A strike older than the window starts a new series (count 1).
- *      - An authenticated packet from the address (kw__addr_filter_good)
- *        forgets it entirely: a spoofed flood cannot keep a real peer's
- *        address banned once the peer gets a packet through (the io layer
- *        lets QUIC packets of a known connection id bypass the filter).
+ *      - An authenticated packet from the address (kw__addr_filter_trust:
+ *        a disco message that opened, a completed handshake) forgets its
+ *        strikes and ban, and the address is then never struck for
+ *        KW_ADDR_FILTER_TRUST_NS after its last authenticated packet: the
+ *        source of garbage is spoofable, so a spoofed flood must not ban a
+ *        real peer. The trusted addresses are a second bounded table
+ *        (KW_ADDR_FILTER_TRUST_CAP, least recently authenticated evicted).
+ *      - The caller's predicate (kw__addr_filter_strike) spares an address
+ *        the moment it would be banned, e.g. a known path of a remote: the
+ *        series restarts and strikes are not counted for
+ *        KW_ADDR_FILTER_STRIKE_WINDOW_NS (so the predicate runs at most
+ *        once per window and address, not per packet).
+ *      - kw__addr_filter_good / kw__addr_filter_lift forget an address
+ *        (its ban too), e.g. when it becomes a path of a remote.
  *      - Bounded: at most KW_ADDR_FILTER_CAP addresses. An entry is evicted
  *        KW_ADDR_FILTER_EVICT_NS after its last strike; when the table is
  *        full the least recently struck address is evicted (drop oldest).
@@ -37,10 +47,18 @@
 #define KW_ADDR_FILTER_BAN_NS (60ull * 1000000000ull)
 #define KW_ADDR_FILTER_EVICT_NS (300ull * 1000000000ull)
 
+#define KW_ADDR_FILTER_TRUST_CAP 1024
+#define KW_ADDR_FILTER_TRUST_NS (600ull * 1000000000ull)
+
 typedef struct kw__addr_filter {
   kw__addrlru tab;
+  kw__addrlru trusted;   /* addresses that authenticated (value: none) */
   uint64_t banned_total; /* bans imposed, for counters */
+  uint64_t spared_total; /* bans the predicate prevented */
 } kw__addr_filter;
+
+/* True if `a` must not be banned (e.g. it is a known path of a remote). */
+typedef bool (*kw__addr_spare_fn)(void *arg, const kw_sockaddr *a);
 
 /* Allocates the table (KW_ADDR_FILTER_CAP entries). Errors: KW_ERR_NOMEM. */
 kw_err kw__addr_filter_init(kw__addr_filter *f);
@@ -52,8 +70,25 @@ bool kw__addr_filter_ignored(kw__addr_filter *f, const kw_sockaddr *from,
  * banned the address. */
 bool kw__addr_filter_bad(kw__addr_filter *f, const kw_sockaddr *from,
                          uint64_t now);
-/* Forgets `from` after an authenticated packet from it. */
+/* As kw__addr_filter_bad, but when the strike would ban, `spare(arg,
+ * from)` (if not NULL) is asked first: true spares the address (returns
+ * false, *spared set if not NULL). Trusted addresses are never struck. */
+bool kw__addr_filter_strike(kw__addr_filter *f, const kw_sockaddr *from,
+                            uint64_t now, kw__addr_spare_fn spare, void *arg,
+                            bool *spared);
+/* Forgets `from` (strikes and ban). */
 void kw__addr_filter_good(kw__addr_filter *f, const kw_sockaddr *from);
+/* The same; returns true if `from` was banned at `now`. */
+bool kw__addr_filter_lift(kw__addr_filter *f, const kw_sockaddr *from,
+                          uint64_t now);
+/* An authenticated packet came from `from` at `now`: forgets its strikes
+ * and ban (returns true if it was banned) and trusts it for
+ * KW_ADDR_FILTER_TRUST_NS. */
+bool kw__addr_filter_trust(kw__addr_filter *f, const kw_sockaddr *from,
+                           uint64_t now);
+/* True if `from` authenticated within KW_ADDR_FILTER_TRUST_NS of `now`. */
+bool kw__addr_filter_trusted(kw__addr_filter *f, const kw_sockaddr *from,
+                             uint64_t now);
 /* Addresses currently tracked (banned or with strikes). */
 size_t kw__addr_filter_count(kw__addr_filter *f, uint64_t now);
 

@@ -58,6 +58,8 @@ typedef struct kw__holepunch {
   uint64_t recover_at;   /* ... the next one then */
   uint64_t recover_step; /* ... and the gap before the one after */
   uint64_t rounds;       /* rounds started, for counters */
+  bool have_answer;      /* a CallMeMaybe was answered ... */
+  uint64_t last_answer;  /* ... then */
 } kw__holepunch;
 
 /* Starts with no connection and no round. */
@@ -87,5 +89,69 @@ void kw__holepunch_set_good_direct(kw__holepunch *hp, bool good);
 uint64_t kw__holepunch_next_deadline(const kw__holepunch *hp);
 /* Returns true if a round is to run now (and records it as started). */
 bool kw__holepunch_poll(kw__holepunch *hp, uint64_t now);
+
+/* ---- answering a CallMeMaybe ----------------------------------------------
+ * A CallMeMaybe that did not run a round of ours is answered (a Ping to
+ * every candidate of the sender: the simultaneous open) at most once per
+ * KW_HP_ANSWER_MIN_NS; within that the re-pings of the last answer are all
+ * there is, so a flood of CallMeMaybes buys nothing new. (Connections and
+ * rounds do not matter: the CallMeMaybe may arrive before our side of the
+ * handshake completes, or just after a round of ours that pinged before
+ * the remote's NAT was open.) True (and the answer recorded) if one is to
+ * be sent now. */
+#define KW_HP_ANSWER_MIN_NS (2ull * 1000000000ull)
+bool kw__holepunch_answer(kw__holepunch *hp, uint64_t now);
+
+/* ---- probe budget -----------------------------------------------------------
+ * Token buckets bounding what a remote can make this endpoint send toward
+ * addresses that are not validated paths (the Pings of hole punching to
+ * candidates a CallMeMaybe or a Ping named): those addresses may belong to
+ * third parties, so whatever the remotes send, the endpoint reflects at
+ * most this much toward them:
+ *  - per remote: bursts of KW_PROBE_REMOTE_BURST_PKTS packets /
+ *    KW_PROBE_REMOTE_BURST_BYTES bytes, refilled at KW_PROBE_REMOTE_PKTS_S
+ *    packets / KW_PROBE_REMOTE_BYTES_S bytes per second;
+ *  - for the whole endpoint, all remotes together: KW_PROBE_EP_*.
+ * A probe is sent only if both of its remote's buckets and both of the
+ * endpoint's have room; it then takes from all four. Over any interval of T
+ * seconds one remote gets at most BURST + RATE * T. Time in ns, monotonic
+ * (an earlier time than one seen before counts as that one). */
+#define KW_PROBE_REMOTE_BURST_PKTS 32
+#define KW_PROBE_REMOTE_PKTS_S 8
+#define KW_PROBE_REMOTE_BURST_BYTES 4608 /* 32 Pings of 144 bytes */
+#define KW_PROBE_REMOTE_BYTES_S 1152
+#define KW_PROBE_EP_BURST_PKTS 256
+#define KW_PROBE_EP_PKTS_S 64
+#define KW_PROBE_EP_BURST_BYTES 36864
+#define KW_PROBE_EP_BYTES_S 9216
+
+typedef struct kw__tbucket {
+  uint64_t burst;  /* capacity, tokens */
+  uint64_t rate;   /* tokens per second */
+  uint64_t level;  /* tokens x 1e9 (token-nanoseconds: exact refills) */
+  uint64_t last;   /* time of the last refill */
+  bool started;
+} kw__tbucket;
+
+/* A full bucket of `burst` tokens refilled at `rate` per second. */
+void kw__tbucket_init(kw__tbucket *b, uint64_t burst, uint64_t rate);
+/* Whole tokens available at `now` (after refilling). */
+uint64_t kw__tbucket_avail(kw__tbucket *b, uint64_t now);
+/* Takes `n` tokens if available at `now`; false (nothing taken) if not. */
+bool kw__tbucket_take(kw__tbucket *b, uint64_t now, uint64_t n);
+
+typedef struct kw__probe_budget {
+  kw__tbucket pkts, bytes;
+  uint64_t refused; /* probes refused, for logs and counters */
+} kw__probe_budget;
+
+/* The per-remote / per-endpoint budget with the constants above. */
+void kw__probe_budget_init_remote(kw__probe_budget *b);
+void kw__probe_budget_init_endpoint(kw__probe_budget *b);
+/* True, and a packet of `bytes` taken from both budgets, if both have room
+ * at `now`; false (nothing taken, `refused` counted in both) otherwise.
+ * `ep` may be NULL (only the remote's budget applies). */
+bool kw__probe_allow(kw__probe_budget *remote, kw__probe_budget *ep,
+                     uint64_t now, size_t bytes);
 
 #endif /* KW_CORE_HOLEPUNCH_H */

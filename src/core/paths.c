@@ -235,6 +235,8 @@ kw_err kw__paths_set_state(kw__paths *t, int idx, kw__path_state st,
   if (st == KW_PST_INACTIVE && p->state != KW_PST_INACTIVE)
     p->inactive_since = now;
   p->state = st;
+  if (st == KW_PST_VALIDATED)
+    p->ever_validated = true;
   if (st == KW_PST_INACTIVE && !p->relay)
     enforce(t, KW_PATHS_MAX_IP, KW_PATHS_NONE);
   return KW_OK;
@@ -249,8 +251,10 @@ kw_err kw__paths_rtt_sample(kw__paths *t, int idx, size_t conn,
   kw__path *p = &t->p[idx];
   p->rtt[conn] = rtt_ns;
   p->has_rtt |= 1u << conn;
-  if (p->state != KW_PST_UNUSABLE)
+  if (p->state != KW_PST_UNUSABLE) {
     p->state = KW_PST_VALIDATED;
+    p->ever_validated = true;
+  }
   return KW_OK;
 }
 

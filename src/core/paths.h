@@ -72,6 +72,7 @@ typedef struct kw__path {
   kw_sockaddr addr; /* family 0 for the relay */
   uint8_t sources;  /* KW_PSRC_* bits */
   kw__path_state state;
+  bool ever_validated;     /* it has been validated at some time */
   uint64_t added;          /* when added, ns */
   uint64_t inactive_since; /* when it became inactive */
   uint64_t seq;            /* insertion order (tie-break of ages) */

@@ -139,3 +139,28 @@ bool kw__record_newer(const kw__record *a, const kw__record *b) {
 bool kw__record_expired(const kw__record *r, uint64_t now_unix_us) {
   return now_unix_us >= kw__record_expiry(r);
 }
+
+bool kw__record_from_future(const kw__record *r, uint64_t now_unix_us) {
+  return r->timestamp_us > now_unix_us &&
+         r->timestamp_us - now_unix_us > KW_RECORD_MAX_SKEW_US;
+}
+
+kw_err kw__record_check_time(const kw__record *r, uint64_t now_unix_us) {
+  if (!r)
+    return KW_ERR_INVALID_ARG;
+  if (kw__record_expired(r, now_unix_us) ||
+      kw__record_from_future(r, now_unix_us))
+    return KW_ERR_STATE;
+  return KW_OK;
+}
+
+kw_err kw__record_decode_at(const uint8_t *p, size_t len,
+                            uint64_t now_unix_us, kw__record *r) {
+  kw_err e = kw__record_decode(p, len, r);
+  if (e != KW_OK)
+    return e;
+  e = kw__record_check_time(r, now_unix_us);
+  if (e != KW_OK)
+    memset(r, 0, sizeof(*r));
+  return e;
+}

@@ -26,6 +26,9 @@
 #define KW_RECORD_CONTEXT "keyway-record-v1"
 #define KW_RECORD_MAX_TTL 86400u /* one day */
 #define KW_RECORD_SIG_LEN 64
+/* A record dated further ahead of the reader's clock than this is refused
+ * (clock skew between the publisher and the reader). */
+#define KW_RECORD_MAX_SKEW_US (300ull * 1000000ull)
 /* Longest encoding: full URL and KW_MAX_DIRECT_ADDRS IPv6 addresses. */
 #define KW_RECORD_MAX_LEN                                                      \
   (1 + KW_ID_LEN + 8 + 4 + 1 + KW_MAX_RELAY_URL + 1 +                          \
@@ -50,6 +53,18 @@ kw_err kw__record_encode(const kw__record *r,
  * way the format above forbids), KW_ERR_KEY_MISMATCH (the signature is
  * not the id's). */
 kw_err kw__record_decode(const uint8_t *p, size_t len, kw__record *r);
+
+/* Decodes and verifies a record read at unix time `now_unix_us`, as
+ * kw__record_decode, then checks its time (kw__record_check_time). What a
+ * reader (the lookup client) uses. Errors: those of kw__record_decode,
+ * KW_ERR_STATE (expired, or dated too far ahead); `r` is zeroed then. */
+kw_err kw__record_decode_at(const uint8_t *p, size_t len,
+                            uint64_t now_unix_us, kw__record *r);
+/* KW_OK if `r` is valid at `now_unix_us`: not expired and dated at most
+ * KW_RECORD_MAX_SKEW_US ahead; else KW_ERR_STATE. */
+kw_err kw__record_check_time(const kw__record *r, uint64_t now_unix_us);
+/* True if `r` is dated more than KW_RECORD_MAX_SKEW_US after `now_unix_us`. */
+bool kw__record_from_future(const kw__record *r, uint64_t now_unix_us);
 
 /* The unix time (microseconds) at which `r` expires; saturates. */
 uint64_t kw__record_expiry(const kw__record *r);

@@ -14,7 +14,12 @@
  *    candidate of the remote at the same time. Candidates still without a
  *    Pong are pinged again KW_PUNCH_RETRY_MS later, KW_PUNCH_TRIES in all.
  *  - The remote answers a CallMeMaybe by pinging our candidates at once, so
- *    both NATs see outbound packets and open their mappings.
+ *    both NATs see outbound packets and open their mappings (a CallMeMaybe
+ *    that runs no round is answered at most once per 2 s).
+ *  - Every Ping toward an address that is not a validated path comes out
+ *    of the remote's and the endpoint's probe budgets (core/holepunch.h):
+ *    a CallMeMaybe can name anyone's address, and the endpoint must not
+ *    become a reflector toward third parties.
  *  - A Pong validates the address it came from with an RTT sample; the
  *    table selects (a validated direct path always beats the relay; lowest
  *    RTT within a kind, IPv6 3 ms ahead, 5 ms hysteresis) and QUIC moves
@@ -90,7 +95,20 @@ static void send_udp(kw_endpoint *ep, const kw_sockaddr *to,
     (void)kw__udp_send(u, to, p, n, 0, &sent);
 }
 
-static void send_ping(kw_endpoint *ep, kw__remote *r, const kw_sockaddr *to) {
+/* A Ping toward an address that is not a validated path of the remote
+ * may be aimed at a third party (a CallMeMaybe names any address): it
+ * comes out of the remote's and the endpoint's probe budgets. */
+static bool probe_ok(kw_endpoint *ep, kw__remote *r, const kw_sockaddr *to,
+                     size_t len) {
+  const kw__path *p = kw__paths_get(&r->pt, kw__paths_find(&r->pt, to));
+  if (p && p->state == KW_PST_VALIDATED)
+    return true;
+  return kw__probe_allow(&r->probes, &ep->probes, kw__now(ep), len);
+}
+
+/* False if nothing was sent (the probe budget is spent, or sealing
+ * failed). */
+static bool send_ping(kw_endpoint *ep, kw__remote *r, const kw_sockaddr *to) {
   kw__disco_msg m;
   memset(&m, 0, sizeof m);
   m.type = KW_DISCO_PING;
@@ -102,8 +120,8 @@ static void send_ping(kw_endpoint *ep, kw__remote *r, const kw_sockaddr *to) {
   memcpy(k.k, r->disco_key, sizeof k.k);
   kw_err e = kw__disco_seal(&k, ep->id, &m, buf, sizeof buf, &n);
   kw__disco_key_wipe(&k);
-  if (e != KW_OK)
-    return;
+  if (e != KW_OK || !probe_ok(ep, r, to, n))
+    return false;
   /* remember it: a Pong must answer a Ping we sent, to that address */
   kw__ping_tx *t = &r->pings[r->next_ping++ % KW_REMOTE_PINGS];
   memcpy(t->tx_id, m.tx_id, sizeof t->tx_id);
@@ -111,6 +129,7 @@ static void send_ping(kw_endpoint *ep, kw__remote *r, const kw_sockaddr *to) {
   t->sent_ns = kw__now(ep);
   t->used = true;
   send_udp(ep, to, buf, n);
+  return true;
 }
 
 /* False if the relay could not take it (a transient failure). */
@@ -143,7 +162,7 @@ static bool send_call_me_maybe(kw_endpoint *ep, kw__remote *r) {
  * skips the validated ones (the retries of a round). */
 static size_t ping_candidates(kw_endpoint *ep, kw__remote *r,
                               bool unvalidated_only) {
-  size_t n = 0;
+  size_t n = 0, refused = 0;
   uint64_t now = kw__now(ep);
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *p = kw__paths_get(&r->pt, i);
@@ -151,10 +170,20 @@ static size_t ping_candidates(kw_endpoint *ep, kw__remote *r,
       continue;
     if (unvalidated_only && p->state == KW_PST_VALIDATED)
       continue;
+    if (!send_ping(ep, r, &p->addr)) {
+      refused++; /* left as it was: a later round pings it */
+      continue;
+    }
     if (p->state == KW_PST_UNKNOWN)
       (void)kw__paths_set_state(&r->pt, i, KW_PST_VALIDATING, now);
-    send_ping(ep, r, &p->addr);
     n++;
+  }
+  if (refused && kw__log_enabled(ep, KW_LOG_DEBUG)) {
+    char idb[KW_ID_SHORTLEN + 1];
+    kw_id_to_short(r->id, idb, sizeof idb);
+    kw__log(ep, KW_LOG_DEBUG, "disco",
+            "disco.probe_limited remote=%s refused=%zu total=%llu", idb,
+            refused, (unsigned long long)r->probes.refused);
   }
   return n;
 }
@@ -252,6 +281,14 @@ void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c) {
   if (c->hp_counted || !r->id_known)
     return;
   c->hp_counted = true;
+  /* the handshake completed: the direct addresses its packets came from
+   * answered for the remote's key, so they are never banned on
+   * (spoofable) garbage */
+  for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
+    const kw__path *p = kw__paths_get(&r->pt, i);
+    if (p && p->state == KW_PST_VALIDATED && (p->sources & KW_PSRC_CONN))
+      kw__magicsock_trust_addr(ep, &p->addr, "handshake");
+  }
   uint64_t now = kw__now(ep);
   kw__holepunch_conn_added(&r->hp, now);
   service(ep, r, now);
@@ -413,6 +450,7 @@ kw_err kw__disco_start(kw_endpoint *ep) {
     return KW_ERR_NOMEM;
   }
   ep->banned = af;
+  kw__probe_budget_init_endpoint(&ep->probes);
   ep->disco_replay = rp;
   ep->disco_pongs = pl;
   uv_timer_init(&ep->loop, &ep->disco_timer);
@@ -556,9 +594,11 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
       if (ran)
         punch_round(ep, r, now); /* ours, with every candidate, now */
     }
-    if (!ran) {
+    if (!ran && kw__holepunch_answer(&r->hp, now)) {
       /* the simultaneous open: the remote is pinging our candidates now,
-       * so ping every one of its candidates now too, throttle or not */
+       * so ping every one of its candidates now too. Nothing new within
+       * 2 s of our last answer: its re-pings cover that time, and a
+       * CallMeMaybe flood buys nothing */
       ep->stats.holepunch_attempts++;
       (void)ping_candidates(ep, r, false);
       schedule_repings(r, now);

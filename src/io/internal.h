@@ -121,6 +121,8 @@ struct kw__remote {
   uint64_t selected_ns;    /* when the current selection was made */
   uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
   uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
+  /* Pings toward its addresses not validated (core/holepunch.h) */
+  kw__probe_budget probes;
 };
 
 /* The remote state of endpoint `id` (NULL: not known yet, for a direct
@@ -358,6 +360,10 @@ void kw__disco_free(kw_endpoint *ep);
  * punishment table of core/addr_filter). */
 void kw__magicsock_strike(kw_endpoint *ep, const kw__src *from);
 void kw__magicsock_good(kw_endpoint *ep, const kw__src *from);
+/* `a` proved itself (a handshake completed from it): trusted as
+ * kw__magicsock_good, `why` logged if that lifted a ban. */
+void kw__magicsock_trust_addr(kw_endpoint *ep, const kw_sockaddr *a,
+                              const char *why);
 /* A disco datagram arrived over UDP or through a relay. */
 void kw__disco_input(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *data, size_t len);
@@ -480,9 +486,11 @@ struct kw_endpoint {
   int home_relay;
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
   uv_timer_t publish_timer; /* republishes our record */
+  unsigned publish_failures; /* in a row: the retry backs off */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];
   struct kw__disco_replay *disco_replay;
   struct kw__disco_pong_limiter *disco_pongs;
+  kw__probe_budget probes; /* all remotes' Pings toward unvalidated addresses */
   uv_timer_t disco_timer;
   bool disco_timer_init;
   uv_timer_t stun_timer;
@@ -501,6 +509,9 @@ struct kw_endpoint {
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
 /* The home relay changed: republish our record there. */
 void kw__endpoint_home_changed(kw_endpoint *ep);
+/* The connection to the home relay came back (after a drop or a relay
+ * restart, whose store may have lost our record): republish now. */
+void kw__lookup_home_reconnected(kw_endpoint *ep);
 
 /* Sends a finished batch of packets of `c` on its selected path (or every
  * path while racing). KW_ERR_AGAIN: the caller keeps the batch. */

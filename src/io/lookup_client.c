@@ -3,9 +3,14 @@
  * docs/ARCHITECTURE.md section 4): publishes this endpoint's signed record
  * to its home relay and resolves other ids there.
  *
+ * The record is published when a home relay is chosen, again every 10
+ * minutes, and at once whenever the connection to the home relay comes back
+ * (a restarted relay's store starts empty).
+ *
  * Each request is a one-shot HTTPS exchange (net/http_exchange.h) on its
  * own TLS connection to the relay (the relay connection itself carries
- * only frames after its upgrade). Records are verified here too: a relay cannot forge one.
+ * only frames after its upgrade). Records are verified here too: a relay
+ * cannot forge one.
  */
 #include "io/internal.h"
 
@@ -18,6 +23,7 @@
 
 #define KW_RECORD_TTL_S 3600
 #define KW_REPUBLISH_MS (10 * 60 * 1000)
+#define KW_REPUBLISH_RETRY_MS 2000 /* after a failed publish, doubling */
 #define KW_LOOKUP_WAIT_STEP_MS 50
 
 /* Sends METHOD path (with an optional body) to relay `relay`: one
@@ -38,16 +44,37 @@ static kw_err https_request(kw_endpoint *ep, int relay, const char *method,
 
 /* ---- publishing --------------------------------------------------------------- */
 
+static void republish_cb(uv_timer_t *t);
+
+/* A failed publish is tried again KW_REPUBLISH_RETRY_MS later, doubling up
+ * to the regular interval: a record must not stay unknown for 10 minutes
+ * because one PUT met a relay still starting. */
+static void publish_retry(kw_endpoint *ep) {
+  if (ep->closing || !ep->publish_timer_init)
+    return;
+  uint64_t d = KW_REPUBLISH_RETRY_MS;
+  for (unsigned i = 0; i < ep->publish_failures && d < KW_REPUBLISH_MS; i++)
+    d *= 2;
+  if (d > KW_REPUBLISH_MS)
+    d = KW_REPUBLISH_MS;
+  if (ep->publish_failures < 32)
+    ep->publish_failures++;
+  uv_timer_start(&ep->publish_timer, republish_cb, d, KW_REPUBLISH_MS);
+}
+
 static void published(kw_err err, int status, const uint8_t *body,
                       size_t len, void *arg) {
   kw_endpoint *ep = arg;
   (void)body;
   (void)len;
-  if (err == KW_OK && status >= 200 && status < 300)
+  if (err == KW_OK && status >= 200 && status < 300) {
+    ep->publish_failures = 0;
     kw__log(ep, KW_LOG_INFO, "lookup", "lookup.published status=%d", status);
-  else
+  } else {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=%s status=%d",
             kw_errname(err), status);
+    publish_retry(ep);
+  }
 }
 
 static void publish(kw_endpoint *ep) {
@@ -68,8 +95,10 @@ static void publish(kw_endpoint *ep) {
   char idt[KW_ID_STRLEN + 1];
   kw_id_to_string(ep->id, idt, sizeof idt);
   snprintf(path, sizeof path, "/lookup/%s", idt);
-  if (https_request(ep, home, "PUT", path, buf, n, published, ep) != KW_OK)
+  if (https_request(ep, home, "PUT", path, buf, n, published, ep) != KW_OK) {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=connect");
+    publish_retry(ep);
+  }
 }
 
 static void republish_cb(uv_timer_t *t) { publish(t->data); }
@@ -80,9 +109,16 @@ void kw__endpoint_home_changed(kw_endpoint *ep) {
     ep->publish_timer.data = ep;
     ep->publish_timer_init = true;
   }
-  publish(ep);
   uv_timer_start(&ep->publish_timer, republish_cb, KW_REPUBLISH_MS,
                  KW_REPUBLISH_MS);
+  publish(ep); /* a failure re-arms the timer for a retry */
+}
+
+void kw__lookup_home_reconnected(kw_endpoint *ep) {
+  if (ep->closing || kw__relay_home(ep) < 0)
+    return;
+  kw__log(ep, KW_LOG_INFO, "lookup", "lookup.republish reason=home_reconnected");
+  kw__endpoint_home_changed(ep); /* publishes now, restarts the 10 min timer */
 }
 
 void kw__lookup_stop(kw_endpoint *ep) {
@@ -128,17 +164,25 @@ static void got_record(kw_err err, int status, const uint8_t *body,
     return;
   }
   kw__record rec;
-  if (status != 200 || kw__record_decode(body, len, &rec) != KW_OK ||
-      memcmp(rec.addr.id, q->id, KW_ID_LEN) != 0) {
+  uint64_t now = kw__unix_us();
+  kw_err de = status == 200 ? kw__record_decode_at(body, len, now, &rec)
+                            : KW_ERR_PARSE;
+  if (de == KW_ERR_STATE) {
+    /* signed by the id, but expired (a relay kept or replays an old one)
+     * or dated beyond the skew: no answer, not a wrong one */
+    kw__record tmp;
+    bool future = kw__record_decode(body, len, &tmp) == KW_OK &&
+                  kw__record_from_future(&tmp, now);
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.%s id=%s",
+            future ? "from_future" : "expired", idb);
+    lookup_done(q, KW_ERR_NOT_FOUND, NULL);
+    return;
+  }
+  if (de != KW_OK || memcmp(rec.addr.id, q->id, KW_ID_LEN) != 0) {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.bad_record id=%s status=%d",
             idb, status);
     lookup_done(q, status == 200 ? KW_ERR_KEY_MISMATCH : KW_ERR_NOT_FOUND,
                 NULL);
-    return;
-  }
-  if (kw__record_expired(&rec, kw__unix_us())) {
-    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.expired id=%s", idb);
-    lookup_done(q, KW_ERR_NOT_FOUND, NULL);
     return;
   }
   kw__log(ep, KW_LOG_INFO, "lookup", "lookup.resolved id=%s addrs=%zu relay=%s",

@@ -33,6 +33,8 @@ uint64_t kw__now(kw_endpoint *ep) {
 
 /* ---- remotes ------------------------------------------------------------ */
 
+static void path_known(kw_endpoint *ep, const kw_sockaddr *a);
+
 /* An idle remote's paths may have gone stale: the next connection races
  * them all (and the relay) again instead of trusting the old selection. */
 static void remote_rerace(kw__remote *r) {
@@ -69,6 +71,7 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
   }
   kw__paths_init(&r->pt);
   kw__holepunch_init(&r->hp);
+  kw__probe_budget_init_remote(&r->probes);
   r->relay = -1;
   r->mapped_idx = ++ep->next_mapped;
   r->mapped.sin6_family = AF_INET6;
@@ -132,6 +135,8 @@ bool kw__remote_add_path_src(kw__remote *r, const kw_sockaddr *a,
   if (kw__paths_add(&r->pt, a, source, kw__now(r->ep), NULL, &created) !=
       KW_OK)
     return false;
+  if (created)
+    path_known(r->ep, a);
   return created;
 }
 
@@ -225,9 +230,12 @@ bool kw__remote_confirm_path(kw__remote *r, const kw__src *from,
     if (!rebind &&
         known_by_conn(kw__paths_get(&r->pt, kw__paths_find(&r->pt, &from->addr))))
       return false; /* a validated other path: selection already knows it */
-    if (kw__paths_add(&r->pt, &from->addr, KW_PSRC_CONN, now, &idx, NULL) !=
-        KW_OK)
+    bool created = false;
+    if (kw__paths_add(&r->pt, &from->addr, KW_PSRC_CONN, now, &idx,
+                      &created) != KW_OK)
       return false;
+    if (created)
+      path_known(r->ep, &from->addr);
     if (rebind) {
       char a[KW_SOCKADDR_STRLEN], b[KW_SOCKADDR_STRLEN];
       kw_sockaddr_format(cur, a, sizeof a);
@@ -285,6 +293,13 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *p = kw__paths_get(&r->pt, i);
     if (!p || p->state == KW_PST_UNUSABLE || policy == KW_PATH_POLICY_RELAY_ONLY)
+      continue;
+    /* a candidate only disco named (a CallMeMaybe, a Ping's source) gets
+     * QUIC once a Pong validated it (then also while it is inactive: it
+     * may carry the connection again): until then it gets budgeted Pings,
+     * never a race of full-size packets toward whoever it may be */
+    if (!p->ever_validated &&
+        (p->sources & (KW_PSRC_APP | KW_PSRC_LOOKUP | KW_PSRC_CONN)) == 0)
       continue;
     ndirect++;
     kw__udp *u = sock_for(ep, &p->addr);
@@ -371,6 +386,13 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     kw__conn_recv(c, from, data, len);
     return;
   }
+  if (rv == 0 && (data[0] & 0x80)) { /* long header: maybe an Initial */
+    /* a ban never stops a handshake: the source of the garbage that
+     * earned it may have been spoofed, and whoever completes a handshake
+     * from the address lifts it (kw__disco_conn_up) */
+    kw__conn_accept(ep, from, from_id, data, len);
+    return;
+  }
   if (from->relay < 0 && ep->banned &&
       kw__addr_filter_ignored(ep->banned, &from->addr, kw__now(ep))) {
     ep->stats.drops_unknown++;
@@ -378,10 +400,6 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
   }
   if (disco) {
     kw__disco_input(ep, from, data, len);
-    return;
-  }
-  if (rv == 0 && (data[0] & 0x80)) { /* long header: maybe an Initial */
-    kw__conn_accept(ep, from, from_id, data, len);
     return;
   }
   ep->stats.drops_unknown++;
@@ -393,21 +411,63 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     kw__magicsock_strike(ep, from);
 }
 
+/* A known path of some remote is never banned: garbage "from" it may be
+ * spoofed, and the ban would cut the remote's disco off. Asked only when a
+ * ban is due (at most once per strike window and address). */
+static bool known_path(void *arg, const kw_sockaddr *a) {
+  kw_endpoint *ep = arg;
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    if (kw__paths_find(&r->pt, a) != KW_PATHS_NONE)
+      return true;
+  return false;
+}
+
 void kw__magicsock_strike(kw_endpoint *ep, const kw__src *from) {
   if (from->relay >= 0 || !ep->banned)
     return; /* a relay vouches for its senders; it rate-limits them */
-  if (kw__addr_filter_bad(ep->banned, &from->addr, kw__now(ep)) &&
-      kw__log_enabled(ep, KW_LOG_INFO)) {
+  bool spared = false;
+  bool banned = kw__addr_filter_strike(ep->banned, &from->addr, kw__now(ep),
+                                       known_path, ep, &spared);
+  if ((banned || spared) && kw__log_enabled(ep, KW_LOG_INFO)) {
     char a[KW_SOCKADDR_STRLEN];
     kw_sockaddr_format(&from->addr, a, sizeof a);
-    kw__log(ep, KW_LOG_INFO, "magicsock", "addr.banned addr=%s seconds=%llu",
-            a, (unsigned long long)(KW_ADDR_FILTER_BAN_NS / 1000000000ull));
+    if (banned)
+      kw__log(ep, KW_LOG_INFO, "magicsock", "addr.banned addr=%s seconds=%llu",
+              a, (unsigned long long)(KW_ADDR_FILTER_BAN_NS / 1000000000ull));
+    else
+      kw__log(ep, KW_LOG_INFO, "magicsock",
+              "addr.spared addr=%s reason=known_path", a);
   }
 }
 
+static void log_unbanned(kw_endpoint *ep, const kw_sockaddr *a,
+                         const char *why) {
+  if (!kw__log_enabled(ep, KW_LOG_INFO))
+    return;
+  char s[KW_SOCKADDR_STRLEN];
+  kw_sockaddr_format(a, s, sizeof s);
+  kw__log(ep, KW_LOG_INFO, "magicsock", "addr.unbanned addr=%s reason=%s", s,
+          why);
+}
+
 void kw__magicsock_good(kw_endpoint *ep, const kw__src *from) {
-  if (from->relay < 0 && ep->banned)
-    kw__addr_filter_good(ep->banned, &from->addr);
+  if (from->relay < 0 && ep->banned &&
+      kw__addr_filter_trust(ep->banned, &from->addr, kw__now(ep)))
+    log_unbanned(ep, &from->addr, "authenticated");
+}
+
+void kw__magicsock_trust_addr(kw_endpoint *ep, const kw_sockaddr *a,
+                              const char *why) {
+  if (ep->banned && kw__addr_filter_trust(ep->banned, a, kw__now(ep)))
+    log_unbanned(ep, a, why);
+}
+
+/* `a` became a path of a remote: a ban on it (earned before, perhaps by
+ * spoofed garbage) goes. */
+static void path_known(kw_endpoint *ep, const kw_sockaddr *a) {
+  if (ep->banned && a && a->family &&
+      kw__addr_filter_lift(ep->banned, a, kw__now(ep)))
+    log_unbanned(ep, a, "known_path");
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events) {

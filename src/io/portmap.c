@@ -190,11 +190,22 @@ static void upnp_discover(pm_job *j) {
   if (!devs)
     return;
   char lan[64] = "";
+#if MINIUPNPC_API_VERSION >= 18
+  /* miniupnpc 2.2.8 (API 18) also returns the WAN address, and 2 now means
+   * "connected, but the WAN address is reserved" (a NAT behind a NAT, the
+   * NAT lab's 198.18.0.0/15): the mapping still holds for the first hop */
+  char wan[64] = "";
+  int r = UPNP_GetValidIGD(devs, &j->urls, &j->igd, lan, sizeof lan, wan,
+                           sizeof wan);
+  bool usable = r == 1 || r == 2 || r == 3;
+#else
   int r = UPNP_GetValidIGD(devs, &j->urls, &j->igd, lan, sizeof lan);
+  bool usable = r == 1 || r == 2;
+#endif
   freeUPNPDevlist(devs);
-  if (r == 1 || r == 2) {
-    /* 2: the IGD says its WAN link is down; some say so wrongly, and the
-     * AddPortMapping answer will tell */
+  if (usable) {
+    /* link down (3 from API 18, 2 before): some IGDs say so wrongly, and
+     * the AddPortMapping answer will tell */
     j->have_igd = true;
     snprintf(j->lanaddr, sizeof j->lanaddr, "%s",
              j->bind_ip[0] ? j->bind_ip : lan);

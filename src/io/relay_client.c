@@ -187,6 +187,8 @@ static void on_ready(kw__relay *r) {
   snprintf(extra, sizeof extra, "tls=\"%s\"",
            kw__tls_stream_cipher(r->ts, cbuf, sizeof cbuf));
   relay_log_state(r, "connected", extra);
+  if (r->ep->home_relay == r->idx)
+    kw__lookup_home_reconnected(r->ep); /* a restarted relay forgot our record */
   send_ping(r);
   /* flush what waited for the connection */
   while (r->pend_head) {

@@ -27,6 +27,12 @@ static void check(const uint8_t *p, size_t n) {
   if (r.addr.n_addrs > KW_MAX_DIRECT_ADDRS || r.ttl_s == 0 ||
       r.ttl_s > KW_RECORD_MAX_TTL)
     __builtin_trap();
+  /* the reader's time check agrees with the decoder at both edges */
+  kw__record t;
+  if (kw__record_expiry(&r) > r.timestamp_us &&
+      (kw__record_decode_at(p, n, r.timestamp_us, &t) != KW_OK ||
+      kw__record_decode_at(p, n, kw__record_expiry(&r), &t) != KW_ERR_STATE))
+    __builtin_trap();
   if (memcmp(r.addr.id, pk, KW_ID_LEN) == 0) {
     uint8_t out[KW_RECORD_MAX_LEN];
     size_t len;

@@ -12,7 +12,7 @@ MAN=$SRC/docs/man
 plain() { sed 's/\\-/-/g; s/\\f[BIRP]//g' "$1"; }
 plain "$MAN/keyway.1" >"$WORK/keyway.1.txt"
 plain "$MAN/keyway-relay.8" >"$WORK/relay.8.txt"
-opts_of() { grep -o -- '--[a-z][a-z-]*' | sort -u; }
+opts_of() { grep -o -- '--[a-z][a-z0-9-]*' | sort -u; }
 
 cmds=$("$KW" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z-]*\)\( .*\)\{0,1\}$/\1/p')
 check "--help lists the commands" test "$(wc -w <<<"$cmds")" -ge 9

@@ -177,14 +177,23 @@ chmod 555 "$WORK/ro" 2>/dev/null || { mkdir "$WORK/ro"; chmod 555 "$WORK/ro"; }
 set +e
 "$KW" receive --ephemeral -o "$WORK/afile" "$(cat "$WORK/t6")" 2>"$WORK/e1.err"; r1=$?
 "$KW" receive --ephemeral -o "$WORK/missing/sub" "$(cat "$WORK/t6")" 2>"$WORK/e2.err"; r2=$?
-[ "$(id -u)" = 0 ] || { "$KW" receive --ephemeral -o "$WORK/ro" "$(cat "$WORK/t6")" 2>"$WORK/e3.err"; r3=$?; }
+if [ "$(id -u)" = 0 ]; then
+  # root writes anywhere: the unwritable case runs as nobody, into a
+  # directory of root's that nobody can enter but not write
+  rodir=$(mktemp -d "${TMPDIR:-/tmp}/kw-ro.XXXXXX")
+  chmod 755 "$rodir"
+  setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$KW" receive --ephemeral -o "$rodir" "$(cat "$WORK/t6")" 2>"$WORK/e3.err"
+  r3=$?
+  rmdir "$rodir"
+else
+  "$KW" receive --ephemeral -o "$WORK/ro" "$(cat "$WORK/t6")" 2>"$WORK/e3.err"; r3=$?
+fi
 "$KW" send --ephemeral /dev/null 2>"$WORK/e4.err"; r4=$?
 set -e
 check "-o naming a file: exit 1, Not a directory" bash -c "[ $r1 -eq 1 ] && grep -q -- '-o .*afile: Not a directory' '$WORK/e1.err' && ! grep -q connected '$WORK/e1.err'"
 check "-o with a missing parent: exit 1, says so" bash -c "[ $r2 -eq 1 ] && grep -q 'No such file or directory (its parent directory is missing)' '$WORK/e2.err'"
-if [ "$(id -u)" != 0 ]; then
-  check "-o unwritable: exit 1, Permission denied" bash -c "[ $r3 -eq 1 ] && grep -q 'cannot write into .*: Permission denied' '$WORK/e3.err'"
-fi
+check "-o unwritable: exit 1, Permission denied" bash -c "[ $r3 -eq 1 ] && grep -q 'cannot write into .*: Permission denied' '$WORK/e3.err' && ! grep -q connected '$WORK/e3.err'"
 check "send /dev/null: exit 1, a character device" bash -c "[ $r4 -eq 1 ] && grep -q '/dev/null: a character device' '$WORK/e4.err'"
 kill -INT "$spid"; wait "$spid" || true
 

@@ -21,6 +21,22 @@ lab_have_root() {
   [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns list >/dev/null 2>&1
 }
 
+# lab_can_netns: a network namespace can be made and entered here (not so
+# in some containers and chroots); else prints why on stdout, returns 1
+lab_can_netns() {
+  local ns="kwprobe$$" err
+  if ! err=$(ip netns add "$ns" 2>&1); then
+    echo "cannot create a network namespace (ip netns add: ${err:-failed})"
+    return 1
+  fi
+  if ! err=$(ip netns exec "$ns" true 2>&1); then
+    ip netns del "$ns" 2>/dev/null || true
+    echo "cannot enter a network namespace (ip netns exec: ${err:-failed})"
+    return 1
+  fi
+  ip netns del "$ns" 2>/dev/null || true
+}
+
 lab_init() {
   LAB_PREFIX="kw$$"
   LAB_NS=()
@@ -231,6 +247,8 @@ lab_test_begin() {
   KW=$build/keyway
   RELAY=$build/keyway-relay
   lab_have_root || { echo "natlab: needs root and ip netns: skipped"; exit 77; }
+  local why
+  why=$(lab_can_netns) || { echo "natlab: $why: skipped"; exit 77; }
   passed=0
   failed=0
   work=$(mktemp -d)

@@ -171,6 +171,105 @@ static void test_rule_punish_table_bounded_1024(void **state) {
   kw__addr_filter_free(&f);
 }
 
+/* ---- spoofed garbage must not ban a real peer ---------------------------- */
+
+typedef struct known {
+  kw_sockaddr a; /* the one known path */
+  int calls;
+} known;
+
+static bool spare_a(void *arg, const kw_sockaddr *x) {
+  known *k = arg;
+  k->calls++;
+  return x->port == k->a.port && memcmp(x->ip, k->a.ip, 4) == 0;
+}
+
+/* The predicate (a known path of a remote) spares the address when the ban
+ * is due, and is not asked again for a strike window. */
+static void test_rule_punish_known_path_spared(void **state) {
+  (void)state;
+  kw__addr_filter f;
+  assert_int_equal(kw__addr_filter_init(&f), KW_OK);
+  known k = {addr("198.18.0.1:1000"), 0};
+  kw_sockaddr other = addr("198.18.0.2:1000");
+  uint64_t t = 100 * S;
+  bool spared;
+  for (int i = 0; i < 50; i++) /* 50 spoofed datagrams in 50 ms */
+    assert_false(kw__addr_filter_strike(&f, &k.a, t + (uint64_t)i * MS,
+                                        spare_a, &k, &spared));
+  assert_false(kw__addr_filter_ignored(&f, &k.a, t + 50 * MS));
+  assert_int_equal(k.calls, 1); /* asked once, at the 8th */
+  assert_int_equal(f.spared_total, 1);
+  assert_int_equal(f.banned_total, 0);
+  /* after the window a new series; spared again, asked again */
+  for (int i = 0; i < KW_ADDR_FILTER_STRIKES; i++)
+    kw__addr_filter_strike(&f, &k.a, t + KW_ADDR_FILTER_STRIKE_WINDOW_NS + S,
+                           spare_a, &k, &spared);
+  assert_true(spared);
+  assert_int_equal(k.calls, 2);
+  /* an address the predicate does not know is still banned */
+  bool banned = false;
+  for (int i = 0; i < KW_ADDR_FILTER_STRIKES; i++)
+    banned = kw__addr_filter_strike(&f, &other, t, spare_a, &k, &spared);
+  assert_true(banned);
+  assert_false(spared);
+  assert_true(kw__addr_filter_ignored(&f, &other, t));
+  kw__addr_filter_free(&f);
+}
+
+/* An address that authenticated is never struck for 10 minutes, however
+ * much garbage claims to come from it; then it can be again. */
+static void test_rule_punish_trusted_never_banned(void **state) {
+  (void)state;
+  kw__addr_filter f;
+  assert_int_equal(kw__addr_filter_init(&f), KW_OK);
+  kw_sockaddr a = addr("198.18.0.1:1000");
+  uint64_t t = 100 * S;
+  /* banned first (spoofed before the peer showed up), then it proves
+   * itself: the ban goes at once */
+  ban(&f, &a, t);
+  assert_true(kw__addr_filter_ignored(&f, &a, t));
+  assert_true(kw__addr_filter_trust(&f, &a, t + 1));
+  assert_false(kw__addr_filter_ignored(&f, &a, t + 1));
+  assert_true(kw__addr_filter_trusted(&f, &a, t + 1));
+  for (int i = 0; i < 1000; i++)
+    assert_false(kw__addr_filter_bad(&f, &a, t + 2 + (uint64_t)i));
+  assert_false(kw__addr_filter_ignored(&f, &a, t + 2000));
+  assert_int_equal(kw__addr_filter_count(&f, t + 2000), 0); /* no entry */
+  assert_false(kw__addr_filter_trust(&f, &a, t + 3000)); /* was not banned */
+  /* 10 minutes after its last authenticated packet the trust is gone */
+  uint64_t end = t + 3000 + KW_ADDR_FILTER_TRUST_NS;
+  assert_true(kw__addr_filter_trusted(&f, &a, end - 1));
+  assert_false(kw__addr_filter_trusted(&f, &a, end));
+  ban(&f, &a, end);
+  assert_true(kw__addr_filter_ignored(&f, &a, end));
+  /* lift: forgets, says whether it was banned */
+  assert_true(kw__addr_filter_lift(&f, &a, end));
+  assert_false(kw__addr_filter_lift(&f, &a, end));
+  assert_false(kw__addr_filter_trusted(NULL, &a, 0));
+  assert_false(kw__addr_filter_trust(NULL, &a, 0));
+  assert_false(kw__addr_filter_lift(NULL, &a, 0));
+  kw__addr_filter_free(&f);
+}
+
+/* Both tables stay bounded: trusting 5000 addresses keeps 1024 (the least
+ * recently authenticated go). */
+static void test_rule_punish_trust_table_bounded(void **state) {
+  (void)state;
+  kw__addr_filter f;
+  assert_int_equal(kw__addr_filter_init(&f), KW_OK);
+  uint64_t t = 100 * S;
+  for (uint32_t i = 0; i < 5000; i++) {
+    kw_sockaddr a = nth(i);
+    kw__addr_filter_trust(&f, &a, t + i);
+  }
+  assert_int_equal(kw__addrlru_count(&f.trusted), KW_ADDR_FILTER_TRUST_CAP);
+  kw_sockaddr old = nth(0), recent = nth(4999);
+  assert_false(kw__addr_filter_trusted(&f, &old, t + 5000));
+  assert_true(kw__addr_filter_trusted(&f, &recent, t + 5000));
+  kw__addr_filter_free(&f);
+}
+
 static void test_punish_null_args(void **state) {
   (void)state;
   kw_sockaddr a = addr("198.18.0.1:1");
@@ -471,6 +570,9 @@ int main(void) {
       cmocka_unit_test(test_rule_punish_good_packet_forgives),
       cmocka_unit_test(test_rule_punish_evicted_after_5_min),
       cmocka_unit_test(test_rule_punish_table_bounded_1024),
+      cmocka_unit_test(test_rule_punish_known_path_spared),
+      cmocka_unit_test(test_rule_punish_trusted_never_banned),
+      cmocka_unit_test(test_rule_punish_trust_table_bounded),
       cmocka_unit_test(test_punish_null_args),
       cmocka_unit_test(test_addrlru_basic),
       cmocka_unit_test(test_addrlru_churn_stays_consistent),

@@ -305,8 +305,144 @@ static void test_null_is_harmless(void **state) {
   assert_false(kw__holepunch_poll(NULL, 0));
 }
 
+/* ---- answering a CallMeMaybe without new candidates ---------------------- */
+
+static void test_answer_at_most_every_2s(void **state) {
+  (void)state;
+  kw__holepunch hp;
+  started(&hp); /* a round at T0: no reason to stay silent */
+  assert_true(kw__holepunch_answer(&hp, T0));
+  assert_false(kw__holepunch_answer(&hp, T0 + 1));
+  assert_false(kw__holepunch_answer(&hp, T0 + KW_HP_ANSWER_MIN_NS - 1));
+  assert_true(kw__holepunch_answer(&hp, T0 + KW_HP_ANSWER_MIN_NS));
+  assert_false(kw__holepunch_answer(&hp, T0 + 2 * KW_HP_ANSWER_MIN_NS - 1));
+  assert_true(kw__holepunch_answer(&hp, T0 + 2 * KW_HP_ANSWER_MIN_NS));
+  /* an answer is no round: the schedule is untouched */
+  assert_int_equal(hp.rounds, 1);
+  assert_int_equal(kw__holepunch_next_deadline(&hp), T0 + KW_HP_UPGRADE_NS);
+}
+
+static void test_answer_flood_bounded(void **state) {
+  (void)state;
+  kw__holepunch hp;
+  started(&hp);
+  /* 200 CallMeMaybes at 50/s: one answer per 2 s */
+  int answers = 0;
+  for (int i = 0; i < 200; i++)
+    answers += kw__holepunch_answer(&hp, T0 + 5 * S + (uint64_t)i * 20 * MS);
+  assert_int_equal(answers, 2); /* at 5 s and 7 s; 9 s is past the flood */
+}
+
+static void test_answer_before_a_connection(void **state) {
+  (void)state;
+  kw__holepunch hp;
+  kw__holepunch_init(&hp);
+  /* the remote's CallMeMaybe before our side of the handshake is done */
+  assert_true(kw__holepunch_answer(&hp, T0));
+  assert_false(kw__holepunch_answer(&hp, T0 + S));
+  assert_false(kw__holepunch_answer(NULL, T0));
+}
+
+/* ---- token buckets and the probe budget --------------------------------- */
+
+static void test_tbucket_burst_then_rate(void **state) {
+  (void)state;
+  kw__tbucket b;
+  kw__tbucket_init(&b, 10, 5);
+  assert_int_equal(kw__tbucket_avail(&b, T0), 10);
+  for (int i = 0; i < 10; i++)
+    assert_true(kw__tbucket_take(&b, T0, 1));
+  assert_false(kw__tbucket_take(&b, T0, 1));
+  /* 5 per second: one token every 200 ms, exactly */
+  assert_false(kw__tbucket_take(&b, T0 + 200 * MS - 1, 1));
+  assert_true(kw__tbucket_take(&b, T0 + 200 * MS, 1));
+  assert_false(kw__tbucket_take(&b, T0 + 200 * MS, 1));
+  /* never more than the burst, however long it rested */
+  assert_int_equal(kw__tbucket_avail(&b, T0 + 3600 * S), 10);
+  assert_int_equal(kw__tbucket_avail(&b, UINT64_MAX), 10);
+  /* more than the burst at once: never */
+  assert_false(kw__tbucket_take(&b, UINT64_MAX, 11));
+  assert_true(kw__tbucket_take(&b, UINT64_MAX, 10));
+  /* time going backwards refills nothing */
+  assert_int_equal(kw__tbucket_avail(&b, T0), 0);
+  assert_false(kw__tbucket_take(NULL, T0, 1));
+  assert_int_equal(kw__tbucket_avail(NULL, T0), 0);
+}
+
+static void test_tbucket_huge_values(void **state) {
+  (void)state;
+  kw__tbucket b;
+  kw__tbucket_init(&b, UINT64_MAX, UINT64_MAX);
+  assert_true(kw__tbucket_take(&b, 0, 1000));
+  assert_true(kw__tbucket_avail(&b, UINT64_MAX) > 1000);
+  kw__tbucket_init(&b, 1, 0); /* never refills */
+  assert_true(kw__tbucket_take(&b, 0, 1));
+  assert_false(kw__tbucket_take(&b, UINT64_MAX, 1));
+}
+
+/* Over any interval of T seconds a remote gets at most BURST + RATE * T
+ * probes, in packets and in bytes, whatever it asks. */
+static void test_probe_budget_bound_per_remote(void **state) {
+  (void)state;
+  kw__probe_budget r, ep;
+  kw__probe_budget_init_remote(&r);
+  kw__probe_budget_init_endpoint(&ep);
+  uint64_t sent = 0, bytes = 0;
+  /* asked 16 Pings of 133 bytes 50 times a second for 10 s */
+  for (int i = 0; i < 500; i++)
+    for (int j = 0; j < 16; j++)
+      if (kw__probe_allow(&r, &ep, T0 + (uint64_t)i * 20 * MS, 133)) {
+        sent++;
+        bytes += 133;
+      }
+  uint64_t t = 10; /* seconds */
+  assert_true(sent <= KW_PROBE_REMOTE_BURST_PKTS + KW_PROBE_REMOTE_PKTS_S * t);
+  assert_true(bytes <=
+              KW_PROBE_REMOTE_BURST_BYTES + KW_PROBE_REMOTE_BYTES_S * t);
+  assert_true(sent >= 32 + 8 * 9); /* and it does get its rate */
+  assert_true(r.refused == 500 * 16 - sent);
+  /* the bytes bucket binds too: large probes run out before the count */
+  kw__probe_budget_init_remote(&r);
+  int big = 0;
+  while (kw__probe_allow(&r, NULL, T0, 1400))
+    big++;
+  assert_int_equal(big, KW_PROBE_REMOTE_BURST_BYTES / 1400);
+  assert_false(kw__probe_allow(NULL, &ep, T0, 1));
+}
+
+static void test_probe_budget_endpoint_shared(void **state) {
+  (void)state;
+  kw__probe_budget ep, r[20];
+  kw__probe_budget_init_endpoint(&ep);
+  for (int i = 0; i < 20; i++)
+    kw__probe_budget_init_remote(&r[i]);
+  /* 20 remotes, each within its own burst, share the endpoint's */
+  uint64_t sent = 0;
+  for (int i = 0; i < 20; i++)
+    for (int j = 0; j < KW_PROBE_REMOTE_BURST_PKTS; j++)
+      sent += kw__probe_allow(&r[i], &ep, T0, 133);
+  assert_int_equal(sent, KW_PROBE_EP_BURST_PKTS);
+  /* a refusal by the endpoint takes nothing from the remote */
+  uint64_t left = kw__tbucket_avail(&r[19].pkts, T0);
+  assert_false(kw__probe_allow(&r[19], &ep, T0, 133));
+  assert_int_equal(kw__tbucket_avail(&r[19].pkts, T0), left);
+  /* one second later: the endpoint's rate */
+  sent = 0;
+  for (int i = 0; i < 20; i++)
+    for (int j = 0; j < KW_PROBE_REMOTE_BURST_PKTS; j++)
+      sent += kw__probe_allow(&r[i], &ep, T0 + S, 133);
+  assert_int_equal(sent, KW_PROBE_EP_PKTS_S);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_answer_at_most_every_2s),
+      cmocka_unit_test(test_answer_flood_bounded),
+      cmocka_unit_test(test_answer_before_a_connection),
+      cmocka_unit_test(test_tbucket_burst_then_rate),
+      cmocka_unit_test(test_tbucket_huge_values),
+      cmocka_unit_test(test_probe_budget_bound_per_remote),
+      cmocka_unit_test(test_probe_budget_endpoint_shared),
       cmocka_unit_test(test_idle_without_connection),
       cmocka_unit_test(test_rule_trigger_connection_added),
       cmocka_unit_test(test_rule_trigger_new_local_candidates),

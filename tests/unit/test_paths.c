@@ -635,9 +635,32 @@ static void test_has_direct_within_10ms_boundary(void **state) {
   assert_false(kw__paths_has_direct_within(&t, 10 * MS));
 }
 
+/* A path remembers that it was validated once (the io layer races such a
+ * path again; one never validated, that only disco named, it does not). */
+static void test_ever_validated_is_remembered(void **state) {
+  (void)state;
+  kw__paths t;
+  kw__paths_init(&t);
+  kw_sockaddr a = addr("198.18.0.1:1"), b = addr("198.18.0.2:2");
+  int ia, ib;
+  assert_int_equal(kw__paths_add(&t, &a, KW_PSRC_DISCO, 1, &ia, NULL), KW_OK);
+  assert_int_equal(kw__paths_add(&t, &b, KW_PSRC_DISCO, 1, &ib, NULL), KW_OK);
+  assert_false(kw__paths_get(&t, ia)->ever_validated);
+  assert_int_equal(kw__paths_set_state(&t, ia, KW_PST_VALIDATING, 2), KW_OK);
+  assert_int_equal(kw__paths_set_state(&t, ia, KW_PST_INACTIVE, 3), KW_OK);
+  assert_false(kw__paths_get(&t, ia)->ever_validated);
+  assert_int_equal(kw__paths_set_state(&t, ia, KW_PST_VALIDATED, 4), KW_OK);
+  assert_int_equal(kw__paths_set_state(&t, ia, KW_PST_INACTIVE, 5), KW_OK);
+  assert_true(kw__paths_get(&t, ia)->ever_validated);
+  assert_int_equal(kw__paths_rtt_sample(&t, ib, 0, 5 * MS), KW_OK);
+  assert_true(kw__paths_get(&t, ib)->ever_validated);
+  kw__paths_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty_selects_none),
+      cmocka_unit_test(test_ever_validated_is_remembered),
       cmocka_unit_test(test_add_find_merge_sources),
       cmocka_unit_test(test_add_rejections),
       cmocka_unit_test(test_rule_states_only_validated_selectable),

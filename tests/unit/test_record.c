@@ -332,6 +332,51 @@ static void test_expiry_and_newer(void **state) {
   assert_false(kw__record_expired(&a, UINT64_MAX - 1));
 }
 
+/* A reader checks a record's time: an expired one (an old record a relay
+ * kept or replays) and one dated beyond the skew are refused whole. */
+static void test_decode_at_checks_time(void **state) {
+  (void)state;
+  kw__record r, got;
+  base_record(&r);
+  uint8_t buf[KW_RECORD_MAX_LEN];
+  size_t n;
+  assert_int_equal(kw__record_encode(&r, sk, buf, sizeof(buf), &n), KW_OK);
+  const uint64_t ts = r.timestamp_us, life = 600ull * 1000000ull;
+  /* valid from (ts - skew) to ts + ttl (exclusive) */
+  assert_int_equal(kw__record_decode_at(buf, n, ts, &got), KW_OK);
+  assert_record_equal(&r, &got);
+  assert_int_equal(kw__record_decode_at(buf, n, ts + life - 1, &got), KW_OK);
+  assert_int_equal(
+      kw__record_decode_at(buf, n, ts - KW_RECORD_MAX_SKEW_US, &got), KW_OK);
+  /* expired */
+  assert_int_equal(kw__record_decode_at(buf, n, ts + life, &got),
+                   KW_ERR_STATE);
+  assert_true(got.timestamp_us == 0 && got.addr.n_addrs == 0);
+  assert_int_equal(kw__record_decode_at(buf, n, UINT64_MAX, &got),
+                   KW_ERR_STATE);
+  /* from the future: one microsecond beyond the skew */
+  assert_int_equal(
+      kw__record_decode_at(buf, n, ts - KW_RECORD_MAX_SKEW_US - 1, &got),
+      KW_ERR_STATE);
+  assert_true(got.addr.n_addrs == 0);
+  assert_int_equal(kw__record_decode_at(buf, n, 0, &got), KW_ERR_STATE);
+  /* a signature or format error is still reported as such */
+  buf[n - 1] ^= 1;
+  assert_int_equal(kw__record_decode_at(buf, n, ts, &got),
+                   KW_ERR_KEY_MISMATCH);
+  assert_int_equal(kw__record_decode_at(buf, n - 1, ts, &got), KW_ERR_PARSE);
+  /* the checks alone */
+  assert_int_equal(kw__record_check_time(&r, ts), KW_OK);
+  assert_false(kw__record_from_future(&r, ts - KW_RECORD_MAX_SKEW_US));
+  assert_true(kw__record_from_future(&r, ts - KW_RECORD_MAX_SKEW_US - 1));
+  assert_int_equal(kw__record_check_time(NULL, ts), KW_ERR_INVALID_ARG);
+  /* saturation: a record dated at the end of time never wraps */
+  r.timestamp_us = UINT64_MAX;
+  assert_true(kw__record_from_future(&r, 0));
+  assert_false(kw__record_from_future(&r, UINT64_MAX));
+  assert_int_equal(kw__record_check_time(&r, UINT64_MAX), KW_ERR_STATE);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip_and_layout),
@@ -342,6 +387,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_signer),
       cmocka_unit_test(test_encode_rejects),
       cmocka_unit_test(test_expiry_and_newer),
+      cmocka_unit_test(test_decode_at_checks_time),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
