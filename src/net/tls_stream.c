@@ -205,7 +205,7 @@ static ssize_t push_vec(gnutls_transport_ptr_t ptr, const giovec_t *iov,
     return (ssize_t)total; /* discarded */
   size_t done = 0;
   if (!s->tx_head && s->tcp->write_queue_size == 0) {
-    uv_buf_t bufs[16];
+    uv_buf_t bufs[16] = {{0}}; /* GCC 14 + libuv 1.50: -Wmaybe-uninitialized otherwise */
     int nb = iovcnt < 16 ? iovcnt : 16;
     for (int i = 0; i < nb; i++)
       bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
