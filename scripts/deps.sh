@@ -34,7 +34,7 @@ demo_pkgs=(make build-essential cmake pkg-config
   libminiupnpc-dev libnatpmp-dev libcmocka-dev uthash-dev python3)
 # everything else `make check` and `make bench` use
 check_pkgs=(clang iproute2 iptables conntrack iputils-ping iperf3 coturn
-  stun-client openssl curl miniupnpd-iptables valgrind xxd procps psmisc jq)
+  stun-client openssl curl miniupnpd-iptables valgrind xxd procps psmisc jq groff-base)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"

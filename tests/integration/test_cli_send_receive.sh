@@ -179,13 +179,16 @@ set +e
 "$KW" receive --ephemeral -o "$WORK/missing/sub" "$(cat "$WORK/t6")" 2>"$WORK/e2.err"; r2=$?
 if [ "$(id -u)" = 0 ]; then
   # root writes anywhere: the unwritable case runs as nobody, into a
-  # directory of root's that nobody can enter but not write
-  rodir=$(mktemp -d "${TMPDIR:-/tmp}/kw-ro.XXXXXX")
-  chmod 755 "$rodir"
+  # directory of root's that nobody can enter but not write (with a copy
+  # of the binary there: the build may sit where nobody cannot reach)
+  robase=$(mktemp -d "${TMPDIR:-/tmp}/kw-ro.XXXXXX")
+  chmod 755 "$robase"
+  mkdir -m 755 "$robase/ro"
+  cp "$KW" "$robase/keyway"
   setpriv --reuid=65534 --regid=65534 --clear-groups \
-    "$KW" receive --ephemeral -o "$rodir" "$(cat "$WORK/t6")" 2>"$WORK/e3.err"
+    "$robase/keyway" receive --ephemeral -o "$robase/ro" "$(cat "$WORK/t6")" 2>"$WORK/e3.err"
   r3=$?
-  rmdir "$rodir"
+  rm -rf "$robase"
 else
   "$KW" receive --ephemeral -o "$WORK/ro" "$(cat "$WORK/t6")" 2>"$WORK/e3.err"; r3=$?
 fi
