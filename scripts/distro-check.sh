@@ -83,6 +83,7 @@ fi
 
 start=$SECONDS
 root=$(mktemp -d "${KW_DISTRO_TMP:-/var/tmp}/keyway-distro-$suite.XXXXXX")
+chmod 755 "$root" # it becomes /, which every user must be able to enter
 root=$(cd "$root" && pwd -P)
 status=1
 
