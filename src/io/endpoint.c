@@ -54,6 +54,7 @@ kw_err kw_config_new(kw_config **out) {
   c->conn_send_budget = 16u << 20;
   c->endpoint_send_budget = 256u << 20;
   c->log_level = KW_LOG_INFO;
+  c->cc = KW_CC_BBR; /* see kw_config_set_congestion_control */
   *out = c;
   return KW_OK;
 }
