@@ -58,6 +58,7 @@ bench: deps
 	./bench/loopback.sh $(BUILD)
 	./bench/relay.sh $(BUILD)
 	./bench/natlab.sh $(BUILD)
+	./bench/natlab_paths.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

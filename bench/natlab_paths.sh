@@ -21,7 +21,7 @@
 # keyway-BBR / TCP-BBR). Skips (exit 0) without root.
 # KW_PATHS_CC (default "cubic bbr") picks keyway's controllers, KW_PATHS_REPS
 # (default 2) the alternating rounds;
-# KW_PATHS_KEEP=DIR keeps the logs.
+# KW_PATHS_KEEP=DIR keeps the logs (KW_PATHS_VERBOSE=1: with -v).
 set -uo pipefail
 build=$(cd "${1:?usage: bench/natlab_paths.sh BUILD_DIR}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,6 +73,7 @@ lab_up() { # lab_up LOSS
 }
 
 common=(--ephemeral --json --relay https://198.18.0.10:8443)
+[ -n "${KW_PATHS_VERBOSE:-}" ] && common+=(-v) # logs in KW_PATHS_KEEP
 
 keyway_run() { # keyway_run LOSS CC N
   local loss=$1 cc=$2 n=$3 t ticket lpid t0 t1 rc bytes last
