@@ -337,7 +337,10 @@ KW_EXTERN kw_err kw_config_set_max_conns(kw_config *cfg, uint32_t n);
  * at most 5 s. Errors: KW_ERR_INVALID_ARG (n > 128). */
 KW_EXTERN kw_err kw_config_set_retry_threshold(kw_config *cfg, uint32_t n);
 /* Bytes a stream may buffer for sending before writes return short
- * (default 4 MiB). */
+ * (default 16 MiB). Sent bytes stay buffered until acknowledged in order:
+ * on a lossy path one lost packet holds everything sent after it for a
+ * round trip or two, so this must cover several bandwidth-delay products
+ * (measured: 1% loss at 80 ms RTT, 4 MiB gave 12 MB/s, 16 MiB 27 MB/s). */
 KW_EXTERN kw_err kw_config_set_stream_send_buffer(kw_config *cfg, size_t n);
 /* Send budgets: stream bytes written but not yet acknowledged by the
  * remote, summed over all streams of one connection (default 16 MiB) and
