@@ -363,13 +363,15 @@ typedef enum kw_cc {
   KW_CC_RENO = 2,  /* NewReno (RFC 9002) */
 } kw_cc;
 /* The congestion controller of every connection of the endpoint (default
- * KW_CC_BBR). Why BBR: measured in the NAT lab (bench/natlab_paths.sh, 80 ms
- * RTT), 1% random loss per link direction cut CUBIC to 0.2 MB/s (as it does
- * TCP CUBIC there: loss-based controllers read random loss as congestion)
- * while BBR kept 12.8 MB/s, on par with TCP BBR; without loss both were
- * alike. Wi-Fi and mobile links have random loss. CUBIC keeps queues
- * shorter where keyway shares a bottleneck with loss-free TCP flows. Both
- * ends choose on their own: each controls what it sends. Errors:
+ * KW_CC_BBR). Why BBR: measured in the NAT lab (bench/natlab_paths.sh,
+ * 80 ms RTT, 64 MiB), 1% random loss per link direction held CUBIC to
+ * 0.2 MB/s (TCP CUBIC too: loss-based controllers read random loss as
+ * congestion) while BBR moved 27 MB/s (TCP BBR: 14 MB/s); without loss both
+ * reached TCP's 38-39 MB/s. Wi-Fi and mobile links have random loss. Past
+ * about 2% loss per round trip ngtcp2's BBR (v3) backs off as well: at 5%
+ * per link direction it falls to under 1 MB/s. CUBIC keeps queues shorter
+ * where keyway shares a bottleneck with loss-free TCP flows. Both ends
+ * choose on their own: each controls what it sends. Errors:
  * KW_ERR_INVALID_ARG (cfg NULL or an unknown value). */
 KW_EXTERN kw_err kw_config_set_congestion_control(kw_config *cfg, kw_cc cc);
 /* Adds a relay to the relay map (up to 8): "https://HOST:PORT", optionally
