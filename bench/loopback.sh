@@ -5,7 +5,8 @@
 #
 # 1. keyway-bench: library throughput (1 stream, 8 streams), connect-to-
 #    first-byte latency, idle endpoint RSS.
-# 2. The CLI end to end: `keyway listen` | `keyway connect` moving 1 GiB.
+# 2. The CLI end to end: `keyway listen` | `keyway connect` moving 1 GiB, and
+#    the CPU time (user + system) each side spent per GiB.
 # 3. iperf3 over TCP and over UDP (-b 0 -l 1400) for 5 s each.
 # 4. A table of MB/s with the ratios keyway/iperf3-TCP and keyway/iperf3-UDP,
 #    and the size of libkeyway.so.
@@ -56,18 +57,24 @@ cli=""
 if [ -x "$CLI" ] && "$CLI" --help 2>&1 | grep -q 'listen'; then
   ticket="$TMP/ticket"
   binds=(--ephemeral --bind 127.0.0.1:0 --bind '[::1]:0')
+  # CPU time of each side (user + system) when /usr/bin/time is there
+  tl=() tc=()
+  if [ -x /usr/bin/time ]; then
+    tl=(/usr/bin/time -f "%U %S" -o "$TMP/listen.cpu")
+    tc=(/usr/bin/time -f "%U %S" -o "$TMP/connect.cpu")
+  fi
   mkfifo "$TMP/listen.out"
   wc -c <"$TMP/listen.out" >"$TMP/listen.count" &
   counter=$!
   PIDS+=("$counter")
-  "$CLI" listen --once "${binds[@]}" --ticket-file "$ticket" </dev/null \
+  "${tl[@]}" "$CLI" listen --once "${binds[@]}" --ticket-file "$ticket" </dev/null \
     >"$TMP/listen.out" 2>"$TMP/listen.err" &
   PIDS+=($!)
   for _ in $(seq 100); do [ -s "$ticket" ] && break; sleep 0.05; done
   if [ -s "$ticket" ]; then
     t0=$(now)
     if head -c "${MIB}M" /dev/zero |
-        timeout 300 "$CLI" connect "${binds[@]}" "$(cat "$ticket")" 2>"$TMP/connect.err"; then
+        timeout 300 "${tc[@]}" "$CLI" connect "${binds[@]}" "$(cat "$ticket")" 2>"$TMP/connect.err"; then
       t1=$(now)
       wait "$counter" || true
       got=$(cat "$TMP/listen.count")
@@ -75,6 +82,10 @@ if [ -x "$CLI" ] && "$CLI" --help 2>&1 | grep -q 'listen'; then
       if [ "$got" -eq $((MIB << 20)) ]; then
         cli=$(mbps "$got" "$secs")
         echo "$got bytes in ${secs}s (process start-up and handshake included): $cli MB/s"
+        for _ in $(seq 50); do [ -s "$TMP/listen.cpu" ] && break; sleep 0.1; done
+        for side in connect listen; do
+          [ -s "$TMP/$side.cpu" ] && awk -v s="$side" -v b="$got" '{ printf "CPU %s (%s): %.2f s per GiB (user %.2f, system %.2f)\n", s, s == "connect" ? "sender" : "receiver", ($1 + $2) * 1073741824 / b, $1 * 1073741824 / b, $2 * 1073741824 / b }' "$TMP/$side.cpu"
+        done
       else
         echo "NOTE: the listener received $got of $((MIB << 20)) bytes; no CLI figure"
       fi

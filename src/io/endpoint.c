@@ -50,10 +50,11 @@ kw_err kw_config_new(kw_config **out) {
   c->max_streams_uni = 1024;
   c->max_conns = 4096;
   c->retry_threshold = KW_RETRY_THRESHOLD;
-  c->stream_send_buffer = 4u << 20;
+  c->stream_send_buffer = 16u << 20;
   c->conn_send_budget = 16u << 20;
   c->endpoint_send_budget = 256u << 20;
   c->log_level = KW_LOG_INFO;
+  c->cc = KW_CC_BBR; /* see kw_config_set_congestion_control */
   *out = c;
   return KW_OK;
 }

@@ -466,6 +466,13 @@ struct kw_endpoint {
   kw__udp udp4, udp6;
   struct kw__tls_ctx *tls;
   kw__cidmap cids;
+  /* the receive fast path: the clock read once per recvmmsg batch (0 when
+   * no batch is being handled, see kw__now) and the connection of the last
+   * short-header packet's CID (cleared whenever a CID leaves cids) */
+  uint64_t rx_batch_now;
+  kw_conn *rx_last_conn;
+  uint8_t rx_last_cid[20];
+  size_t rx_last_cidlen;
   kw_conn *conns;
   unsigned nconns;
   unsigned nhalfopen; /* incoming handshakes not yet completed */

@@ -27,7 +27,10 @@
 #define KW_REBIND_QUIET_MS 1000
 
 uint64_t kw__now(kw_endpoint *ep) {
-  (void)ep;
+  /* inside a receive batch every packet gets the batch's arrival time: one
+   * clock read per recvmmsg, not one per packet */
+  if (ep && ep->rx_batch_now)
+    return ep->rx_batch_now;
   return uv_hrtime();
 }
 
@@ -381,7 +384,21 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     return;
   }
   int rv = disco ? -1 : ngtcp2_pkt_decode_version_cid(&vc, data, len, 16);
-  kw_conn *c = rv == 0 ? kw__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen) : NULL;
+  kw_conn *c = NULL;
+  if (rv == 0) {
+    /* a batch is mostly one connection's packets: one hash lookup */
+    if (ep->rx_last_conn && vc.dcidlen == ep->rx_last_cidlen &&
+        !memcmp(vc.dcid, ep->rx_last_cid, vc.dcidlen)) {
+      c = ep->rx_last_conn;
+    } else {
+      c = kw__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+      if (c && vc.dcidlen <= sizeof ep->rx_last_cid) {
+        ep->rx_last_conn = c;
+        memcpy(ep->rx_last_cid, vc.dcid, vc.dcidlen);
+        ep->rx_last_cidlen = vc.dcidlen;
+      }
+    }
+  }
   if (c) { /* a known connection's packets bypass the punishment table */
     kw__conn_recv(c, from, data, len);
     return;
@@ -487,7 +504,9 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
   }
   if (events & UV_READABLE) {
     for (int i = 0; i < KW_RX_BATCHES_PER_WAKE; i++) {
+      owner->rx_batch_now = uv_hrtime();
       int r = kw__udp_recv_batch(u, on_datagram, owner);
+      owner->rx_batch_now = 0;
       if (r <= 0)
         break;
     }

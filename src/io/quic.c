@@ -66,6 +66,7 @@ static void cid_unregister(kw_conn *c, const uint8_t *cid, size_t len) {
   for (size_t i = 0; i < c->ncids; i++) {
     if (c->cids[i].len == len && memcmp(c->cids[i].cid, cid, len) == 0) {
       kw__cidmap_del(&c->ep->cids, cid, len);
+      c->ep->rx_last_conn = NULL;
       c->cids[i] = c->cids[--c->ncids];
       return;
     }
@@ -581,6 +582,7 @@ static void conn_destroy(kw_conn *c) {
   }
   for (size_t i = 0; i < c->ncids; i++)
     kw__cidmap_del(&ep->cids, c->cids[i].cid, c->cids[i].len);
+  ep->rx_last_conn = NULL;
   c->ncids = 0;
   for (kw_conn **pp = &ep->conns; *pp; pp = &(*pp)->next) {
     if (*pp == c) {

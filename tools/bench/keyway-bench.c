@@ -72,7 +72,7 @@ static void wait_finished(double seconds) {
 
 /* ---- endpoints ---- */
 
-static kw_cc cc = KW_CC_CUBIC; /* --cc */
+static kw_cc cc = KW_CC_BBR; /* --cc (the library's default) */
 
 static kw_endpoint *endpoint(const char *alpn, const kw_callbacks *cbs) {
   kw_config *cfg;

@@ -163,6 +163,45 @@ static void write_out(const uint8_t *d, size_t n) {
   }
 }
 
+/* Received bytes wait in outbuf and go to stdout in one write per loop
+ * turn (a posted flush) or per full buffer, not one write per packet. */
+#define OUT_BUF (256 * 1024)
+static uint8_t outbuf[OUT_BUF];
+static size_t outlen;
+static bool out_flush_posted;
+
+static void out_flush(void) {
+  size_t n = outlen;
+  outlen = 0;
+  write_out(outbuf, n);
+}
+
+static void out_broken_stop(void);
+
+static void out_flush_cb(kw_endpoint *ep, void *arg) {
+  (void)ep;
+  (void)arg;
+  out_flush_posted = false;
+  out_flush();
+  if (P.out_broken && P.s)
+    out_broken_stop();
+}
+
+static void out_add(const uint8_t *d, size_t n) {
+  if (outlen + n > OUT_BUF)
+    out_flush();
+  if (n >= OUT_BUF) {
+    write_out(d, n);
+    return;
+  }
+  memcpy(outbuf + outlen, d, n);
+  outlen += n;
+  if (!out_flush_posted && kw_endpoint_post(P.c->ep, out_flush_cb, NULL) == KW_OK)
+    out_flush_posted = true;
+  else if (!out_flush_posted)
+    out_flush();
+}
+
 static void attach(kw_stream *s) {
   P.s = s;
   kw_stream_set_user(s, &P);
@@ -204,10 +243,18 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     n--;
   }
   P.received += n;
-  write_out(d, n);
-  if (P.out_broken) {
-    /* nobody reads our output any more (`keyway connect T | head`): stop
-     * the remote instead of discarding what it sends */
+  out_add(d, n);
+  if (fin)
+    out_flush();
+  if (P.out_broken)
+    out_broken_stop();
+}
+
+/* nobody reads our output any more (`keyway connect T | head`): stop the
+ * remote instead of discarding what it sends */
+static void out_broken_stop(void) {
+  kw_stream *s = P.s;
+  if (s) {
     kw_conn *conn = kw_stream_conn(s);
     P.s = NULL;
     P.local_close = true;
@@ -225,6 +272,7 @@ static void on_writable(kw_stream *s, void *u) {
 }
 
 static void finish_run(int code) {
+  out_flush();
   if (P.c->verbosity > 0 && !P.c->json)
     cli_info(P.c, "sent %llu bytes, received %llu bytes",
              (unsigned long long)P.sent, (unsigned long long)P.received);
@@ -239,6 +287,7 @@ static void on_stream_closed(kw_stream *s, kw_err err, uint64_t code,
   (void)u;
   if (s != P.s)
     return;
+  out_flush();
   P.s = NULL;
   kw_conn *conn = kw_stream_conn(s);
   if (err != KW_OK) {
@@ -308,6 +357,7 @@ static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
   (void)u;
   if (conn != P.conn)
     return;
+  out_flush();
   P.conn = NULL;
   bool had_stream = P.s != NULL;
   P.s = NULL;

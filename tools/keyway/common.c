@@ -537,6 +537,10 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
   kw_config_set_path_policy(cfg, c->relay_only ? KW_PATH_POLICY_RELAY_ONLY
                                  : c->direct_only ? KW_PATH_POLICY_DIRECT_ONLY
                                                   : KW_PATH_POLICY_ANY);
+  if (c->cc)
+    kw_config_set_congestion_control(cfg, c->cc == CLI_CC_BBR     ? KW_CC_BBR
+                                          : c->cc == CLI_CC_CUBIC ? KW_CC_CUBIC
+                                                                  : KW_CC_RENO);
   kw_config_set_port_mapping(cfg, c->portmap);
   uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
   kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);

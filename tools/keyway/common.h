@@ -42,6 +42,9 @@ typedef enum cli_ticket_type {
   CLI_TICKET_ADDRESSES /* id and direct addresses */
 } cli_ticket_type;
 
+/* --cc */
+enum { CLI_CC_DEFAULT, CLI_CC_BBR, CLI_CC_CUBIC, CLI_CC_RENO };
+
 typedef struct cli {
   const char *cmd;
   /* options */
@@ -53,6 +56,7 @@ typedef struct cli {
   int n_relay_cas;
   bool no_relay;
   bool relay_only, direct_only; /* --relay-only / --direct-only */
+  int cc; /* --cc: CLI_CC_*, 0 the library's default */
   cli_ticket_type ticket_type;
   bool portmap; /* --portmap: UPnP IGD / NAT-PMP on the gateway */
   const char *binds[2];

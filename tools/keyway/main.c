@@ -85,6 +85,7 @@ enum {
   O_UNTIL_DIRECT,
   O_TO,
   O_FROM,
+  O_CC,
 };
 
 typedef struct optdoc {
@@ -124,6 +125,9 @@ static const optdoc opts[] = {
      "advertise only addresses in prefix N (10.0.0.0/8, fd00::/8)"},
     {"deny-prefix", O_DENY_PREFIX, "N", C_NET,
      "never advertise addresses in prefix N"},
+    {"cc", O_CC, "ALGO", C_NET,
+     "congestion controller of what this side sends: bbr (the\n"
+     "default), cubic or reno"},
     {"portmap", O_PORTMAP, NULL, C_NET,
      "ask the gateway for a port mapping (UPnP IGD, else NAT-PMP;\n"
      "off by default: it talks to devices on your network)"},
@@ -331,6 +335,17 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
       break;
     case O_DIRECT_ONLY:
       c->direct_only = true;
+      break;
+    case O_CC:
+      if (!strcmp(optarg, "bbr"))
+        c->cc = CLI_CC_BBR;
+      else if (!strcmp(optarg, "cubic"))
+        c->cc = CLI_CC_CUBIC;
+      else if (!strcmp(optarg, "reno"))
+        c->cc = CLI_CC_RENO;
+      else
+        return cli_usage_error(c, "--cc: bbr, cubic or reno, not '%s'",
+                               optarg);
       break;
     case O_BIND:
       if (c->n_binds >= 2)
