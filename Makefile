@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Thin wrapper around CMake for the README's commands (./run demo and
 # ./run check call these targets, installing make first where it is missing).
 #   make deps         install missing Debian packages for everything (root or sudo)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Loopback benchmarks, side by side with iperf3 on the same machine and run.
 #
 #   bench/loopback.sh BUILD_DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT-lab benchmarks (root; figures printed, never pass/fail).
 #
 #   bench/natlab.sh BUILD_DIR

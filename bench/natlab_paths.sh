@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT-lab path benchmark: keyway against TCP on a long and lossy path (root;
 # figures printed, never pass/fail).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Relay benchmarks (figures printed, never pass/fail), loopback only:
 #  - keyway: one pair through keyway-relay (relay-only tickets), 50 pairs
 #    at once, forwarded packets/s from the relay's metrics, relay memory per

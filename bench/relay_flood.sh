@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # One relayed keyway pair's throughput alone, then while another client
 # floods (a) a peer that never reads and (b) ids nobody has (figures
 # printed, never pass/fail). Loopback only.

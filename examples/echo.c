@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo — a keyway server that echoes every stream back, and a client that
  * sends the lines of stdin and prints the replies.

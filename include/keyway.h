@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway — authenticated, encrypted QUIC connections to any device by its
  * public key.

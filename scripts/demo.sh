@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # make demo: a local keyway-relay and two endpoints on loopback; a file goes
 # from `keyway send` to `keyway receive` by ticket; prints the path and the
 # throughput. Everything stays on 127.0.0.1 and is cleaned up on exit.

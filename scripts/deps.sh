@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs keyway's dependencies from Debian's packages, only those missing.
 #   scripts/deps.sh demo    what building and `make demo` need
 #   scripts/deps.sh check   that, plus what the tests, fuzzing and benchmarks

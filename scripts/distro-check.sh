@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The README's commands on a bare Debian: debootstraps a minimal root
 # (minbase plus git and ca-certificates, nothing else), clones this
 # repository's current HEAD into it and runs `./run check` (or `./run demo`
@@ -29,7 +30,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+  sed -n '3,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
   exit 2
 }
 

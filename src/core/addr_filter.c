@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The punishment table and candidate filtering (see addr_filter.h). */
 #include <arpa/inet.h>
 #include <string.h>

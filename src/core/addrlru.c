@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fixed-capacity address -> value map in LRU order (see addrlru.h). */
 #include <sodium.h>
 #include <stdlib.h>

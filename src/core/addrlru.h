@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A fixed-capacity map from socket address to a small value, in least
  * recently used order. Used by the disco pong rate limiter and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RFC 4648 base32, lowercase, no padding. */
 #include "core/base32.h"
 

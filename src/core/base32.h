@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * RFC 4648 base32 (alphabet A-Z 2-7), written lowercase without padding.
  * Used for endpoint ids, tickets and key files.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bounds-checked byte readers and writers. Every parser of outside bytes
  * reads through kw__rbuf: a read past the end sets a sticky error and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connection-id map (see cidmap.h). */
 #include "core/cidmap.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connection-id map: QUIC connection ids (1..20 bytes) to an owner pointer.
  * Chained hash table keyed with SipHash under a per-map random key (ids of

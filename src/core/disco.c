@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Disco messages: sealing, opening, replay set, pong limiter (disco.h). */
 #include <sodium.h>
 #include <stdlib.h>

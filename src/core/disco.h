@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Disco: sealed path-discovery messages (wire format and rules in
  * docs/protocol/disco.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes and their explanations. */
 #include "keyway.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hole-punching scheduler (see holepunch.h). */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The hole-punching scheduler of one remote endpoint (docs/protocol/disco.md,
  * "Hole punching"; docs/ARCHITECTURE.md section 4), sans-IO:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Strict, bounded HTTP/1.1 head parser. See http.h. */
 #include "core/http.h"
 

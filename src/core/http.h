@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A strict, bounded HTTP/1.1 head parser for the relay server's few
  * endpoints (docs/protocol/relay.md): the relay upgrade, the lookup store,

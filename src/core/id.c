@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Ed25519 key pairs and endpoint ids in their text forms. */
 #include <sodium.h>
 #include <string.h>

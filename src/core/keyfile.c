@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Key file text: format and parse (no file system access here). */
 #include <sodium.h>
 #include <stdbool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bounded lookup store of signed endpoint records. See lookup_store.h. */
 #include "core/lookup_store.h"
 

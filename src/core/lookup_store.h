@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The relay's address lookup store: signed endpoint records (record.h) by
  * endpoint id, in memory, bounded.

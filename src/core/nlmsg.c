@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "core/nlmsg.h"
 
 #include <string.h>

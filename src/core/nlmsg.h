@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Classifies a batch of rtnetlink notifications (Linux NETLINK_ROUTE) for
  * the network change monitor, sans-IO: the io layer reads the socket and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-remote path table and path selection (see paths.h). */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The path table of one remote endpoint and path selection, sans-IO
  * (docs/PROTOCOL.md, "Path discovery, selection and hole punching";

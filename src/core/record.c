@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Signed endpoint records. See record.h. */
 #include "core/record.h"
 

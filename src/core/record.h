@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Signed endpoint records (docs/protocol/relay.md section 4): what
  * an endpoint publishes to its home relay's lookup store so others can

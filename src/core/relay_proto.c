@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Relay framing, authentication and upgrade handshake. See relay_proto.h
  * and docs/protocol/relay.md. */
 #include "core/relay_proto.h"

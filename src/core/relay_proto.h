@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The relay protocol after the HTTP/1.1 Upgrade (docs/protocol/relay.md):
  * frames of type u8 | length u32 (big-endian) | payload, a streaming

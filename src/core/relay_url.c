@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Relay URL parsing (see relay_url.h). */
 #include "core/relay_url.h"
 

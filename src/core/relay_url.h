@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Relay URLs: "https://HOST:PORT" with an optional "/" or "/?stun=PORT".
  * HOST is a DNS name, an IPv4 address or a bracketed IPv6 address. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Text form of UDP socket addresses: "1.2.3.4:5" and "[v6]:5". Parsing is
  * strict (no names, no scope ids, no leading zeros in the port); port 0 is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers on kw_sockaddr beyond the public parse/format. */
 #ifndef KW_CORE_SOCKADDR_H
 #define KW_CORE_SOCKADDR_H

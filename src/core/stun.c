@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* STUN Binding codec (RFC 8489). See stun.h. */
 #include "core/stun.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * STUN Binding (RFC 8489) codec, sans-IO: build and parse Binding requests
  * and responses, and answer requests as a server does. Interoperable with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RFC 3489 Binding answers. See stun_classic.h. */
 #include "core/stun_classic.h"
 

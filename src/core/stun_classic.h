@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * RFC 3489 ("classic STUN") Binding requests, server side, sans-IO: the
  * backwards-compatible answer of RFC 8489 section 12 for clients that send

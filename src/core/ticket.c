@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tickets: "kw1" + lowercase base32 (no padding) of a binary payload
  *

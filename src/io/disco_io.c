@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Disco on the endpoint (DESIGN sections 6 and 7): sealed Ping, Pong and
  * CallMeMaybe on the magicsock's UDP sockets and through relays, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The endpoint: configuration, the loop (on the caller's thread or the
  * library's), work posted from other threads, graceful close, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal structures of the io layer: the endpoint, its magicsock (UDP
  * sockets and the per-remote path state), QUIC connections and streams.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Key files on disk: read with permission checks, write atomically
  * (temp file in the same directory, fsync, rename). The text format is

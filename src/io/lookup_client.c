@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The lookup store client (docs/protocol/relay.md, "Lookup store";
  * docs/ARCHITECTURE.md section 4): publishes this endpoint's signed record

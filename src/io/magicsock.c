@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The magicsock: the endpoint's UDP sockets and the per-remote path state
  * that lets QUIC run over whichever real path works.

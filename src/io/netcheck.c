@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * netcheck: what the network lets this endpoint do. It waits (briefly) for
  * the relay connections so every relay's STUN server is known by IP, sends

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The network change monitor (Linux): an rtnetlink socket subscribed to
  * address, route and link notifications. Bursts are coalesced for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Port mapping: asks the default gateway to forward a port of its external
  * address to our IPv4 UDP socket (UPnP IGD through libminiupnpc, else

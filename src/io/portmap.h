@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Port mapping (portmap.c): what netcheck may ask beyond internal.h.
  */

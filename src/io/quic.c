@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * QUIC connections and streams on the ngtcp2 1.x API: the only file that
  * knows ngtcp2 (magicsock.c only decodes connection ids).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The relay client: the endpoint's connections to keyway-relay servers
  * (docs/protocol/relay.md; docs/ARCHITECTURE.md section 4, "Home relay").

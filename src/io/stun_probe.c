@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * STUN probing from the endpoint's own UDP sockets: the server-reflexive
  * address (what a NAT maps us to), kept fresh every 25 s against the home

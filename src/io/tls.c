@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS 1.3 for QUIC with GnuTLS: the only file that knows GnuTLS.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Clocks (net/clock.h). */
 #include "net/clock.h"
 

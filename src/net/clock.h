@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Clocks of the transport layer (docs/ARCHITECTURE.md section 1): the only
  * place src/net and its users read time. Core never reads a clock; its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * HTTP/1.1 over a TLS stream (net/tls_stream.h), the one copy every side
  * uses: the relay client's upgrade, the lookup client's requests and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kw_sockaddr <-> struct sockaddr (net/osaddr.h). */
 #include "net/osaddr.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Conversion between keyway's kw_sockaddr (core/sockaddr.h) and the
  * operating system's struct sockaddr.

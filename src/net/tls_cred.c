@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Server credentials for TLS streams: loaded from PEM files, or a fresh
  * self-signed ECDSA P-256 certificate (the relay's default, so clients can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Server credentials for TLS streams (net/tls_stream.h): PEM files, or a
  * self-signed ECDSA P-256 certificate made at start-up and optionally kept

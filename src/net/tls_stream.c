@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS over libuv TCP with GnuTLS memory transport functions.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * TLS over a libuv TCP connection (GnuTLS with memory push/pull functions
  * driven by uv_read): the transport of the relay protocol, both for the

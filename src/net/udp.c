@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UDP sockets on Linux: one non-blocking socket per address family
  * (IPv6 with IPV6_V6ONLY), recvmmsg with UDP_GRO, sendmsg with UDP_SEGMENT

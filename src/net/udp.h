@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UDP sockets on Linux (docs/ARCHITECTURE.md section 3): one non-blocking
  * socket per address family (IPv6 with IPV6_V6ONLY), 8 MiB buffers,

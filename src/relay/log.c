@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Log lines on stderr: "2024-05-01T12:00:00.123Z info event key=value ..."
  * or, with --json, one JSON object per line:

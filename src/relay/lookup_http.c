@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * PUT/GET /lookup/<id> over the relay's HTTPS port, backed by the bounded
  * signed-record store of core/lookup_store.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway-relay: flags, signals, start and stop of the modules.
  * Exit status: 0 after a graceful stop (SIGINT/SIGTERM), 1 when start-up

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Counters in the Prometheus text format (version 0.0.4), served over
  * plain HTTP on --metrics-listen: GET /metrics (or /). At most 32

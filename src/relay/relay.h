@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway-relay internals: the state shared by its modules.
  *

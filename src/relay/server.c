@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The relay proper: a TLS listener whose connections start as HTTP/1.1
  * (GET /keyway-relay with Upgrade, GET /ping, PUT/GET /lookup/<id>) and,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * STUN Binding server on UDP (RFC 8489), answering with the sender's
  * reflexive address in XOR-MAPPED-ADDRESS. The codec is core/stun; this

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz kw__base32_decode: accepted text is canonical, so it encodes back to
  * the same text (lowercased). */
 #include <stdint.h>

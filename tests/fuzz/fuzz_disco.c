@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz disco (core/disco): open arbitrary bytes as a message from a fixed
  * sender to a fixed receiver; whatever opens must seal again and open to
  * the same message. Then build a message from the fuzz bytes, seal it and

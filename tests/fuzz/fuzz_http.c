@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the HTTP head parsers and the router. A head that parses ends in a
  * blank line within KW_HTTP_MAX_HEADER bytes and parses the same from its
  * own bytes; incomplete input never exceeds the limit. */

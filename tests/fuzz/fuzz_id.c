@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz kw_id_from_string: an accepted id prints back as the same text
  * (lowercased), and the short form is its prefix. */
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz kw__keyfile_parse: an accepted key file formats and parses back to
  * the same secret key, whose public half matches its seed. */
 #include <sodium.h>

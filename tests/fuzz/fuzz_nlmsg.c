@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the rtnetlink classifier: any bytes give a defined set of bits and
  * never read outside the buffer; classifying a prefix never invents a
  * change the whole batch lacks, apart from the malformed mark. */

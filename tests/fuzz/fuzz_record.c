@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz signed endpoint records. The input is tried twice: as a whole
  * record, and as a record body that the harness signs with a fixed test
  * key (with that key's id written in), so the parser behind the signature

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the relay frame decoder: the input is a TCP byte stream. It is
  * decoded whole and again in chunks whose sizes come from the input; both
  * must yield the same frames and end the same way. Every frame that parses

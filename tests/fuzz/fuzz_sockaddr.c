@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz kw_sockaddr_parse: an accepted address formats to text that parses
  * back to the same address, and formatting is a fixed point. */
 #include <stdint.h>

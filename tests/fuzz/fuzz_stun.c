@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the STUN codec: kw__stun_parse, the response/request views and the
  * server answer. Whatever parses must be self-consistent; every answer the
  * server writes must parse as a fingerprinted response to the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz the RFC 3489 answerer: never reads out of bounds; an answer is
  * exactly header + MAPPED-ADDRESS, echoes the transaction id and carries
  * the source address. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fuzz kw_ticket_decode; whatever decodes must re-encode and decode to the
  * same address. */
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the keyway/send/1 manifest a receiver parses. Anything
  * accepted must be safe paths only, and must encode back to the input. */
 #include <stdint.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every libFuzzer target of a fuzz build for SECONDS each, on a copy of
 # its seed corpus (tests/fuzz/corpus/<target>/), so the repository is never
 # modified. Crash inputs are kept under BUILD_DIR/fuzz-artifacts/<target>/.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli_bad_sender: a keyway/send/1 sender that misbehaves on purpose, to
  * test that `keyway receive` refuses it (docs/protocol/send.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli_greedy_receiver: a keyway/send/1 receiver that asks too much on
  * purpose, to test that `keyway send` bounds what one peer costs it

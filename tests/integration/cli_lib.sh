@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # Shared helpers of the CLI integration scripts: a work dir, background
 # processes killed on exit, bounded waits, pass/fail counting. Loopback only.

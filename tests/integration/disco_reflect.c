@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * disco_reflect: a connected peer that floods an endpoint with sealed
  * CallMeMaybe messages naming addresses of third parties, and counts what

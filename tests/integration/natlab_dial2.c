@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * natlab_dial2: one endpoint that dials two remotes in turn, for NAT-lab
  * tests of what an endpoint learns from one remote and uses with another.

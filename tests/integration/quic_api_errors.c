@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Error paths of the public API, on loopback:
  *  - dialing a listener's address with another id: KW_ERR_KEY_MISMATCH, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Closing a busy listener: 10 connections from one client endpoint stream
  * at full speed in both directions (the listener discards what it gets and

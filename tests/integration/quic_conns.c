@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Many connections to one listener on loopback:
  *  phase 1: 100 client endpoints (each on its own loop thread) dial at once;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * QUIC DATAGRAM frames between two endpoints on loopback:
  *  - both sides see kw_conn_max_datagram() > 1000 once connected;

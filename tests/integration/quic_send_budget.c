@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Send budgets bound what a remote that stops reading costs the sender.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Many streams on one connection, on loopback:
  *  - 1,000 bidirectional streams opened at once by the client, each carrying

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the QUIC integration tests (tests/integration/quic_*.c).
  * Header-only because every .c file in this folder becomes its own binary.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * QUIC through a keyway-relay: two endpoints on loopback that are told no
  * direct address of each other, so every packet crosses the relay.

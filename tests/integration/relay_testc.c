@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tiny relay client for test_relay_server.sh: speaks the relay protocol
  * (core/relay_proto) through kw__tls_stream, behaving well or badly.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Slowloris against keyway-relay, for test_relay_abuse.sh.
 
 usage: slowloris.py HOST:PORT CAFILE N INTERVAL_S DURATION_S

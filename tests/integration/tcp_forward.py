@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """TCP peers for test_cli_tcp.sh (loopback only).
 
 server PORTFILE: a TCP service. Per connection: sends the banner b"hi\\n"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The keyway CLI's contract (docs/man/keyway.1): help, usage errors (exit
 # 2), key files, malformed tickets, a wrong key, nothing listening.
 . "$(dirname "$0")/cli_lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Dead peer detection: the remote of an active transfer is killed with -9
 # on loopback; the survivor must fail with UNREACHABLE well before the 30 s
 # idle timeout (the bound is KW_DEAD_PEER_MS, 10 s; asserted: < 20 s).

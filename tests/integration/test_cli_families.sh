@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Address families and advertised candidates on loopback:
 #  - --bind 127.0.0.1:0 alone turns IPv6 off: the ticket names 127.0.0.1
 #    only, and a peer reaches it there;

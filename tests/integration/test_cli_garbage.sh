@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The punishment table on a live endpoint: a source that keeps sending
 # datagrams that are neither STUN, disco nor QUIC, and has no relation to
 # any remote, is banned (logged as addr.banned) and its later garbage is

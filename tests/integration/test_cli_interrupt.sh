@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Ctrl-C and a vanished peer on listen/connect: an interrupted side exits
 # 130 after closing with the "interrupted" code; the other side says at
 # once that the other side stopped (never "connection lost: success" nor

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Documentation a person finds: every option that `keyway --help`, each
 # `keyway COMMAND --help` and `keyway-relay --help` list appears in the man
 # pages (docs/man/keyway.1, keyway-relay.8), which render without warnings;

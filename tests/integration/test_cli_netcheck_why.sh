@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # netcheck says why a relay did not answer: its certificate is not trusted,
 # the TCP connection is refused, or no answer in time (a listener that
 # never speaks TLS); its JSON gives the reason per relay and null for what

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # --relay-only, --direct-only and --ticket-type with a keyway-relay on
 # loopback: a relay-only listener's ticket names the relay and no address,
 # and its pipe goes by the relay only (from either side); --direct-only

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway ping: one JSON pong event per reply under --json, a summary with
 # min/avg/max RTT and loss (line and event), Ctrl-C ends it with exit 0
 # after the summary, -i, --until-direct (stops at the first direct reply;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway ping against `keyway listen` and `keyway send` (ALPN keyway/ping/1,
 # datagram echo); ping to nothing listening; a listener without --once
 # serves connections one after another, each getting its own end of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway listen / connect: 64 MiB each way at once, equal SHA-256 both
 # ways, the --json events, exit 0 when both directions ended.
 . "$(dirname "$0")/cli_lib.sh"

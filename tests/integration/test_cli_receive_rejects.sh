@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway receive against a sender that misbehaves (tests/cli_bad_sender):
 # a wrong hash, unsafe or outside-the-tree paths, a cut-off stream, surplus
 # bytes, another protocol; special mode bits, symbolic links inside -o DIR,

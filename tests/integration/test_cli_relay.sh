@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The keyway CLI with a keyway-relay on loopback: netcheck's JSON report
 # (the fields of docs/man/keyway.1), a ticket that names the home relay, receive
 # by id + capability and connect by bare endpoint id (resolved at the

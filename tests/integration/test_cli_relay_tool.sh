@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway-relay as an operator meets it: no --listen prints the usage (exit
 # 2) instead of serving on every interface; --version; the start-up log
 # names the URL clients should use (?stun= when STUN is not on 3478), and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway send / receive: a 100 MiB file and a directory tree (nested, empty
 # directories, an empty file, modes), diff -r equal; --once exits; two
 # receivers at once; SIGINT stops a sender (exit 130) and its receivers

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway listen-tcp / connect-tcp with a real TCP service and real TCP
 # clients (tcp_forward.py) on loopback: several concurrent connections with
 # data verified by SHA-256 both ways, half-close (each client half-closes,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # CallMeMaybe does not reflect toward third parties: connected peers that
 # flood a stock `keyway listen` with sealed CallMeMaybes naming addresses
 # of others (UDP sockets of tests/integration/disco_reflect.c on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # make install, as a user or a packager sees it: the build installs into a
 # DESTDIR staging folder (the configured prefix below it); a program
 # compiled and linked against the installed header and library through the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # An endpoint's record survives a restart of its home relay: the relay's
 # lookup store starts empty, and the endpoint publishes its record again as
 # soon as its connection to the relay is back (not up to 10 minutes later),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Where network namespaces cannot be entered (a container or chroot in
 # which `ip netns exec` fails), a NAT-lab test skips (exit 77) and says why
 # instead of failing. Here `ip netns exec` is made to fail by an `ip` ahead

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Error paths of the public API: wrong key, ALPN, timeout, close and reset codes, bad arguments.
 # Runs the C test binary quic_api_errors (see quic_api_errors.c); it prints "N passed, M failed".
 set -uo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # kw_endpoint_close of a listener while 10 connections stream at full speed.
 # Runs the C test binary quic_close_load (see quic_close_load.c); it prints "N passed, M failed".
 set -uo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # 100 client endpoints, then one endpoint with 100 connections, to one listener.
 # Runs the C test binary quic_conns (see quic_conns.c); it prints "N passed, M failed".
 set -uo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # QUIC datagrams on loopback: 500 each way, the size limit.
 # Runs the C test binary quic_datagrams (see quic_datagrams.c); it prints "N passed, M failed".
 set -uo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A flood of client Initials (100/s) does not lock a real client out: Retry past 16 handshakes in progress.
 # Runs the C test binary quic_handshake_flood (see quic_handshake_flood.c); it prints "N passed, M failed".
 set -uo pipefail

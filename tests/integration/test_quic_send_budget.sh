@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Remotes that open 100 streams each and never read hold at most the send budgets (16 MiB a connection, 24 MiB the endpoint here) of the sender.
 # Runs the C test binary quic_send_budget (see quic_send_budget.c); it prints "N passed, M failed".
 set -uo pipefail

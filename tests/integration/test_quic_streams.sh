@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # 1,000 concurrent echo streams on one connection, the stream limit, uni streams.
 # Runs the C test binary quic_streams (see quic_streams.c); it prints "N passed, M failed".
 set -uo pipefail

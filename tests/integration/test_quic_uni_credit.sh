@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Unidirectional streams close on the receiver and return their stream credit.
 # Runs the C test binary quic_uni_credit (see quic_uni_credit.c); it prints "N passed, M failed".
 set -uo pipefail

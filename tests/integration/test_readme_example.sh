@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # README.md's library example, extracted from the README text itself:
 # compiles as printed (-Wall -Werror) against the build, and run against the
 # peer the README names (`keyway listen --alpn my-app/1 --once`) on loopback

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway-relay under attack, on loopback: each check performs an attack and
 # checks the relay's defence (docs/protocol/relay.md, "Abuse bounds").
 #  - lookup store take-over: a stranger floods PUTs of fresh ids, dated

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # QUIC through keyway-relay on loopback: relay-only dial, dial by bare id
 # through the lookup store, an unknown id, and the relay killed and
 # restarted in the middle of a transfer.

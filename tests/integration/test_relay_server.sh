@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway-relay on loopback: authentication and forwarding both ways (with a
 # throughput figure), every rejection path with its metric read back from
 # /metrics, STUN interop with Debian's standard clients, the lookup store,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway-relay without --tls-cert keeps its self-signed certificate and key
 # in a state directory (created 0700, key 0600) and reuses them across
 # restarts, so a client holding the first run's certificate keeps working;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # keyway's own STUN client against a real STUN server (coturn's turnserver,
 # started here on loopback), through `keyway netcheck`: the endpoint must
 # read its mapped address; with keyway-relay's STUN as a second server the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # kw__tls_stream on loopback: handshake with a generated certificate,
 # 8 MiB echoed byte-exact with back-pressure, verification failures,
 # connection refused, graceful close, the write high watermark and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ticket_tool: rewrites tickets for the CLI tests.
  *   ticket_tool reid TICKET ID     same addresses, another endpoint id

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Loopback tests of kw__tls_stream (driven by test_tls_stream.sh):
  *   tls_stream_echo CASE DIR

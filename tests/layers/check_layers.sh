@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The layering rules of docs/ARCHITECTURE.md section 1, checked on the
 # sources and on the built binaries.
 #   check_layers.sh includes SRCDIR          what each layer's files include

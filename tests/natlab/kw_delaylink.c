@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* kw_delaylink: a user-space WAN link for the NAT lab.
  *
  * This kernel has no netem, so delay and loss on a lab link come from here.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # The NAT lab: network-namespace topologies with real Linux NAT, for tests
 # that run as root. Source this file; every name it creates carries a

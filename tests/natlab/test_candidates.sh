@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: which local addresses an endpoint advertises, and in what order.
 # One host namespace with a real-looking interface (eth0, 198.18.1.10), a
 # container bridge (docker0, 198.18.9.1) and a VPN tunnel (wg0,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: WAN links with delay and loss (kw_delaylink, user space: this
 # kernel has no netem).
 #   1. a LAN host pings the public relay host over its router's 20 ms/direction

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: hole punching. Hosts behind NAT routers (198.18.N.0/24 LANs),
 # a relay on the public segment. Each case pipes 16 MiB through
 # listen/connect (both ways, checked) and reads the final path kind from

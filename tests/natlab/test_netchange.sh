@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: the network changes under a live connection.
 #   A host behind an EIM NAT (198.18.1.10) talks direct to a public host
 #   while a 64 MiB transfer runs; in the middle of it the host's address

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: `keyway netcheck` classifies the NAT a host sits behind, and
 # agrees with coturn's RFC 5780 client (turnutils_natdiscovery -m against a
 # turnserver with two public addresses) run from the same namespace.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: our address as a remote saw it (a Pong's observed source) is a
 # candidate. The relay answers no STUN here, so no endpoint can learn its
 # reflexive address that way.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: port mapping (UPnP IGD / NAT-PMP) as a hole-punching candidate.
 #   198.18.0.10            keyway-relay (TLS :8443, STUN :3478)
 #   EDM router ra .1       (MASQUERADE --random-fully) running miniupnpd

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: two hosts whose UDP to each other is dropped by iptables, a relay
 # host both reach over TCP. A 64 MiB pipe through listen/connect must
 # arrive intact both ways with the --json path events saying "relay"; then

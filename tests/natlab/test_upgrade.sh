@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # NAT lab: a better path appears under a live connection. EIM/EIM; B's
 # router drops forwarded UDP for a while; `keyway ping` from B to A prints
 # the path of each round trip (one a second).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The deterministic network simulator (see sim.h). */
 #include <sodium.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A deterministic in-process network simulator for keyway's NAT-traversal
  * logic (core/disco, core/paths, core/holepunch, core/addr_filter).

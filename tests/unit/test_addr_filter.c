@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/addr_filter (the punishment table, candidate ranks and
  * allow/deny lists) and core/addrlru. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/base32: RFC 4648 vectors, strictness, bounds. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the connection-id map. */
 #include <setjmp.h>
 #include <stdarg.h>

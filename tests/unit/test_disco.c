@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/disco: sealing and opening, every rejection path, and
  * the docs/protocol/disco.md rules (replay, no amplification, pong rate limit, relay
  * rule), each by name. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/holepunch: the scheduling rules of
  * docs/protocol/disco.md ("Hole punching"), each by name, on a
  * hand-advanced clock. */

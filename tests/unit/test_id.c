@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/id: key generation, id text forms and their parser. */
 #include <setjmp.h>
 #include <stdarg.h>

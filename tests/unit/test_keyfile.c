@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the key file: core text format and the file system part. */
 #include <setjmp.h>
 #include <stdarg.h>

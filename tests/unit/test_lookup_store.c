@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/lookup_store: ordering, expiry, eviction policy, and a
  * randomized comparison against a reference model. */
 #include <setjmp.h>

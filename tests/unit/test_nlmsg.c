@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/nlmsg: which rtnetlink notifications count as a
  * network change, and how malformed batches are treated. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/paths: the path table and selection rules of
  * docs/PROTOCOL.md ("Path discovery, selection and hole punching"), each by
  * name, with their boundaries. */

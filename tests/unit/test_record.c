@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/record: layout, signatures, strictness, expiry. */
 #include <setjmp.h>
 #include <stdarg.h>

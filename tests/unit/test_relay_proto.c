@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/relay_proto and core/http: every frame type, the
  * streaming decoder under any chunking, limits, authentication and the
  * HTTP upgrade / request heads. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of relay URL parsing. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Deterministic simulation of two peers' NAT traversal (tests/sim): the
  * NAT models themselves, then whole scenarios over many seeds — which NAT
  * combinations end up direct and which stay on the relay — plus the disco

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Simulator twins of the NAT-lab cases (tests/natlab): every case the lab
  * runs with real namespaces, iptables NAT and keyway binaries has a twin
  * here that runs the same topology in the deterministic simulator

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/sockaddr: strict parsing, formatting, predicates. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/stun: RFC 5769 vectors, builders, server answers and
  * every rejection path. */
 #include <setjmp.h>

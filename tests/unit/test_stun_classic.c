@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/stun_classic: RFC 3489 Binding answers and every
  * rejection path. */
 #include <setjmp.h>

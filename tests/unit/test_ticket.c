@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of core/ticket: round trips, the pinned wire format and every
  * rejection path. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the keyway/send/1 manifest (tools/keyway/xfer.c). */
 #include <setjmp.h>
 #include <stdarg.h>

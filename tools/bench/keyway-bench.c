@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway-bench — figures for the library on loopback, in one process.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* keyway id: print this endpoint's id (the key file is created if missing). */
 #include <stdio.h>
 

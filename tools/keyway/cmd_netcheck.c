@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway netcheck: a reachability report from the relays given with
  * --relay: UDP works or not, the IPv4/IPv6 addresses the NAT maps us to,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway ping TARGET [-c N] [-i SECS] [--until-direct]: QUIC round trips
  * on datagrams (ALPN keyway/ping/1, answered by every `keyway listen` and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway listen / keyway connect: stdin and stdout joined to one
  * bidirectional QUIC stream, like netcat (ALPN keyway/pipe/1 unless

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway receive TICKET [-o DIR]: fetches what a `keyway send` offers over
  * keyway/send/1 (xfer.h), presenting the share's capability from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway send PATH: serves a file or a directory tree over keyway/send/1
  * (xfer.h) to every receiver that holds the ticket, several at once. File

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway listen-tcp --to HOST:PORT / keyway connect-tcp --from ADDR:PORT
  * TARGET: TCP forwarding over one QUIC connection, as dumbpipe does.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared pieces of the keyway CLI (see common.h). */
 #include "common.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared pieces of the keyway CLI: options, the endpoint every subcommand
  * runs, event output (human text or one JSON object per line on stderr),

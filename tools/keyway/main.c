@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keyway: the command-line tool. One file per subcommand, dispatched from
  * the table below; the options, shared by all, are parsed here from one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The keyway/send/1 manifest: scanning, encoding, validation (xfer.h). */
 #include "xfer.h"
 

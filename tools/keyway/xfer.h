@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The keyway/send/1 file transfer protocol (docs/protocol/send.md).
  *
