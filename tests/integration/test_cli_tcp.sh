@@ -63,12 +63,12 @@ for _ in $(seq 100); do grep -q 'accepting TCP' "$WORK/ct2.err" && break; sleep 
 refused() {
   python3 - "$cport2" <<'PY'
 import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
 try:
     s.sendall(b"x")
     d = s.recv(10)
     sys.exit(0 if d == b"" else 1)
-except ConnectionResetError:
+except ConnectionError:  # reset, or a broken pipe when the reset came first
     sys.exit(0)
 PY
 }
