@@ -107,8 +107,9 @@ static void cli_closed(kw_stream *s, kw_err e, uint64_t code, void *u) {
     return;
   if (e == KW_OK && qt_rx_complete(&c->r))
     atomic_fetch_add(&cli_done, 1);
-  else
-    atomic_fetch_add(&cli_bad, 1);
+  else if (atomic_fetch_add(&cli_bad, 1) == 0)
+    fprintf(stderr, "first bad stream: %s, code %llu, %zu bytes\n",
+            kw_errname(e), (unsigned long long)code, c->r.got);
   c->s = NULL;
 }
 
