@@ -63,11 +63,15 @@ for _ in $(seq 100); do grep -q 'accepting TCP' "$WORK/ct2.err" && break; sleep 
 refused() {
   python3 - "$cport2" <<'PY'
 import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
 try:
+    # the reset may come as soon as the TCP handshake is done, even
+    # before connect returns; a refusal is connect-tcp not accepting
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
     s.sendall(b"x")
     d = s.recv(10)
     sys.exit(0 if d == b"" else 1)
+except ConnectionRefusedError:
+    sys.exit(1)
 except ConnectionError:  # reset, or a broken pipe when the reset came first
     sys.exit(0)
 PY
