@@ -145,6 +145,6 @@ int cmd_netcheck(cli *c) {
     return rc;
   if (c->n_relays == 0 || c->no_relay)
     cli_info(c, "netcheck: no --relay given: nothing to measure against");
-  kw_endpoint_post(c->ep, start, NULL);
+  cli_post(c, start, NULL);
   return cli_wait(c);
 }

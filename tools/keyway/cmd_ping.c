@@ -209,7 +209,7 @@ int cmd_ping(cli *c) {
   rc = cli_start_endpoint(c, NULL, &cbs, NULL);
   if (rc)
     return rc;
-  kw_endpoint_post(c->ep, dial, NULL);
+  cli_post(c, dial, NULL);
   /* the dial ends within --timeout; SIGINT ends the run at any time */
   while (atomic_load(&state) == 0 && !finished(c))
     usleep(5000);
@@ -218,7 +218,7 @@ int cmd_ping(cli *c) {
     ticks = 1;
   for (long i = 1; (count == 0 || i <= count) && running(c); i++) {
     long before = atomic_load(&got);
-    kw_endpoint_post(c->ep, send_one, (void *)(intptr_t)i);
+    cli_post(c, send_one, (void *)(intptr_t)i);
     /* one per interval; after the last, up to a second for the answer
      * (longer when the interval is) */
     long wait = i == count && ticks < 100 ? 100 : ticks;
@@ -236,7 +236,7 @@ int cmd_ping(cli *c) {
   if (finished(c)) /* interrupted: the hook decided */
     return cli_wait(c);
   if (atomic_load(&state) == 1)
-    kw_endpoint_post(c->ep, finish, NULL);
+    cli_post(c, finish, NULL);
   bool ok = atomic_load(&state) == 1 && atomic_load(&got) > 0;
   if (atomic_load(&state) == 1 && atomic_load(&got) == 0)
     cli_fail(c, KW_ERR_TIMEOUT, "ping: no answer");

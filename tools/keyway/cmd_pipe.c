@@ -12,7 +12,7 @@
  *
  * A reader thread reads stdin in 256 KiB chunks into a queue bounded at
  * 8 MiB (it blocks beyond), and hands them to the loop with
- * kw_endpoint_post; the loop writes them to the stream as the stream's
+ * cli_post; the loop writes them to the stream as the stream's
  * send buffer allows. Bytes from the remote go to stdout from the loop.
  */
 #include <errno.h>
@@ -113,7 +113,7 @@ static void *reader(void *arg) {
     P.posted = true;
     bool done = P.eof;
     pthread_mutex_unlock(&P.mu);
-    if (post && kw_endpoint_post(P.c->ep, drain, NULL) != KW_OK)
+    if (post && cli_post(P.c, drain, NULL) != KW_OK)
       return NULL;
     if (done)
       return NULL;
@@ -197,7 +197,7 @@ static void out_add(const uint8_t *d, size_t n) {
   }
   memcpy(outbuf + outlen, d, n);
   outlen += n;
-  if (!out_flush_posted && kw_endpoint_post(P.c->ep, out_flush_cb, NULL) == KW_OK)
+  if (!out_flush_posted && cli_post(P.c, out_flush_cb, NULL) == KW_OK)
     out_flush_posted = true;
   else if (!out_flush_posted)
     out_flush();
@@ -518,6 +518,6 @@ int cmd_connect(cli *c) {
   rc = cli_start_endpoint(c, NULL, &cbs, NULL);
   if (rc)
     return rc;
-  kw_endpoint_post(c->ep, dial, c);
+  cli_post(c, dial, c);
   return run(c);
 }

@@ -995,7 +995,7 @@ int cmd_receive(cli *c) {
   if (rc == 0) {
     pthread_t wd;
     bool wd_ok = pthread_create(&wd, NULL, watchdog, c) == 0;
-    kw_endpoint_post(c->ep, dial, NULL);
+    cli_post(c, dial, NULL);
     rc = cli_wait(c);
     if (wd_ok)
       pthread_join(wd, NULL);

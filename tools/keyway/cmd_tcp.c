@@ -108,7 +108,7 @@ static void post_loop(void) {
   if (T.posted || T.stopping)
     return;
   T.posted = true;
-  if (kw_endpoint_post(T.c->ep, loop_drain, NULL) != KW_OK)
+  if (cli_post(T.c, loop_drain, NULL) != KW_OK)
     T.posted = false;
 }
 
@@ -772,6 +772,6 @@ int cmd_connect_tcp(cli *c) {
   rc = cli_start_endpoint(c, NULL, &cbs, NULL);
   if (rc)
     return rc;
-  kw_endpoint_post(c->ep, dial, c);
+  cli_post(c, dial, c);
   return run(c);
 }

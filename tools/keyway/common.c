@@ -378,7 +378,7 @@ static void *signal_thread(void *arg) {
   c->interrupted = true;
   pthread_mutex_unlock(&c->mu);
   if (c->interrupt_hook) {
-    if (c->ep && kw_endpoint_post(c->ep, run_interrupt_hook, c) == KW_OK) {
+    if (cli_post(c, run_interrupt_hook, c) == KW_OK) {
       struct timespec dl;
       clock_gettime(CLOCK_REALTIME, &dl);
       dl.tv_sec += 2;
@@ -784,10 +784,23 @@ int cli_wait(cli *c) {
         break;
     pthread_mutex_unlock(&c->mu);
   }
+  pthread_mutex_lock(&c->mu);
+  c->posts_closed = true;
+  pthread_mutex_unlock(&c->mu);
   if (c->ep) {
     kw_endpoint_close(c->ep);
     kw_endpoint_free(c->ep);
     c->ep = NULL;
   }
   return code;
+}
+
+kw_err cli_post(cli *c, void (*fn)(kw_endpoint *, void *), void *arg) {
+  /* mu is held across the post: kw_endpoint_post only queues and wakes
+   * the loop, and cli_wait takes mu before it closes the endpoint */
+  pthread_mutex_lock(&c->mu);
+  kw_err e = c->posts_closed || !c->ep ? KW_ERR_CLOSED
+                                       : kw_endpoint_post(c->ep, fn, arg);
+  pthread_mutex_unlock(&c->mu);
+  return e;
 }

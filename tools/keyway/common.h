@@ -101,6 +101,9 @@ typedef struct cli {
    * closes): emits the final stats event. */
   void (*exit_hook)(struct cli *c);
   bool hook_done;
+  /* set under mu when cli_wait starts closing the endpoint: from then on
+   * cli_post refuses, so no thread posts into a closed or freed endpoint */
+  bool posts_closed;
   /* send: the share's capability, carried in the ticket as its token */
   const uint8_t *ticket_token;
   size_t ticket_token_len;
@@ -177,6 +180,11 @@ void cli_done(cli *c, int code);
 /* Waits for cli_done; runs the exit hook on the loop thread; then closes
  * and frees the endpoint. */
 int cli_wait(cli *c);
+/* kw_endpoint_post for any thread of the CLI (stdin readers, TCP workers,
+ * timers): KW_ERR_CLOSED once cli_wait has begun to close the endpoint,
+ * which a plain kw_endpoint_post on c->ep could race with (the endpoint is
+ * freed while the thread is about to post). */
+kw_err cli_post(cli *c, void (*fn)(kw_endpoint *, void *), void *arg);
 
 /* Formats an id's text form into buf (53 bytes). */
 const char *cli_id(const uint8_t id[KW_ID_LEN], char *buf);
