@@ -7,7 +7,7 @@
  *
  * Comment lines (first non-blank character '#') and blank lines are
  * ignored; exactly one key line is required. Lines may end in LF or CRLF.
- * src/io/keyfile.c does the file system part.
+ * src/endpoint/keyfile.c does the file system part.
  */
 #ifndef KW_CORE_KEYFILE_H
 #define KW_CORE_KEYFILE_H

@@ -4,7 +4,7 @@
  * self-signed ECDSA P-256 certificate made at start-up and optionally kept
  * across restarts. A credential is a gnutls_certificate_credentials_t shown
  * as void *. Used by keyway-relay and the tests' TLS servers; the QUIC
- * handshake's own Ed25519 certificate is src/io/tls.c's.
+ * handshake's own Ed25519 certificate is src/endpoint/tls.c's.
  */
 #ifndef KW_NET_TLS_CRED_H
 #define KW_NET_TLS_CRED_H

@@ -28,19 +28,19 @@ includes)
   # core: libc + libsodium only.
   forbid core 'uv\.h|uv/|gnutls/|ngtcp2/|miniupnpc/|natpmp\.h|jansson\.h|pthread\.h' \
     'libuv, GnuTLS, ngtcp2, port-mapping, jansson or thread headers'
-  forbid core 'net/|io/|endpoint/|relay/' 'a header of src/net, src/io or src/relay'
+  forbid core 'net/|io/|endpoint/|relay/' 'a header of src/net, src/endpoint or src/relay'
   # net: core + libuv + GnuTLS; knows no endpoint and no ngtcp2.
   forbid net 'ngtcp2/|miniupnpc/|natpmp\.h' 'ngtcp2 or port-mapping headers'
-  forbid net 'io/|endpoint/|relay/' 'a header of src/io or src/relay'
+  forbid net 'io/|endpoint/|relay/' 'a header of src/endpoint or src/relay'
   # relay server: core + net (+ jansson).
   forbid relay 'ngtcp2/|miniupnpc/|natpmp\.h' 'ngtcp2 or port-mapping headers'
-  forbid relay 'io/|endpoint/' 'a header of the endpoint (src/io)'
+  forbid relay 'io/|endpoint/' 'a header of the endpoint (src/endpoint)'
   ;;
 relay)
   bin=$dir/keyway-relay
   [ -x "$bin" ] || { echo "layers: no $bin" >&2; exit 1; }
   # ngtcp2, the port-mapping libraries, and the endpoint's own names
-  # (public kw_endpoint/kw_conn/kw_stream, src/io's kw__ functions).
+  # (public kw_endpoint/kw_conn/kw_stream, src/endpoint's kw__ functions).
   re='ngtcp2|upnp|natpmp|^kw_(endpoint|conn|stream|config)_|^kw__(conn|magicsock|remotes?|disco_(start|stop|free|input|conn_up|conn_down|arm|network_change|local_candidates)|portmap|netmon|stun_(probe|input|start|stop|refresh)|tls_(ctx|sess)|relays_|relay_(send_batch|index|home|url_of|stun_target|latency|ready|tls_target|lookup)|lookup_stop|endpoint|log|now)(_|$)'
   und=$(nm -D --undefined-only "$bin" | awk '{print $NF}' | grep -iE "$re")
   [ -z "$und" ] || { fail "keyway-relay needs endpoint or ngtcp2 symbols:"; echo "$und" >&2; }

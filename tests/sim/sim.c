@@ -1132,7 +1132,7 @@ void sim_netcheck_start(sim_world *w, int i) {
 
 int sim_netcheck_result(const sim_world *w, int i, kw_sockaddr *first) {
   const sim_peer *p = &w->peers[i];
-  /* As src/io/netcheck.c: IPv4 answers compared with the first. */
+  /* As src/endpoint/netcheck.c: IPv4 answers compared with the first. */
   int servers = 0, distinct = 0;
   kw_sockaddr f;
   memset(&f, 0, sizeof(f));

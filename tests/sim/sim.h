@@ -32,7 +32,7 @@
  *    the sender's selected path, acknowledged on the receiver's, resent on
  *    the current path when unacknowledged (QUIC's loss recovery, simply).
  *  - netcheck: Binding requests to two STUN servers, the mapped addresses
- *    compared as src/io/netcheck.c does.
+ *    compared as src/endpoint/netcheck.c does.
  *
  * Compiled into tests/unit/test_sim.c and test_sim_twins.c with
  * #include "../sim/sim.c".
@@ -62,7 +62,7 @@
 #define SIM_PING_TRIES 3
 #define SIM_STUN_REFRESH_NS (20 * SIM_S)
 /* The io layer's timer tick and its direct-path liveness policy
- * (src/io/disco_io.c): a selected direct path silent for SIM_QUIET_NS gets
+ * (src/endpoint/disco_io.c): a selected direct path silent for SIM_QUIET_NS gets
  * a Ping every SIM_LIVE_PING_NS; silent for SIM_DEAD_NS it is given up for
  * the relay and hole punching starts again. */
 #define SIM_TICK_NS (250 * SIM_MS)

@@ -4,7 +4,7 @@
  * library's), work posted from other threads, graceful close, and the
  * public getters.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -18,7 +18,7 @@
  * endpoint still recovers, only slower: liveness Pings notice a dead path
  * within seconds and the 60 s upgrade check finds better ones.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * dialed; a server requires a client certificate and records its key as the
  * remote's endpoint id. The CertificateVerify message proves possession.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,8 +8,8 @@
  * With port mapping enabled it also waits for the port mapper's first probe
  * (UPnP IGD search, NAT-PMP public-address request) and reports it.
  */
-#include "io/internal.h"
-#include "io/portmap.h"
+#include "endpoint/internal.h"
+#include "endpoint/portmap.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,7 +13,7 @@
  * only frames after its upgrade). Records are verified here too: a relay
  * cannot forge one.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * Anti-leak rule (docs/ARCHITECTURE.md section 4, "STUN"): STUN goes only to the IP address a
  * relay's TLS connection reached, never through a separate DNS lookup.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
  * or to every known path while none is selected (the handshake races them
  * and the first to answer wins).
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,7 +11,7 @@
  * found in callbacks mark the connection, and kw__conn_flush (called from
  * the loop's prepare step) acts on them; kw__conn_reap frees.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -22,8 +22,8 @@
  * miniupnpc's socket timeouts, and the pool's 4 threads also resolve the
  * relays' names. See docs/protocol/portmap.md.
  */
-#include "io/internal.h"
-#include "io/portmap.h"
+#include "endpoint/internal.h"
+#include "endpoint/portmap.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -33,7 +33,7 @@
  *    back to its next best path (the QUIC connection is untouched) and a
  *    round runs at once.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

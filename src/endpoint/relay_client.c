@@ -14,7 +14,7 @@
  * and counts it (QUIC's loss recovery and congestion control answer), and
  * while a relay connects, packets wait in a small bounded queue.
  */
-#include "io/internal.h"
+#include "endpoint/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
