@@ -41,6 +41,28 @@ wait_file() { # wait_file FILE SECONDS
   done
   return 1
 }
+# start_relay: a keyway-relay with STUN on 127.0.0.1, its log in
+# $WORK/relay.log and its CA in $WORK/ca.pem; sets RELAY_ADDR (ADDR:PORT)
+# and RELAY_URL (https://ADDR:PORT/?stun=PORT). Exits with the log when
+# it has not started within 5 s.
+start_relay() {
+  local i saddr
+  "$BUILD/keyway-relay" --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0 \
+    --cert-out "$WORK/ca.pem" --json 2>"$WORK/relay.log" &
+  PIDS+=($!)
+  for ((i = 0; i < 100; i++)); do
+    grep -q '"event":"stun.listening"' "$WORK/relay.log" 2>/dev/null && break
+    sleep 0.05
+  done
+  RELAY_ADDR=$(sed -n 's/.*"event":"relay.listening","addr":"\([^"]*\)".*/\1/p' "$WORK/relay.log" | head -n1)
+  saddr=$(sed -n 's/.*"event":"stun.listening","addr":"\([^"]*\)".*/\1/p' "$WORK/relay.log" | head -n1)
+  if [ -z "$RELAY_ADDR" ] || [ -z "$saddr" ]; then
+    echo "the relay did not start"
+    cat "$WORK/relay.log"
+    exit 1
+  fi
+  RELAY_URL="https://$RELAY_ADDR/?stun=${saddr##*:}"
+}
 finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]

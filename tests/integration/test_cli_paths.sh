@@ -7,18 +7,9 @@
 # --ticket-type id|relay|addresses|full hold what they say, and an id-only
 # ticket is dialed by lookup. Only 127.0.0.1 is used.
 . "$(dirname "$0")/cli_lib.sh"
-RELAY=$BUILD/keyway-relay
 TT=$BUILD/tests/ticket_tool
-"$RELAY" --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0 \
-  --cert-out "$WORK/ca.pem" --json 2>"$WORK/relay.log" &
-PIDS+=($!)
-for _ in $(seq 100); do
-  grep -q '"event":"stun.listening"' "$WORK/relay.log" 2>/dev/null && break
-  sleep 0.05
-done
-raddr=$(sed -n 's/.*"event":"relay.listening","addr":"\([^"]*\)".*/\1/p' "$WORK/relay.log" | head -n1)
-saddr=$(sed -n 's/.*"event":"stun.listening","addr":"\([^"]*\)".*/\1/p' "$WORK/relay.log" | head -n1)
-url="https://$raddr/?stun=${saddr##*:}"
+start_relay
+url=$RELAY_URL
 R=(--ephemeral --relay "$url" --relay-ca "$WORK/ca.pem" --bind 127.0.0.1:0)
 head -c 1M /dev/urandom >"$WORK/a"
 head -c 1M /dev/urandom >"$WORK/b"

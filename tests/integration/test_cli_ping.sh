@@ -5,16 +5,8 @@
 # after the summary, -i, --until-direct (stops at the first direct reply;
 # exit 1 with the reason when only the relay answers). Loopback only.
 . "$(dirname "$0")/cli_lib.sh"
-RELAY=$BUILD/keyway-relay
-"$RELAY" --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0 \
-  --cert-out "$WORK/ca.pem" --json 2>"$WORK/relay.log" &
-PIDS+=($!)
-for _ in $(seq 100); do
-  grep -q '"event":"stun.listening"' "$WORK/relay.log" 2>/dev/null && break
-  sleep 0.05
-done
-raddr=$(sed -n 's/.*"event":"relay.listening","addr":"\([^"]*\)".*/\1/p' "$WORK/relay.log" | head -n1)
-url="https://$raddr"
+start_relay
+url="https://$RELAY_ADDR" # no STUN: the relay alone
 R=(--ephemeral --relay "$url" --relay-ca "$WORK/ca.pem" --bind 127.0.0.1:0)
 bg l "$KW" listen "${R[@]}" --ticket-file "$WORK/t"
 wait_file "$WORK/t" 10 || bad "listener ticket"

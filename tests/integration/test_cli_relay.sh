@@ -6,20 +6,9 @@
 # relay's lookup store; receive by bare id alone is refused),
 # an unknown id, and --no-relay. Only 127.0.0.1 is used.
 . "$(dirname "$0")/cli_lib.sh"
-RELAY=$BUILD/keyway-relay
-[ -x "$RELAY" ] || { echo "no keyway-relay in $BUILD"; exit 1; }
 
-"$RELAY" --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0 \
-  --cert-out "$WORK/ca.pem" --json 2>"$WORK/relay.log" &
-PIDS+=($!)
-for _ in $(seq 100); do
-  grep -q '"event":"stun.listening"' "$WORK/relay.log" 2>/dev/null && break
-  sleep 0.05
-done
-raddr=$(sed -n 's/.*"event":"relay.listening","addr":"\([^"]*\)".*/\1/p' "$WORK/relay.log" | head -n1)
-saddr=$(sed -n 's/.*"event":"stun.listening","addr":"\([^"]*\)".*/\1/p' "$WORK/relay.log" | head -n1)
-[ -n "$raddr" ] && [ -n "$saddr" ] || { echo "the relay did not start"; cat "$WORK/relay.log"; exit 1; }
-url="https://$raddr/?stun=${saddr##*:}"
+start_relay
+url=$RELAY_URL
 R=(--relay "$url" --relay-ca "$WORK/ca.pem" --bind 127.0.0.1:0)
 
 # netcheck
