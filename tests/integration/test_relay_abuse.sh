@@ -20,64 +20,9 @@ TC="$BUILD/tests/relay_testc"
 [ -x "$RELAY" ] || { echo "no keyway-relay in $BUILD"; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed"; exit 1; }
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] && kill "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+RELAY_STUN=off
+. "$HERE/relay_lib.sh"
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-bad() { fail=$((fail + 1)); echo "not ok - $*"; }
-check() { # check NAME command...
-  local name=$1; shift
-  if "$@" >"$TMP/last.out" 2>&1; then ok "$name"; sed 's/^/    /' "$TMP/last.out" | grep -v '^    ok ' | head -n 3  || true
-  else bad "$name"; sed 's/^/    /' "$TMP/last.out" | tail -n 20; fi
-}
-
-# start_relay NAME [flags...]: as in test_relay_server.sh
-start_relay() {
-  local name=$1; shift
-  local log="$TMP/$name.log" ca="$TMP/$name.pem"
-  "$RELAY" --listen 127.0.0.1:0 --stun-listen off \
-    --metrics-listen 127.0.0.1:0 --cert-out "$ca" --json -v "$@" 2>"$log" &
-  local pid=$!
-  PIDS+=("$pid")
-  local i
-  for i in $(seq 1 100); do
-    grep -q '"event":"metrics.listening"' "$log" 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  grep -q '"event":"metrics.listening"' "$log" || { echo "relay $name did not start"; cat "$log"; return 1; }
-  local a m
-  a=$(sed -n 's/.*"event":"relay.listening","addr":"\([^"]*\)".*/\1/p' "$log" | head -n1)
-  m=$(sed -n 's/.*"event":"metrics.listening","addr":"\([^"]*\)".*/\1/p' "$log" | head -n1)
-  printf -v "ADDR_$name" '%s' "$a"
-  printf -v "METRICS_$name" '%s' "$m"
-  printf -v "PID_$name" '%s' "$pid"
-  printf -v "CA_$name" '%s' "$ca"
-}
-metric() {
-  local m="METRICS_$1"
-  curl -s --max-time 5 "http://${!m}/metrics" |
-    awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print "missing" }'
-}
-metric_ge() {
-  local v i
-  for i in $(seq 1 30); do
-    v=$(metric "$1" "$2")
-    [ "$v" != missing ] && awk -v a="$v" -v b="$3" 'BEGIN { exit !(a + 0 >= b + 0) }' && return 0
-    sleep 0.1
-  done
-  echo "$2 = $v, want >= $3"; return 1
-}
 tc() { timeout 60 "$TC" "$@"; }
 loris() { timeout 60 python3 "$HERE/slowloris.py" "$@"; }
 
