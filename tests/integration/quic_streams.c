@@ -95,7 +95,6 @@ static void srv_stream_closed(kw_stream *s, kw_err err, uint64_t code, void *u) 
 /* ---- client ---- */
 
 static kw_conn *cconn;
-static atomic_int connect_err = -1;
 static atomic_int bidi_done, uni_in_done, uni_in_fin, limit_opened, late_done;
 static atomic_int limit_err = -1, after_fin_err = -1, late_err = -1;
 static qt_rx cli_uni_rx = {TAG_UNI_S, UNI_LEN, 0, false, false};
@@ -197,18 +196,6 @@ static void open_late(kw_endpoint *ep, void *arg) {
   atomic_store(&late_err, (int)open_echo(cconn, TAG_LATE, 8192));
 }
 
-static void connected(kw_conn *c, kw_err e, void *arg) {
-  cconn = c;
-  atomic_store(&connect_err, (int)e);
-}
-
-static kw_endpoint_addr target;
-static void dial(kw_endpoint *ep, void *arg) {
-  kw_err e = kw_endpoint_connect(ep, &target, ALPN, connected, NULL);
-  if (e)
-    atomic_store(&connect_err, (int)e);
-}
-
 static void close_conn(kw_endpoint *ep, void *arg) { kw_conn_close(cconn, 0, NULL); }
 
 int main(void) {
@@ -225,12 +212,10 @@ int main(void) {
   kw_endpoint *server = qt_endpoint(ALPN, &scb, NULL);
   kw_endpoint *client = qt_endpoint(NULL, &ccb, NULL);
 
-  target = qt_addr(server, 6);
-  CHECK(kw_endpoint_post(client, dial, NULL) == KW_OK, "post");
-  QT_WAIT(atomic_load(&connect_err) != -1, 10000);
-  CHECK(atomic_load(&connect_err) == KW_OK, "connect over [::1]: %s",
-        kw_errname((kw_err)atomic_load(&connect_err)));
-  if (atomic_load(&connect_err) != KW_OK)
+  kw_endpoint_addr target = qt_addr(server, 6);
+  kw_err ce = qt_dial(client, &target, ALPN, &cconn, 10000);
+  CHECK(ce == KW_OK, "connect over [::1]: %s", kw_errname(ce));
+  if (ce != KW_OK)
     return qt_report();
 
   double t0 = qt_now_ms();

@@ -175,6 +175,55 @@ static inline kw_endpoint_addr qt_addr(kw_endpoint *ep, int family) {
   return a;
 }
 
+/* Dials `to` with `alpn` from `client`'s loop thread and waits up to `ms`
+ * for the connect callback. *out is set on the loop thread by the callback
+ * itself (before any other callback of the connection can run), so loop
+ * callbacks may use it. Returns the callback's result, the dial's own
+ * error, or KW_ERR_TIMEOUT when no answer came (the context is then left
+ * to the callback that may still come). */
+typedef struct qt_dial_ctx {
+  kw_endpoint_addr to;
+  const char *alpn;
+  kw_conn **out;
+  atomic_int err; /* -1 until the dial ended */
+} qt_dial_ctx;
+
+static inline void qt_dial_done(kw_conn *c, kw_err e, void *arg) {
+  qt_dial_ctx *d = arg;
+  if (d->out)
+    *d->out = c;
+  atomic_store(&d->err, (int)e);
+}
+
+static inline void qt_dial_start(kw_endpoint *ep, void *arg) {
+  qt_dial_ctx *d = arg;
+  kw_err e = kw_endpoint_connect(ep, &d->to, d->alpn, qt_dial_done, d);
+  if (e)
+    atomic_store(&d->err, (int)e);
+}
+
+static inline kw_err qt_dial(kw_endpoint *client, const kw_endpoint_addr *to,
+                             const char *alpn, kw_conn **out, unsigned ms) {
+  qt_dial_ctx *d = calloc(1, sizeof *d);
+  if (!d)
+    return KW_ERR_NOMEM;
+  d->to = *to;
+  d->alpn = alpn;
+  d->out = out;
+  atomic_store(&d->err, -1);
+  kw_err e = kw_endpoint_post(client, qt_dial_start, d);
+  if (e) {
+    free(d);
+    return e;
+  }
+  QT_WAIT(atomic_load(&d->err) != -1, ms);
+  int r = atomic_load(&d->err);
+  if (r == -1)
+    return KW_ERR_TIMEOUT;
+  free(d);
+  return (kw_err)r;
+}
+
 /* Runs fn(ep, arg) on the loop thread of `ep` and waits until it returned. */
 typedef struct qt_call_ctx {
   void (*fn)(kw_endpoint *ep, void *arg);

@@ -56,7 +56,6 @@ static void srv_stream_closed(kw_stream *s, kw_err err, uint64_t code, void *u) 
 /* ---- client ---- */
 
 static kw_conn *cconn;
-static atomic_int connect_err = -1;
 static int opened, refused; /* loop thread of the client */
 static atomic_int a_opened;
 
@@ -94,18 +93,6 @@ static void open_more(kw_endpoint *ep, void *arg) {
   atomic_store(&a_opened, opened);
 }
 
-static void connected(kw_conn *c, kw_err e, void *arg) {
-  cconn = c;
-  atomic_store(&connect_err, (int)e);
-}
-
-static kw_endpoint_addr target;
-static void dial(kw_endpoint *ep, void *arg) {
-  kw_err e = kw_endpoint_connect(ep, &target, ALPN, connected, NULL);
-  if (e)
-    atomic_store(&connect_err, (int)e);
-}
-
 static void close_conn(kw_endpoint *ep, void *arg) { kw_conn_close(cconn, 0, NULL); }
 
 int main(void) {
@@ -119,12 +106,10 @@ int main(void) {
   kw_endpoint *server = qt_endpoint_ex(&so, &scb, NULL);
   kw_endpoint *client = qt_endpoint(NULL, &ccb, NULL);
 
-  target = qt_addr(server, 4);
-  CHECK(kw_endpoint_post(client, dial, NULL) == KW_OK, "post");
-  QT_WAIT(atomic_load(&connect_err) != -1, 10000);
-  CHECK(atomic_load(&connect_err) == KW_OK, "connect: %s",
-        kw_errname((kw_err)atomic_load(&connect_err)));
-  if (atomic_load(&connect_err) != KW_OK)
+  kw_endpoint_addr target = qt_addr(server, 4);
+  kw_err ce = qt_dial(client, &target, ALPN, &cconn, 10000);
+  CHECK(ce == KW_OK, "connect: %s", kw_errname(ce));
+  if (ce != KW_OK)
     return qt_report();
 
   /* keep opening as credit comes back, for at most 15 s */
