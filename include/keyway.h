@@ -503,6 +503,14 @@ typedef struct kw_netcheck_report {
     double latency_ms; /* < 0: no answer */
   } relays[8];
   char home_relay[KW_MAX_RELAY_URL + 1]; /* "" if none */
+  /* PCP (RFC 6887), asked only with port mapping on (pcp_probed): `pcp`
+   * above is true when a PCP server answered our MAP request (any result),
+   * pcp_result is its result code (0 SUCCESS, 2 NOT_AUTHORIZED, 8
+   * NO_RESOURCES, ...; -1: no answer), pcp_external the mapping it granted
+   * when that is our candidate (family 0: none). */
+  bool pcp_probed;
+  int pcp_result;
+  kw_sockaddr pcp_external;
 } kw_netcheck_report;
 
 typedef void (*kw_netcheck_cb)(kw_endpoint *ep, const kw_netcheck_report *r,
