@@ -65,6 +65,7 @@ def map_answer(result, lifetime, nonce, proto, iport, eport, eip):
 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((listen_ip, 5351))
+print("ready", flush=True)
 while True:
     data, src = s.recvfrom(2048)
     m = mode()

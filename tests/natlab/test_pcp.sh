@@ -36,7 +36,6 @@ slog=$work/pcp.log
 echo "grant 7200" >"$mode"
 : >"$slog"
 lab_bg rp "$work/pcp-server.err" python3 "$here/pcp_server.py" 198.18.1.1 198.18.0.1 "$mode" "$slog" >/dev/null
-sleep 0.3
 
 # wait_grep FILE PATTERN SECONDS
 wait_grep() {
@@ -47,6 +46,8 @@ wait_grep() {
   done
   return 1
 }
+wait_grep "$work/pcp-server.err" '^ready' 10 || bad "the PCP test server did not start: $(cat "$work/pcp-server.err")"
+
 # maps: the server's MAP log lines (op 1), as compact JSON
 maps() { jq -c 'select(.op == 1)' "$slog"; }
 nmaps() { maps | wc -l; }
@@ -134,7 +135,7 @@ kill -TERM "$lpid"
 timeout 10 tail --pid="$lpid" -f /dev/null
 if grep -q 'portmap.released proto=pcp port=41642 result=SUCCESS' "$work/renew.err" &&
   [ "$(maps | tail -1 | jq -r '[.lifetime, .nonce] | join(" ")')" = "0 $(maps | head -1 | jq -r .nonce)" ]; then
-  ok "delete on close: $(grep -o 'portmap.released[^"]*' "$work/renew.err")"
+  ok "delete on close (lifetime 0, same nonce): $(grep -o 'portmap.released[^"]*' "$work/renew.err")"
 else
   bad "delete on close: $(grep -o 'portmap.released[^"]*' "$work/renew.err"); $(maps | tail -1)"
 fi
