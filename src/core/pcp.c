@@ -9,11 +9,11 @@
 #include "core/buf.h"
 
 static const char *const result_names[] = {
-    "SUCCESS",          "UNSUPP_VERSION",         "NOT_AUTHORIZED",
-    "MALFORMED_REQUEST", "UNSUPP_OPCODE",         "UNSUPP_OPTION",
-    "MALFORMED_OPTION", "NETWORK_FAILURE",        "NO_RESOURCES",
-    "UNSUPP_PROTOCOL",  "USER_EX_QUOTA",          "CANNOT_PROVIDE_EXTERNAL",
-    "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS",
+    "SUCCESS",           "UNSUPP_VERSION",         "NOT_AUTHORIZED",
+    "MALFORMED_REQUEST", "UNSUPP_OPCODE",          "UNSUPP_OPTION",
+    "MALFORMED_OPTION",  "NETWORK_FAILURE",        "NO_RESOURCES",
+    "UNSUPP_PROTOCOL",   "USER_EX_QUOTA",          "CANNOT_PROVIDE_EXTERNAL",
+    "ADDRESS_MISMATCH",  "EXCESSIVE_REMOTE_PEERS",
 };
 
 const char *kw__pcp_result_name(int code) {
@@ -67,8 +67,8 @@ static bool addr_ok(const kw_sockaddr *a) {
   return a && (a->family == 4 || a->family == 6);
 }
 
-kw_err kw__pcp_encode_map(const kw__pcp_map_req *req, uint8_t *out,
-                          size_t cap, size_t *outlen) {
+kw_err kw__pcp_encode_map(const kw__pcp_map_req *req, uint8_t *out, size_t cap,
+                          size_t *outlen) {
   if (!req || !out || !outlen || !addr_ok(&req->client_ip) ||
       (req->suggested_ip.family != 0 && !addr_ok(&req->suggested_ip)) ||
       (req->protocol == 0) != (req->internal_port == 0))

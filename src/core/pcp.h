@@ -86,8 +86,8 @@ typedef struct kw__pcp_map_req {
  * client address, an internal port without a protocol (or the reverse, a
  * protocol without a port: PCP allows "all ports" only for protocol 0),
  * KW_ERR_BUFFER: cap < 60. */
-kw_err kw__pcp_encode_map(const kw__pcp_map_req *req, uint8_t *out,
-                          size_t cap, size_t *outlen);
+kw_err kw__pcp_encode_map(const kw__pcp_map_req *req, uint8_t *out, size_t cap,
+                          size_t *outlen);
 /* An ANNOUNCE request (24 bytes, lifetime 0): a server answers with its
  * epoch time, which tells whether it lost its mappings (section 14.1). */
 kw_err kw__pcp_encode_announce(const kw_sockaddr *client_ip, uint8_t *out,
@@ -173,7 +173,6 @@ typedef struct kw__pcp_epoch {
  * advanced out of step with our clock by more than 2 s plus 1/16): the
  * client must then create its mappings anew. The first answer is always
  * valid. */
-bool kw__pcp_epoch_update(kw__pcp_epoch *e, uint64_t now_ms,
-                          uint32_t server_s);
+bool kw__pcp_epoch_update(kw__pcp_epoch *e, uint64_t now_ms, uint32_t server_s);
 
 #endif /* KW_CORE_PCP_H */

@@ -142,8 +142,9 @@ static void step(uv_timer_t *t) {
   bool pm_upnp, pm_natpmp, pm_pcp;
   int pm_pcp_result;
   kw_sockaddr pm_pcp_ext;
-  bool portmap = kw__portmap_probe_state(ep, &pm_upnp, &pm_natpmp) &&
-                 kw__portmap_pcp_state(ep, &pm_pcp, &pm_pcp_result, &pm_pcp_ext);
+  bool portmap =
+      kw__portmap_probe_state(ep, &pm_upnp, &pm_natpmp) &&
+      kw__portmap_pcp_state(ep, &pm_pcp, &pm_pcp_result, &pm_pcp_ext);
   bool stun = (all && relays_known && latencies) || ep->n_relays == 0;
   if ((stun && portmap) || now >= n->deadline_ns) {
     finish(n);

@@ -59,7 +59,9 @@ struct kw__pcp {
   uint8_t rbuf[KW_PCP_MAX_MSG + 4]; /* one more: a longer datagram shows */
 };
 
-static uint64_t now_ms(kw__pcp *pc) { return kw__now(pc->ep) / 1000000u; }
+static uint64_t now_ms(kw__pcp *pc) {
+  return kw__now(pc->ep) / 1000000u;
+}
 
 static void fmt(const kw_sockaddr *a, char *s, size_t n) {
   if (a->family)
@@ -84,8 +86,8 @@ static bool default_gateway(uint8_t out[4]) {
     char ifname[64];
     unsigned long dest, gw, mask;
     unsigned flags, refcnt, use, metric;
-    if (sscanf(line, "%63s %lx %lx %x %u %u %u %lx", ifname, &dest, &gw,
-               &flags, &refcnt, &use, &metric, &mask) != 8)
+    if (sscanf(line, "%63s %lx %lx %x %u %u %u %lx", ifname, &dest, &gw, &flags,
+               &refcnt, &use, &metric, &mask) != 8)
       continue;
     /* RTF_UP 0x1, RTF_GATEWAY 0x2; the file is in host byte order of the
      * network-order address */
@@ -160,9 +162,8 @@ static void send_req(kw__pcp *pc) {
   uv_buf_t b = uv_buf_init((char *)pc->msg, (unsigned)pc->msglen);
   int r = uv_udp_try_send(&pc->udp, &b, 1, NULL);
   pc->tries++;
-  kw__log(pc->ep, KW_LOG_DEBUG, "portmap",
-          "pcp.request lifetime_s=%u try=%u%s", pc->req.lifetime_s, pc->tries,
-          r < 0 ? " send-failed" : "");
+  kw__log(pc->ep, KW_LOG_DEBUG, "portmap", "pcp.request lifetime_s=%u try=%u%s",
+          pc->req.lifetime_s, pc->tries, r < 0 ? " send-failed" : "");
 }
 
 static void recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
@@ -205,8 +206,8 @@ static void recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
     return;
   }
   const char *why = "malformed";
-  kw__pcp_match m =
-      e == KW_OK ? kw__pcp_check_map(&r, &pc->req, &why) : KW_PCP_MATCH_NOT_OURS;
+  kw__pcp_match m = e == KW_OK ? kw__pcp_check_map(&r, &pc->req, &why)
+                               : KW_PCP_MATCH_NOT_OURS;
   if (m == KW_PCP_MATCH_NOT_OURS) {
     kw__log(pc->ep, KW_LOG_INFO, "portmap", "pcp.ignored reason=%s len=%zd",
             why, nread);
@@ -377,13 +378,14 @@ kw_err kw__pcp_map(kw__pcp *pc, uint32_t lifetime_s) {
   return KW_OK;
 }
 
-bool kw__pcp_busy(const kw__pcp *pc) { return pc && pc->busy; }
+bool kw__pcp_busy(const kw__pcp *pc) {
+  return pc && pc->busy;
+}
 
 /* Sends a delete of the mapping held; the answer (or `wait_ms` without
  * one) ends it in delete_done. */
 static bool start_delete(kw__pcp *pc, unsigned wait_ms) {
-  if (!pc->handles || !pc->connected || pc->held.family == 0 ||
-      !pc->have_nonce)
+  if (!pc->handles || !pc->connected || pc->held.family == 0 || !pc->have_nonce)
     return false;
   uv_timer_stop(&pc->timer);
   pc->deleting = true;
@@ -449,4 +451,6 @@ bool kw__pcp_closed(const kw__pcp *pc) {
   return !pc || (!pc->handles && pc->open_handles == 0);
 }
 
-void kw__pcp_free(kw__pcp *pc) { free(pc); }
+void kw__pcp_free(kw__pcp *pc) {
+  free(pc);
+}

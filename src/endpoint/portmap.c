@@ -84,7 +84,7 @@ typedef struct pm_job {
   bool rediscover;  /* forget the gateway first (network changed) */
   bool have_result; /* res holds an answer the loop has not taken */
   pm_result res;
-  bool done; /* the worker released the mapping and quit */
+  bool done;     /* the worker released the mapping and quit */
   bool pcp_held; /* the loop holds a PCP mapping: probe, do not map */
   char release_note[96];
   uv_async_t *notify; /* NULL once the loop stopped listening */

@@ -53,8 +53,8 @@ static size_t map_resp(const kw__pcp_map_req *q, uint8_t result,
 }
 
 static kw__pcp_match decode_check(const uint8_t *p, size_t n,
-                                  const kw__pcp_map_req *q,
-                                  kw__pcp_response *r, const char **why) {
+                                  const kw__pcp_map_req *q, kw__pcp_response *r,
+                                  const char **why) {
   assert_int_equal(kw__pcp_decode_response(p, n, r), KW_OK);
   return kw__pcp_check_map(r, q, why);
 }
@@ -165,8 +165,8 @@ static void test_granted(void **state) {
   (void)state;
   kw__pcp_map_req q = map_req(7200);
   uint8_t p[128];
-  size_t n = map_resp(&q, KW_PCP_SUCCESS, 3600, "198.18.0.1:40001", p,
-                      sizeof p);
+  size_t n =
+      map_resp(&q, KW_PCP_SUCCESS, 3600, "198.18.0.1:40001", p, sizeof p);
   assert_int_equal(n, 60);
   kw__pcp_response r;
   const char *why;
@@ -184,25 +184,24 @@ static void test_granted(void **state) {
 static void test_every_result_code(void **state) {
   (void)state;
   static const char *const names[] = {
-      "SUCCESS",          "UNSUPP_VERSION",  "NOT_AUTHORIZED",
-      "MALFORMED_REQUEST", "UNSUPP_OPCODE",   "UNSUPP_OPTION",
-      "MALFORMED_OPTION", "NETWORK_FAILURE", "NO_RESOURCES",
-      "UNSUPP_PROTOCOL",  "USER_EX_QUOTA",   "CANNOT_PROVIDE_EXTERNAL",
-      "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS"};
+      "SUCCESS",           "UNSUPP_VERSION",        "NOT_AUTHORIZED",
+      "MALFORMED_REQUEST", "UNSUPP_OPCODE",         "UNSUPP_OPTION",
+      "MALFORMED_OPTION",  "NETWORK_FAILURE",       "NO_RESOURCES",
+      "UNSUPP_PROTOCOL",   "USER_EX_QUOTA",         "CANNOT_PROVIDE_EXTERNAL",
+      "ADDRESS_MISMATCH",  "EXCESSIVE_REMOTE_PEERS"};
   kw__pcp_map_req q = map_req(7200);
   for (int code = 0; code < 14; code++) {
     assert_string_equal(kw__pcp_result_name(code), names[code]);
     uint8_t p[128];
-    size_t n = map_resp(&q, (uint8_t)code, code ? 30 : 7200,
-                        "198.18.0.1:40001", p, sizeof p);
+    size_t n = map_resp(&q, (uint8_t)code, code ? 30 : 7200, "198.18.0.1:40001",
+                        p, sizeof p);
     kw__pcp_response r;
     kw__pcp_match m = decode_check(p, n, &q, &r, NULL);
     assert_int_equal(r.result, code);
     assert_int_equal(m, code == 0 ? KW_PCP_MATCH_GRANTED : KW_PCP_MATCH_ERROR);
-    bool transient = code == KW_PCP_NETWORK_FAILURE ||
-                     code == KW_PCP_NO_RESOURCES ||
-                     code == KW_PCP_USER_EX_QUOTA ||
-                     code == KW_PCP_EXCESSIVE_REMOTE_PEERS;
+    bool transient =
+        code == KW_PCP_NETWORK_FAILURE || code == KW_PCP_NO_RESOURCES ||
+        code == KW_PCP_USER_EX_QUOTA || code == KW_PCP_EXCESSIVE_REMOTE_PEERS;
     assert_int_equal(kw__pcp_result_transient(code), transient);
   }
   assert_string_equal(kw__pcp_result_name(14), "UNKNOWN");
@@ -308,8 +307,7 @@ static void test_bad_grants(void **state) {
     uint8_t p[128];
     size_t n = map_resp(&q6, 0, 60, v6[i], p, sizeof p);
     kw__pcp_response r;
-    assert_int_equal(decode_check(p, n, &q6, &r, NULL),
-                     KW_PCP_MATCH_BAD_GRANT);
+    assert_int_equal(decode_check(p, n, &q6, &r, NULL), KW_PCP_MATCH_BAD_GRANT);
   }
   uint8_t p[128];
   size_t n = map_resp(&q6, 0, 60, "[2001:db8::1]:5", p, sizeof p);
@@ -532,7 +530,7 @@ static void test_retransmit(void **state) {
 static void test_epoch(void **state) {
   (void)state;
   kw__pcp_epoch e = {0};
-  assert_true(kw__pcp_epoch_update(&e, 1000, 500)); /* the first */
+  assert_true(kw__pcp_epoch_update(&e, 1000, 500));  /* the first */
   assert_true(kw__pcp_epoch_update(&e, 61000, 560)); /* in step */
   assert_true(kw__pcp_epoch_update(&e, 61500, 559)); /* 1 s back: fine */
   assert_false(kw__pcp_epoch_update(&e, 62000, 10)); /* rebooted */
