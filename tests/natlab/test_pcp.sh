@@ -98,6 +98,15 @@ else
   bad "no delete after netcheck exited: $(maps)"
 fi
 
+# the text report says the same
+lab_exec h timeout 30 "$KW" netcheck --ephemeral --portmap --bind 0.0.0.0:41644 \
+  >"$work/nc-text.out" 2>"$work/nc-text.err"
+if grep -qx 'port mapping:        UPnP no, NAT-PMP no, PCP yes (mapped 198.18.0.1:41644)' "$work/nc-text.out"; then
+  ok "text report: $(grep 'port mapping' "$work/nc-text.out")"
+else
+  bad "text report: $(cat "$work/nc-text.out")"
+fi
+
 # ---- renewal at half the lifetime, delete on close -----------------------
 echo "grant 60" >"$mode"
 : >"$slog"
@@ -117,7 +126,7 @@ for ((i = 0; i < 450; i++)); do
 done
 second=$(maps | sed -n 2p)
 if [ -n "$second" ]; then
-  dt=$(jq -r ".t - $t0" <<<"$second")
+  dt=$(jq -r "(.t - $t0) * 1000 | round / 1000" <<<"$second")
   if [ "$(jq -r .nonce <<<"$second")" = "$(jq -r .nonce <<<"$(maps | head -1)")" ] &&
     [ "$(jq -r .suggested_port <<<"$second")" = 41642 ] &&
     [ "$(jq -r .suggested_ip <<<"$second")" = 198.18.0.1 ] &&
@@ -153,6 +162,14 @@ for e in "8 NO_RESOURCES" "2 NOT_AUTHORIZED"; do
     grep -q "pcp.failed reason=$name answered=1 result=$code" "$work/nc-err$code.err" &&
     ! grep -q 'portmap.mapped' "$work/nc-err$code.err"; then
     ok "$name: answered, no mapping ($pcp)"
+    if [ "$code" = 8 ]; then
+      lab_exec h timeout 30 "$KW" netcheck --ephemeral --portmap >"$work/nc-text8.out" 2>/dev/null
+      if grep -qx 'port mapping:        UPnP no, NAT-PMP no, PCP yes (NO_RESOURCES, no mapping)' "$work/nc-text8.out"; then
+        ok "text report: $(grep 'port mapping' "$work/nc-text8.out")"
+      else
+        bad "text report: $(cat "$work/nc-text8.out")"
+      fi
+    fi
   else
     bad "$name: $(cat "$work/nc-err$code.json") $(grep -o 'pcp[.a-z-]* [^"]*' "$work/nc-err$code.err")"
   fi
@@ -190,6 +207,9 @@ s1=$(date +%s%N)
 if [ "$(jq -r .pcp.answered "$work/nc-silent.json")" = false ] &&
   [ "$(jq -r .pcp.result "$work/nc-silent.json")" = null ]; then
   ok "no answer: netcheck reports pcp not answered after $(( (s1 - s0) / 1000000 )) ms"
+  lab_exec h timeout 30 "$KW" netcheck --ephemeral --portmap >"$work/nc-text0.out" 2>/dev/null
+  grep -qx 'port mapping:        UPnP no, NAT-PMP no, PCP no (no answer)' "$work/nc-text0.out" ||
+    bad "text report, no answer: $(cat "$work/nc-text0.out")"
 else
   bad "no answer: $(cat "$work/nc-silent.json")"
 fi
