@@ -10,6 +10,9 @@ line), so a test can change its behaviour between runs:
 
     grant LIFETIME     grant every MAP, lifetime min(asked, LIFETIME); the
                        external port is the suggested one, else 40000+
+    grant LIFETIME reboot
+                       the same, with an epoch time of 5 s (as after a
+                       restart that lost every mapping)
     error CODE         answer every MAP with result CODE (lifetime 30)
     silent             answer nothing
     badnonce LIFETIME  first an answer with another nonce (port 1111),
@@ -51,6 +54,8 @@ def log(entry):
 
 def header(opcode, result, lifetime):
     epoch = int(time.monotonic() - epoch_start) + 1000
+    if "reboot" in mode():
+        epoch = 5
     return struct.pack("!BBBBII12x", 2, 0x80 | opcode, 0, result, lifetime, epoch)
 
 

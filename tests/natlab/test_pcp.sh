@@ -10,8 +10,9 @@
 #     SUCCESS and the external address; the request carried our address
 #     IPv4-mapped, UDP, our port, lifetime 7200, a 12-byte nonce
 #   - renewal at half the lifetime (the server grants 60 s): the same
-#     nonce, the granted port suggested; delete on close (lifetime 0, same
-#     nonce) answered SUCCESS
+#     nonce, the granted port suggested; the server's epoch gone back
+#     ("rebooted") is noticed; delete on close (lifetime 0, same nonce)
+#     answered SUCCESS
 #   - error results NO_RESOURCES, NOT_AUTHORIZED: answered, no mapping
 #   - an answer with another nonce is ignored, the right one taken
 #   - UNSUPP_VERSION: no PCP
@@ -120,6 +121,7 @@ else
   bad "listener got no PCP mapping: $(grep -o '\(portmap\|pcp\)[.a-z-]* [^"]*' "$work/renew.err" | tail -3)"
 fi
 t0=$(jq -r .t <<<"$(maps | head -1)")
+echo "grant 60 reboot" >"$mode"
 for ((i = 0; i < 450; i++)); do
   [ "$(nmaps)" -ge 2 ] && break
   sleep 0.1
@@ -140,6 +142,11 @@ else
 fi
 wait_grep "$work/renew.err" 'portmap.renewed proto=pcp' 3 ||
   bad "no portmap.renewed event: $(grep -o 'pcp[.a-z-]* [^"]*' "$work/renew.err" | tail -3)"
+if grep -q 'pcp.epoch-reset' "$work/renew.err"; then
+  ok "the renewal's answer with the epoch gone back: pcp.epoch-reset logged"
+else
+  bad "epoch reset not noticed: $(grep -o 'pcp.answer[^"]*' "$work/renew.err")"
+fi
 kill -TERM "$lpid"
 timeout 10 tail --pid="$lpid" -f /dev/null
 if grep -q 'portmap.released proto=pcp port=41642 result=SUCCESS' "$work/renew.err" &&

@@ -26,6 +26,8 @@
 #     requests dropped (an iptables u32 match on the version byte): host c
 #     198.18.3.10 gets a NAT-PMP mapping while PCP goes unanswered,
 #     released when it stops (SIGTERM)
+#   - miniupnpd frozen (SIGSTOP) while a holds a PCP mapping: a exits, its
+#     PCP delete unanswered, after the bound (time printed, not judged)
 #   - miniupnpd frozen (SIGSTOP) while a holds a UPnP mapping (PCP dropped
 #     on ra for that part): a still exits, abandoning the release after its
 #     bound (time printed, not judged)
@@ -314,6 +316,29 @@ if wait_unmapped rc && grep -q 'portmap.released proto=natpmp' "$work/c-natpmp.e
   ok "NAT-PMP only: mapping released when the listener stopped (exit $(( (t1 - t0) / 1000000 )) ms after SIGTERM; $(grep -o "portmap.released[^\"]*" "$work/c-natpmp.err"))"
 else
   bad "NAT-PMP only: mapping left on rc: $(lab_exec rc iptables-legacy -t nat -S MINIUPNPD)"
+fi
+
+# ---- PCP: a frozen gateway does not hold the close either ---------------
+ip netns exec "$(lab_ns a)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
+  2>"$work/a-pcpfrozen.err" &
+apid=$!
+LAB_PIDS+=("$apid")
+mpid=$(cat "$work/miniupnpd-ra.pid" 2>/dev/null)
+if wait_grep "$work/a-pcpfrozen.err" 'portmap.mapped proto=pcp' 15 && [ -n "$mpid" ]; then
+  kill -STOP "$mpid"
+  t0=$(date +%s%N)
+  kill -TERM "$apid"
+  wait_exit "$apid" 10
+  t1=$(date +%s%N)
+  kill -CONT "$mpid"
+  if ! kill -0 "$apid" 2>/dev/null &&
+    grep -q 'portmap.released proto=pcp port=[0-9]* result=no-answer' "$work/a-pcpfrozen.err"; then
+    ok "frozen gateway (PCP): a exited $(( (t1 - t0) / 1000000 )) ms after SIGTERM, the delete unanswered"
+  else
+    bad "frozen gateway (PCP): $(grep -o 'portmap[.a-z]* [^"]*' "$work/a-pcpfrozen.err" | tail -2)"
+  fi
+else
+  bad "frozen gateway (PCP): a got no PCP mapping"
 fi
 
 # ---- a gateway that stops answering: close does not wait for it ---------
