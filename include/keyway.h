@@ -388,15 +388,17 @@ KW_EXTERN kw_err kw_config_add_relay(kw_config *cfg, const char *url);
 KW_EXTERN kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path);
 /* Port mapping (default: off). When enabled, the endpoint asks the default
  * gateway to forward a port of its external IPv4 address to the endpoint's
- * IPv4 UDP socket: UPnP IGD first (SSDP multicast on the LAN, then HTTP to
- * the gateway), else NAT-PMP; leases of 2 h renewed at half time, retried
+ * IPv4 UDP socket: PCP (RFC 6887, a UDP request to the gateway's port
+ * 5351) at the same time as UPnP IGD (SSDP multicast on the LAN, then HTTP
+ * to the gateway), else NAT-PMP; the first to grant holds the mapping
+ * (PCP, when the gateway speaks it); leases of 2 h renewed at half time, retried
  * with back-off (15 s doubling to 10 min) on failure, deleted when the
  * endpoint closes (kw_endpoint_close waits at most 1.5 s for that). The
  * mapped address becomes a candidate in tickets, lookup records and hole
  * punching, so peers behind NATs that change ports per destination can
  * still reach this endpoint directly. Off by default because it sends
  * packets to devices on the user's network and opens a port on the
- * gateway. PCP is not spoken. Errors: KW_ERR_INVALID_ARG (cfg NULL). */
+ * gateway. Errors: KW_ERR_INVALID_ARG (cfg NULL). */
 KW_EXTERN kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable);
 /* Which paths connections may take (default KW_PATH_POLICY_ANY: direct UDP
  * when it works, the relay otherwise).
@@ -503,6 +505,14 @@ typedef struct kw_netcheck_report {
     double latency_ms; /* < 0: no answer */
   } relays[8];
   char home_relay[KW_MAX_RELAY_URL + 1]; /* "" if none */
+  /* PCP (RFC 6887), asked only with port mapping on (pcp_probed): `pcp`
+   * above is true when a PCP server answered our MAP request (any result),
+   * pcp_result is its result code (0 SUCCESS, 2 NOT_AUTHORIZED, 8
+   * NO_RESOURCES, ...; -1: no answer), pcp_external the mapping it granted
+   * when that is our candidate (family 0: none). */
+  bool pcp_probed;
+  int pcp_result;
+  kw_sockaddr pcp_external;
 } kw_netcheck_report;
 
 typedef void (*kw_netcheck_cb)(kw_endpoint *ep, const kw_netcheck_report *r,

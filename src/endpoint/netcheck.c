@@ -6,7 +6,8 @@
  * addresses: the same mapping toward two different STUN servers means the
  * NAT's mapping is endpoint-independent (hole punching can work).
  * With port mapping enabled it also waits for the port mapper's first probe
- * (UPnP IGD search, NAT-PMP public-address request) and reports it.
+ * (UPnP IGD search, NAT-PMP public-address request, PCP MAP request) and
+ * reports it.
  */
 #include "endpoint/internal.h"
 #include "endpoint/portmap.h"
@@ -79,10 +80,11 @@ static void finish(netcheck *n) {
     r->relays[i].latency_ms = kw__relay_latency(ep, (int)i);
   }
   kw_endpoint_home_relay(ep, r->home_relay, sizeof r->home_relay);
-  /* port mapping: what the endpoint's own probe found (both false when
-   * port mapping is off: nothing was asked); libnatpmp speaks no PCP */
+  /* port mapping: what the endpoint's own probe found (all false when
+   * port mapping is off: nothing was asked) */
   (void)kw__portmap_probe_state(ep, &r->upnp, &r->natpmp);
-  r->pcp = false;
+  (void)kw__portmap_pcp_state(ep, &r->pcp, &r->pcp_result, &r->pcp_external);
+  r->pcp_probed = ep->cfg.port_mapping && ep->portmap != NULL;
   kw__log(ep, KW_LOG_INFO, "netcheck",
           "netcheck.done udp=%d servers=%zu mapping_varies=%d", r->udp,
           n->nprobes, r->mapping_varies_by_dest);
@@ -137,8 +139,12 @@ static void step(uv_timer_t *t) {
     if (kw__relay_latency(ep, (int)i) < 0)
       latencies = false;
   /* with port mapping on, its first probe (about 2 s) must have answered */
-  bool pm_upnp, pm_natpmp;
-  bool portmap = kw__portmap_probe_state(ep, &pm_upnp, &pm_natpmp);
+  bool pm_upnp, pm_natpmp, pm_pcp;
+  int pm_pcp_result;
+  kw_sockaddr pm_pcp_ext;
+  bool portmap =
+      kw__portmap_probe_state(ep, &pm_upnp, &pm_natpmp) &&
+      kw__portmap_pcp_state(ep, &pm_pcp, &pm_pcp_result, &pm_pcp_ext);
   bool stun = (all && relays_known && latencies) || ep->n_relays == 0;
   if ((stun && portmap) || now >= n->deadline_ns) {
     finish(n);
@@ -160,6 +166,7 @@ kw_err kw_endpoint_netcheck(kw_endpoint *ep, uint32_t timeout_ms,
   n->cb = cb;
   n->arg = arg;
   n->rep.mapping_varies_by_dest = -1;
+  n->rep.pcp_result = -1;
   n->start_ns = kw__now(ep);
   n->deadline_ns =
       n->start_ns + (uint64_t)(timeout_ms ? timeout_ms : 3000) * 1000000u;

@@ -23,6 +23,7 @@
  * relays' names. See docs/protocol/portmap.md.
  */
 #include "endpoint/internal.h"
+#include "endpoint/pcp_client.h"
 #include "endpoint/portmap.h"
 
 #include <arpa/inet.h>
@@ -53,11 +54,14 @@
 #define KW_PM_RELEASE_WAIT_MS 1500u /* close waits this long at most */
 #define KW_PM_DESC "keyway"
 
-enum { PM_PROTO_NONE, PM_PROTO_UPNP, PM_PROTO_NATPMP };
+enum { PM_PROTO_NONE, PM_PROTO_UPNP, PM_PROTO_NATPMP, PM_PROTO_PCP };
 typedef enum pm_op { PM_OP_NONE, PM_OP_MAP, PM_OP_QUIT } pm_op;
 
 static const char *proto_name(int p) {
-  return p == PM_PROTO_UPNP ? "upnp" : p == PM_PROTO_NATPMP ? "natpmp" : "-";
+  return p == PM_PROTO_UPNP     ? "upnp"
+         : p == PM_PROTO_NATPMP ? "natpmp"
+         : p == PM_PROTO_PCP    ? "pcp"
+                                : "-";
 }
 
 /* What one map request found. */
@@ -68,6 +72,7 @@ typedef struct pm_result {
   kw_sockaddr ext;
   uint32_t lease_s; /* granted; 0: permanent */
   char reason[96];  /* why there is no mapping */
+  bool deferred;    /* PCP holds a mapping: the worker only probed */
 } pm_result;
 
 /* Shared by the loop and the worker thread; freed by the last of them. */
@@ -79,7 +84,8 @@ typedef struct pm_job {
   bool rediscover;  /* forget the gateway first (network changed) */
   bool have_result; /* res holds an answer the loop has not taken */
   pm_result res;
-  bool done; /* the worker released the mapping and quit */
+  bool done;     /* the worker released the mapping and quit */
+  bool pcp_held; /* the loop holds a PCP mapping: probe, do not map */
   char release_note[96];
   uv_async_t *notify; /* NULL once the loop stopped listening */
   /* set before the thread starts, read-only afterwards */
@@ -113,6 +119,7 @@ struct kw__portmap {
   unsigned failures;
   bool stopping;
   bool finished; /* handles closing */
+  kw__pcp *pcp;  /* PCP, on the loop (pcp_client.c) */
 };
 
 /* ---- the worker thread ------------------------------------------------- */
@@ -355,6 +362,11 @@ static void do_map(pm_job *j, bool rediscover, pm_result *res) {
   }
   res->upnp = j->have_igd;
   res->natpmp = j->natpmp_seen;
+  uv_mutex_lock(&j->mu);
+  res->deferred = j->pcp_held && j->proto == PM_PROTO_NONE;
+  uv_mutex_unlock(&j->mu);
+  if (res->deferred)
+    return;
   /* UPnP first (it names the lease and the mapping); NAT-PMP otherwise */
   char why[96] = "no-upnp-igd-no-natpmp";
   if (j->have_igd && j->proto != PM_PROTO_NATPMP) {
@@ -507,12 +519,34 @@ static uint64_t backoff_ms(struct kw__portmap *pm) {
   return ms < KW_PM_RETRY_MAX_MS ? ms : KW_PM_RETRY_MAX_MS;
 }
 
+static bool pcp_held(struct kw__portmap *pm) {
+  uv_mutex_lock(&pm->job->mu);
+  bool h = pm->job->pcp_held;
+  uv_mutex_unlock(&pm->job->mu);
+  return h;
+}
+
+static void set_pcp_held(struct kw__portmap *pm, bool held) {
+  uv_mutex_lock(&pm->job->mu);
+  pm->job->pcp_held = held;
+  uv_mutex_unlock(&pm->job->mu);
+}
+
 static void apply(struct kw__portmap *pm, const pm_result *res) {
   kw_endpoint *ep = pm->ep;
   if (res->probed) {
     pm->probed = true;
     pm->upnp = res->upnp;
     pm->natpmp = res->natpmp;
+  }
+  /* while PCP holds the mapping the worker only probes (pcp_answer) */
+  if (res->deferred || (res->proto == PM_PROTO_NONE && pcp_held(pm)))
+    return;
+  if (res->proto != PM_PROTO_PCP && res->proto != PM_PROTO_NONE &&
+      pm->proto == PM_PROTO_PCP) {
+    /* the worker mapped before PCP's answer held it back: keep one */
+    set_pcp_held(pm, false);
+    kw__pcp_delete(pm->pcp);
   }
   char ext[KW_SOCKADDR_STRLEN];
   if (res->proto != PM_PROTO_NONE) {
@@ -563,6 +597,51 @@ static void apply(struct kw__portmap *pm, const pm_result *res) {
   arm(pm, retry);
 }
 
+/* One round of the methods: PCP from the loop while no UPnP/NAT-PMP
+ * mapping is held, and the worker (UPnP, then NAT-PMP) unless PCP holds
+ * one. Both run at once: a gateway without PCP costs the worker nothing. */
+static void map_round(struct kw__portmap *pm, bool rediscover) {
+  if (pm->pcp && !kw__pcp_busy(pm->pcp) &&
+      (pm->proto == PM_PROTO_NONE || pm->proto == PM_PROTO_PCP))
+    (void)kw__pcp_map(pm->pcp, KW_PM_LEASE_S);
+  if (!pm->busy && !pcp_held(pm))
+    submit(pm, PM_OP_MAP, rediscover);
+}
+
+/* The PCP client's answer (pcp_client.c). A grant is the mapping, unless
+ * the worker got one first; when a held PCP mapping is lost (its renewal
+ * failed) the worker's methods get their turn at once. */
+static void pcp_answer(void *arg, const kw__pcp_answer *a) {
+  struct kw__portmap *pm = arg;
+  if (pm->stopping)
+    return;
+  if (a->epoch_reset)
+    kw__log(pm->ep, KW_LOG_INFO, "portmap", "pcp.epoch-reset");
+  if (a->outcome == KW__PCP_GRANTED) {
+    if (pm->proto == PM_PROTO_UPNP || pm->proto == PM_PROTO_NATPMP) {
+      kw__pcp_delete(pm->pcp);
+      return;
+    }
+    set_pcp_held(pm, true);
+    pm_result res;
+    memset(&res, 0, sizeof res);
+    res.proto = PM_PROTO_PCP;
+    res.ext = a->external;
+    res.lease_s = a->lifetime_s;
+    apply(pm, &res);
+    return;
+  }
+  kw__log(pm->ep, KW_LOG_INFO, "portmap",
+          "pcp.failed reason=%s answered=%d result=%d tries=%u", a->reason,
+          a->answered, a->result, a->tries);
+  bool held = pcp_held(pm);
+  set_pcp_held(pm, false);
+  if (held && !pm->busy) {
+    uv_timer_stop(&pm->timer);
+    submit(pm, PM_OP_MAP, false);
+  }
+}
+
 static void async_cb(uv_async_t *a) {
   struct kw__portmap *pm = a->data;
   pm_job *j = pm->job;
@@ -590,7 +669,7 @@ static void async_cb(uv_async_t *a) {
   if (pm->again) {
     pm->again = false;
     uv_timer_stop(&pm->timer);
-    submit(pm, PM_OP_MAP, true);
+    map_round(pm, true);
   }
 }
 
@@ -603,8 +682,7 @@ static void timer_cb(uv_timer_t *t) {
     finish(pm);
     return;
   }
-  if (!pm->busy)
-    submit(pm, PM_OP_MAP, false);
+  map_round(pm, false);
 }
 
 kw_err kw__portmap_start(kw_endpoint *ep) {
@@ -657,6 +735,9 @@ kw_err kw__portmap_start(kw_endpoint *ep) {
   }
   pthread_detach(th);
   kw__log(ep, KW_LOG_DEBUG, "portmap", "portmap.start port=%u", j->local_port);
+  pm->pcp = kw__pcp_new(ep, j->local_port, ep->udp4.bound.ip, pcp_answer, pm);
+  if (pm->pcp)
+    (void)kw__pcp_map(pm->pcp, KW_PM_LEASE_S); /* beside the worker's */
   return KW_OK;
 }
 
@@ -666,6 +747,7 @@ void kw__portmap_stop(kw_endpoint *ep) {
     return;
   pm->stopping = true;
   uv_timer_stop(&pm->timer);
+  kw__pcp_close(pm->pcp, KW_PM_RELEASE_WAIT_MS - 100); /* deletes its own */
   if (pm->finished)
     return;
   pm_job *j = pm->job;
@@ -688,6 +770,7 @@ void kw__portmap_free(kw_endpoint *ep) {
   if (!pm)
     return;
   ep->portmap = NULL;
+  kw__pcp_free(pm->pcp);
   job_unref(pm->job);
   free(pm);
 }
@@ -706,13 +789,18 @@ void kw__portmap_network_changed(kw_endpoint *ep) {
   struct kw__portmap *pm = ep->portmap;
   if (!pm || pm->stopping)
     return;
+  if (pm->pcp) {
+    kw__pcp_reset(pm->pcp);
+    set_pcp_held(pm, false);
+  }
   if (pm->busy) {
     pm->again = true;
+    map_round(pm, true); /* PCP now; the worker when it answers */
     return;
   }
   uv_timer_stop(&pm->timer);
   pm->failures = 0;
-  submit(pm, PM_OP_MAP, true);
+  map_round(pm, true);
 }
 
 bool kw__portmap_probe_state(kw_endpoint *ep, bool *upnp, bool *natpmp) {
@@ -725,4 +813,18 @@ bool kw__portmap_probe_state(kw_endpoint *ep, bool *upnp, bool *natpmp) {
   *upnp = pm->upnp;
   *natpmp = pm->natpmp;
   return true;
+}
+
+bool kw__portmap_pcp_state(kw_endpoint *ep, bool *answered, int *result,
+                           kw_sockaddr *external) {
+  struct kw__portmap *pm = ep->portmap;
+  *answered = false;
+  *result = -1;
+  memset(external, 0, sizeof *external);
+  if (!ep->cfg.port_mapping || !pm || !pm->pcp)
+    return true;
+  bool done = kw__pcp_probe_state(pm->pcp, answered, result, external);
+  if (pm->proto != PM_PROTO_PCP)
+    memset(external, 0, sizeof *external); /* not the candidate */
+  return done;
 }

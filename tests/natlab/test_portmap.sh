@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# NAT lab: port mapping (UPnP IGD / NAT-PMP) as a hole-punching candidate.
+# NAT lab: port mapping (PCP / UPnP IGD / NAT-PMP) as a hole-punching
+# candidate.
 #   198.18.0.10            keyway-relay (TLS :8443, STUN :3478)
 #   EDM router ra .1       (MASQUERADE --random-fully) running miniupnpd
-#                          (UPnP + NAT-PMP) on its LAN bridge; host a
-#                          198.18.1.10
+#                          (UPnP + NAT-PMP + PCP: Debian's is built with
+#                          PCP, which shares NAT-PMP's port and switch) on
+#                          its LAN bridge; host a 198.18.1.10
 #   EDM router rb .2       (MASQUERADE --random-fully), no miniupnpd; host b
 #                          198.18.2.10
 # EDM/EDM without port mapping stays on the relay (test_holepunch.sh). With
 # --portmap on a, a's mapped address (ra's WAN address : mapped port) is a
 # candidate b can reach, so the connection goes direct. Checks:
-#   - netcheck --json --portmap: upnp and natpmp true on a, false on b
+#   - netcheck --json --portmap: upnp, natpmp and pcp true on a (PCP
+#     granted the mapping), all false on b
 #   - 16 MiB each way intact, final path direct, b's direct address is the
 #     mapping's external address (from a's portmap.mapped log event)
 #   - miniupnpd's mapping (its iptables MINIUPNPD chain) is gone after a
 #     exits
 #   - control: the same pipe without --portmap ends on the relay, and
 #     without --portmap nothing is sent to the gateway (miniupnpd's log)
-#   - EDM router rc .3 runs miniupnpd with NAT-PMP only; host c 198.18.3.10
-#     gets a NAT-PMP mapping, released when it stops (SIGTERM)
-#   - miniupnpd frozen (SIGSTOP) while a holds a mapping: a still exits,
-#     abandoning the release after its bound (time printed, not judged)
+#   - a's mapping is made by PCP (it answers first; UPnP is then not
+#     asked to map), and deleted by PCP when a exits
+#   - EDM router rc .3 runs miniupnpd with NAT-PMP (and PCP) only, PCP
+#     requests dropped (an iptables u32 match on the version byte): host c
+#     198.18.3.10 gets a NAT-PMP mapping while PCP goes unanswered,
+#     released when it stops (SIGTERM)
+#   - miniupnpd frozen (SIGSTOP) while a holds a PCP mapping: a exits, its
+#     PCP delete unanswered, after the bound (time printed, not judged)
+#   - miniupnpd frozen (SIGSTOP) while a holds a UPnP mapping (PCP dropped
+#     on ra for that part): a still exits, abandoning the release after its
+#     bound (time printed, not judged)
 # miniupnpd learns its external address from a bare STUN responder on
 # 198.18.0.12 (see stun_responder).
 # Needs root and miniupnpd (Debian miniupnpd-iptables); exits 77 without.
@@ -123,6 +133,13 @@ EOF
     -P "$work/miniupnpd-$n.pid" >/dev/null
 }
 
+# drop_pcp NAME: router NAME drops PCP requests (UDP to 5351 whose first
+# payload byte, the version, is 2); NAT-PMP (version 0) still passes
+drop_pcp() {
+  lab_exec "$1" iptables -I INPUT 1 -i lanbr -p udp --dport 5351 \
+    -m u32 --u32 "0>>22&0x3C@8>>24=2" -j DROP
+}
+
 # mapped_rules NAME: UDP DNAT rules miniupnpd holds on router NAME (on
 # its legacy iptables table)
 mapped_rules() {
@@ -189,9 +206,11 @@ else
 fi
 lab_exec a timeout 20 "$KW" netcheck "${common[@]}" --portmap >"$work/nc-a.json" 2>"$work/nc-a.err"
 n2=$(pm_requests)
-if [ "$(jq -c .portmap "$work/nc-a.json" 2>/dev/null)" = '{"upnp":true,"natpmp":true,"pcp":false}' ] &&
+if [ "$(jq -c .portmap "$work/nc-a.json" 2>/dev/null)" = '{"upnp":true,"natpmp":true,"pcp":true}' ] &&
+  [ "$(jq -r '[.pcp.answered, .pcp.result] | join(" ")' "$work/nc-a.json")" = "true SUCCESS" ] &&
+  jq -r .pcp.external "$work/nc-a.json" | grep -q '^198\.18\.0\.1:[0-9]*$' &&
   [ "$n2" -gt "$n1" ]; then
-  ok "netcheck --portmap on a: upnp and natpmp true ($n1 -> $n2 requests)"
+  ok "netcheck --portmap on a: upnp, natpmp and pcp true, PCP mapped $(jq -r .pcp.external "$work/nc-a.json") ($n1 -> $n2 requests)"
 else
   bad "netcheck --portmap on a: $(cat "$work/nc-a.json") $(tail -2 "$work/nc-a.err")"
 fi
@@ -201,8 +220,9 @@ else
   bad "netcheck's mapping still on ra: $(lab_exec ra iptables-legacy -t nat -S MINIUPNPD)"
 fi
 lab_exec b timeout 20 "$KW" netcheck "${common[@]}" --portmap >"$work/nc-b.json" 2>"$work/nc-b.err"
-if [ "$(jq -c .portmap "$work/nc-b.json" 2>/dev/null)" = '{"upnp":false,"natpmp":false,"pcp":false}' ]; then
-  ok "netcheck --portmap on b (no UPnP/NAT-PMP gateway): both false"
+if [ "$(jq -c .portmap "$work/nc-b.json" 2>/dev/null)" = '{"upnp":false,"natpmp":false,"pcp":false}' ] &&
+  [ "$(jq -c .pcp "$work/nc-b.json")" = '{"answered":false,"result":null,"external":null}' ]; then
+  ok "netcheck --portmap on b (no port-mapping gateway): all false"
 else
   bad "netcheck --portmap on b: $(cat "$work/nc-b.json") $(tail -2 "$work/nc-b.err")"
 fi
@@ -253,9 +273,9 @@ run_pipe portmap --portmap -v
 ext=$(grep -o 'portmap.mapped proto=[a-z]* external=[0-9.:]*' "$work/a-portmap.err" | tail -1 |
   sed 's/.*external=//')
 proto=$(grep -o 'portmap.mapped proto=[a-z]*' "$work/a-portmap.err" | tail -1 | sed 's/.*proto=//')
-case $ext in
-  198.18.0.1:*) ok "a's mapping: $ext via $proto (ra's WAN address)" ;;
-  *) bad "a's mapping: '$ext'" ;;
+case $ext/$proto in
+  198.18.0.1:*/pcp) ok "a's mapping: $ext via $proto (ra's WAN address)" ;;
+  *) bad "a's mapping: '$ext' via '$proto' (wanted PCP)" ;;
 esac
 last=$(last_path portmap)
 kinds=$(grep '"event":"path"' "$work/b-portmap.err" | jq -r .kind | tr '\n' ' ')
@@ -265,13 +285,18 @@ else
   bad "portmap: final path, wanted direct to $ext: $last (path events: $kinds)"
 fi
 if wait_unmapped; then
-  ok "portmap: miniupnpd's mapping released after a exited ($(grep -o 'portmap.released[^"]*' "$work/a-portmap.err"))"
+  if grep -q "portmap.released proto=pcp port=${ext#*:} result=SUCCESS" "$work/a-portmap.err"; then
+    ok "portmap: miniupnpd's mapping released by PCP after a exited ($(grep -o 'portmap.released[^"]*' "$work/a-portmap.err"))"
+  else
+    bad "portmap: released, but not by a PCP delete: $(grep -o 'portmap.released[^"]*' "$work/a-portmap.err")"
+  fi
 else
   bad "portmap: mapping left on ra: $(lab_exec ra iptables-legacy -t nat -S MINIUPNPD)"
 fi
 
-# ---- NAT-PMP only (rc: UPnP off): mapped by NAT-PMP, released on exit ---
+# ---- NAT-PMP only (rc: UPnP off, PCP dropped): mapped by NAT-PMP ---------
 wait_grep "$work/miniupnpd-rc.log" "Listening for NAT-PMP" 10 || bad "miniupnpd on rc up"
+drop_pcp rc
 # (ip netns exec execs keyway: $! is keyway's pid, for the SIGTERM below)
 ip netns exec "$(lab_ns c)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
   2>"$work/c-natpmp.err" &
@@ -279,7 +304,7 @@ cpid=$!
 LAB_PIDS+=("$cpid")
 if wait_grep "$work/c-natpmp.err" 'portmap.mapped proto=natpmp external=198.18.0.3:' 15 &&
   [ "$(mapped_rules rc)" -ge 1 ]; then
-  ok "NAT-PMP only: $(grep -o 'portmap.mapped[^"]*' "$work/c-natpmp.err"), rule on rc"
+  ok "NAT-PMP only: $(grep -o 'portmap.mapped[^"]*' "$work/c-natpmp.err"), rule on rc (PCP unanswered meanwhile)"
 else
   bad "NAT-PMP only: no mapping: $(grep -o 'portmap[.a-z]* [^"]*' "$work/c-natpmp.err" | tail -2)"
 fi
@@ -293,10 +318,35 @@ else
   bad "NAT-PMP only: mapping left on rc: $(lab_exec rc iptables-legacy -t nat -S MINIUPNPD)"
 fi
 
+# ---- PCP: a frozen gateway does not hold the close either ---------------
+ip netns exec "$(lab_ns a)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
+  2>"$work/a-pcpfrozen.err" &
+apid=$!
+LAB_PIDS+=("$apid")
+mpid=$(cat "$work/miniupnpd-ra.pid" 2>/dev/null)
+if wait_grep "$work/a-pcpfrozen.err" 'portmap.mapped proto=pcp' 15 && [ -n "$mpid" ]; then
+  kill -STOP "$mpid"
+  t0=$(date +%s%N)
+  kill -TERM "$apid"
+  wait_exit "$apid" 10
+  t1=$(date +%s%N)
+  kill -CONT "$mpid"
+  if ! kill -0 "$apid" 2>/dev/null &&
+    grep -q 'portmap.released proto=pcp port=[0-9]* result=no-answer' "$work/a-pcpfrozen.err"; then
+    ok "frozen gateway (PCP): a exited $(( (t1 - t0) / 1000000 )) ms after SIGTERM, the delete unanswered"
+  else
+    bad "frozen gateway (PCP): $(grep -o 'portmap[.a-z]* [^"]*' "$work/a-pcpfrozen.err" | tail -2)"
+  fi
+else
+  bad "frozen gateway (PCP): a got no PCP mapping"
+fi
+
 # ---- a gateway that stops answering: close does not wait for it ---------
 # miniupnpd on ra is frozen (SIGSTOP) while a holds a UPnP mapping: the
 # kernel still accepts the DeletePortMapping TCP connection, but no answer
-# comes. a must exit anyway, the release abandoned after its bound.
+# comes. a must exit anyway, the release abandoned after its bound. PCP is
+# dropped on ra for this part, so that UPnP makes the mapping.
+drop_pcp ra
 ip netns exec "$(lab_ns a)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
   2>"$work/a-frozen.err" &
 apid=$!

@@ -4,9 +4,10 @@
  * --relay: UDP works or not, the IPv4/IPv6 addresses the NAT maps us to,
  * whether the mapping depends on the destination (two STUN servers), port
  * mapping services, each relay's latency and the home relay. Port mapping
- * services are probed only with --portmap (UPnP IGD and NAT-PMP on the
- * default gateway); without it they read false, unprobed. PCP: always
- * false (not spoken).
+ * services are probed only with --portmap (UPnP IGD, NAT-PMP and PCP on
+ * the default gateway); without it they read false, unprobed, and the
+ * "pcp" object (whether a PCP server answered, its result, the mapping
+ * it granted) is null.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,19 @@
 #include "common.h"
 
 static cli *C;
+
+/* RFC 6887's result code names (the library's are internal). */
+static const char *pcp_result_name(int code) {
+  static const char *const names[] = {
+      "SUCCESS",          "UNSUPP_VERSION",  "NOT_AUTHORIZED",
+      "MALFORMED_REQUEST", "UNSUPP_OPCODE",   "UNSUPP_OPTION",
+      "MALFORMED_OPTION", "NETWORK_FAILURE", "NO_RESOURCES",
+      "UNSUPP_PROTOCOL",  "USER_EX_QUOTA",   "CANNOT_PROVIDE_EXTERNAL",
+      "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS"};
+  return code >= 0 && code < (int)(sizeof names / sizeof names[0])
+             ? names[code]
+             : "UNKNOWN";
+}
 
 static json_t *addr_json(const kw_sockaddr *a) {
   if (!a->family)
@@ -48,7 +62,19 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
         o, "probed",
         json_pack("{s:b, s:b, s:b, s:b}", "udp", relays, "mapping",
                   r->mapping_varies_by_dest >= 0, "portmap", C->portmap,
-                  "pcp", false));
+                  "pcp", r->pcp_probed));
+    if (r->pcp_probed) {
+      json_t *pcp = json_object();
+      json_object_set_new(pcp, "answered", json_boolean(r->pcp));
+      json_object_set_new(pcp, "result",
+                          r->pcp_result < 0
+                              ? json_null()
+                              : json_string(pcp_result_name(r->pcp_result)));
+      json_object_set_new(pcp, "external", addr_json(&r->pcp_external));
+      json_object_set_new(o, "pcp", pcp);
+    } else {
+      json_object_set_new(o, "pcp", json_null());
+    }
     json_t *rel = json_array();
     for (size_t i = 0; i < r->n_relays; i++) {
       json_t *x = json_object();
@@ -94,10 +120,23 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
                : r->mapping_varies_by_dest
                      ? "yes (endpoint-dependent NAT: hole punching fails)"
                      : "no (endpoint-independent)");
-    if (C->portmap)
-      printf("port mapping:        UPnP %s, NAT-PMP %s, PCP not probed\n",
-             r->upnp ? "yes" : "no", r->natpmp ? "yes" : "no");
-    else
+    if (C->portmap) {
+      char pe[KW_SOCKADDR_STRLEN] = "";
+      if (r->pcp_external.family)
+        kw_sockaddr_format(&r->pcp_external, pe, sizeof pe);
+      char pcp[KW_SOCKADDR_STRLEN + 64];
+      if (!r->pcp_probed)
+        snprintf(pcp, sizeof pcp, "not probed");
+      else if (!r->pcp)
+        snprintf(pcp, sizeof pcp, "no (no answer)");
+      else if (pe[0])
+        snprintf(pcp, sizeof pcp, "yes (mapped %s)", pe);
+      else
+        snprintf(pcp, sizeof pcp, "yes (%s, no mapping)",
+                 pcp_result_name(r->pcp_result));
+      printf("port mapping:        UPnP %s, NAT-PMP %s, PCP %s\n",
+             r->upnp ? "yes" : "no", r->natpmp ? "yes" : "no", pcp);
+    } else
       printf("port mapping:        not probed (pass --portmap)\n");
     for (size_t i = 0; i < r->n_relays; i++) {
       const char *kind;

@@ -130,8 +130,8 @@ static const optdoc opts[] = {
      "congestion controller of what this side sends: bbr (the\n"
      "default), cubic or reno"},
     {"portmap", O_PORTMAP, NULL, C_NET,
-     "ask the gateway for a port mapping (UPnP IGD, else NAT-PMP;\n"
-     "off by default: it talks to devices on your network)"},
+     "ask the gateway for a port mapping (PCP and UPnP IGD, else\n"
+     "NAT-PMP; off by default: it talks to devices on your network)"},
     {"ticket-file", O_TICKET_FILE, "FILE", C_TICKET,
      "also write the ticket there (atomically)"},
     {"ticket-type", O_TICKET_TYPE, "T", C_TICKET,
