@@ -214,6 +214,16 @@ lab_wait_file() {
   return 1
 }
 
+# lab_wait_grep FILE PATTERN SECONDS: until FILE has a line matching PATTERN
+lab_wait_grep() {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    grep -q -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 lab_cleanup() {
   # runs from an EXIT trap, maybe under set -e: nothing here may fail
   local p ns

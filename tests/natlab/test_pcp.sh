@@ -38,16 +38,7 @@ echo "grant 7200" >"$mode"
 : >"$slog"
 lab_bg rp "$work/pcp-server.err" python3 "$here/pcp_server.py" 198.18.1.1 198.18.0.1 "$mode" "$slog" >/dev/null
 
-# wait_grep FILE PATTERN SECONDS
-wait_grep() {
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-wait_grep "$work/pcp-server.err" '^ready' 10 || bad "the PCP test server did not start: $(cat "$work/pcp-server.err")"
+lab_wait_grep "$work/pcp-server.err" '^ready' 10 || bad "the PCP test server did not start: $(cat "$work/pcp-server.err")"
 
 # maps: the server's MAP log lines (op 1), as compact JSON
 maps() { jq -c 'select(.op == 1)' "$slog"; }
@@ -88,7 +79,7 @@ if [ "$(jq -r '[.client, .proto, .internal_port, .suggested_port, .lifetime, .le
 else
   bad "the MAP request: $first"
 fi
-if wait_grep "$slog" '"lifetime": 0' 3; then
+if lab_wait_grep "$slog" '"lifetime": 0' 3; then
   del=$(maps | jq -c 'select(.lifetime == 0)' | head -1)
   if [ "$(jq -r .nonce <<<"$del")" = "$(jq -r .nonce <<<"$first")" ]; then
     ok "netcheck's mapping deleted on exit (lifetime 0, same nonce)"
@@ -115,7 +106,7 @@ ip netns exec "$(lab_ns h)" "$KW" listen --ephemeral --json --portmap -vv \
   --bind 0.0.0.0:41642 </dev/null >/dev/null 2>"$work/renew.err" &
 lpid=$!
 LAB_PIDS+=("$lpid")
-if wait_grep "$work/renew.err" 'portmap.mapped proto=pcp external=198.18.0.1:41642 lease_s=60' 10; then
+if lab_wait_grep "$work/renew.err" 'portmap.mapped proto=pcp external=198.18.0.1:41642 lease_s=60' 10; then
   ok "listener mapped by PCP: $(grep -o 'portmap.mapped[^"]*' "$work/renew.err")"
 else
   bad "listener got no PCP mapping: $(grep -o '\(portmap\|pcp\)[.a-z-]* [^"]*' "$work/renew.err" | tail -3)"
@@ -140,7 +131,7 @@ if [ -n "$second" ]; then
 else
   bad "no renewal within 45 s: $(maps)"
 fi
-wait_grep "$work/renew.err" 'portmap.renewed proto=pcp' 3 ||
+lab_wait_grep "$work/renew.err" 'portmap.renewed proto=pcp' 3 ||
   bad "no portmap.renewed event: $(grep -o 'pcp[.a-z-]* [^"]*' "$work/renew.err" | tail -3)"
 if grep -q 'pcp.epoch-reset' "$work/renew.err"; then
   ok "the renewal's answer with the epoch gone back: pcp.epoch-reset logged"
@@ -225,7 +216,7 @@ ip netns exec "$(lab_ns h)" "$KW" listen --ephemeral --json --portmap -v \
   </dev/null >/dev/null 2>"$work/silent.err" &
 lpid=$!
 LAB_PIDS+=("$lpid")
-if wait_grep "$work/silent.err" 'pcp.failed reason=no-answer' 30; then
+if lab_wait_grep "$work/silent.err" 'pcp.failed reason=no-answer' 30; then
   times=$(maps | jq -r .t | tr '\n' ' ')
   read -r a b c extra <<<"$times"
   if [ "$(nmaps)" = 3 ] && [ -z "${extra:-}" ] &&

@@ -47,15 +47,6 @@ command -v iptables-legacy >/dev/null ||
 MINIUPNPD=$(command -v miniupnpd || echo /usr/sbin/miniupnpd)
 
 
-# wait_grep FILE PATTERN SECONDS: until FILE has a line matching PATTERN
-wait_grep() {
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # stun_responder NAME ADDR: a bare STUN Binding responder (python3) on a
 # public lab host. miniupnpd refuses to map on an external address it deems
@@ -193,7 +184,7 @@ wait_unmapped() {
 }
 
 # ---- netcheck: port mapping services seen on a, none on b, none unasked --
-wait_grep "$work/miniupnpd-ra.log" "Port forwarding is now enabled" 10 ||
+lab_wait_grep "$work/miniupnpd-ra.log" "Port forwarding is now enabled" 10 ||
   bad "miniupnpd on ra enabled port forwarding (its STUN test)"
 n0=$(pm_requests)
 lab_exec a timeout 20 "$KW" netcheck "${common[@]}" >"$work/nc-a-off.json" 2>"$work/nc-a-off.err"
@@ -239,7 +230,7 @@ run_pipe() {
   LAB_PIDS+=("$apid")
   lab_wait_file "$work/t" 15 || bad "$name: listener ticket"
   if [ "$name" = portmap ]; then
-    wait_grep "$work/a-$name.err" 'portmap.mapped' 15 || bad "$name: a got no mapping"
+    lab_wait_grep "$work/a-$name.err" 'portmap.mapped' 15 || bad "$name: a got no mapping"
   fi
   timeout 90 ip netns exec "$(lab_ns b)" "$KW" connect "${common[@]}" "$(cat "$work/t")" \
     <"$work/in_b" >"$work/out_b" 2>"$work/b-$name.err"
@@ -295,14 +286,14 @@ else
 fi
 
 # ---- NAT-PMP only (rc: UPnP off, PCP dropped): mapped by NAT-PMP ---------
-wait_grep "$work/miniupnpd-rc.log" "Listening for NAT-PMP" 10 || bad "miniupnpd on rc up"
+lab_wait_grep "$work/miniupnpd-rc.log" "Listening for NAT-PMP" 10 || bad "miniupnpd on rc up"
 drop_pcp rc
 # (ip netns exec execs keyway: $! is keyway's pid, for the SIGTERM below)
 ip netns exec "$(lab_ns c)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
   2>"$work/c-natpmp.err" &
 cpid=$!
 LAB_PIDS+=("$cpid")
-if wait_grep "$work/c-natpmp.err" 'portmap.mapped proto=natpmp external=198.18.0.3:' 15 &&
+if lab_wait_grep "$work/c-natpmp.err" 'portmap.mapped proto=natpmp external=198.18.0.3:' 15 &&
   [ "$(mapped_rules rc)" -ge 1 ]; then
   ok "NAT-PMP only: $(grep -o 'portmap.mapped[^"]*' "$work/c-natpmp.err"), rule on rc (PCP unanswered meanwhile)"
 else
@@ -318,28 +309,36 @@ else
   bad "NAT-PMP only: mapping left on rc: $(lab_exec rc iptables-legacy -t nat -S MINIUPNPD)"
 fi
 
-# ---- PCP: a frozen gateway does not hold the close either ---------------
-ip netns exec "$(lab_ns a)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
-  2>"$work/a-pcpfrozen.err" &
-apid=$!
-LAB_PIDS+=("$apid")
-mpid=$(cat "$work/miniupnpd-ra.pid" 2>/dev/null)
-if wait_grep "$work/a-pcpfrozen.err" 'portmap.mapped proto=pcp' 15 && [ -n "$mpid" ]; then
+# frozen_gateway FILE PROTO NAME RELEASED WHAT: a holds a PROTO mapping made
+# by miniupnpd on ra, which is then frozen (SIGSTOP); a must still exit
+# after SIGTERM with RELEASED (a log pattern) in FILE, WHAT said of it
+frozen_gateway() {
+  local err=$work/$1 proto=$2 name=$3 released=$4 what=$5 apid mpid t0 t1
+  ip netns exec "$(lab_ns a)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
+    2>"$err" &
+  apid=$!
+  LAB_PIDS+=("$apid")
+  mpid=$(cat "$work/miniupnpd-ra.pid" 2>/dev/null)
+  if ! lab_wait_grep "$err" "portmap.mapped proto=$proto" 15 || [ -z "$mpid" ]; then
+    bad "$name: a got no $proto mapping"
+    return
+  fi
   kill -STOP "$mpid"
   t0=$(date +%s%N)
   kill -TERM "$apid"
   wait_exit "$apid" 10
   t1=$(date +%s%N)
   kill -CONT "$mpid"
-  if ! kill -0 "$apid" 2>/dev/null &&
-    grep -q 'portmap.released proto=pcp port=[0-9]* result=no-answer' "$work/a-pcpfrozen.err"; then
-    ok "frozen gateway (PCP): a exited $(( (t1 - t0) / 1000000 )) ms after SIGTERM, the delete unanswered"
+  if ! kill -0 "$apid" 2>/dev/null && grep -q "$released" "$err"; then
+    ok "$name: a exited $(( (t1 - t0) / 1000000 )) ms after SIGTERM, $what"
   else
-    bad "frozen gateway (PCP): $(grep -o 'portmap[.a-z]* [^"]*' "$work/a-pcpfrozen.err" | tail -2)"
+    bad "$name: a still running or no ${released%% *}: $(grep -o 'portmap[.a-z]* [^"]*' "$err" | tail -2)"
   fi
-else
-  bad "frozen gateway (PCP): a got no PCP mapping"
-fi
+}
+
+# ---- PCP: a frozen gateway does not hold the close either ---------------
+frozen_gateway a-pcpfrozen.err pcp "frozen gateway (PCP)" \
+  'portmap.released proto=pcp port=[0-9]* result=no-answer' "the delete unanswered"
 
 # ---- a gateway that stops answering: close does not wait for it ---------
 # miniupnpd on ra is frozen (SIGSTOP) while a holds a UPnP mapping: the
@@ -347,26 +346,8 @@ fi
 # comes. a must exit anyway, the release abandoned after its bound. PCP is
 # dropped on ra for this part, so that UPnP makes the mapping.
 drop_pcp ra
-ip netns exec "$(lab_ns a)" "$KW" listen "${common[@]}" --portmap -v </dev/null >/dev/null \
-  2>"$work/a-frozen.err" &
-apid=$!
-LAB_PIDS+=("$apid")
-mpid=$(cat "$work/miniupnpd-ra.pid" 2>/dev/null)
-if wait_grep "$work/a-frozen.err" 'portmap.mapped proto=upnp' 15 && [ -n "$mpid" ]; then
-  kill -STOP "$mpid"
-  t0=$(date +%s%N)
-  kill -TERM "$apid"
-  wait_exit "$apid" 10
-  t1=$(date +%s%N)
-  kill -CONT "$mpid"
-  if ! kill -0 "$apid" 2>/dev/null && grep -q 'portmap.failed reason=release-timeout' "$work/a-frozen.err"; then
-    ok "frozen gateway: a exited $(( (t1 - t0) / 1000000 )) ms after SIGTERM, release abandoned"
-  else
-    bad "frozen gateway: a still running or no release-timeout: $(grep -o 'portmap[.a-z]* [^"]*' "$work/a-frozen.err" | tail -2)"
-  fi
-else
-  bad "frozen gateway: a got no UPnP mapping"
-fi
+frozen_gateway a-frozen.err upnp "frozen gateway" \
+  'portmap.failed reason=release-timeout' "release abandoned"
 
 if [ -n "${KW_PM_DEBUG:-}" ]; then
   grep -v -e parse_stun -e wait_for "$work"/miniupnpd-r?.log
