@@ -593,7 +593,9 @@ KW_EXTERN size_t kw_stream_buffered(const kw_stream *s);
 /* Ends our direction (same as a zero-length write with fin). */
 KW_EXTERN kw_err kw_stream_finish(kw_stream *s);
 /* Manual consume: flow-control credit is only returned by
- * kw_stream_consume, so a slow consumer slows the sender. */
+ * kw_stream_consume, so a slow consumer slows the sender. What was never
+ * consumed when the stream closes (kw_stream_consume is refused then) is
+ * credited back to the connection at that point. */
 KW_EXTERN void kw_stream_set_manual_consume(kw_stream *s, bool on);
 KW_EXTERN kw_err kw_stream_consume(kw_stream *s, size_t n);
 /* Aborts both directions with an application error code. */

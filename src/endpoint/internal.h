@@ -208,6 +208,10 @@ struct kw_stream {
   bool blocked; /* flow-control blocked */
   bool want_writable;
   bool manual_consume;
+  /* bytes delivered while in manual consume that kw_stream_consume has not
+   * credited yet: the connection's window gets them back when the stream
+   * closes (the application cannot consume them after stream_closed) */
+  uint64_t unconsumed;
   bool closed;
 };
 

@@ -217,6 +217,13 @@ static void budget_notify(kw_conn *c) {
 }
 
 static void stream_free(kw_conn *c, kw_stream *s) {
+  /* what the application never consumed still counts against the
+   * connection's window: give it back, or every such stream shrinks the
+   * window for good (and once the remote's increment is below a quarter of
+   * its window, ngtcp2 sends no MAX_DATA at all: the sender stalls) */
+  if (s->unconsumed && c->qc)
+    ngtcp2_conn_extend_max_offset(c->qc, s->unconsumed);
+  s->unconsumed = 0;
   budget_release(c, (size_t)(s->write_off - s->acked_off));
   s->acked_off = s->write_off;
   tx_remove(c, s);
@@ -361,6 +368,8 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
   if (!s->manual_consume && datalen) {
     ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
     ngtcp2_conn_extend_max_offset(qc, datalen);
+  } else {
+    s->unconsumed += datalen;
   }
   kw__conn_mark_dirty(c);
   return 0;
@@ -1645,6 +1654,7 @@ kw_err kw_stream_consume(kw_stream *s, size_t n) {
     return KW_ERR_CLOSED;
   ngtcp2_conn_extend_max_stream_offset(c->qc, s->id, n);
   ngtcp2_conn_extend_max_offset(c->qc, n);
+  s->unconsumed -= n < s->unconsumed ? n : s->unconsumed;
   kw__conn_mark_dirty(c);
   return KW_OK;
 }

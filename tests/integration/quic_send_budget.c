@@ -3,10 +3,11 @@
  * Send budgets bound what a remote that stops reading costs the sender.
  *
  * The client opens two connections and 100 bidirectional streams on each,
- * sends one byte and fin on each stream, and returns no flow-control
- * credit (manual consume, nothing consumed). The server answers every
- * stream with 1 MiB and fin: 200 MiB it would buffer at once (each
- * stream's own buffer is 4 MiB). Its connection budget is the default
+ * sends one byte on each stream, and returns no flow-control credit
+ * (manual consume, nothing consumed; and no fin until it reads, so no
+ * stream closes, which would give its credit back: quic_closed_credit.c).
+ * The server answers every stream with 1 MiB and fin: 200 MiB it would
+ * buffer at once (each stream's own buffer is 4 MiB). Its connection budget is the default
  * 16 MiB, its endpoint budget 24 MiB: kw_stream_write pushes back.
  *
  * Asserted, from the library's own counters (kw_endpoint_stats and
@@ -125,7 +126,7 @@ static void open_all(kw_endpoint *ep, void *arg) {
     cs_all[i].s = s;
     kw_stream_set_user(s, &cs_all[i]);
     size_t w;
-    e = kw_stream_write(s, (const uint8_t *)"?", 1, true, &w);
+    e = kw_stream_write(s, (const uint8_t *)"?", 1, false, &w);
     EXPECT(e == KW_OK && w == 1, "request %d: %s", i, kw_errname(e));
   }
 }
@@ -139,6 +140,7 @@ static void consume_all(kw_endpoint *ep, void *arg) {
     if (cs_all[i].unconsumed)
       kw_stream_consume(cs_all[i].s, cs_all[i].unconsumed);
     cs_all[i].unconsumed = 0;
+    kw_stream_finish(cs_all[i].s);
   }
 }
 
