@@ -117,10 +117,9 @@ int main(void) {
   kw_endpoint *server = qt_endpoint(ALPN, &srv_cbs, NULL);
   kw_endpoint *client = qt_endpoint(NULL, &cli_cbs, NULL);
   kw_endpoint_addr to = qt_addr(server, 4);
-  kw_err e;
-  cconn = qt_connect(client, &to, ALPN, &e);
-  CHECK(cconn != NULL, "connect: %s", kw_errname(e));
-  if (!cconn)
+  kw_err e = qt_dial(client, &to, ALPN, &cconn, 10000);
+  CHECK(e == KW_OK, "connect: %s", kw_errname(e));
+  if (e != KW_OK)
     return qt_report();
 
   qt_call(client, open_full, NULL);

@@ -274,48 +274,6 @@ static inline size_t qt_verify(const uint8_t *p, size_t n, uint64_t tag,
   return n;
 }
 
-/* Dials `to` from `client` (ALPN `alpn`) and waits up to 10 s for the
- * connection: it, or NULL (the error in *err when err is not NULL). One
- * dial at a time. */
-typedef struct qt_dial_ctx {
-  kw_endpoint_addr to;
-  const char *alpn;
-  _Atomic(kw_conn *) conn;
-  atomic_int err; /* -1 while dialling */
-} qt_dial_ctx;
-
-static inline void qt_dial_done(kw_conn *c, kw_err e, void *arg) {
-  qt_dial_ctx *d = arg;
-  atomic_store(&d->conn, c);
-  atomic_store(&d->err, (int)e);
-}
-
-static inline void qt_dial_start(kw_endpoint *ep, void *arg) {
-  qt_dial_ctx *d = arg;
-  kw_err e = kw_endpoint_connect(ep, &d->to, d->alpn, qt_dial_done, d);
-  if (e)
-    atomic_store(&d->err, (int)e);
-}
-
-static inline kw_conn *qt_connect(kw_endpoint *client,
-                                  const kw_endpoint_addr *to,
-                                  const char *alpn, kw_err *err) {
-  static qt_dial_ctx d_; /* a dial that timed out may still answer */
-  qt_dial_ctx *d = &d_;
-  d->to = *to;
-  d->alpn = alpn;
-  atomic_store(&d->conn, NULL);
-  atomic_store(&d->err, -1);
-  kw_err e = kw_endpoint_post(client, qt_dial_start, d);
-  if (e == KW_OK) {
-    QT_WAIT(atomic_load(&d->err) != -1, 10000);
-    e = atomic_load(&d->err) == -1 ? KW_ERR_TIMEOUT : (kw_err)atomic_load(&d->err);
-  }
-  if (err)
-    *err = e;
-  return e == KW_OK ? atomic_load(&d->conn) : NULL;
-}
-
 static inline void qt_close_now(kw_endpoint *ep, void *arg) {
   (void)ep;
   kw_conn_close(arg, 0, NULL);
