@@ -10,8 +10,8 @@
 # (default 20) ms each way, a keyway-relay on the public segment
 # (198.18.0.10, --rate 0). `keyway listen --once` on a sends KW_SWITCH_MIB
 # (default 4096) MiB of zeros to `keyway connect` on b; b's stdout goes to
-# a meter that counts bytes per 100 ms (CLOCK_MONOTONIC, shared by the
-# namespaces), its --json stderr to a stamper. The schedule, in seconds
+# a meter that counts bytes per 100 ms (wall clock, read by the script as
+# $EPOCHREALTIME), its --json stderr to a stamper. The schedule, in seconds
 # after the dial (KW_SWITCH_AT="8 18 28 38"):
 #   0   relay -> direct: the connection starts on the relay and goes direct;
 #   8   direct -> relay: a's router drops UDP to and from b's router;
@@ -62,16 +62,16 @@ lab_wait_tcp relay 198.18.0.10 8443 || exit 1
 common=(--ephemeral --json --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
 [ -n "${KW_SWITCH_VERBOSE:-}" ] && common+=(-v)
 
-# the meter: bytes per 100 ms on stdin, "T BYTES" lines (T: monotonic s)
+# the meter: bytes per 100 ms on stdin, "T BYTES" lines (T: epoch s)
 cat >"$work/meter.py" <<'PY'
 import sys, time, os
 out = open(sys.argv[1], "w")
 fd = sys.stdin.fileno()
-tick = time.monotonic()
+tick = time.time()
 n = 0
 while True:
     b = os.read(fd, 1 << 20)
-    now = time.monotonic()
+    now = time.time()
     while now - tick >= 0.1:
         tick += 0.1
         out.write("%.1f %d\n" % (tick, n))
@@ -81,14 +81,14 @@ while True:
     n += len(b)
 out.write("%.1f %d\n" % (tick + 0.1, n))
 PY
-# the stamper: each stderr line with the monotonic time it arrived
+# the stamper: each stderr line with the time it arrived
 cat >"$work/stamp.py" <<'PY'
 import sys, time
 out = open(sys.argv[1], "w", buffering=1)
 for line in sys.stdin:
-    out.write("%.3f %s" % (time.monotonic(), line))
+    out.write("%.3f %s" % (time.time(), line))
 PY
-now() { python3 -c 'import time; print("%.3f" % time.monotonic())'; }
+now() { python3 -c 'import time; print("%.3f" % time.time())'; }
 
 echo "== keyway NAT-lab path switches ($(uname -r), $(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg))"
 echo "   EIM/EIM, ${DELAY} ms per WAN link direction, no loss; events at ${AT[*]} s"
@@ -134,7 +134,7 @@ if at "${AT[2]}"; then
 fi
 at "${AT[3]}" && mark "end"
 kill "$cpid" 2>/dev/null
-pkill -f "$KW connect" 2>/dev/null
+ip netns pids "$(lab_ns b)" 2>/dev/null | xargs -r kill 2>/dev/null # the receiver
 timeout 10 tail --pid="$cpid" -f /dev/null
 sleep 0.3
 
