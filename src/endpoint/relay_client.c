@@ -14,6 +14,7 @@
  * and counts it (QUIC's loss recovery and congestion control answer), and
  * while a relay connects, packets wait in a small bounded queue.
  */
+#include "endpoint/changes.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
@@ -162,8 +163,7 @@ static void choose_home(kw_endpoint *ep) {
   char extra[64];
   snprintf(extra, sizeof extra, "latency_ms=%.2f", h->latency_ms);
   relay_log_state(h, "home", extra);
-  kw__endpoint_home_changed(ep);
-  kw__stun_start(ep);
+  kw__endpoint_changed(ep, KW__CHANGE_HOME_RELAY, "relay");
 }
 
 /* ---- the connection --------------------------------------------------------- */
