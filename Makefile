@@ -61,7 +61,7 @@ $(FUZZ_BUILD)/CMakeCache.txt:
 
 fuzz: $(FUZZ_BUILD)/CMakeCache.txt
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz-all
-	./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	JOBS=$(JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 check: deps
 	@$(MAKE) --no-print-directory test
