@@ -188,8 +188,13 @@ void kw__remote_path_changed(kw__remote *r);
 typedef struct kw__chunk kw__chunk;
 struct kw__chunk {
   kw__chunk *next;
-  uint64_t off; /* stream offset of data[0] */
-  size_t len, cap;
+  uint64_t off; /* stream offset of the chunk's first byte */
+  size_t len, cap; /* an owned chunk has cap == len: never appended to */
+  /* kw_stream_write_owned: the caller's bytes, released through `release`
+   * when the chunk is freed; NULL: the bytes are data[] (a copy) */
+  uint8_t *ext;
+  kw_release_fn release;
+  void *release_user;
   uint8_t data[];
 };
 

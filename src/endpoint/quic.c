@@ -216,6 +216,16 @@ static void budget_notify(kw_conn *c) {
   }
 }
 
+static uint8_t *chunk_bytes(kw__chunk *ch) {
+  return ch->ext ? ch->ext : ch->data;
+}
+
+static void chunk_free(kw__chunk *ch) {
+  if (ch->ext)
+    ch->release(ch->release_user, ch->ext);
+  free(ch);
+}
+
 static void stream_free(kw_conn *c, kw_stream *s) {
   /* what the application never consumed still counts against the
    * connection's window: give it back, or every such stream shrinks the
@@ -236,7 +246,7 @@ static void stream_free(kw_conn *c, kw_stream *s) {
   kw__chunk *ch = s->head;
   while (ch) {
     kw__chunk *n = ch->next;
-    free(ch);
+    chunk_free(ch);
     ch = n;
   }
   free(s);
@@ -391,13 +401,13 @@ static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
   while (s->head && s->head->off + s->head->len <= s->acked_off &&
          s->head != s->tail) {
     kw__chunk *n = s->head->next;
-    free(s->head);
+    chunk_free(s->head);
     s->head = n;
   }
   if (s->head && s->head == s->tail &&
       s->head->off + s->head->len <= s->acked_off &&
       s->acked_off == s->write_off) {
-    free(s->head);
+    chunk_free(s->head);
     s->head = s->tail = NULL;
   }
   if (s->want_writable &&
@@ -495,6 +505,10 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client) {
   cb->recv_datagram = recv_datagram_cb;
 }
 
+/* The largest UDP payload keyway sends when PMTUD finds a path that
+ * carries it (loopback, some virtual links): a quarter of a GSO send. */
+#define KW_MAX_UDP_PAYLOAD 16384
+
 static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
                           ngtcp2_transport_params *tp, bool client) {
   const kw_config *cfg = &ep->cfg;
@@ -511,6 +525,16 @@ static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
     st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
     break;
   }
+  /* PMTUD probes: ngtcp2's own sizes for Internet paths first (1406,
+   * 1342, 1232, 1444), then jumbo frames (9000-byte MTU) and loopback-
+   * class links. A probe larger than the interface's MTU fails at the
+   * socket (udp.c sets IP_PMTUDISC_PROBE) and one lost beyond it stops
+   * the climb, so Internet paths pay at most three small lost probes. */
+  static const uint16_t probes[] = {1454 - 48, 1390 - 48, 1280 - 48,
+                                    1492 - 48, 9000 - 48, KW_MAX_UDP_PAYLOAD};
+  st->pmtud_probes = probes;
+  st->pmtud_probeslen = sizeof probes / sizeof probes[0];
+  st->max_tx_udp_payload_size = KW_MAX_UDP_PAYLOAD;
   st->max_window = 64u << 20;
   st->max_stream_window = 16u << 20;
   if (client)
@@ -944,7 +968,7 @@ static size_t stream_vec(kw_stream *s, ngtcp2_vec *v, size_t max) {
     if (ch->off + ch->len <= pos)
       continue;
     size_t skip = (size_t)(pos - ch->off);
-    v[n].base = ch->data + skip;
+    v[n].base = chunk_bytes(ch) + skip;
     v[n].len = ch->len - skip;
     pos += v[n].len;
     n++;
@@ -1552,17 +1576,11 @@ size_t kw_stream_buffered(const kw_stream *s) {
   return (size_t)(s->write_off - s->acked_off);
 }
 
-kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
-                       bool fin, size_t *written) {
-  if (written)
-    *written = 0;
-  if (!s || (!data && len))
-    return KW_ERR_INVALID_ARG;
+/* How many of `len` bytes the stream may take now: the least room of its
+ * own buffer, the connection's and the endpoint's send budget. Marks what
+ * cut it short, so that the right wake-up follows. */
+static size_t write_room(kw_stream *s, size_t len) {
   kw_conn *c = s->conn;
-  if (c->state != KW_CONN_ESTABLISHED || c->close_local || s->closed)
-    return KW_ERR_CLOSED;
-  if (s->fin_queued || !stream_can_send(s))
-    return KW_ERR_STATE;
   kw_endpoint *ep = c->ep;
   size_t limit = ep->cfg.stream_send_buffer;
   size_t buffered = kw_stream_buffered(s);
@@ -1584,6 +1602,74 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
       ep->budget_blocked = true;
     }
   }
+  return take;
+}
+
+static kw_err write_check(kw_stream *s) {
+  kw_conn *c = s->conn;
+  if (c->state != KW_CONN_ESTABLISHED || c->close_local || s->closed)
+    return KW_ERR_CLOSED;
+  if (s->fin_queued || !stream_can_send(s))
+    return KW_ERR_STATE;
+  return KW_OK;
+}
+
+/* `done` more bytes are queued: account them, mark fin, schedule sending */
+static void write_queued(kw_stream *s, size_t done, bool fin) {
+  kw_conn *c = s->conn;
+  c->buffered += done;
+  c->ep->buffered += done;
+  if (fin)
+    s->fin_queued = true;
+  if (stream_has_tx(s))
+    tx_push(c, s);
+  kw__conn_mark_dirty(c);
+}
+
+kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len,
+                             bool fin, kw_release_fn release, void *user) {
+  if (!s || !data || !len || !release)
+    return KW_ERR_INVALID_ARG;
+  kw_err e = write_check(s);
+  if (e != KW_OK)
+    return e;
+  kw_endpoint *ep = s->conn->ep;
+  if (len > ep->cfg.stream_send_buffer || len > ep->cfg.conn_send_budget ||
+      len > ep->cfg.endpoint_send_budget)
+    return KW_ERR_INVALID_ARG;
+  if (write_room(s, len) < len) {
+    s->want_writable = true;
+    return KW_ERR_AGAIN;
+  }
+  kw__chunk *t = malloc(sizeof *t);
+  if (!t)
+    return KW_ERR_NOMEM;
+  t->next = NULL;
+  t->off = s->write_off;
+  t->len = t->cap = len;
+  t->ext = data;
+  t->release = release;
+  t->release_user = user;
+  if (s->tail)
+    s->tail->next = t;
+  else
+    s->head = t;
+  s->tail = t;
+  s->write_off += len;
+  write_queued(s, len, fin);
+  return KW_OK;
+}
+
+kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
+                       bool fin, size_t *written) {
+  if (written)
+    *written = 0;
+  if (!s || (!data && len))
+    return KW_ERR_INVALID_ARG;
+  kw_err e = write_check(s);
+  if (e != KW_OK)
+    return e;
+  size_t take = write_room(s, len);
   if (take == 0 && len > 0) {
     s->want_writable = true;
     return KW_ERR_AGAIN;
@@ -1604,6 +1690,7 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
       t->off = s->write_off;
       t->len = 0;
       t->cap = cap;
+      t->ext = NULL;
       if (s->tail)
         s->tail->next = t;
       else
@@ -1618,17 +1705,11 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
     done += n;
     s->write_off += n;
   }
-  c->buffered += done;
-  ep->buffered += done;
   if (written)
     *written = done;
   if (done < len)
     s->want_writable = true;
-  if (fin && done == len)
-    s->fin_queued = true;
-  if (stream_has_tx(s))
-    tx_push(c, s);
-  kw__conn_mark_dirty(c);
+  write_queued(s, done, fin && done == len);
   if (done == 0 && len > 0)
     return KW_ERR_NOMEM;
   return KW_OK;
