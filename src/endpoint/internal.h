@@ -285,6 +285,8 @@ struct kw_conn {
   uint16_t path_gen_cur; /* server: the one of ngtcp2's current path */
   bool migrate_pending;  /* client: waits for a spare connection id */
   uint8_t rx_cid;        /* server: cids[] index of the last packet's id */
+  bool rx_fresh;         /* server: ... used for the first time, */
+  uint16_t rx_fresh_gen; /* ... shown in this generation */
   uint64_t bytes_sent, bytes_recv, pkts_sent, pkts_recv;
   struct {
     uint8_t cid[20];

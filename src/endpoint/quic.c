@@ -54,6 +54,10 @@ static void cid_unregister(kw_conn *c, const uint8_t *cid, size_t len) {
     if (c->cids[i].len == len && memcmp(c->cids[i].cid, cid, len) == 0) {
       kw__cidmap_del(&c->ep->cids, cid, len);
       c->ep->rx_last_conn = NULL;
+      if (c->rx_cid == i) /* the last packet's (quic_path.c) */
+        c->rx_fresh = false;
+      else if (c->rx_cid == c->ncids - 1)
+        c->rx_cid = (uint8_t)i; /* it moves into the hole */
       c->cids[i] = c->cids[--c->ncids];
       return;
     }

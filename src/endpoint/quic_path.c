@@ -62,6 +62,7 @@ static bool cid_at(const kw_conn *c, size_t i, const uint8_t *cid, size_t len) {
 }
 
 uint16_t kw__qpath_rx_gen(kw_conn *c, const uint8_t *data, size_t len) {
+  c->rx_fresh = false;
   if (c->is_client)
     return c->path_gen;
   ngtcp2_version_cid vc;
@@ -76,13 +77,23 @@ uint16_t kw__qpath_rx_gen(kw_conn *c, const uint8_t *data, size_t len) {
     c->rx_cid = (uint8_t)i;
   }
   if (!c->cids[i].used) {
-    c->cids[i].used = true;
-    c->cids[i].gen = c->handshake_done ? ++c->path_gen : c->path_gen;
+    /* a first use: kw__qpath_after_read keeps it once the packet proved
+     * authentic */
+    c->rx_fresh = true;
+    c->rx_fresh_gen =
+        c->handshake_done ? (uint16_t)(c->path_gen + 1) : c->path_gen;
+    return c->rx_fresh_gen;
   }
   return c->cids[i].gen;
 }
 
 void kw__qpath_after_read(kw_conn *c) {
+  if (c->rx_fresh && c->rx_cid < c->ncids) {
+    c->rx_fresh = false;
+    c->cids[c->rx_cid].used = true;
+    c->cids[c->rx_cid].gen = c->rx_fresh_gen; /* the one it was shown in */
+    c->path_gen = c->rx_fresh_gen;
+  }
   if (c->is_client || c->path_gen == c->path_gen_cur)
     return; /* no generation ngtcp2 could have moved to */
   uint16_t g = get_gen(&ngtcp2_conn_get_path(c->qc)->remote);

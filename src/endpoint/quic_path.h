@@ -26,8 +26,9 @@ void kw__qpath_build(const kw_conn *c, uint16_t gen, kw__qpath *p);
  * one; on a server, that of the packet's destination connection id, and a
  * connection id first used after the handshake starts a new generation. */
 uint16_t kw__qpath_rx_gen(kw_conn *c, const uint8_t *data, size_t len);
-/* Called after ngtcp2 read a packet: counts a server's move to a new
- * generation (ngtcp2 saw the peer migrate). */
+/* Called after ngtcp2 accepted a packet: a first use of a connection id
+ * opens its generation; counts a server's move to a new generation (ngtcp2
+ * saw the peer migrate). */
 void kw__qpath_after_read(kw_conn *c);
 /* Called when the path the application hears of changed to `now`: a
  * client with a confirmed handshake migrates (not on the first report). */
