@@ -908,6 +908,8 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
     break;
   }
   default:
+    kw__log(c->ep, KW_LOG_WARN, "quic", "quic.read_error err=%s",
+            ngtcp2_strerror(rv));
     c->close_err = c->close_err != KW_OK ? c->close_err : KW_ERR_QUIC;
     c->close_local = true;
     kw__conn_mark_dirty(c);
