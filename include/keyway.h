@@ -540,6 +540,11 @@ typedef struct kw_endpoint_stats {
   uint64_t retries_sent;    /* Retry packets (address validation) sent */
   uint64_t handshakes_in_progress; /* incoming, not yet completed (now) */
   uint64_t send_buffered;   /* stream bytes held for sending (now) */
+  /* connections moved to a new path: as a client, a QUIC migration begun
+   * when the magicsock switched the remote's path (direct, relay, a NAT
+   * rebinding); as a server, a peer's migration followed. Each resets the
+   * connection's congestion control and RTT (RFC 9000 section 9.4). */
+  uint64_t path_migrations;
 } kw_endpoint_stats;
 KW_EXTERN void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out);
 

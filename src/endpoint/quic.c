@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * QUIC connections and streams on the ngtcp2 1.x API: the only file that
- * knows ngtcp2 (magicsock.c only decodes connection ids).
+ * QUIC connections and streams on the ngtcp2 1.x API: with quic_path.c
+ * the only file that knows ngtcp2 (magicsock.c only decodes connection
+ * ids).
  *
- * QUIC never sees real addresses: every connection's path is
- * (fixed fake local address, the remote's mapped address). The magicsock
- * carries its packets over whatever real path the remote has now.
+ * QUIC never sees real addresses: every connection's path is a fake
+ * local address and the remote's mapped address, with a path generation
+ * in one of them (quic_path.c); the magicsock carries its packets over
+ * whatever real path the remote has now.
  *
  * Nothing that can free a connection runs inside an ngtcp2 call: errors
  * found in callbacks mark the connection, and kw__conn_flush (called from
  * the loop's prepare step) acts on them; kw__conn_reap frees.
  */
 #include "endpoint/internal.h"
+#include "endpoint/quic_path.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,6 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <sodium.h>
 
-#define KW_CIDLEN 16
 #define KW_CHUNK_MIN 65536
 
 /* ------------------------------------------------------------------------ */
@@ -35,24 +37,6 @@ static ngtcp2_conn *get_conn_ref(ngtcp2_crypto_conn_ref *ref) {
   return c->qc;
 }
 
-static void fake_local(struct sockaddr_in6 *sa) {
-  memset(sa, 0, sizeof *sa);
-  sa->sin6_family = AF_INET6;
-  sa->sin6_port = htons(1);
-  static const uint8_t pfx[16] = {0xfd, 0x7a, 0x6b, 0x77, 0x79, 0, 0, 0,
-                                  0,    0,    0,    0,    0,    0, 0, 1};
-  memcpy(&sa->sin6_addr, pfx, 16);
-}
-
-static void conn_path(kw_conn *c, ngtcp2_path *p, struct sockaddr_in6 *local) {
-  fake_local(local);
-  memset(p, 0, sizeof *p);
-  p->local.addr = (ngtcp2_sockaddr *)local;
-  p->local.addrlen = sizeof *local;
-  p->remote.addr = (ngtcp2_sockaddr *)&c->remote->mapped;
-  p->remote.addrlen = sizeof c->remote->mapped;
-}
-
 static void cid_register(kw_conn *c, const uint8_t *cid, size_t len) {
   if (c->ncids >= sizeof c->cids / sizeof c->cids[0])
     return;
@@ -60,6 +44,8 @@ static void cid_register(kw_conn *c, const uint8_t *cid, size_t len) {
     return;
   memcpy(c->cids[c->ncids].cid, cid, len);
   c->cids[c->ncids].len = len;
+  c->cids[c->ncids].gen = 0;
+  c->cids[c->ncids].used = false;
   c->ncids++;
 }
 
@@ -68,6 +54,10 @@ static void cid_unregister(kw_conn *c, const uint8_t *cid, size_t len) {
     if (c->cids[i].len == len && memcmp(c->cids[i].cid, cid, len) == 0) {
       kw__cidmap_del(&c->ep->cids, cid, len);
       c->ep->rx_last_conn = NULL;
+      if (c->rx_cid == i) /* the last packet's (quic_path.c) */
+        c->rx_fresh = false;
+      else if (c->rx_cid == c->ncids - 1)
+        c->rx_cid = (uint8_t)i; /* it moves into the hole */
       c->cids[i] = c->cids[--c->ncids];
       return;
     }
@@ -669,11 +659,11 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
   ngtcp2_transport_params tp;
   fill_callbacks(&cbs, true);
   fill_settings(ep, &st, &tp, true);
-  ngtcp2_path path;
-  struct sockaddr_in6 local;
-  conn_path(c, &path, &local);
-  if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-                             &cbs, &st, &tp, NULL, c) != 0) {
+  kw__qpath qp;
+  kw__qpath_build(c, 0, &qp);
+  if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &qp.path,
+                             NGTCP2_PROTO_VER_V1, &cbs, &st, &tp, NULL,
+                             c) != 0) {
     err = KW_ERR_QUIC;
     goto fail;
   }
@@ -846,11 +836,10 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     tp.original_dcid = hd.dcid;
   }
   tp.original_dcid_present = 1;
-  ngtcp2_path path;
-  struct sockaddr_in6 local;
-  conn_path(c, &path, &local);
-  if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, &path, hd.version, &cbs,
-                             &st, &tp, NULL, c) != 0)
+  kw__qpath qp;
+  kw__qpath_build(c, 0, &qp);
+  if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, &qp.path, hd.version,
+                             &cbs, &st, &tp, NULL, c) != 0)
     goto fail;
   ngtcp2_conn_set_tls_native_handle(c->qc, kw__tls_sess_native(c->tls));
   if (ep->cfg.keepalive_ms)
@@ -899,16 +888,16 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
                    size_t len) {
   if (c->state == KW_CONN_CLOSING)
     return;
-  ngtcp2_path path;
-  struct sockaddr_in6 local;
-  conn_path(c, &path, &local);
+  kw__qpath qp;
+  kw__qpath_build(c, kw__qpath_rx_gen(c, data, len), &qp);
   ngtcp2_pkt_info pi = {0};
   uint64_t now = kw__now(c->ep);
-  int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, now);
+  int rv = ngtcp2_conn_read_pkt(c->qc, &qp.path, &pi, data, len, now);
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
     c->last_rx_ns = now;
+    kw__qpath_after_read(c);
     if (kw__remote_confirm_path(c->remote, from, now))
       kw__remote_path_changed(c->remote);
     kw__conn_mark_dirty(c);
@@ -943,6 +932,8 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
     break;
   }
   default:
+    kw__log(c->ep, KW_LOG_WARN, "quic", "quic.read_error err=%s",
+            ngtcp2_strerror(rv));
     c->close_err = c->close_err != KW_OK ? c->close_err : KW_ERR_QUIC;
     c->close_local = true;
     kw__conn_mark_dirty(c);
@@ -1110,6 +1101,7 @@ static void notify_path(kw_conn *c) {
     kw_sockaddr_format(&pi.addr, a, sizeof a);
   kw__log(c->ep, KW_LOG_INFO, "path", "path.selected kind=%s addr=%s",
           kw_path_kind_name(pi.kind), a);
+  kw__qpath_changed(c, &pi); /* a new path: the client migrates */
   if (c->ep->cfg.cbs.path_changed)
     c->ep->cfg.cbs.path_changed(c, &pi, c->ep->cfg.cb_user);
 }
@@ -1248,6 +1240,7 @@ void kw__conn_flush(kw_conn *c) {
     return;
   if (c->pend)
     return; /* still blocked on the socket */
+  kw__qpath_retry(c);
   /* GSO batching is ours: ngtcp2_conn_write_aggregate_pkt only exists
    * from ngtcp2 1.15 on, and Debian ships 1.11. The buffer is sized for
    * the largest packet ngtcp2 may write (PMTU probes), not the current
