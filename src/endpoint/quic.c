@@ -66,6 +66,57 @@ static void cid_unregister(kw_conn *c, const uint8_t *cid, size_t len) {
 
 /* Marks the connection to close; kw__conn_flush sends CONNECTION_CLOSE
  * (when `send` and the connection is not draining) and reaps it. */
+/* ---- the application's callbacks --------------------------------------------
+ * Every call into the application goes through one of these (a NULL
+ * callback is a callback not wanted); each runs on the loop thread, and
+ * the application may call keyway from it. */
+
+static void app_stream_opened(kw_endpoint *ep, kw_stream *s) {
+  if (ep->cfg.cbs.stream_opened)
+    ep->cfg.cbs.stream_opened(s, ep->cfg.cb_user);
+}
+
+static void app_stream_data(kw_endpoint *ep, kw_stream *s, const uint8_t *d,
+                            size_t n, bool fin) {
+  static const uint8_t empty[1];
+  if (ep->cfg.cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
+    ep->cfg.cbs.stream_data(s, d ? d : empty, n, fin, ep->cfg.cb_user);
+}
+
+static void app_stream_writable(kw_endpoint *ep, kw_stream *s) {
+  if (ep->cfg.cbs.stream_writable)
+    ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
+}
+
+static void app_stream_closed(kw_endpoint *ep, kw_stream *s, kw_err err,
+                              uint64_t code) {
+  if (ep->cfg.cbs.stream_closed)
+    ep->cfg.cbs.stream_closed(s, err, code, ep->cfg.cb_user);
+}
+
+static void app_datagram(kw_endpoint *ep, kw_conn *c, const uint8_t *d,
+                         size_t n) {
+  if (ep->cfg.cbs.datagram)
+    ep->cfg.cbs.datagram(c, d, n, ep->cfg.cb_user);
+}
+
+static void app_path_changed(kw_endpoint *ep, kw_conn *c,
+                             const kw_path_info *pi) {
+  if (ep->cfg.cbs.path_changed)
+    ep->cfg.cbs.path_changed(c, pi, ep->cfg.cb_user);
+}
+
+static void app_conn_accepted(kw_endpoint *ep, kw_conn *c) {
+  if (ep->cfg.cbs.conn_accepted)
+    ep->cfg.cbs.conn_accepted(c, ep->cfg.cb_user);
+}
+
+static void app_conn_closed(kw_endpoint *ep, kw_conn *c, kw_err err,
+                            uint64_t code) {
+  if (ep->cfg.cbs.conn_closed)
+    ep->cfg.cbs.conn_closed(c, err, code, ep->cfg.cb_user);
+}
+
 static void conn_fail(kw_conn *c, kw_err err, uint64_t app_code) {
   if (c->state == KW_CONN_CLOSING || c->close_local)
     return;
@@ -197,8 +248,7 @@ static void budget_notify(kw_conn *c) {
       s->want_writable = false;
       c->budget_last = s->id;
       c->budget_last_ok = true;
-      if (ep->cfg.cbs.stream_writable)
-        ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
+      app_stream_writable(ep, s);
       if (c->budget_blocked)
         break; /* the budget is used up again */
     }
@@ -244,9 +294,7 @@ static void stream_free(kw_conn *c, kw_stream *s) {
 
 static void stream_closed_notify(kw_conn *c, kw_stream *s, kw_err err,
                                  uint64_t code) {
-  kw_endpoint *ep = c->ep;
-  if (ep->cfg.cbs.stream_closed)
-    ep->cfg.cbs.stream_closed(s, err, code, ep->cfg.cb_user);
+  app_stream_closed(c->ep, s, err, code);
   stream_free(c, s);
 }
 
@@ -346,8 +394,7 @@ static int stream_open_cb(ngtcp2_conn *qc, int64_t sid, void *user_data) {
   if (!s)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   ngtcp2_conn_set_stream_user_data(qc, sid, s);
-  if (c->ep->cfg.cbs.stream_opened)
-    c->ep->cfg.cbs.stream_opened(s, c->ep->cfg.cb_user);
+  app_stream_opened(c->ep, s);
   return 0;
 }
 
@@ -361,10 +408,7 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
   if (!s)
     return 0;
   bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-  static const uint8_t empty[1];
-  if (c->ep->cfg.cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
-    c->ep->cfg.cbs.stream_data(s, data ? data : empty, datalen, fin,
-                               c->ep->cfg.cb_user);
+  app_stream_data(c->ep, s, data, datalen, fin);
   if (!s->manual_consume && datalen) {
     ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
     ngtcp2_conn_extend_max_offset(qc, datalen);
@@ -403,8 +447,7 @@ static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
   if (s->want_writable &&
       s->write_off - s->acked_off < c->ep->cfg.stream_send_buffer) {
     s->want_writable = false;
-    if (c->ep->cfg.cbs.stream_writable)
-      c->ep->cfg.cbs.stream_writable(s, c->ep->cfg.cb_user);
+    app_stream_writable(c->ep, s);
   }
   return 0;
 }
@@ -453,8 +496,8 @@ static int recv_datagram_cb(ngtcp2_conn *qc, uint32_t flags,
                             void *user_data) {
   (void)flags;
   kw_conn *c = conn_of(qc, user_data);
-  if (c->ep->cfg.cbs.datagram && c->state == KW_CONN_ESTABLISHED)
-    c->ep->cfg.cbs.datagram(c, data, datalen, c->ep->cfg.cb_user);
+  if (c->state == KW_CONN_ESTABLISHED)
+    app_datagram(c->ep, c, data, datalen);
   return 0;
 }
 
@@ -1102,8 +1145,7 @@ static void notify_path(kw_conn *c) {
   kw__log(c->ep, KW_LOG_INFO, "path", "path.selected kind=%s addr=%s",
           kw_path_kind_name(pi.kind), a);
   kw__qpath_changed(c, &pi); /* a new path: the client migrates */
-  if (c->ep->cfg.cbs.path_changed)
-    c->ep->cfg.cbs.path_changed(c, &pi, c->ep->cfg.cb_user);
+  app_path_changed(c->ep, c, &pi);
 }
 
 static void notify_ready(kw_conn *c) {
@@ -1128,8 +1170,7 @@ static void notify_ready(kw_conn *c) {
       cb(c, KW_OK, c->connect_arg);
   } else {
     ep->stats.conns_opened++;
-    if (ep->cfg.cbs.conn_accepted)
-      ep->cfg.cbs.conn_accepted(c, ep->cfg.cb_user);
+    app_conn_accepted(ep, c);
   }
 }
 
@@ -1392,10 +1433,8 @@ void kw__conn_reap(kw_endpoint *ep) {
          c->connect_arg);
     } else if (c->state == KW_CONN_CLOSING && (c->handshake_done || c->is_client)) {
       ep->stats.conns_closed++;
-      if (ep->cfg.cbs.conn_closed &&
-          (c->is_client || c->remote_id_known) && !c->notify_ready)
-        ep->cfg.cbs.conn_closed(c, c->close_err, c->close_app_code,
-                                ep->cfg.cb_user);
+      if ((c->is_client || c->remote_id_known) && !c->notify_ready)
+        app_conn_closed(ep, c, c->close_err, c->close_app_code);
     }
     conn_destroy(c); /* unlinks c from ep->conns */
     pp = &ep->conns;
