@@ -1099,6 +1099,8 @@ static ngtcp2_ssize write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
   }
 }
 
+/* Sends CONNECTION_CLOSE (once: not in the closing or draining period)
+ * with the error the connection is closing for. */
 static void send_close(kw_conn *c) {
   if (!c->qc || ngtcp2_conn_in_closing_period(c->qc) ||
       ngtcp2_conn_in_draining_period(c->qc))
@@ -1128,6 +1130,14 @@ static void send_close(kw_conn *c) {
     size_t sent = 0;
     (void)kw__magicsock_send(c, buf, (size_t)n, 0, &sent);
   }
+}
+
+/* Into KW_CONN_CLOSING after a local close: tell the remote, then the
+ * reaper (kw__conn_reap) frees the connection. conn_fail is the silent
+ * way in (idle, unreachable, the remote closed: nothing to send). */
+static void enter_closing(kw_conn *c) {
+  send_close(c);
+  c->state = KW_CONN_CLOSING;
 }
 
 static void notify_path(kw_conn *c) {
@@ -1260,16 +1270,14 @@ void kw__conn_flush(kw_conn *c) {
   if (c->state == KW_CONN_CLOSING)
     return;
   if (c->close_local) {
-    send_close(c);
-    c->state = KW_CONN_CLOSING;
+    enter_closing(c);
     return;
   }
   if (c->notify_ready)
     notify_ready(c);
   if (c->state == KW_CONN_CLOSING || c->close_local) {
     if (c->close_local) {
-      send_close(c);
-      c->state = KW_CONN_CLOSING;
+      enter_closing(c);
     }
     return;
   }
@@ -1350,8 +1358,7 @@ void kw__conn_flush(kw_conn *c) {
   if (c->handshake_done)
     ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
   if (c->close_local) {
-    send_close(c);
-    c->state = KW_CONN_CLOSING;
+    enter_closing(c);
     return;
   }
   arm_timer(c);
@@ -1449,8 +1456,7 @@ void kw__conn_shutdown_all(kw_endpoint *ep) {
     if (c->close_err == KW_OK && c->state == KW_CONN_HANDSHAKE)
       c->close_err = KW_ERR_CLOSED;
     c->close_local = true;
-    send_close(c);
-    c->state = KW_CONN_CLOSING;
+    enter_closing(c);
   }
   kw__conn_reap(ep);
 }
