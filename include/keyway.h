@@ -515,6 +515,10 @@ typedef struct kw_netcheck_report {
   kw_sockaddr pcp_external;
 } kw_netcheck_report;
 
+/* Any thread. RFC 6887's name of a PCP result code ("SUCCESS",
+ * "NO_RESOURCES"...), "UNKNOWN" for a code it does not define (and -1). */
+KW_EXTERN const char *kw_pcp_result_name(int code);
+
 typedef void (*kw_netcheck_cb)(kw_endpoint *ep, const kw_netcheck_report *r,
                                void *arg);
 
