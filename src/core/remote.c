@@ -84,15 +84,29 @@ static bool send_ping(kw__rp *r, const kw_sockaddr *to, uint64_t now) {
   return true;
 }
 
-/* Pings every direct candidate that is not unusable; `unvalidated_only`
- * skips the validated ones (the re-pings of a round). */
-static size_t ping_candidates(kw__rp *r, bool unvalidated_only, uint64_t now) {
+/* Which candidates ping_candidates pings (never unusable ones). */
+enum {
+  PING_ALL,         /* a round */
+  PING_UNVALIDATED, /* the re-pings of a round */
+  PING_ANSWER,      /* the answer to a CallMeMaybe: all but the validated
+                     * paths that answered a Ping of ours already */
+};
+
+/* A validated path a Pong of ours proved: open both ways. */
+static bool ponged(const kw__path *p) {
+  return p->state == KW_PST_VALIDATED &&
+         (p->has_rtt & (1u << KW_RP_RTT_SLOT_DISCO));
+}
+
+static size_t ping_candidates(kw__rp *r, int which, uint64_t now) {
   size_t n = 0, refused = 0;
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *p = kw__paths_get(&r->pt, i);
     if (!p || p->state == KW_PST_UNUSABLE)
       continue;
-    if (unvalidated_only && p->state == KW_PST_VALIDATED)
+    if (which == PING_UNVALIDATED && p->state == KW_PST_VALIDATED)
+      continue;
+    if (which == PING_ANSWER && ponged(p))
       continue;
     if (!send_ping(r, &p->addr, now)) {
       refused++; /* left as it was: a later round pings it */
@@ -117,7 +131,7 @@ static void schedule_repings(kw__rp *r, uint64_t now) {
 
 static void punch_round(kw__rp *r, uint64_t now) {
   bool cmm = r->cbs->send_call_me_maybe(r->user);
-  size_t n = ping_candidates(r, false, now);
+  size_t n = ping_candidates(r, PING_ALL, now);
   schedule_repings(r, now);
   if (!cmm)
     kw__holepunch_round_failed(&r->hp, now);
@@ -136,7 +150,7 @@ static void service(kw__rp *r, uint64_t now) {
     r->punch_tries_left--;
     r->punch_next_ns = now + KW_RP_PUNCH_RETRY_NS;
     if (kw__paths_selected(&r->pt) <= KW_PATHS_RELAY)
-      (void)ping_candidates(r, true, now);
+      (void)ping_candidates(r, PING_UNVALIDATED, now);
     if (r->punch_tries_left == 0)
       r->punch_settle = true;
   } else if (r->punch_settle && now >= r->punch_next_ns) {
@@ -326,9 +340,13 @@ void kw__rp_call_me_maybe(kw__rp *r, const kw_sockaddr *addrs, size_t n,
   }
   if (!ran && kw__holepunch_answer(&r->hp, now)) {
     /* the simultaneous open: the remote is pinging our candidates now, so
-     * ping every one of its candidates now too. Nothing new within 2 s of
-     * our last answer: its re-pings cover that time */
-    size_t pinged = ping_candidates(r, false, now);
+     * ping its candidates now too - all but the validated paths that
+     * answered a Ping of ours already (open both ways; the remote's own
+     * Pings check them). A path validated by connection packets only is
+     * pinged: its Pong tells us our address as the remote sees it.
+     * Nothing new within 2 s of our last answer: its re-pings cover that
+     * time */
+    size_t pinged = ping_candidates(r, PING_ANSWER, now);
     schedule_repings(r, now);
     note(r, KW_RP_NOTE_ANSWER, NULL, pinged, 0);
   }

@@ -20,8 +20,9 @@
  *    refuse a live one).
  *  - A CallMeMaybe with new candidates asks for a round and runs it now if
  *    the schedule allows; otherwise (at most every KW_HP_ANSWER_MIN_NS) it
- *    is answered by Pings to every candidate (the simultaneous open) with
- *    the same re-pings.
+ *    is answered by Pings to every candidate but the validated paths that
+ *    answered a Ping of ours already (the simultaneous open) with the same
+ *    re-pings.
  *  - A Ping from an address that is not a validated path: the address
  *    becomes a candidate (a new one asks for a round) and is pinged back.
  *  - A Pong must match a Ping of the ring by tx id and address: the path
@@ -114,9 +115,11 @@ typedef struct kw__rp_ping {
 } kw__rp_ping;
 
 typedef struct kw__rp {
+  /* first: a pointer to a kw__rp is also one to its table (the simulator,
+   * tests/sim, shows it to its tests that way) */
+  kw__paths pt;            /* direct paths + the relay slot (read-only) */
   const kw__rp_cbs *cbs;
   void *user;
-  kw__paths pt;            /* direct paths + the relay slot (read-only) */
   kw__holepunch hp;        /* when rounds run (read-only) */
   kw__probe_budget probes; /* Pings toward unvalidated addresses */
   bool keyed;              /* disco can run (the remote's key is known) */
