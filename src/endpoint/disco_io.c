@@ -15,10 +15,12 @@
  *    RTT <= 10 ms; 100 ms after a round that could not reach the relay):
  *    CallMeMaybe with our candidates through the relay and a Ping to every
  *    candidate of the remote at the same time. Candidates still without a
- *    Pong are pinged again KW_PUNCH_RETRY_MS later, KW_PUNCH_TRIES in all.
- *  - The remote answers a CallMeMaybe by pinging our candidates at once, so
- *    both NATs see outbound packets and open their mappings (a CallMeMaybe
- *    that runs no round is answered at most once per 2 s).
+ *    Pong are pinged again KW_RP_PUNCH_RETRY_NS later, KW_RP_PUNCH_TRIES in
+ *    all.
+ *  - The remote answers a CallMeMaybe by pinging our candidates at once
+ *    (but the validated paths that answered its Pings already), so both NATs see outbound packets and open their
+ *    mappings (a CallMeMaybe that runs no round is answered at most once
+ *    per 2 s).
  *  - Every Ping toward an address that is not a validated path comes out
  *    of the remote's and the endpoint's probe budgets (core/holepunch.h):
  *    a CallMeMaybe can name anyone's address, and the endpoint must not
@@ -30,8 +32,8 @@
  *  - Every connection feeds its QUIC RTT on the selected path into its own
  *    RTT slot; a path's RTT is the minimum over connections and Pongs.
  *  - A selected direct path is watched: when nothing arrived on it for
- *    KW_DIRECT_QUIET_MS it is pinged every second, and after
- *    KW_DIRECT_DEAD_MS of silence it is marked inactive, the remote falls
+ *    KW_RP_DIRECT_QUIET_NS it is pinged every second, and after
+ *    KW_RP_DIRECT_DEAD_NS of silence it is marked inactive, the remote falls
  *    back to its next best path (the QUIC connection is untouched) and a
  *    round runs at once.
  */

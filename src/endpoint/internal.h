@@ -169,7 +169,7 @@ void kw__remote_path_changed(kw__remote *r);
  * with KW_ERR_UNREACHABLE. A receiver has something in flight once its
  * keep-alive PING is out. Longer than a path switch: a
  * direct path is declared dead after 5 s of silence and the relay takes
- * over (disco_io.c), which answers again well within the rest. */
+ * over (core/remote.h), which answers again well within the rest. */
 #define KW_DEAD_PEER_MS 10000
 #define KW_DEAD_PEER_PTOS 6
 
