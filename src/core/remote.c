@@ -270,14 +270,19 @@ void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   (void)reselect(r, now);
 }
 
+bool kw__rp_rtt_due(const kw__rp *r, int slot, uint64_t now) {
+  if (slot < 0 || slot >= KW_RP_RTT_SLOT_DISCO)
+    return false;
+  if (kw__paths_selected(&r->pt) == KW_PATHS_NONE ||
+      now - r->selected_ns < KW_RP_RTT_SETTLE_NS)
+    return false; /* QUIC sees one path and averages: only a settled one */
+  return !r->rtt_at[slot] || now - r->rtt_at[slot] >= KW_RP_RTT_EVERY_NS;
+}
+
 void kw__rp_rtt_sample(kw__rp *r, int slot, uint64_t rtt_ns, uint64_t now) {
-  if (slot < 0 || slot >= KW_RP_RTT_SLOT_DISCO || rtt_ns == 0)
+  if (rtt_ns == 0 || !kw__rp_rtt_due(r, slot, now))
     return;
   int s = kw__paths_selected(&r->pt);
-  if (s == KW_PATHS_NONE || now - r->selected_ns < KW_RP_RTT_SETTLE_NS)
-    return; /* QUIC sees one path and averages: only a settled one */
-  if (r->rtt_at[slot] && now - r->rtt_at[slot] < KW_RP_RTT_EVERY_NS)
-    return;
   r->rtt_at[slot] = now;
   (void)kw__paths_rtt_sample(&r->pt, s, (size_t)slot, rtt_ns);
   (void)reselect(r, now); /* RTT samples may move the selection */

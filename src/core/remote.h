@@ -160,7 +160,10 @@ bool kw__rp_candidate(kw__rp *r, const kw_sockaddr *a, uint8_t source,
                       uint64_t now);
 /* An authenticated connection packet from `from` (NULL: a relay). */
 void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now);
-/* A connection's smoothed RTT on the selected path, from its slot. */
+/* A connection's smoothed RTT on the selected path, from its slot.
+ * kw__rp_rtt_due: whether a sample from `slot` would be credited now (the
+ * caller may skip reading the RTT otherwise). */
+bool kw__rp_rtt_due(const kw__rp *r, int slot, uint64_t now);
 void kw__rp_rtt_sample(kw__rp *r, int slot, uint64_t rtt_ns, uint64_t now);
 /* An authenticated Ping from `from` (UDP; the caller sent the Pong). */
 void kw__rp_ping_received(kw__rp *r, const kw_sockaddr *from, uint64_t now);

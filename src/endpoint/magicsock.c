@@ -246,9 +246,9 @@ void kw__remotes_set_home(kw_endpoint *ep, int relay) {
 
 void kw__remote_conn_rtt(kw_conn *c, uint64_t now) {
   kw__remote *r = c->remote;
-  if (!r || c->rtt_slot < 0 || !c->handshake_done ||
-      c->state != KW_CONN_ESTABLISHED)
-    return;
+  if (!r || !c->handshake_done || c->state != KW_CONN_ESTABLISHED ||
+      !kw__rp_rtt_due(&r->rp, c->rtt_slot, now))
+    return; /* most packets: no sample due */
   kw_path_info pi;
   kw_conn_path(c, &pi);
   if (pi.rtt_ms > 0)
