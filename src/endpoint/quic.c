@@ -258,15 +258,7 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   c->conn_ref = ref;
   c->ep = ep;
   c->remote = r;
-  r->nconns++;
-  c->rtt_slot = -1;
-  for (int i = 0; i < KW_RTT_SLOT_DISCO; i++) {
-    if (!(r->rtt_slots & (1u << i))) {
-      r->rtt_slots |= 1u << i;
-      c->rtt_slot = i;
-      break;
-    }
-  }
+  c->rtt_slot = kw__remote_conn_attach(r);
   c->is_client = client;
   c->last_rx_ns = kw__now(ep);
   uv_timer_init(&ep->loop, &c->timer);
@@ -325,7 +317,7 @@ static void conn_destroy(kw_conn *c) {
   free(c->pend);
   if (c->remote) {
     kw__disco_conn_down(ep, c);
-    c->remote->nconns--;
+    kw__remote_conn_detach(c->remote, c->rtt_slot);
     kw__remote_unref(c->remote);
   }
   uv_close((uv_handle_t *)&c->timer, handle_closed);
@@ -597,6 +589,7 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
     kw__qpath_after_read(c);
     if (kw__remote_confirm_path(c->remote, from, now))
       kw__remote_path_changed(c->remote);
+    kw__remote_conn_rtt(c, now);
     kw__conn_mark_dirty(c);
     return;
   }
@@ -714,10 +707,8 @@ static void notify_ready(kw_conn *c) {
   kw__log(ep, KW_LOG_INFO, "conn",
           "conn.opened remote=%s alpn=%s dir=%s cipher=%s", idb, c->alpn,
           c->is_client ? "out" : "in", kw__tls_sess_cipher(c->tls));
-  if (c->remote && !c->remote->id_known) {
-    memcpy(c->remote->id, c->remote_id, KW_ID_LEN);
-    c->remote->id_known = true;
-  }
+  if (c->remote)
+    kw__remote_set_id(c->remote, c->remote_id);
   if (c->remote)
     kw__disco_conn_up(ep, c); /* the hole-punch schedule counts it */
   if (c->is_client) {
@@ -1045,7 +1036,7 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
     out->addr = *d;
   } else if (r && kw__remote_on_relay(r)) {
     out->kind = KW_PATH_RELAY;
-  } else if (r && kw__paths_count_ip(&r->pt) + (r->relay >= 0) > 1) {
+  } else if (r && kw__paths_count_ip(&r->rp.pt) + (r->relay >= 0) > 1) {
     out->kind = KW_PATH_MIXED; /* racing: packets go on every path */
   }
   if (c->qc && c->handshake_done) {
