@@ -296,6 +296,11 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
                            kw_connect_cb cb, void *arg, kw_conn **out);
 /* Handles a datagram whose connection id is unknown: maybe a new incoming
  * connection. */
+/* A QUIC packet's destination connection id (pointing into data): false
+ * when the bytes are not a QUIC packet of a version keyway speaks (quic.c,
+ * so that only the QUIC module knows ngtcp2). */
+bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
+                   size_t *dcidlen);
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *from_id,
                      const uint8_t *data, size_t len);

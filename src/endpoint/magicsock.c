@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ngtcp2/ngtcp2.h>
 #include <sodium.h>
 
 #include "core/addr_filter.h"
@@ -427,7 +426,8 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
       ep->stats.drops_unknown++;
     return;
   }
-  ngtcp2_version_cid vc;
+  const uint8_t *dcid = NULL;
+  size_t dcidlen = 0;
   bool disco = kw__disco_is(data, len);
   /* kw_config_set_path_policy: relay-only takes nothing but STUN by UDP;
    * direct-only takes nothing but disco by a relay */
@@ -437,19 +437,19 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     ep->stats.drops_unknown++;
     return;
   }
-  int rv = disco ? -1 : ngtcp2_pkt_decode_version_cid(&vc, data, len, 16);
+  bool quic = !disco && kw__quic_dcid(data, len, &dcid, &dcidlen);
   kw_conn *c = NULL;
-  if (rv == 0) {
+  if (quic) {
     /* a batch is mostly one connection's packets: one hash lookup */
-    if (ep->rx_last_conn && vc.dcidlen == ep->rx_last_cidlen &&
-        !memcmp(vc.dcid, ep->rx_last_cid, vc.dcidlen)) {
+    if (ep->rx_last_conn && dcidlen == ep->rx_last_cidlen &&
+        !memcmp(dcid, ep->rx_last_cid, dcidlen)) {
       c = ep->rx_last_conn;
     } else {
-      c = kw__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen);
-      if (c && vc.dcidlen <= sizeof ep->rx_last_cid) {
+      c = kw__cidmap_get(&ep->cids, dcid, dcidlen);
+      if (c && dcidlen <= sizeof ep->rx_last_cid) {
         ep->rx_last_conn = c;
-        memcpy(ep->rx_last_cid, vc.dcid, vc.dcidlen);
-        ep->rx_last_cidlen = vc.dcidlen;
+        memcpy(ep->rx_last_cid, dcid, dcidlen);
+        ep->rx_last_cidlen = dcidlen;
       }
     }
   }
@@ -457,7 +457,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     kw__conn_recv(c, from, data, len);
     return;
   }
-  if (rv == 0 && (data[0] & 0x80)) { /* long header: maybe an Initial */
+  if (quic && (data[0] & 0x80)) { /* long header: maybe an Initial */
     /* a ban never stops a handshake: the source of the garbage that
      * earned it may have been spoofed, and whoever completes a handshake
      * from the address lifts it (kw__disco_conn_up) */
@@ -478,7 +478,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
    * only what is neither STUN, disco nor QUIC (a short header without the
    * fixed bit: keyway never negotiates greasing it) counts against the
    * sender */
-  if (rv != 0 || !(data[0] & 0x40))
+  if (!quic || !(data[0] & 0x40))
     kw__magicsock_strike(ep, from);
 }
 

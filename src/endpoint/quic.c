@@ -3,8 +3,8 @@
  * QUIC connections on the ngtcp2 1.x API: life cycle, handshake, accept,
  * receive, the write loop, timers and close. Streams, send budgets and
  * datagrams are quic_stream.c, fake paths and migration quic_path.c; the
- * three (with tls.c) are the only files that know ngtcp2 (magicsock.c
- * only decodes connection ids). What quic.c and quic_stream.c share is
+ * three (with tls.c) are the only files that know ngtcp2 (the magicsock
+ * asks kw__quic_dcid for a packet's connection id; tests/layers checks). What quic.c and quic_stream.c share is
  * quic_conn.h.
  *
  * QUIC never sees real addresses: every connection's path is a fake
@@ -446,6 +446,16 @@ static unsigned halfopen_from(kw_endpoint *ep, const uint8_t key[16]) {
     if (c->halfopen && memcmp(c->src_key, key, 16) == 0)
       n++;
   return n;
+}
+
+bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
+                   size_t *dcidlen) {
+  ngtcp2_version_cid vc;
+  if (ngtcp2_pkt_decode_version_cid(&vc, data, len, 16) != 0)
+    return false;
+  *dcid = vc.dcid;
+  *dcidlen = vc.dcidlen;
+  return true;
 }
 
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
