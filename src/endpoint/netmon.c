@@ -92,6 +92,7 @@ static void settle_cb(uv_timer_t *t) {
   kw__stun_refresh(ep);
   kw__portmap_network_changed(ep);
   kw__endpoint_home_changed(ep); /* republish our addresses */
+  kw__lan_network_changed(ep);   /* rejoin the groups, announce again */
   kw__disco_network_change(ep);
 }
 
