@@ -32,6 +32,11 @@ struct kw__lookup {
   bool done;
   kw_err err; /* the answer kept for "all failed" */
   unsigned asked;
+  /* while kw__resolve asks the sources, an answer given at once (an
+   * application resolver, the LAN cache) is kept here and delivered from
+   * the timer: the dial's callback never runs inside kw_endpoint_connect */
+  bool asking, have_ok;
+  kw_endpoint_addr ok_addr;
   uv_timer_t timer;
 };
 
@@ -95,13 +100,19 @@ static void answer(kw__lookup *lk, const char *source, kw_err err,
                                                          : KW_ERR_NOT_FOUND;
     kw__log(ep, KW_LOG_INFO, "lookup", "lookup.answer id=%s source=%s err=%s",
             idb, source, kw_errname(err));
-    if (err == KW_OK) {
+    if (err == KW_OK && lk->asking) {
+      if (!lk->have_ok) {
+        lk->have_ok = true;
+        lk->ok_addr = *a;
+      }
+    } else if (err == KW_OK) {
       finish(lk, KW_OK, a);
     } else {
       if (lk->err == KW_OK || weight(err) > weight(lk->err))
         lk->err = err;
-      /* refs: this source, + 1 for the timer: was it the last? */
-      if (lk->refs == 2)
+      /* refs: this source, + 1 for the timer: was it the last? (While
+       * asking, kw__resolve holds one more and decides itself.) */
+      if (lk->refs == 2 && !lk->asking)
         finish(lk, lk->err, NULL);
     }
   }
@@ -110,7 +121,10 @@ static void answer(kw__lookup *lk, const char *source, kw_err err,
 
 static void deadline_cb(uv_timer_t *t) {
   kw__lookup *lk = t->data;
-  finish(lk, lk->err != KW_OK ? lk->err : KW_ERR_TIMEOUT, NULL);
+  if (lk->have_ok)
+    finish(lk, KW_OK, &lk->ok_addr);
+  else
+    finish(lk, lk->err != KW_OK ? lk->err : KW_ERR_TIMEOUT, NULL);
 }
 
 /* ---- relays ---------------------------------------------------------------
@@ -219,6 +233,7 @@ kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
   uint64_t timeout_ms = ep->cfg.connect_timeout_ms;
   uv_timer_start(&lk->timer, deadline_cb, timeout_ms, 0);
   uint64_t deadline_ns = kw__now(ep) + timeout_ms * 1000000u;
+  lk->asking = true;
   /* all at once: the home relay first, then the other relays of the map */
   int home = kw__relay_home(ep);
   if (home >= 0)
@@ -234,16 +249,15 @@ kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
       lk->asked--;
     }
   }
-  for (size_t i = 0; i < ep->cfg.n_resolvers && !lk->done; i++)
+  for (size_t i = 0; i < ep->cfg.n_resolvers && !lk->have_ok; i++)
     ask_resolver(lk, (int)i);
-  if (lk->asked == 0 && !lk->done) {
-    /* nothing could be asked: report it as a failed dial */
-    lk->err = KW_ERR_NO_PATH;
-  }
-  /* drop this function's reference: "all failed" may have been reached
-   * while the sources were being asked (an inline answer) */
-  if (!lk->done && lk->refs == 2)
-    finish(lk, lk->err != KW_OK ? lk->err : KW_ERR_NO_PATH, NULL);
+  lk->asking = false;
+  if (lk->asked == 0 && lk->err == KW_OK)
+    lk->err = KW_ERR_NO_PATH; /* nothing could be asked */
+  /* answered already (an inline answer), or every source failed at once:
+   * the timer delivers it on the next loop turn */
+  if (!lk->done && (lk->have_ok || lk->refs == 2))
+    uv_timer_start(&lk->timer, deadline_cb, 0, 0);
   unref(lk);
   return KW_OK;
 }

@@ -9,6 +9,10 @@
  *     as KW_ERR_KEY_MISMATCH), the third the ticket's address 200 ms
  *     later from another thread (kw_endpoint_post). The dial by the
  *     ticket's bare id must connect. Prints "connected".
+ *   lookup_sources inline TICKET
+ *     no relay; one resolver answering the ticket's address inside its
+ *     call: the dial connects (its callback still runs after
+ *     kw_endpoint_connect returned). Prints "connected".
  *   lookup_sources notfound ID
  *     one resolver answering KW_ERR_NOT_FOUND: the dial must fail with
  *     it. Prints "failed NOT_FOUND".
@@ -33,6 +37,7 @@ static kw_endpoint *ep;
 static kw_endpoint_addr target;
 static uint8_t target_id[KW_ID_LEN];
 static atomic_int outcome = -1; /* kw_err once the dial is done */
+static atomic_int in_connect;   /* kw_endpoint_connect is running */
 
 static void logfn(void *user, kw_log_level lvl, const char *mod,
                   const char *msg) {
@@ -43,6 +48,10 @@ static void logfn(void *user, kw_log_level lvl, const char *mod,
 
 static void connected(kw_conn *c, kw_err err, void *arg) {
   (void)arg;
+  if (atomic_load(&in_connect)) {
+    fprintf(stderr, "the connect callback ran inside kw_endpoint_connect\n");
+    err = KW_ERR_STATE;
+  }
   if (c)
     kw_conn_close(c, 0, "done");
   atomic_store(&outcome, (int)err);
@@ -53,7 +62,9 @@ static void dial(kw_endpoint *e, void *arg) {
   kw_endpoint_addr bare;
   memset(&bare, 0, sizeof bare);
   memcpy(bare.id, target_id, KW_ID_LEN);
+  atomic_store(&in_connect, 1);
   kw_err err = kw_endpoint_connect(e, &bare, "keyway/pipe/1", connected, NULL);
+  atomic_store(&in_connect, 0);
   if (err != KW_OK)
     atomic_store(&outcome, (int)err);
 }
@@ -76,6 +87,14 @@ static void r_wrongid(kw_endpoint *e, const uint8_t id[KW_ID_LEN],
   memcpy(a.id, id, KW_ID_LEN);
   a.id[0] ^= 1; /* another id, the right addresses */
   kw_resolve_answer(req, KW_OK, &a);
+}
+
+static void r_inline(kw_endpoint *e, const uint8_t id[KW_ID_LEN],
+                     kw_resolve_req *req, void *user) {
+  (void)e;
+  (void)id;
+  (void)user;
+  kw_resolve_answer(req, KW_OK, &target);
 }
 
 static void answer_now(kw_endpoint *e, void *arg) {
@@ -162,6 +181,17 @@ int main(int argc, char **argv) {
     kw_endpoint_post(ep, dial, NULL);
     return report(1, KW_OK);
   }
+  if (argc == 3 && strcmp(argv[1], "inline") == 0) {
+    if (kw_ticket_decode(argv[2], &target, NULL) != KW_OK)
+      return 2;
+    memcpy(target_id, target.id, KW_ID_LEN);
+    kw_config *cfg = base_config();
+    kw_config_add_resolver(cfg, r_inline, NULL);
+    if (run(cfg))
+      return 2;
+    kw_endpoint_post(ep, dial, NULL);
+    return report(1, KW_OK);
+  }
   if (argc == 3 && strcmp(argv[1], "notfound") == 0) {
     if (kw_id_from_string(argv[2], target_id) != KW_OK)
       return 2;
@@ -197,7 +227,7 @@ int main(int argc, char **argv) {
     kw_endpoint_post(ep, dial, NULL);
     return report(1, KW_OK);
   }
-  fprintf(stderr, "usage: lookup_sources resolvers TICKET | notfound ID | "
-                  "relays URL1 URL2 CA\n");
+  fprintf(stderr, "usage: lookup_sources resolvers TICKET | inline TICKET | "
+                  "notfound ID | relays URL1 URL2 CA\n");
   return 2;
 }

@@ -5,7 +5,9 @@
 #   1. an application's resolvers: one says "not found", one answers under
 #      another id (ignored), one answers the right address later from
 #      another thread: the dial connects;
-#   2. a resolver that only says "not found": the dial fails NOT_FOUND;
+#   2. a resolver answering inside its call: the dial connects, its callback
+#      running after kw_endpoint_connect returned; a resolver that only
+#      says "not found": the dial fails NOT_FOUND (also after it returned);
 #   3. two relays, the record only at the one that is not the dialer's
 #      home, the home relay frozen (SIGSTOP: it accepts TCP and never
 #      answers): both are asked at once, so the dial still connects.
@@ -28,6 +30,13 @@ check "resolvers: the dial by bare id connects (exit $rc)" grep -qx connected "$
 check "... the not-found answer was counted" grep -q "lookup.answer .*source=resolver0 err=NOT_FOUND" "$WORK/r.err"
 check "... the answer under another id was refused" grep -q "lookup.answer .*source=resolver1 err=KEY_MISMATCH" "$WORK/r.err"
 check "... the later answer from another thread won" grep -q "lookup.answer .*source=resolver2 err=OK" "$WORK/r.err"
+
+set +e
+timeout 20 "$LS" inline "$(cat "$WORK/t1")" >"$WORK/i.out" 2>"$WORK/i.err"
+rc=$?
+set -e
+check "a resolver answering inside its call: connects, callback after connect returned (exit $rc)" \
+  grep -qx connected "$WORK/i.out"
 
 id1=$("$TT" id "$(cat "$WORK/t1")")
 set +e
