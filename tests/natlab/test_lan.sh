@@ -9,6 +9,8 @@
 #   - forged mDNS answers for an id (a TXT without a record, a record whose
 #     signature is not the id's, both pointing at a decoy address) are
 #     rejected: the dial fails with "not found" and never tries the decoy.
+#   - IPv6 only (two namespaces of the test's own with IPv6 on, one link):
+#     connect by bare id resolves over ff02::fb.
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -119,5 +121,39 @@ if grep -q "lan.resolved\|conn.dial" "$work/f.err"; then
   grep "lan.resolved\|conn.dial" "$work/f.err" | head -3
 else
   ok "no forged address was dialed"
+fi
+
+# 4. IPv6 only (the lab's namespaces have IPv6 off: two of its own, one
+# link, documentation addresses, link-local for mDNS): ff02::fb works
+for n in c d; do
+  lab_ns_add "$n"
+  lab_exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=0
+  lab_exec "$n" sysctl -qw net.ipv6.conf.default.disable_ipv6=0
+done
+lab_link c eth0 d eth0
+lab_exec c ip -6 addr add 2001:db8:1::10/64 dev eth0 nodad
+lab_exec d ip -6 addr add 2001:db8:1::11/64 dev eth0 nodad
+for _ in $(seq 50); do # the link-local addresses (DAD)
+  lab_exec c ip -6 addr show dev eth0 scope link | grep -q 'inet6 fe80' &&
+    ! lab_exec c ip -6 addr show dev eth0 | grep -q tentative &&
+    ! lab_exec d ip -6 addr show dev eth0 | grep -q tentative && break
+  sleep 0.1
+done
+v6=(--ephemeral --no-relay --lan -v --timeout 8 --bind '[::]:0')
+lab_exec c "$KW" listen "${v6[@]}" --once --ticket-file "$work/t6" \
+  </dev/null >/dev/null 2>"$work/c.err" &
+LAB_PIDS+=($!)
+lab_wait_file "$work/t6" 10 || bad "IPv6 listener ticket"
+id6=$("$TT" id "$(cat "$work/t6")")
+set +e
+echo hello6 | timeout 20 ip netns exec "$(lab_ns d)" "$KW" connect "${v6[@]}" "$id6" \
+  >/dev/null 2>"$work/d.err"
+rc=$?
+set -e
+if [ "$rc" -eq 0 ] && grep -q "lan.resolved" "$work/d.err"; then
+  ok "IPv6 only: connect --lan by bare id over ff02::fb"
+else
+  bad "IPv6 only: exit $rc"
+  grep "lan\.\|conn.dial" "$work/d.err" | head -5
 fi
 lab_test_end
