@@ -430,11 +430,14 @@ KW_EXTERN kw_err kw_config_set_path_policy(kw_config *cfg,
  * dial fails once every source has failed (KW_ERR_NOT_FOUND when one said
  * it does not know the id) or after the connect timeout.
  *
- * A resolver is called on the loop thread with the id and a request
- * handle; it answers, then or later, with kw_resolve_answer (loop thread
- * only: from the callback itself, a timer of its own on the loop... or
- * from another thread through kw_endpoint_post). Exactly one answer per
- * request: the handle is freed by it. Answering after the lookup is over
+ * A resolver is called on the loop thread, inside kw_endpoint_connect,
+ * with the id and a request handle, and must not block the loop: it
+ * answers with kw_resolve_answer, either inside the call or later, always
+ * on the loop thread (from another of the endpoint's callbacks, or from
+ * any thread of the application through kw_endpoint_post). Exactly one
+ * answer per request: the handle is freed by it. The dial's callback
+ * never runs inside kw_endpoint_connect, even when a resolver answered
+ * inside its call. Answering after the lookup is over
  * (another source won, timeout, the endpoint closing) is allowed and
  * ignored; requests still unanswered when the endpoint is freed are freed
  * with it (answering them after kw_endpoint_free is not allowed). */
