@@ -12,10 +12,10 @@
  * close. Datagrams whose IP TTL / hop limit is not 255 (not sent on the
  * link) or that arrive on an interface we did not join are dropped.
  *
- * Why not a library: Debian has no embeddable mDNS responder that fits a
- * libuv loop (Avahi's core is not packaged for embedding and its client
- * library needs the system daemon over D-Bus; libmdnsd is not in
- * Debian 12), and keyway needs only its own service.
+ * Why not a library (docs/protocol/lan.md): Debian 12's libmdnsd is
+ * IPv4-only, reads the clock and logs to stdio itself; Avahi's core is a
+ * whole host responder that would contend with avahi-daemon, and its
+ * client needs that daemon over D-Bus. keyway needs only its own service.
  */
 #include "endpoint/internal.h"
 
