@@ -71,6 +71,8 @@ struct kw__lan {
   lan_lookup q[KW_LAN_MAX_LOOKUPS];
   kw__mdns_cache cache;
   kw__mdns_limiter lim;
+  kw__mdns_rejects rej; /* dropped since the last lan.rejected line */
+  uint64_t rej_logged_ns;
   bool stopping;
   uint8_t rx[KW_MDNS_MAX_RX + 1];
 };
@@ -349,10 +351,19 @@ static void got_response(kw__lan *l, const uint8_t *p, size_t len) {
   if (kw__mdns_parse_response(p, len, now_us, kw__now(ep), &l->lim, ep->id,
                               found, 8, &n, &rej) != KW_OK)
     return;
-  if (rej.unsigned_ || rej.bad_sig || rej.limited)
+  /* one log line per second at most, whatever a flood sends */
+  l->rej.unsigned_ += rej.unsigned_;
+  l->rej.bad_sig += rej.bad_sig;
+  l->rej.limited += rej.limited;
+  uint64_t now = kw__now(ep);
+  if ((l->rej.unsigned_ || l->rej.bad_sig || l->rej.limited) &&
+      (l->rej_logged_ns == 0 || now - l->rej_logged_ns >= 1000000000ull)) {
     kw__log(ep, KW_LOG_INFO, "lan",
-            "lan.rejected unsigned=%u bad_sig=%u limited=%u", rej.unsigned_,
-            rej.bad_sig, rej.limited);
+            "lan.rejected unsigned=%u bad_sig=%u limited=%u", l->rej.unsigned_,
+            l->rej.bad_sig, l->rej.limited);
+    memset(&l->rej, 0, sizeof l->rej);
+    l->rej_logged_ns = now;
+  }
   for (size_t i = 0; i < n; i++) {
     kw__mdns_cache_put(&l->cache, &found[i], now_us);
     char idb[KW_ID_SHORTLEN + 1];
