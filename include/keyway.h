@@ -523,14 +523,15 @@ typedef void (*kw_connect_cb)(kw_conn *conn, kw_err err, void *arg);
  * else our home relay); the first to answer carries it. With no direct
  * address and no relay URL (a bare id), the id is first resolved by the
  * lookup sources (kw_config_add_resolver): every relay, the LAN, the
- * application's resolvers, all at once. `cb` runs exactly once: with err == KW_OK and the
- * connection once the handshake completes on our side (the remote proved
- * the key we dialed and we can send; it may still refuse our certificate,
- * and then closes the connection: conn_closed), or with an error and
- * conn == NULL (KW_ERR_TIMEOUT,
- * KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NOT_FOUND...). Returns an error
- * (and does not call cb) when `to` gives no way at all to reach the
- * remote: KW_ERR_NO_PATH. */
+ * application's resolvers, all at once. `cb` runs exactly once, never
+ * inside this call: with err == KW_OK and the connection once the
+ * handshake completes on our side (the remote proved the key we dialed and
+ * we can send; it may still refuse our certificate, and then closes the
+ * connection: conn_closed), or with an error and conn == NULL
+ * (KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NOT_FOUND...).
+ * Returns an error (and does not call cb) when `to` gives no way at all to
+ * reach the remote (a bare id and no lookup source: no relay, LAN
+ * discovery off, no resolver): KW_ERR_NO_PATH. */
 KW_EXTERN kw_err kw_endpoint_connect(kw_endpoint *ep,
                                      const kw_endpoint_addr *to,
                                      const char *alpn, kw_connect_cb cb,

@@ -182,7 +182,7 @@ static lan_iface *iface_index(kw__lan *l, unsigned idx) {
   return NULL;
 }
 
-/* ---- sending ------------------------------------------------------------ */
+/* ---- sending ----------------------------------------------------------- */
 
 static void send_to(kw__lan *l, int fam, const lan_iface *ifc,
                     const struct sockaddr *to, socklen_t tolen,
@@ -287,8 +287,7 @@ static void query(kw__lan *l, const uint8_t id[KW_ID_LEN]) {
         send_mc(l, f, &l->ifs[i], msg, n);
 }
 
-/* ---- the timer ------------------------------------------------------------
- */
+/* ---- the timer --------------------------------------------------------- */
 
 static void tick(uv_timer_t *t);
 
@@ -339,8 +338,7 @@ static void tick(uv_timer_t *t) {
     uv_timer_stop(&l->timer);
 }
 
-/* ---- receiving ------------------------------------------------------------
- */
+/* ---- receiving --------------------------------------------------------- */
 
 static void got_response(kw__lan *l, const uint8_t *p, size_t len) {
   kw_endpoint *ep = l->ep;
@@ -469,8 +467,7 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
   }
 }
 
-/* ---- life cycle ------------------------------------------------------------
- */
+/* ---- life cycle -------------------------------------------------------- */
 
 static int open_sock(int fam) {
   int one = 1, ttl = 255;

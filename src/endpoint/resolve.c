@@ -127,8 +127,7 @@ static void deadline_cb(uv_timer_t *t) {
     finish(lk, lk->err != KW_OK ? lk->err : KW_ERR_TIMEOUT, NULL);
 }
 
-/* ---- relays ---------------------------------------------------------------
- */
+/* ---- relays ------------------------------------------------------------ */
 
 static void relay_answered(kw_endpoint *ep, kw_err err,
                            const kw_endpoint_addr *addr, void *arg) {
@@ -157,8 +156,7 @@ static void ask_relay(kw__lookup *lk, int relay, uint64_t deadline_ns) {
   }
 }
 
-/* ---- LAN ------------------------------------------------------------------
- */
+/* ---- LAN --------------------------------------------------------------- */
 
 static void lan_answered(kw_endpoint *ep, kw_err err,
                          const kw_endpoint_addr *addr, void *arg) {
@@ -166,8 +164,7 @@ static void lan_answered(kw_endpoint *ep, kw_err err,
   answer(arg, "lan", err, addr);
 }
 
-/* ---- the application's resolvers -------------------------------------------
- */
+/* ---- the application's resolvers --------------------------------------- */
 
 kw_err kw_resolve_answer(kw_resolve_req *req, kw_err err,
                          const kw_endpoint_addr *addr) {
@@ -208,8 +205,7 @@ static void ask_resolver(kw__lookup *lk, int i) {
   ep->cfg.resolvers[i].fn(ep, id, req, ep->cfg.resolvers[i].user);
 }
 
-/* ---- lookups --------------------------------------------------------------
- */
+/* ---- lookups ----------------------------------------------------------- */
 
 kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
                    kw__resolve_cb cb, void *arg) {
