@@ -586,11 +586,7 @@ void kw_endpoint_free(kw_endpoint *ep) {
   kw__relays_free(ep);
   kw__disco_free(ep);
   kw__portmap_free(ep);
-  while (ep->remotes) {
-    kw__remote *r = ep->remotes;
-    ep->remotes = r->next;
-    free(r);
-  }
+  kw__remotes_free(ep); /* through their owner: disco keys wiped */
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
   uv_loop_close(&ep->loop);
@@ -746,9 +742,9 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
   }
   /* the remote's relay, else our own home relay */
   if (to->relay_url[0])
-    r->relay = kw__relay_index(ep, to->relay_url, true);
+    kw__remote_set_relay(r, kw__relay_index(ep, to->relay_url, true));
   if (r->relay < 0)
-    r->relay = kw__relay_home(ep);
+    kw__remote_set_relay(r, kw__relay_home(ep));
   /* direct-only: the relay may carry disco, never the connection */
   if (direct_only && !usable) {
     kw__remote_unref(r);

@@ -113,7 +113,6 @@ void kw__endpoint_home_changed(kw_endpoint *ep) {
   uv_timer_start(&ep->publish_timer, republish_cb, KW_REPUBLISH_MS,
                  KW_REPUBLISH_MS);
   publish(ep); /* a failure re-arms the timer for a retry */
-  kw__lan_record_changed(ep); /* the LAN hears the new record too */
 }
 
 void kw__lookup_home_reconnected(kw_endpoint *ep) {
