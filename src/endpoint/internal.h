@@ -72,6 +72,12 @@ struct kw_config {
   bool no4, no6;     /* kw_config_set_families */
   int path_policy;   /* kw_path_policy */
   struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */
+  struct {
+    kw_resolver_fn fn;
+    void *user;
+  } resolvers[KW_MAX_RESOLVERS]; /* kw_config_add_resolver */
+  size_t n_resolvers;
+  bool lan; /* kw_config_set_lan_discovery */
 };
 
 /* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
@@ -361,11 +367,48 @@ bool kw__relay_ready(kw_endpoint *ep, int relay);
 bool kw__relay_tls_target(kw_endpoint *ep, int relay, kw_sockaddr *to,
                           const char **host);
 void kw__lookup_stop(kw_endpoint *ep);
-/* Resolves `id` at the home relay's lookup store; cb runs on the loop. */
-kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+/* Asks relay `relay`'s lookup store for `id` (waiting for the relay's
+ * address until `deadline_ns`); cb runs once, on the loop, with a verified
+ * record's address or an error. */
+kw_err kw__relay_lookup(kw_endpoint *ep, int relay,
+                        const uint8_t id[KW_ID_LEN], uint64_t deadline_ns,
                         void (*cb)(kw_endpoint *ep, kw_err err,
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg);
+
+/* ---- lookup sources (resolve.c) ------------------------------------------ */
+
+typedef void (*kw__resolve_cb)(kw_endpoint *ep, kw_err err,
+                               const kw_endpoint_addr *addr, void *arg);
+/* Resolves a bare id: asks every relay of the map, the LAN (when on) and
+ * the application's resolvers at once; cb runs once on the loop with the
+ * first valid answer, or an error once every source failed or the connect
+ * timeout passed. KW_ERR_NO_PATH (cb not called) when there is no source. */
+kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+                   kw__resolve_cb cb, void *arg);
+/* Endpoint closing: every lookup still running ends with KW_ERR_CLOSED. */
+void kw__resolve_stop(kw_endpoint *ep);
+/* kw_endpoint_free: frees what applications' resolvers never answered. */
+void kw__resolve_free(kw_endpoint *ep);
+
+/* ---- LAN discovery (lan.c) ------------------------------------------------- */
+
+struct kw__lan;
+/* Opens the mDNS sockets and starts announcing; does nothing unless
+ * cfg.lan. Sets ep->lan. */
+kw_err kw__lan_start(kw_endpoint *ep);
+/* Says goodbye (TTL 0) and closes the sockets; pending lookups end with
+ * KW_ERR_CLOSED. kw__lan_free after the loop's handles are closed. */
+void kw__lan_stop(kw_endpoint *ep);
+void kw__lan_free(kw_endpoint *ep);
+/* Our addresses or interfaces changed: rejoin the groups, announce again. */
+void kw__lan_network_changed(kw_endpoint *ep);
+/* Our record changed (new home relay): announce again. */
+void kw__lan_record_changed(kw_endpoint *ep);
+/* Resolves `id` on the link until `deadline_ns`; cb runs exactly once.
+ * KW_ERR_FULL when too many lookups are out (cb not called). */
+kw_err kw__lan_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+                      uint64_t deadline_ns, kw__resolve_cb cb, void *arg);
 
 /* ---- disco and hole punching (disco_io.c) ------------------------------ */
 
@@ -514,6 +557,9 @@ struct kw_endpoint {
   size_t n_relays;
   int home_relay;
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
+  struct kw__lookup *lookups; /* resolve.c: bare-id lookups in flight */
+  struct kw_resolve_req *resolve_reqs; /* resolve.c: asked, not answered */
+  struct kw__lan *lan;              /* lan.c, NULL when LAN discovery is off */
   uv_timer_t publish_timer; /* republishes our record */
   unsigned publish_failures; /* in a row: the retry backs off */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];

@@ -87,6 +87,7 @@ enum {
   O_TO,
   O_FROM,
   O_CC,
+  O_LAN,
 };
 
 typedef struct optdoc {
@@ -132,6 +133,10 @@ static const optdoc opts[] = {
     {"portmap", O_PORTMAP, NULL, C_NET,
      "ask the gateway for a port mapping (PCP and UPnP IGD, else\n"
      "NAT-PMP; off by default: it talks to devices on your network)"},
+    {"lan", O_LAN, NULL, C_NET,
+     "LAN discovery: announce this endpoint by mDNS on the local\n"
+     "link and resolve bare ids there too (off by default: it\n"
+     "multicasts this endpoint's id and addresses to the network)"},
     {"ticket-file", O_TICKET_FILE, "FILE", C_TICKET,
      "also write the ticket there (atomically)"},
     {"ticket-type", O_TICKET_TYPE, "T", C_TICKET,
@@ -389,6 +394,9 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
       break;
     case O_PORTMAP:
       c->portmap = true;
+      break;
+    case O_LAN:
+      c->lan = true;
       break;
     case O_ALLOW_IFACE:
     case O_DENY_IFACE:
