@@ -39,7 +39,8 @@ lab_can_netns() {
 }
 
 lab_init() {
-  LAB_PREFIX="kw$$"
+  # BASHPID: a test may run two labs at once, each in a subshell of its own
+  LAB_PREFIX="kw${BASHPID:-$$}"
   LAB_NS=()
   LAB_PIDS=()
   trap lab_cleanup EXIT
@@ -84,7 +85,7 @@ lab_bg() {
 
 # lab_link A IFA B IFB: a veth pair between two namespaces
 lab_link() {
-  local a=$1 ifa=$2 b=$3 ifb=$4 tmp="v${RANDOM}x$$"
+  local a=$1 ifa=$2 b=$3 ifb=$4 tmp="v${RANDOM}x${BASHPID:-$$}"
   ip link add "${tmp}a" type veth peer name "${tmp}b"
   ip link set "${tmp}a" netns "$(lab_ns "$a")"
   ip link set "${tmp}b" netns "$(lab_ns "$b")"

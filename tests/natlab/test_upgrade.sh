@@ -27,7 +27,7 @@ lab_relay_cert "$work" 198.18.0.10
 run_case() {
   local name=$1 count=$2 block_at=$3 unblock_at=$4 rc
   lab_init
-  trap 'lab_cleanup; rm -rf "$work"' EXIT
+  trap lab_cleanup EXIT # in the case's subshell: $work is the parent's
   lab_public_host relay 198.18.0.10
   lab_router ra 198.18.0.1 1 eim
   lab_lan_host a ra 1 10
@@ -36,9 +36,9 @@ run_case() {
   [ "$block_at" -eq 0 ] && lab_exec rb iptables -I FORWARD -p udp -j DROP
   lab_start_relay relay 198.18.0.10 "$work/relay-$name.log" -q || bad "$name: relay up"
   local common=(--ephemeral --relay https://198.18.0.10:8443 --relay-ca "$work/cert.pem")
-  rm -f "$work/t" "$work/opened"
-  lab_bg a "$work/a-$name.err" "$KW" listen "${common[@]}" --ticket-file "$work/t" >/dev/null
-  lab_wait_file "$work/t" 15 || bad "$name: listener ticket"
+  rm -f "$work/t-$name" "$work/opened-$name"
+  lab_bg a "$work/a-$name.err" "$KW" listen "${common[@]}" --ticket-file "$work/t-$name" >/dev/null
+  lab_wait_file "$work/t-$name" 15 || bad "$name: listener ticket"
   (
     if [ "$block_at" -gt 0 ]; then
       sleep "$block_at"
@@ -48,14 +48,14 @@ run_case() {
       sleep "$unblock_at"
     fi
     lab_exec rb iptables -D FORWARD -p udp -j DROP
-    echo open >"$work/opened"
+    echo open >"$work/opened-$name"
   ) &
   local oppid=$!
   timeout 120 ip netns exec "$(lab_ns b)" "$KW" ping "${common[@]}" -c "$count" \
-    "$(cat "$work/t")" >"$work/ping-$name.out" 2>"$work/ping-$name.err"
+    "$(cat "$work/t-$name")" >"$work/ping-$name.out" 2>"$work/ping-$name.err"
   rc=$?
   wait "$oppid"
-  [ -s "$work/opened" ] && ok "$name: UDP let through during the run" ||
+  [ -s "$work/opened-$name" ] && ok "$name: UDP let through during the run" ||
     bad "$name: UDP never let through"
   [ "$rc" -eq 0 ] && ok "$name: ping exit 0" ||
     bad "$name: ping exit $rc: $(tail -2 "$work/ping-$name.err")"
@@ -67,18 +67,46 @@ run_case() {
   lab_cleanup
 }
 
-run_case appears 80 0 5
-[ "$first" = relay ] && ok "appears: first ping on the relay" || bad "appears: first ping on: $first"
-[ "$last" = direct ] && ok "appears: last ping direct" || bad "appears: last ping on: $last"
-grep -q '^80 sent, 80 received' <<<"$summary" && ok "appears: no ping lost to the move" ||
-  bad "appears: pings lost: $summary"
+check_appears() {
+  [ "$first" = relay ] && ok "appears: first ping on the relay" || bad "appears: first ping on: $first"
+  [ "$last" = direct ] && ok "appears: last ping direct" || bad "appears: last ping on: $last"
+  grep -q '^80 sent, 80 received' <<<"$summary" && ok "appears: no ping lost to the move" ||
+    bad "appears: pings lost: $summary"
+}
 
-run_case returns 40 4 12
-# the runs of equal paths, e.g. "direct relay direct" (the very first ping
-# may still go by the relay while the first round runs: "relay direct ...")
-runs=$(uniq <<<"$paths" | tr '\n' ' ')
-case "$runs" in
-  *"direct relay direct ") ok "returns: direct, the relay while UDP was dropped, direct again ($runs)" ;;
-  *) bad "returns: path runs $runs" ;;
-esac
+check_returns() {
+  # the runs of equal paths, e.g. "direct relay direct" (the very first ping
+  # may still go by the relay while the first round runs: "relay direct ...")
+  runs=$(uniq <<<"$paths" | tr '\n' ' ')
+  case "$runs" in
+    *"direct relay direct ") ok "returns: direct, the relay while UDP was dropped, direct again ($runs)" ;;
+    *) bad "returns: path runs $runs" ;;
+  esac
+}
+
+# The two cases run at once, each in a lab of its own (a subshell: its
+# own namespace prefix), which halves the test's time; each leaves its
+# output and its counts in $work, printed and added up here.
+(
+  run_case appears 80 0 5
+  check_appears
+  echo "$passed $failed" >"$work/appears.res"
+) >"$work/appears.log" 2>&1 &
+p1=$!
+(
+  run_case returns 40 4 12
+  check_returns
+  echo "$passed $failed" >"$work/returns.res"
+) >"$work/returns.log" 2>&1 &
+p2=$!
+wait "$p1" "$p2"
+for c in appears returns; do
+  cat "$work/$c.log"
+  if read -r p f <"$work/$c.res"; then
+    passed=$((passed + p))
+    failed=$((failed + f))
+  else
+    bad "$c: the case did not finish"
+  fi
+done
 lab_test_end
