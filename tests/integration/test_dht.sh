@@ -4,7 +4,8 @@
 # loopback: a private DHT of three keyway-relay nodes (the second and third
 # bootstrap from the first). Endpoint A is homed at relay 1, B at relay 2:
 # B dials A's bare id, which relay 2 does not know and resolves from the
-# DHT; A moves to relay 3 and B still finds it. Forged and stale items are
+# DHT; A moves to relay 3 and B still finds it. The DHT item names direct
+# addresses only with --dht-publish-addrs, and --no-dht-publish sends none. Forged and stale items are
 # refused over HTTP (PUT /pkarr) and over KRPC; a stale record found on the
 # DHT is not served. A relay without --dht-listen has no DHT at all.
 . "$(dirname "$0")/cli_lib.sh"
@@ -98,6 +99,21 @@ rc=$?
 set -e
 check "B still reaches A, now at relay 3: exit $rc" test "$rc" -eq 0
 check "relay 2 resolved A's new home from the DHT" resolved_to "\"relay\":\"$URL3\""
+
+# what goes into the DHT: the addresses only when allowed, nothing on request
+"$KW" id --key "$WORK/d.key" >/dev/null 2>&1
+idd=$("$PT" id "$WORK/d.key")
+bg d "$KW" listen --key "$WORK/d.key" -v --dht-publish-addrs --relay "$URL1" "${CAS[@]}" --bind 127.0.0.1:0 </dev/null
+bg e "$KW" listen --ephemeral -v --no-dht-publish --relay "$URL1" "${CAS[@]}" --bind 127.0.0.1:0 </dev/null
+check "D (--dht-publish-addrs) published its item" wait_grep "$WORK/d.err" lookup.dht_published 1 10
+set +e
+timeout 20 "$KW" ping --ephemeral -q -c 1 --relay "$URL2" "${CAS[@]}" --bind 127.0.0.1:0 "$idd" >/dev/null 2>"$WORK/p4.err"
+rc=$?
+set -e
+check "B reaches D by bare id: exit $rc" test "$rc" -eq 0
+check "D's DHT record names its direct addresses" bash -c "grep '\"event\":\"dht.resolved\"' '$WORK/r2.log' | grep -v '\"addrs\":0' | grep -q '\"addrs\":[1-9]'"
+check "E (--no-dht-publish) published its record" wait_grep "$WORK/e.err" lookup.published 1 10
+check "... but no item for the DHT" bash -c "! grep -q lookup.dht_ '$WORK/e.err'"
 
 # forged and stale items over HTTP (A is connected to relay 3)
 t=$(now_us)
