@@ -7,18 +7,22 @@
 #   make demo         local demo: a relay and two endpoints on loopback, a file by ticket
 #   make check        unit + integration tests, sanitizer build, short fuzz runs
 #   make bench        benchmarks (figures printed, never pass/fail)
+#   make coverage     the test suite on a gcov build, line and branch
+#                     coverage per folder (COVERAGE_TESTS=regex narrows it)
 #   make install      PREFIX=/usr/local (or prefix=), DESTDIR= for staging
 #   make check-distros  ./run check on bare Debian 12 and 13 roots (root, minutes)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+COV_BUILD ?= build-cov
+COVERAGE_TESTS ?=
 FUZZ_SECONDS ?= 10
 PREFIX ?= /usr/local
 prefix ?= $(PREFIX)
 DISTROS ?= bookworm trixie
 
-.PHONY: all deps deps-demo build demo check test test-asan fuzz bench install \
+.PHONY: all deps deps-demo build demo check test test-asan fuzz bench coverage install \
   check-distros clean format
 
 all: build
@@ -57,13 +61,21 @@ $(FUZZ_BUILD)/CMakeCache.txt:
 
 fuzz: $(FUZZ_BUILD)/CMakeCache.txt
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz-all
-	./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	JOBS=$(JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 check: deps
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz
 	@echo "check: all suites passed"
+
+$(COV_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(COV_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKW_COVERAGE=ON
+
+coverage: $(COV_BUILD)/CMakeCache.txt
+	@./scripts/deps.sh coverage
+	cmake --build $(COV_BUILD) -j $(JOBS)
+	./scripts/coverage.sh $(COV_BUILD) $(COVERAGE_TESTS)
 
 bench: deps
 	@$(MAKE) --no-print-directory build

@@ -88,7 +88,7 @@ out = open(sys.argv[1], "w", buffering=1)
 for line in sys.stdin:
     out.write("%.3f %s" % (time.time(), line))
 PY
-now() { python3 -c 'import time; print("%.3f" % time.time())'; }
+now() { echo "${EPOCHREALTIME:0:-3}"; } # bash 5: epoch seconds, no process
 
 echo "== keyway NAT-lab path switches ($(uname -r), $(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg))"
 echo "   EIM/EIM, ${DELAY} ms per WAN link direction, no loss; events at ${AT[*]} s"
@@ -108,7 +108,8 @@ LAB_PIDS+=("$cpid")
 
 at() { # at SECONDS: sleep until t0 + SECONDS (false when the receiver ended)
   local until
-  until=$(awk -v a="$t0" -v s="$1" 'BEGIN { print a + s }')
+  # printf, not print: awk prints big numbers in %.6g (1.76e+09)
+  until=$(awk -v a="$t0" -v s="$1" 'BEGIN { printf "%.3f\n", a + s }')
   while awk -v u="$until" -v n="$(now)" 'BEGIN { exit !(n < u) }'; do
     kill -0 "$cpid" 2>/dev/null || return 1
     sleep 0.05

@@ -558,6 +558,11 @@ typedef struct kw_endpoint_stats {
   uint64_t retries_sent;    /* Retry packets (address validation) sent */
   uint64_t handshakes_in_progress; /* incoming, not yet completed (now) */
   uint64_t send_buffered;   /* stream bytes held for sending (now) */
+  /* connections moved to a new path: as a client, a QUIC migration begun
+   * when the magicsock switched the remote's path (direct, relay, a NAT
+   * rebinding); as a server, a peer's migration followed. Each resets the
+   * connection's congestion control and RTT (RFC 9000 section 9.4). */
+  uint64_t path_migrations;
 } kw_endpoint_stats;
 KW_EXTERN void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out);
 
@@ -605,6 +610,24 @@ KW_EXTERN void *kw_stream_get_user(const kw_stream *s);
  * KW_ERR_STATE after fin, KW_ERR_CLOSED. */
 KW_EXTERN kw_err kw_stream_write(kw_stream *s, const uint8_t *data,
                                  size_t len, bool fin, size_t *written);
+/* Releases a buffer given to kw_stream_write_owned: `data` is the pointer
+ * that was passed, `user` the pointer given with it. Runs on the loop
+ * thread, exactly once per accepted write; it must not call keyway. */
+typedef void (*kw_release_fn)(void *user, uint8_t *data);
+/* Queues `len` bytes at `data` without copying them: on KW_OK the stream
+ * owns the buffer until `release(user, data)` runs, once the bytes are
+ * acknowledged or the stream or connection is gone (the caller must not
+ * touch the bytes meanwhile). All or nothing, under the same limits as
+ * kw_stream_write: KW_ERR_AGAIN when the stream's buffer or a send budget
+ * has less room than `len` now (stream_writable fires when there is
+ * more); then, as on every error, the buffer stays the caller's and
+ * `release` is not called. `fin` ends our direction after these bytes.
+ * Errors: KW_ERR_INVALID_ARG (no release function, len 0, or len larger
+ * than the stream's send buffer or a budget, so it could never fit),
+ * KW_ERR_STATE after fin, KW_ERR_CLOSED. */
+KW_EXTERN kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data,
+                                       size_t len, bool fin,
+                                       kw_release_fn release, void *user);
 /* Bytes queued but not yet acknowledged by the remote (they count against
  * the send budgets, see kw_config_set_send_budget). */
 KW_EXTERN size_t kw_stream_buffered(const kw_stream *s);

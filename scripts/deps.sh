@@ -4,6 +4,7 @@
 #   scripts/deps.sh demo    what building and `make demo` need
 #   scripts/deps.sh check   that, plus what the tests, fuzzing and benchmarks
 #                           need (the default)
+#   scripts/deps.sh coverage  that, plus gcovr for `make coverage`
 # Works as root, or re-runs itself through sudo. One code path for every
 # Debian release: versions are probed (apt's candidates, clang's major
 # version), never guessed from the release's name.
@@ -19,9 +20,9 @@ set -euo pipefail
 
 set_name=${1:-check}
 case $set_name in
-demo | check) ;;
+demo | check | coverage) ;;
 *)
-  echo "usage: scripts/deps.sh [demo|check]" >&2
+  echo "usage: scripts/deps.sh [demo|check|coverage]" >&2
   exit 2
   ;;
 esac
@@ -81,12 +82,16 @@ missing() {
 }
 
 want=("${demo_pkgs[@]}")
-[ "$set_name" = check ] && want+=("${check_pkgs[@]}")
+# the check set is in every set but demo
+full=0
+[ "$set_name" = demo ] || full=1
+[ $full -eq 1 ] && want+=("${check_pkgs[@]}")
+[ "$set_name" = coverage ] && want+=(gcovr)
 mapfile -t todo < <(missing "${want[@]}")
 need_ngtcp2=0
 ngtcp2_ok || need_ngtcp2=1
 need_rt=0
-if [ "$set_name" = check ]; then
+if [ $full -eq 1 ]; then
   major=$(clang_major)
   if [ -z "$major" ] || ! installed "libclang-rt-$major-dev"; then need_rt=1; fi
 fi
@@ -120,8 +125,10 @@ trap cleanup EXIT
 
 enabled_now() {
   # systemd units enabled by a symlink, and SysV start links
-  find /etc/systemd/system -path '*.wants/*' 2>/dev/null | sort
-  find /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d -name 'S*' 2>/dev/null | sort
+  {
+    find /etc/systemd/system -path '*.wants/*' 2>/dev/null
+    find /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d -name 'S*' 2>/dev/null
+  } | LC_ALL=C sort
 }
 before=$(enabled_now)
 
@@ -169,7 +176,7 @@ if [ $need_ngtcp2 -eq 1 ]; then
 fi
 
 # ---- the rest, from the release itself -------------------------------------
-if [ "$set_name" = check ]; then
+if [ $full -eq 1 ]; then
   # clang first: its major version names the runtime package
   if ! command -v clang >/dev/null 2>&1; then
     "${APT[@]}" install clang
@@ -185,7 +192,7 @@ mapfile -t todo < <(missing "${want[@]}")
 # miniupnpd needs uuid-runtime, which needs systemd or a standalone
 # sysusers: where systemd is not the init system (a container, a chroot),
 # take the small one rather than installing an init system
-if [ "$set_name" = check ] && [ ${#todo[@]} -gt 0 ] && ! installed systemd &&
+if [ $full -eq 1 ] && [ ${#todo[@]} -gt 0 ] && ! installed systemd &&
   [ -n "$(candidate systemd-standalone-sysusers)" ]; then
   todo+=(systemd-standalone-sysusers)
 fi
@@ -196,7 +203,7 @@ fi
 
 # ---- disable what the install enabled ---------------------------------------
 after=$(enabled_now)
-new=$(comm -13 <(echo "$before") <(echo "$after") || true)
+new=$(LC_ALL=C comm -13 <(echo "$before") <(echo "$after") || true)
 disabled=()
 while read -r link; do
   [ -n "$link" ] || continue

@@ -189,8 +189,13 @@ void kw__remote_path_changed(kw__remote *r);
 typedef struct kw__chunk kw__chunk;
 struct kw__chunk {
   kw__chunk *next;
-  uint64_t off; /* stream offset of data[0] */
-  size_t len, cap;
+  uint64_t off; /* stream offset of the chunk's first byte */
+  size_t len, cap; /* an owned chunk has cap == len: never appended to */
+  /* kw_stream_write_owned: the caller's bytes, released through `release`
+   * when the chunk is freed; NULL: the bytes are data[] (a copy) */
+  uint8_t *ext;
+  kw_release_fn release;
+  void *release_user;
   uint8_t data[];
 };
 
@@ -279,11 +284,24 @@ struct kw_conn {
   int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
   bool hp_counted; /* counted in the remote's hole-punch schedule */
   kw_path_info last_path;
+  bool path_reported; /* last_path has been reported once */
+  /* fake path generations (quic_path.c): a client's is in its fake local
+   * address, a server's in the peer's fake remote address */
+  uint16_t path_gen;     /* client: current; server: newest opened */
+  uint16_t path_gen_cur; /* server: the one of ngtcp2's current path */
+  bool migrate_pending;  /* client: waits for a spare connection id */
+  uint8_t rx_cid;        /* server: cids[] index of the last packet's id */
+  bool rx_fresh;         /* server: ... used for the first time, */
+  uint16_t rx_fresh_gen; /* ... shown in this generation */
   uint64_t bytes_sent, bytes_recv, pkts_sent, pkts_recv;
   struct {
     uint8_t cid[20];
     size_t len;
-  } cids[8]; /* our source connection ids registered in ep->cids */
+    uint16_t gen; /* server: the path generation it was first used in */
+    bool used;    /* server: the peer sent a packet to it */
+  } cids[10];     /* our source connection ids registered in ep->cids: the 8
+                   * ngtcp2 holds at most (retired ones included) and a
+                   * server's original destination id */
   size_t ncids;
 };
 

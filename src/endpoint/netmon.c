@@ -18,6 +18,7 @@
  * endpoint still recovers, only slower: liveness Pings notice a dead path
  * within seconds and the 60 s upgrade check finds better ones.
  */
+#include "endpoint/changes.h"
 #include "endpoint/internal.h"
 
 #include <errno.h>
@@ -89,10 +90,7 @@ static void settle_cb(uv_timer_t *t) {
           bits & KW_NL_DEFAULT_ROUTE ? "changed" : "same",
           bits & KW_NL_OVERRUN ? "yes" : "no",
           (unsigned long long)nm->changes);
-  kw__stun_refresh(ep);
-  kw__portmap_network_changed(ep);
-  kw__endpoint_home_changed(ep); /* republish our addresses */
-  kw__disco_network_change(ep);
+  kw__endpoint_changed(ep, KW__CHANGE_NETWORK, "netmon");
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events) {

@@ -22,6 +22,7 @@
  * miniupnpc's socket timeouts, and the pool's 4 threads also resolve the
  * relays' names. See docs/protocol/portmap.md.
  */
+#include "endpoint/changes.h"
 #include "endpoint/internal.h"
 #include "endpoint/pcp_client.h"
 #include "endpoint/portmap.h"
@@ -566,7 +567,7 @@ static void apply(struct kw__portmap *pm, const pm_result *res) {
       kw__log(ep, KW_LOG_INFO, "portmap",
               "portmap.mapped proto=%s external=%s lease_s=%u",
               proto_name(res->proto), ext, res->lease_s);
-      kw__disco_local_candidates(ep);
+      kw__endpoint_changed(ep, KW__CHANGE_LOCAL_CANDIDATES, "portmap");
     } else {
       kw__log(ep, KW_LOG_DEBUG, "portmap",
               "portmap.renewed proto=%s external=%s lease_s=%u",

@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * QUIC connections and streams on the ngtcp2 1.x API: the only file that
- * knows ngtcp2 (magicsock.c only decodes connection ids).
+ * QUIC connections and streams on the ngtcp2 1.x API: with quic_path.c
+ * the only file that knows ngtcp2 (magicsock.c only decodes connection
+ * ids).
  *
- * QUIC never sees real addresses: every connection's path is
- * (fixed fake local address, the remote's mapped address). The magicsock
- * carries its packets over whatever real path the remote has now.
+ * QUIC never sees real addresses: every connection's path is a fake
+ * local address and the remote's mapped address, with a path generation
+ * in one of them (quic_path.c); the magicsock carries its packets over
+ * whatever real path the remote has now.
  *
  * Nothing that can free a connection runs inside an ngtcp2 call: errors
  * found in callbacks mark the connection, and kw__conn_flush (called from
  * the loop's prepare step) acts on them; kw__conn_reap frees.
  */
 #include "endpoint/internal.h"
+#include "endpoint/quic_path.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,6 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <sodium.h>
 
-#define KW_CIDLEN 16
 #define KW_CHUNK_MIN 65536
 
 /* ------------------------------------------------------------------------ */
@@ -35,24 +37,6 @@ static ngtcp2_conn *get_conn_ref(ngtcp2_crypto_conn_ref *ref) {
   return c->qc;
 }
 
-static void fake_local(struct sockaddr_in6 *sa) {
-  memset(sa, 0, sizeof *sa);
-  sa->sin6_family = AF_INET6;
-  sa->sin6_port = htons(1);
-  static const uint8_t pfx[16] = {0xfd, 0x7a, 0x6b, 0x77, 0x79, 0, 0, 0,
-                                  0,    0,    0,    0,    0,    0, 0, 1};
-  memcpy(&sa->sin6_addr, pfx, 16);
-}
-
-static void conn_path(kw_conn *c, ngtcp2_path *p, struct sockaddr_in6 *local) {
-  fake_local(local);
-  memset(p, 0, sizeof *p);
-  p->local.addr = (ngtcp2_sockaddr *)local;
-  p->local.addrlen = sizeof *local;
-  p->remote.addr = (ngtcp2_sockaddr *)&c->remote->mapped;
-  p->remote.addrlen = sizeof c->remote->mapped;
-}
-
 static void cid_register(kw_conn *c, const uint8_t *cid, size_t len) {
   if (c->ncids >= sizeof c->cids / sizeof c->cids[0])
     return;
@@ -60,6 +44,8 @@ static void cid_register(kw_conn *c, const uint8_t *cid, size_t len) {
     return;
   memcpy(c->cids[c->ncids].cid, cid, len);
   c->cids[c->ncids].len = len;
+  c->cids[c->ncids].gen = 0;
+  c->cids[c->ncids].used = false;
   c->ncids++;
 }
 
@@ -68,6 +54,10 @@ static void cid_unregister(kw_conn *c, const uint8_t *cid, size_t len) {
     if (c->cids[i].len == len && memcmp(c->cids[i].cid, cid, len) == 0) {
       kw__cidmap_del(&c->ep->cids, cid, len);
       c->ep->rx_last_conn = NULL;
+      if (c->rx_cid == i) /* the last packet's (quic_path.c) */
+        c->rx_fresh = false;
+      else if (c->rx_cid == c->ncids - 1)
+        c->rx_cid = (uint8_t)i; /* it moves into the hole */
       c->cids[i] = c->cids[--c->ncids];
       return;
     }
@@ -216,6 +206,16 @@ static void budget_notify(kw_conn *c) {
   }
 }
 
+static uint8_t *chunk_bytes(kw__chunk *ch) {
+  return ch->ext ? ch->ext : ch->data;
+}
+
+static void chunk_free(kw__chunk *ch) {
+  if (ch->ext)
+    ch->release(ch->release_user, ch->ext);
+  free(ch);
+}
+
 static void stream_free(kw_conn *c, kw_stream *s) {
   /* what the application never consumed still counts against the
    * connection's window: give it back, or every such stream shrinks the
@@ -236,7 +236,7 @@ static void stream_free(kw_conn *c, kw_stream *s) {
   kw__chunk *ch = s->head;
   while (ch) {
     kw__chunk *n = ch->next;
-    free(ch);
+    chunk_free(ch);
     ch = n;
   }
   free(s);
@@ -391,13 +391,13 @@ static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
   while (s->head && s->head->off + s->head->len <= s->acked_off &&
          s->head != s->tail) {
     kw__chunk *n = s->head->next;
-    free(s->head);
+    chunk_free(s->head);
     s->head = n;
   }
   if (s->head && s->head == s->tail &&
       s->head->off + s->head->len <= s->acked_off &&
       s->acked_off == s->write_off) {
-    free(s->head);
+    chunk_free(s->head);
     s->head = s->tail = NULL;
   }
   if (s->want_writable &&
@@ -495,6 +495,10 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client) {
   cb->recv_datagram = recv_datagram_cb;
 }
 
+/* The largest UDP payload keyway sends when PMTUD finds a path that
+ * carries it (loopback, some virtual links): a quarter of a GSO send. */
+#define KW_MAX_UDP_PAYLOAD 16384
+
 static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
                           ngtcp2_transport_params *tp, bool client) {
   const kw_config *cfg = &ep->cfg;
@@ -511,6 +515,16 @@ static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
     st->cc_algo = NGTCP2_CC_ALGO_CUBIC;
     break;
   }
+  /* PMTUD probes: ngtcp2's own sizes for Internet paths first (1406,
+   * 1342, 1232, 1444), then jumbo frames (9000-byte MTU) and loopback-
+   * class links. A probe larger than the interface's MTU fails at the
+   * socket (udp.c sets IP_PMTUDISC_PROBE) and one lost beyond it stops
+   * the climb, so Internet paths pay at most three small lost probes. */
+  static const uint16_t probes[] = {1454 - 48, 1390 - 48, 1280 - 48,
+                                    1492 - 48, 9000 - 48, KW_MAX_UDP_PAYLOAD};
+  st->pmtud_probes = probes;
+  st->pmtud_probeslen = sizeof probes / sizeof probes[0];
+  st->max_tx_udp_payload_size = KW_MAX_UDP_PAYLOAD;
   st->max_window = 64u << 20;
   st->max_stream_window = 16u << 20;
   if (client)
@@ -645,11 +659,11 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
   ngtcp2_transport_params tp;
   fill_callbacks(&cbs, true);
   fill_settings(ep, &st, &tp, true);
-  ngtcp2_path path;
-  struct sockaddr_in6 local;
-  conn_path(c, &path, &local);
-  if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-                             &cbs, &st, &tp, NULL, c) != 0) {
+  kw__qpath qp;
+  kw__qpath_build(c, 0, &qp);
+  if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &qp.path,
+                             NGTCP2_PROTO_VER_V1, &cbs, &st, &tp, NULL,
+                             c) != 0) {
     err = KW_ERR_QUIC;
     goto fail;
   }
@@ -822,11 +836,10 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     tp.original_dcid = hd.dcid;
   }
   tp.original_dcid_present = 1;
-  ngtcp2_path path;
-  struct sockaddr_in6 local;
-  conn_path(c, &path, &local);
-  if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, &path, hd.version, &cbs,
-                             &st, &tp, NULL, c) != 0)
+  kw__qpath qp;
+  kw__qpath_build(c, 0, &qp);
+  if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, &qp.path, hd.version,
+                             &cbs, &st, &tp, NULL, c) != 0)
     goto fail;
   ngtcp2_conn_set_tls_native_handle(c->qc, kw__tls_sess_native(c->tls));
   if (ep->cfg.keepalive_ms)
@@ -875,16 +888,16 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
                    size_t len) {
   if (c->state == KW_CONN_CLOSING)
     return;
-  ngtcp2_path path;
-  struct sockaddr_in6 local;
-  conn_path(c, &path, &local);
+  kw__qpath qp;
+  kw__qpath_build(c, kw__qpath_rx_gen(c, data, len), &qp);
   ngtcp2_pkt_info pi = {0};
   uint64_t now = kw__now(c->ep);
-  int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, data, len, now);
+  int rv = ngtcp2_conn_read_pkt(c->qc, &qp.path, &pi, data, len, now);
   c->pkts_recv++;
   c->bytes_recv += len;
   if (rv == 0) {
     c->last_rx_ns = now;
+    kw__qpath_after_read(c);
     if (kw__remote_confirm_path(c->remote, from, now))
       kw__remote_path_changed(c->remote);
     kw__conn_mark_dirty(c);
@@ -919,6 +932,8 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
     break;
   }
   default:
+    kw__log(c->ep, KW_LOG_WARN, "quic", "quic.read_error err=%s",
+            ngtcp2_strerror(rv));
     c->close_err = c->close_err != KW_OK ? c->close_err : KW_ERR_QUIC;
     c->close_local = true;
     kw__conn_mark_dirty(c);
@@ -944,7 +959,7 @@ static size_t stream_vec(kw_stream *s, ngtcp2_vec *v, size_t max) {
     if (ch->off + ch->len <= pos)
       continue;
     size_t skip = (size_t)(pos - ch->off);
-    v[n].base = ch->data + skip;
+    v[n].base = chunk_bytes(ch) + skip;
     v[n].len = ch->len - skip;
     pos += v[n].len;
     n++;
@@ -1086,6 +1101,7 @@ static void notify_path(kw_conn *c) {
     kw_sockaddr_format(&pi.addr, a, sizeof a);
   kw__log(c->ep, KW_LOG_INFO, "path", "path.selected kind=%s addr=%s",
           kw_path_kind_name(pi.kind), a);
+  kw__qpath_changed(c, &pi); /* a new path: the client migrates */
   if (c->ep->cfg.cbs.path_changed)
     c->ep->cfg.cbs.path_changed(c, &pi, c->ep->cfg.cb_user);
 }
@@ -1224,6 +1240,7 @@ void kw__conn_flush(kw_conn *c) {
     return;
   if (c->pend)
     return; /* still blocked on the socket */
+  kw__qpath_retry(c);
   /* GSO batching is ours: ngtcp2_conn_write_aggregate_pkt only exists
    * from ngtcp2 1.15 on, and Debian ships 1.11. The buffer is sized for
    * the largest packet ngtcp2 may write (PMTU probes), not the current
@@ -1552,17 +1569,11 @@ size_t kw_stream_buffered(const kw_stream *s) {
   return (size_t)(s->write_off - s->acked_off);
 }
 
-kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
-                       bool fin, size_t *written) {
-  if (written)
-    *written = 0;
-  if (!s || (!data && len))
-    return KW_ERR_INVALID_ARG;
+/* How many of `len` bytes the stream may take now: the least room of its
+ * own buffer, the connection's and the endpoint's send budget. Marks what
+ * cut it short, so that the right wake-up follows. */
+static size_t write_room(kw_stream *s, size_t len) {
   kw_conn *c = s->conn;
-  if (c->state != KW_CONN_ESTABLISHED || c->close_local || s->closed)
-    return KW_ERR_CLOSED;
-  if (s->fin_queued || !stream_can_send(s))
-    return KW_ERR_STATE;
   kw_endpoint *ep = c->ep;
   size_t limit = ep->cfg.stream_send_buffer;
   size_t buffered = kw_stream_buffered(s);
@@ -1584,6 +1595,74 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
       ep->budget_blocked = true;
     }
   }
+  return take;
+}
+
+static kw_err write_check(kw_stream *s) {
+  kw_conn *c = s->conn;
+  if (c->state != KW_CONN_ESTABLISHED || c->close_local || s->closed)
+    return KW_ERR_CLOSED;
+  if (s->fin_queued || !stream_can_send(s))
+    return KW_ERR_STATE;
+  return KW_OK;
+}
+
+/* `done` more bytes are queued: account them, mark fin, schedule sending */
+static void write_queued(kw_stream *s, size_t done, bool fin) {
+  kw_conn *c = s->conn;
+  c->buffered += done;
+  c->ep->buffered += done;
+  if (fin)
+    s->fin_queued = true;
+  if (stream_has_tx(s))
+    tx_push(c, s);
+  kw__conn_mark_dirty(c);
+}
+
+kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len,
+                             bool fin, kw_release_fn release, void *user) {
+  if (!s || !data || !len || !release)
+    return KW_ERR_INVALID_ARG;
+  kw_err e = write_check(s);
+  if (e != KW_OK)
+    return e;
+  kw_endpoint *ep = s->conn->ep;
+  if (len > ep->cfg.stream_send_buffer || len > ep->cfg.conn_send_budget ||
+      len > ep->cfg.endpoint_send_budget)
+    return KW_ERR_INVALID_ARG;
+  if (write_room(s, len) < len) {
+    s->want_writable = true;
+    return KW_ERR_AGAIN;
+  }
+  kw__chunk *t = malloc(sizeof *t);
+  if (!t)
+    return KW_ERR_NOMEM;
+  t->next = NULL;
+  t->off = s->write_off;
+  t->len = t->cap = len;
+  t->ext = data;
+  t->release = release;
+  t->release_user = user;
+  if (s->tail)
+    s->tail->next = t;
+  else
+    s->head = t;
+  s->tail = t;
+  s->write_off += len;
+  write_queued(s, len, fin);
+  return KW_OK;
+}
+
+kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
+                       bool fin, size_t *written) {
+  if (written)
+    *written = 0;
+  if (!s || (!data && len))
+    return KW_ERR_INVALID_ARG;
+  kw_err e = write_check(s);
+  if (e != KW_OK)
+    return e;
+  size_t take = write_room(s, len);
   if (take == 0 && len > 0) {
     s->want_writable = true;
     return KW_ERR_AGAIN;
@@ -1604,6 +1683,7 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
       t->off = s->write_off;
       t->len = 0;
       t->cap = cap;
+      t->ext = NULL;
       if (s->tail)
         s->tail->next = t;
       else
@@ -1618,17 +1698,11 @@ kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
     done += n;
     s->write_off += n;
   }
-  c->buffered += done;
-  ep->buffered += done;
   if (written)
     *written = done;
   if (done < len)
     s->want_writable = true;
-  if (fin && done == len)
-    s->fin_queued = true;
-  if (stream_has_tx(s))
-    tx_push(c, s);
-  kw__conn_mark_dirty(c);
+  write_queued(s, done, fin && done == len);
   if (done == 0 && len > 0)
     return KW_ERR_NOMEM;
   return KW_OK;

@@ -14,6 +14,7 @@
  * and counts it (QUIC's loss recovery and congestion control answer), and
  * while a relay connects, packets wait in a small bounded queue.
  */
+#include "endpoint/changes.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
@@ -162,8 +163,7 @@ static void choose_home(kw_endpoint *ep) {
   char extra[64];
   snprintf(extra, sizeof extra, "latency_ms=%.2f", h->latency_ms);
   relay_log_state(h, "home", extra);
-  kw__endpoint_home_changed(ep);
-  kw__stun_start(ep);
+  kw__endpoint_changed(ep, KW__CHANGE_HOME_RELAY, "relay");
 }
 
 /* ---- the connection --------------------------------------------------------- */
@@ -179,15 +179,31 @@ static void schedule_redial(kw__relay *r) {
                                                    : b * 2;
 }
 
+/* Every change of r->state goes through here. Entering R_IDLE means the
+ * connection (or the attempt) ended: what waited for it is dropped and,
+ * while the relay is wanted, the next dial is scheduled with backoff.
+ * `ev` (with `extra`) names the transition in the log ("relay.<ev>"). */
+static void relay_enter(kw__relay *r, relay_state s, const char *ev,
+                        const char *extra) {
+  r->state = s;
+  if (ev)
+    relay_log_state(r, ev, extra);
+  if (s != R_IDLE)
+    return;
+  r->ping_out = false;
+  pending_clear(r);
+  if (!r->ep->closing)
+    schedule_redial(r);
+}
+
 static void on_ready(kw__relay *r) {
-  r->state = R_READY;
   r->backoff_ms = 0;
   r->last_traffic_ns = kw__now(r->ep);
   char extra[96];
   char cbuf[64];
   snprintf(extra, sizeof extra, "tls=\"%s\"",
            kw__tls_stream_cipher(r->ts, cbuf, sizeof cbuf));
-  relay_log_state(r, "connected", extra);
+  relay_enter(r, R_READY, "connected", extra);
   if (r->ep->home_relay == r->idx)
     kw__lookup_home_reconnected(r->ep); /* a restarted relay forgot our record */
   send_ping(r);
@@ -328,7 +344,7 @@ static void ts_open(kw__tls_stream *s, void *ud) {
     kw__tls_stream_abort(s, KW_ERR_INVALID_ARG);
     return;
   }
-  r->state = R_UPGRADING;
+  relay_enter(r, R_UPGRADING, NULL, NULL);
   kw__http_rx_free(&r->hrx);
   kw__http_rx_init(&r->hrx, 8192);
 }
@@ -354,7 +370,7 @@ static void ts_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
       kw__tls_stream_abort(s, KW_ERR_STATE);
       return;
     }
-    r->state = R_AUTH;
+    relay_enter(r, R_AUTH, NULL, NULL);
     /* bytes after the head (already in the buffer) and the rest of this
      * chunk are frames */
     kw__http_rx head;
@@ -379,20 +395,12 @@ static void ts_close(kw__tls_stream *s, kw_err err, void *ud) {
   kw__relay *r = ud;
   bool was_ready = r->state == R_READY;
   r->ts = NULL;
-  r->state = R_IDLE;
-  r->ping_out = false;
   kw__relay_dec_free(&r->dec);
   kw__http_rx_free(&r->hrx);
   char extra[64];
   snprintf(extra, sizeof extra, "reason=%s", kw_errname(err));
-  relay_log_state(r, was_ready ? "disconnected" : "connect_failed", extra);
-  pending_clear(r);
-  kw_endpoint *ep = r->ep;
-  if (ep->home_relay == r->idx && !ep->closing) {
-    /* the home stays the home while it comes back (no flapping) */
-  }
-  if (!ep->closing)
-    schedule_redial(r);
+  /* the home stays the home while it comes back (no flapping) */
+  relay_enter(r, R_IDLE, was_ready ? "disconnected" : "connect_failed", extra);
 }
 
 static const kw__tls_stream_cbs ts_cbs = {ts_open, ts_data, ts_writable,
@@ -401,16 +409,14 @@ static const kw__tls_stream_cbs ts_cbs = {ts_open, ts_data, ts_writable,
 static void start_tls(kw__relay *r) {
   kw__relay_dec_init(&r->dec, 0);
   const char *ca = r->ep->cfg.relay_ca[0] ? r->ep->cfg.relay_ca : NULL;
-  r->state = R_CONNECTING;
+  relay_enter(r, R_CONNECTING, NULL, NULL);
   kw_err e = kw__tls_stream_connect(&r->ep->loop, &r->addr, r->u.host, ca,
                                     &ts_cbs, r, &r->ts);
   if (e != KW_OK) {
     kw__relay_dec_free(&r->dec);
-    r->state = R_IDLE;
     char extra[64];
     snprintf(extra, sizeof extra, "reason=%s", kw_errname(e));
-    relay_log_state(r, "connect_failed", extra);
-    schedule_redial(r);
+    relay_enter(r, R_IDLE, "connect_failed", extra);
   }
 }
 
@@ -434,9 +440,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   if (!pick) {
     if (res)
       uv_freeaddrinfo(res);
-    r->state = R_IDLE;
-    relay_log_state(r, "resolve_failed", NULL);
-    schedule_redial(r);
+    relay_enter(r, R_IDLE, "resolve_failed", NULL);
     return;
   }
   kw__sockaddr_from_os(pick->ai_addr, &r->addr);
@@ -464,7 +468,7 @@ static void relay_dial(kw__relay *r) {
     start_tls(r);
     return;
   }
-  r->state = R_RESOLVING;
+  relay_enter(r, R_RESOLVING, NULL, NULL);
   r->gai.data = r;
   char port[8];
   snprintf(port, sizeof port, "%u", r->u.port);
@@ -473,8 +477,7 @@ static void relay_dial(kw__relay *r) {
   hints.ai_socktype = SOCK_STREAM;
   if (uv_getaddrinfo(&r->ep->loop, &r->gai, gai_cb, r->u.host, port,
                      &hints) != 0) {
-    r->state = R_IDLE;
-    schedule_redial(r);
+    relay_enter(r, R_IDLE, "resolve_failed", NULL);
     return;
   }
   r->gai_busy = true;

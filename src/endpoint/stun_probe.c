@@ -7,6 +7,7 @@
  * Anti-leak rule (docs/ARCHITECTURE.md section 4, "STUN"): STUN goes only to the IP address a
  * relay's TLS connection reached, never through a separate DNS lookup.
  */
+#include "endpoint/changes.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
@@ -102,8 +103,7 @@ static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
   *slot = *mapped;
   uv_mutex_unlock(&ep->mu);
   kw__log(ep, KW_LOG_INFO, "stun", "stun.reflexive addr=%s", a);
-  kw__endpoint_home_changed(ep); /* our addresses changed: republish */
-  kw__disco_local_candidates(ep); /* and tell the remotes: punch again */
+  kw__endpoint_changed(ep, KW__CHANGE_LOCAL_CANDIDATES, "reflexive");
 }
 
 static void refresh(uv_timer_t *t) {

@@ -8,6 +8,7 @@
 #include "net/udp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,15 @@ kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to) {
     return KW_ERR_IO;
   }
   kw__sockaddr_from_os((struct sockaddr *)&ss, &u->bound);
+  /* Path MTU discovery is QUIC's (ngtcp2's probes, RFC 9000 section 14):
+   * the kernel sets DF and never fragments, and sends larger than the
+   * interface's MTU fail at once instead of leaving as IP fragments that
+   * would let a probe succeed on a path that cannot carry it whole. */
+  int pmtu = bind_to->family == 4 ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
+  if (bind_to->family == 4)
+    (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+  else
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof pmtu);
   /* GSO: the option is per-call (cmsg); probe that the kernel knows it. */
   int seg = 0;
   socklen_t segl = sizeof seg;

@@ -7,6 +7,7 @@
 #   CC=clang cmake -S . -B build-fuzz -DKW_FUZZ=ON -DKW_TESTS=OFF
 #   cmake --build build-fuzz -j2
 #   tests/fuzz/run.sh build-fuzz 60
+# JOBS=N (default 2) targets run at the same time.
 set -u
 
 if [ $# -ne 2 ]; then
@@ -24,32 +25,59 @@ bindir=$build/tests/fuzz
 work=$(mktemp -d "${TMPDIR:-/tmp}/kw-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 
-passed=0
-failed=0
-found=0
-for bin in "$bindir"/fuzz_*; do
-  [ -f "$bin" ] && [ -x "$bin" ] || continue
-  name=$(basename "$bin")
-  found=$((found + 1))
-  corpus=$work/$name/corpus
+# JOBS targets run at once (default 2, the CI machine's cores); each
+# reports when all are done, in the order of their names
+jobs=${JOBS:-2}
+case $jobs in
+  '' | *[!0-9]* | 0) jobs=2 ;;
+esac
+
+# run_one NAME: one target on its copy of the corpus; leaves rc, seeds and
+# the final corpus size in $work/NAME/
+run_one() {
+  local name=$1 bin=$bindir/$1 corpus=$work/$1/corpus seeds=0 dict=() rc
   mkdir -p "$corpus"
-  seeds=0
   if [ -d "$here/corpus/$name" ]; then
     cp -R "$here/corpus/$name/." "$corpus/"
     seeds=$(find "$here/corpus/$name" -type f | wc -l)
   fi
-  dict=()
   if [ -f "$here/$name.dict" ]; then
     dict=(-dict="$here/$name.dict")
   fi
-  log=$work/$name/log
   "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$work/$name/" "${dict[@]}" \
-    "$corpus" >"$log" 2>&1
+    "$corpus" >"$work/$name/log" 2>&1
   rc=$?
+  echo "$seeds" >"$work/$name/seeds"
+  echo "$rc" >"$work/$name/rc"
+}
+
+names=()
+for bin in "$bindir"/fuzz_*; do
+  [ -f "$bin" ] && [ -x "$bin" ] || continue
+  names+=("$(basename "$bin")")
+done
+found=${#names[@]}
+running=0
+for name in "${names[@]}"; do
+  if [ $running -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  run_one "$name" &
+  running=$((running + 1))
+done
+wait
+
+passed=0
+failed=0
+for name in "${names[@]}"; do
+  log=$work/$name/log
+  rc=$(cat "$work/$name/rc" 2>/dev/null || echo 1)
+  seeds=$(cat "$work/$name/seeds" 2>/dev/null || echo 0)
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-  now=$(find "$corpus" -type f | wc -l)
-  if [ $rc -eq 0 ]; then
+  now=$(find "$work/$name/corpus" -type f | wc -l)
+  if [ "$rc" -eq 0 ]; then
     passed=$((passed + 1))
     echo "$name: ok, ${runs:-?} runs in ${secs}s, corpus $seeds -> $now"
   else

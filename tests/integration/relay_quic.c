@@ -58,6 +58,7 @@ typedef struct state {
   kw_err connect_err;
   kw_endpoint_addr target;
   kw_endpoint *dialer;
+  kw_conn *sc; /* the listener's side */
 } state;
 
 static state S;
@@ -95,24 +96,53 @@ static void pump(kw_stream *s) {
 
 /* The listener echoes with back-pressure: what the send buffer does not
  * take waits here, and flow-control credit is returned only for bytes
- * echoed (manual consume), so this backlog stays within the window. */
+ * echoed (manual consume), so this backlog stays within the window. The
+ * bytes waiting are backlog[backlog_off, backlog_off + backlog_len): a
+ * partial write advances the offset, and the buffer is compacted only
+ * when the tail reaches its end (never a move of the whole backlog per
+ * packet, which under ASan stalled the loop for seconds). */
 static uint8_t *backlog;
-static size_t backlog_len, backlog_cap;
+static size_t backlog_off, backlog_len, backlog_cap;
 static bool backlog_fin;
+
+static void backlog_append(const uint8_t *d, size_t n) {
+  if (backlog_off && backlog_off + backlog_len + n > backlog_cap) {
+    memmove(backlog, backlog + backlog_off, backlog_len);
+    backlog_off = 0;
+  }
+  if (backlog_len + n > backlog_cap / 2) {
+    size_t cap = backlog_cap ? backlog_cap : 1 << 20;
+    while (cap / 2 < backlog_len + n)
+      cap *= 2;
+    uint8_t *b = realloc(backlog, cap);
+    if (!b) {
+      fprintf(stderr, "relay_quic: out of memory\n");
+      exit(1);
+    }
+    backlog = b;
+    backlog_cap = cap;
+  }
+  memcpy(backlog + backlog_off + backlog_len, d, n);
+  backlog_len += n;
+}
 
 static void echo_flush(kw_stream *s) {
   size_t w = 0;
   if (backlog_len == 0 && !backlog_fin)
     return;
-  kw_stream_write(s, backlog, backlog_len, backlog_fin, &w);
-  crypto_generichash_update(&S.h_echo, backlog, w);
-  S.echoed += w;
-  memmove(backlog, backlog + w, backlog_len - w);
-  backlog_len -= w;
-  if (backlog_len == 0)
-    backlog_fin = false;
-  if (w)
+  kw_stream_write(s, backlog + backlog_off, backlog_len, backlog_fin, &w);
+  bool all = w == backlog_len; /* the fin, if any, went with the last byte */
+  if (w) {
+    crypto_generichash_update(&S.h_echo, backlog + backlog_off, w);
+    S.echoed += w;
+    backlog_off += w;
+    backlog_len -= w;
     kw_stream_consume(s, w);
+  }
+  if (all) {
+    backlog_off = 0;
+    backlog_fin = false;
+  }
 }
 
 static void on_opened(kw_stream *s, void *u) {
@@ -124,15 +154,8 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
                     void *u) {
   (void)u;
   if (!kw_conn_is_client(kw_stream_conn(s))) {
-    if (backlog_len + n > backlog_cap) {
-      size_t cap = backlog_cap ? backlog_cap : 1 << 20;
-      while (cap < backlog_len + n)
-        cap *= 2;
-      backlog = realloc(backlog, cap);
-      backlog_cap = cap;
-    }
-    memcpy(backlog + backlog_len, d, n);
-    backlog_len += n;
+    S.sc = kw_stream_conn(s);
+    backlog_append(d, n);
     backlog_fin = fin;
     echo_flush(s);
     return;
@@ -149,6 +172,17 @@ static void on_writable(kw_stream *s, void *u) {
     pump(s);
   else
     echo_flush(s);
+}
+
+static void on_closed(kw_conn *c, kw_err err, uint64_t code, void *u) {
+  (void)u;
+  (void)code;
+  fprintf(stderr, "%s connection closed: %s\n",
+          kw_conn_is_client(c) ? "dialer" : "listener", kw_errname(err));
+  if (c == S.cc)
+    S.cc = NULL;
+  if (c == S.sc)
+    S.sc = NULL;
 }
 
 static void on_path(kw_conn *c, const kw_path_info *p, void *u) {
@@ -187,6 +221,36 @@ static void dial(kw_endpoint *ep, void *arg) {
   }
 }
 
+/* Progress, printed every 5 s to stderr so that a stall shows where it
+ * sits: each side's congestion state, bytes held for sending, loss. */
+static void trace_side(const char *who, kw_conn *c) {
+  if (!c)
+    return;
+  kw_conn_stats st;
+  kw_path_info p;
+  kw_conn_stats_get(c, &st);
+  kw_conn_path(c, &p);
+  fprintf(stderr,
+          "  %s: on %s rtt=%.1fms cwnd=%llu buffered=%llu sent=%llu "
+          "recv=%llu lost=%llu\n",
+          who, kw_path_kind_name(p.kind), st.rtt_ms,
+          (unsigned long long)st.cwnd, (unsigned long long)st.send_buffered,
+          (unsigned long long)st.pkts_sent, (unsigned long long)st.pkts_recv,
+          (unsigned long long)st.pkts_lost);
+}
+static void trace_dialer(kw_endpoint *ep, void *arg) {
+  (void)ep;
+  (void)arg;
+  fprintf(stderr, "progress: sent %zu echoed %zu received %zu backlog %zu\n",
+          S.sent, S.echoed, S.received, backlog_len);
+  trace_side("dialer", S.cc);
+}
+static void trace_listener(kw_endpoint *ep, void *arg) {
+  (void)ep;
+  (void)arg;
+  trace_side("listener", S.sc);
+}
+
 static kw_endpoint *make(const char *url, const char *ca, bool listen) {
   kw_config *cfg;
   kw_endpoint *ep = NULL;
@@ -195,6 +259,7 @@ static kw_endpoint *make(const char *url, const char *ca, bool listen) {
   cbs.stream_opened = on_opened;
   cbs.stream_writable = on_writable;
   cbs.path_changed = on_path;
+  cbs.conn_closed = on_closed;
   kw_config_new(&cfg);
   kw_config_set_callbacks(cfg, &cbs, NULL);
   kw_config_set_stream_send_buffer(cfg, 8u << 20);
@@ -269,8 +334,13 @@ int main(int argc, char **argv) {
     S.target.relay_url[0] = 0;
   }
   kw_endpoint_post(dia, dial, NULL);
-  for (int i = 0; i < 11000 && !S.done; i++)
+  for (int i = 0; i < 11000 && !S.done; i++) {
     usleep(10000);
+    if (i % 500 == 499) {
+      kw_endpoint_post(dia, trace_dialer, NULL);
+      kw_endpoint_post(lis, trace_listener, NULL);
+    }
+  }
 
   if (strcmp(mode, "unknown") == 0) {
     CHECK(S.done == 2 && S.connect_err == KW_ERR_NOT_FOUND,

@@ -13,7 +13,9 @@
 #   EIM/EIM, NAT mappings flushed (conntrack -F) in the middle of a 64 MiB
 #   transfer                        -> completes, direct afterwards
 #   EIM/EIM, all UDP through one router dropped mid-transfer
-#                                   -> falls back to the relay, completes
+#                                   -> falls back to the relay, completes;
+#                                      dialer and listener each count a
+#                                      path migration (stats event)
 # Needs root; exits 77 (skipped) without it.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,6 +93,20 @@ run_case() {
     ok "$name: final path $expect (path events: $kinds)"
   else
     bad "$name: final path, wanted $expect: $last"
+  fi
+  if [ "$flush" = block ]; then
+    # the move to the relay is a QUIC migration on both sides (the dialer
+    # begins it, the listener follows): stats event, path_migrations
+    local side f m
+    for side in a b; do
+      f="$work/$side-$name.err"
+      m=$(grep '"event":"stats"' "$f" | grep -o '"path_migrations":[0-9]*' | cut -d: -f2)
+      if [ "${m:-0}" -ge 1 ]; then
+        ok "$name: $side migrated the connection ($m path migrations)"
+      else
+        bad "$name: $side reports path_migrations=${m:-none}"
+      fi
+    done
   fi
   rm -f "$work/flushed"
   head -c 16M /dev/urandom >"$work/in_b"

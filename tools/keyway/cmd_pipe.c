@@ -12,8 +12,10 @@
  *
  * A reader thread reads stdin in 256 KiB chunks into a queue bounded at
  * 8 MiB (it blocks beyond), and hands them to the loop with
- * cli_post; the loop writes them to the stream as the stream's
- * send buffer allows. Bytes from the remote go to stdout from the loop.
+ * cli_post; the loop gives each chunk to the stream whole, without a copy
+ * (kw_stream_write_owned; the stream frees it once acknowledged), as the
+ * stream's send buffer allows. The reader is woken only when it waits
+ * for room. Bytes from the remote go to stdout from the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +52,7 @@ typedef struct pipe_state {
   chunk *head, *tail;
   size_t queued;
   bool eof, posted, stopping;
+  bool reader_waiting; /* the reader sleeps on cv until the queue drains */
   bool fin_sent;
   int stdin_err;
   uint64_t sent, received;
@@ -66,8 +69,11 @@ static void *reader(void *arg) {
   (void)arg;
   for (;;) {
     pthread_mutex_lock(&P.mu);
-    while (P.queued >= PIPE_QUEUE_MAX && !P.stopping)
+    while (P.queued >= PIPE_QUEUE_MAX && !P.stopping) {
+      P.reader_waiting = true;
       pthread_cond_wait(&P.cv, &P.mu);
+    }
+    P.reader_waiting = false;
     bool stop = P.stopping;
     pthread_mutex_unlock(&P.mu);
     if (stop)
@@ -120,7 +126,14 @@ static void *reader(void *arg) {
   }
 }
 
-/* Loop thread: moves queued stdin bytes into the stream. */
+static void chunk_release(void *user, uint8_t *data) {
+  (void)data;
+  free(user);
+}
+
+/* Loop thread: moves queued stdin chunks into the stream, each whole and
+ * uncopied; a chunk the stream cannot take whole (a send buffer smaller
+ * than a chunk, or a partly copied one) is copied as far as it fits. */
 static void drain(kw_endpoint *ep, void *arg) {
   (void)ep;
   (void)arg;
@@ -128,9 +141,23 @@ static void drain(kw_endpoint *ep, void *arg) {
   P.posted = false;
   while (P.s && P.head) {
     chunk *ch = P.head;
+    size_t left = ch->len - ch->off;
+    kw_err e = KW_ERR_INVALID_ARG;
+    if (ch->off == 0)
+      e = kw_stream_write_owned(P.s, ch->data, ch->len, false, chunk_release,
+                                ch);
+    if (e == KW_OK) {
+      P.sent += left;
+      P.queued -= left;
+      P.head = ch->next;
+      if (!P.head)
+        P.tail = NULL;
+      continue; /* the stream frees ch */
+    }
+    if (e != KW_ERR_INVALID_ARG)
+      break; /* KW_ERR_AGAIN: stream_writable resumes; or closed */
     size_t w = 0;
-    kw_err e = kw_stream_write(P.s, ch->data + ch->off, ch->len - ch->off,
-                               false, &w);
+    e = kw_stream_write(P.s, ch->data + ch->off, left, false, &w);
     ch->off += w;
     P.sent += w;
     P.queued -= w;
@@ -141,7 +168,8 @@ static void drain(kw_endpoint *ep, void *arg) {
       P.tail = NULL;
     free(ch);
   }
-  pthread_cond_broadcast(&P.cv);
+  if (P.reader_waiting && P.queued < PIPE_QUEUE_MAX)
+    pthread_cond_broadcast(&P.cv);
   bool finish = P.s && P.eof && !P.head && !P.fin_sent;
   pthread_mutex_unlock(&P.mu);
   if (finish && kw_stream_finish(P.s) == KW_OK)

@@ -717,10 +717,11 @@ void cli_emit_stats(cli *c, uint64_t sent, uint64_t received) {
   pthread_mutex_lock(&c->mu);
   const char *kind = c->path_known ? kw_path_kind_name(c->path.kind) : "none";
   pthread_mutex_unlock(&c->mu);
-  json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:I}", "event", "stats",
+  json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:I, s:I}", "event", "stats",
                         "bytes_sent", (json_int_t)sent, "bytes_received",
                         (json_int_t)received, "path", kind,
-                        "holepunch_attempts", (json_int_t)st.holepunch_attempts);
+                        "holepunch_attempts", (json_int_t)st.holepunch_attempts,
+                        "path_migrations", (json_int_t)st.path_migrations);
   json_object_set_new(o, "seconds", json_real(cli_now() - c->t_start));
   emit_json(o);
 }

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* One fan-out point for the endpoint's changes: see changes.h. */
+#include "endpoint/changes.h"
+
+#include "endpoint/internal.h"
+
+static const char *change_name(kw__change what) {
+  switch (what) {
+  case KW__CHANGE_NETWORK:
+    return "network";
+  case KW__CHANGE_LOCAL_CANDIDATES:
+    return "local_candidates";
+  case KW__CHANGE_HOME_RELAY:
+    return "home_relay";
+  }
+  return "?";
+}
+
+void kw__endpoint_changed(kw_endpoint *ep, kw__change what, const char *why) {
+  if (ep->closing)
+    return;
+  kw__log(ep, KW_LOG_DEBUG, "endpoint", "change what=%s why=%s",
+          change_name(what), why ? why : "-");
+  switch (what) {
+  case KW__CHANGE_NETWORK:
+    kw__stun_refresh(ep);
+    kw__portmap_network_changed(ep);
+    kw__endpoint_home_changed(ep); /* republish our addresses */
+    kw__disco_network_change(ep);
+    break;
+  case KW__CHANGE_LOCAL_CANDIDATES:
+    kw__endpoint_home_changed(ep); /* republish our addresses */
+    kw__disco_local_candidates(ep);
+    break;
+  case KW__CHANGE_HOME_RELAY:
+    kw__endpoint_home_changed(ep); /* publish at the new home */
+    kw__stun_start(ep);
+    break;
+  }
+}
