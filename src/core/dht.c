@@ -357,17 +357,26 @@ static void op_add_cand(op *o, const uint8_t *id, const kw_sockaddr *a) {
     }
   }
   /* sorted: candidates with ids by distance, then id-less (bootstrap) */
-  size_t j = o->nc;
-  if (j == KW_DHT_OP_CANDS) {
-    cand *last = &o->c[j - 1];
-    if (!id || (last->has_id && closer(o->target, id, last->id) >= 0))
-      return; /* farther than all we keep */
-    if (last->state == C_SENT)
-      return; /* the farthest is still being asked: keep it */
-    j--;
-  } else {
-    o->nc++;
+  if (o->nc == KW_DHT_OP_CANDS) {
+    /* full: the farthest candidate not being asked right now makes room,
+     * if the newcomer is closer than it */
+    if (!id)
+      return;
+    size_t v = o->nc;
+    while (v > 0) {
+      cand *c = &o->c[v - 1];
+      if (c->has_id && closer(o->target, id, c->id) >= 0)
+        return; /* farther than every candidate that could go */
+      if (c->state != C_SENT && c->state != C_PUT_SENT)
+        break;
+      v--;
+    }
+    if (v == 0)
+      return;
+    memmove(&o->c[v - 1], &o->c[v], (o->nc - v) * sizeof o->c[0]);
+    o->nc--;
   }
+  size_t j = o->nc++;
   while (j > 0 && id &&
          (!o->c[j - 1].has_id || closer(o->target, id, o->c[j - 1].id) < 0)) {
     o->c[j] = o->c[j - 1];
