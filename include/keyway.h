@@ -437,6 +437,53 @@ typedef enum kw_path_policy {
 } kw_path_policy;
 KW_EXTERN kw_err kw_config_set_path_policy(kw_config *cfg,
                                            kw_path_policy policy);
+/* Lookup sources. A dial by bare id (kw_endpoint_connect with no address
+ * and no relay URL) asks every source at once: the lookup store of every
+ * relay of the relay map (the home relay among them), the LAN when LAN
+ * discovery is on, and each resolver added here. The first valid answer
+ * is dialed; answers from relays and the LAN are valid only when they are
+ * records signed by the id (a relay or a host on the LAN cannot forge
+ * one); an application's resolver is trusted with the address it gives
+ * (the handshake still proves the id, so a wrong address only fails). The
+ * dial fails once every source has failed (KW_ERR_NOT_FOUND when one said
+ * it does not know the id) or after the connect timeout.
+ *
+ * A resolver is called on the loop thread, inside kw_endpoint_connect,
+ * with the id and a request handle, and must not block the loop: it
+ * answers with kw_resolve_answer, either inside the call or later, always
+ * on the loop thread (from another of the endpoint's callbacks, or from
+ * any thread of the application through kw_endpoint_post). Exactly one
+ * answer per request: the handle is freed by it. The dial's callback
+ * never runs inside kw_endpoint_connect, even when a resolver answered
+ * inside its call. Answering after the lookup is over
+ * (another source won, timeout, the endpoint closing) is allowed and
+ * ignored; requests still unanswered when the endpoint is freed are freed
+ * with it (answering them after kw_endpoint_free is not allowed). */
+#define KW_MAX_RESOLVERS 4
+typedef struct kw_resolve_req kw_resolve_req;
+typedef void (*kw_resolver_fn)(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+                               kw_resolve_req *req, void *user);
+/* Adds a resolver (up to KW_MAX_RESOLVERS). Errors: KW_ERR_INVALID_ARG,
+ * KW_ERR_FULL. */
+KW_EXTERN kw_err kw_config_add_resolver(kw_config *cfg, kw_resolver_fn fn,
+                                        void *user);
+/* Loop thread. Answers `req`: err KW_OK with `addr` (its id must be the id
+ * asked, else the answer counts as KW_ERR_KEY_MISMATCH; it needs a direct
+ * address or a relay URL), or an error (KW_ERR_NOT_FOUND: this resolver
+ * does not know the id) with addr NULL. Frees `req`. Errors:
+ * KW_ERR_INVALID_ARG (req NULL, or KW_OK without addr; `req` is answered
+ * with that error and freed all the same). */
+KW_EXTERN kw_err kw_resolve_answer(kw_resolve_req *req, kw_err err,
+                                   const kw_endpoint_addr *addr);
+/* LAN discovery (default: off). When on, the endpoint announces itself on
+ * the local link by multicast DNS (DNS-SD service _keyway._udp.local, the
+ * id as instance name, its port, relay URL and signed record in TXT; UDP
+ * 5353 to 224.0.0.251 and ff02::fb on every interface the candidate rules
+ * allow), answers queries for its id, and resolves bare ids on the link
+ * (docs/protocol/lan.md). Off by default because it multicasts to every
+ * host of the network and tells them this endpoint's id and addresses.
+ * Errors: KW_ERR_INVALID_ARG (cfg NULL). */
+KW_EXTERN kw_err kw_config_set_lan_discovery(kw_config *cfg, bool enable);
 /* Log sink and its minimum level (default: no logging). */
 KW_EXTERN kw_err kw_config_set_log(kw_config *cfg, kw_log_fn fn, void *user,
                                    kw_log_level level);
@@ -492,15 +539,17 @@ typedef void (*kw_connect_cb)(kw_conn *conn, kw_err err, void *arg);
 /* Loop thread. Dials `to` with ALPN `alpn`. The handshake races every
  * path at once: each direct address of `to`, and its relay (to->relay_url,
  * else our home relay); the first to answer carries it. With no direct
- * address and no relay URL, the id is first resolved at the home relay's
- * lookup store. `cb` runs exactly once: with err == KW_OK and the
- * connection once the handshake completes on our side (the remote proved
- * the key we dialed and we can send; it may still refuse our certificate,
- * and then closes the connection: conn_closed), or with an error and
- * conn == NULL (KW_ERR_TIMEOUT,
- * KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NOT_FOUND...). Returns an error
- * (and does not call cb) when `to` gives no way at all to reach the
- * remote: KW_ERR_NO_PATH. */
+ * address and no relay URL (a bare id), the id is first resolved by the
+ * lookup sources (kw_config_add_resolver): every relay, the LAN, the
+ * application's resolvers, all at once. `cb` runs exactly once, never
+ * inside this call: with err == KW_OK and the connection once the
+ * handshake completes on our side (the remote proved the key we dialed and
+ * we can send; it may still refuse our certificate, and then closes the
+ * connection: conn_closed), or with an error and conn == NULL
+ * (KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH, KW_ERR_ALPN, KW_ERR_NOT_FOUND...).
+ * Returns an error (and does not call cb) when `to` gives no way at all to
+ * reach the remote (a bare id and no lookup source: no relay, LAN
+ * discovery off, no resolver): KW_ERR_NO_PATH. */
 KW_EXTERN kw_err kw_endpoint_connect(kw_endpoint *ep,
                                      const kw_endpoint_addr *to,
                                      const char *alpn, kw_connect_cb cb,
@@ -532,6 +581,10 @@ typedef struct kw_netcheck_report {
   int pcp_result;
   kw_sockaddr pcp_external;
 } kw_netcheck_report;
+
+/* Any thread. RFC 6887's name of a PCP result code ("SUCCESS",
+ * "NO_RESOURCES"...), "UNKNOWN" for a code it does not define (and -1). */
+KW_EXTERN const char *kw_pcp_result_name(int code);
 
 typedef void (*kw_netcheck_cb)(kw_endpoint *ep, const kw_netcheck_report *r,
                                void *arg);

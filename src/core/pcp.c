@@ -22,6 +22,8 @@ const char *kw__pcp_result_name(int code) {
   return result_names[code];
 }
 
+const char *kw_pcp_result_name(int code) { return kw__pcp_result_name(code); }
+
 bool kw__pcp_result_transient(int code) {
   return code == KW_PCP_NETWORK_FAILURE || code == KW_PCP_NO_RESOURCES ||
          code == KW_PCP_USER_EX_QUOTA || code == KW_PCP_EXCESSIVE_REMOTE_PEERS;

@@ -26,14 +26,17 @@ void kw__endpoint_changed(kw_endpoint *ep, kw__change what, const char *why) {
     kw__stun_refresh(ep);
     kw__portmap_network_changed(ep);
     kw__endpoint_home_changed(ep); /* republish our addresses */
+    kw__lan_network_changed(ep);   /* rejoin the mDNS groups, announce */
     kw__disco_network_change(ep);
     break;
   case KW__CHANGE_LOCAL_CANDIDATES:
     kw__endpoint_home_changed(ep); /* republish our addresses */
+    kw__lan_record_changed(ep);    /* and announce them on the LAN */
     kw__disco_local_candidates(ep);
     break;
   case KW__CHANGE_HOME_RELAY:
     kw__endpoint_home_changed(ep); /* publish at the new home */
+    kw__lan_record_changed(ep);    /* the LAN hears the new relay URL */
     kw__stun_start(ep);
     break;
   }

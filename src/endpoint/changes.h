@@ -8,13 +8,16 @@
  *   what              producer                 consumers, in order
  *   network           netmon (addresses, the   STUN (ask again), port
  *                     default route)           mapping (renew), lookup
- *                                              record (republish), disco
+ *                                              record (republish), LAN
+ *                                              (rejoin, announce), disco
  *                                              (every remote: a round)
  *   local candidates  STUN (reflexive address  lookup record (republish),
- *                     changed), port mapping   disco (every remote: punch
- *                     (new external address)   again with the new ones)
+ *                     changed), port mapping   LAN (announce), disco
+ *                     (new external address)   (every remote: punch
+ *                                              again with the new ones)
  *   home relay        relay client (chosen or  lookup record (publish at
- *                     replaced)                the new home), STUN (probe
+ *                     replaced)                the new home), LAN
+ *                                              (announce), STUN (probe
  *                                              through it)
  */
 #ifndef KW_ENDPOINT_CHANGES_H

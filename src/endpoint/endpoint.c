@@ -243,6 +243,13 @@ kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable) {
   return KW_OK;
 }
 
+kw_err kw_config_set_lan_discovery(kw_config *cfg, bool enable) {
+  if (!cfg)
+    return KW_ERR_INVALID_ARG;
+  cfg->lan = enable;
+  return KW_OK;
+}
+
 kw_err kw_config_set_path_policy(kw_config *cfg, kw_path_policy policy) {
   if (!cfg || (policy != KW_PATH_POLICY_ANY &&
                policy != KW_PATH_POLICY_RELAY_ONLY &&
@@ -301,6 +308,8 @@ static void do_close(kw_endpoint *ep) {
   run_posts(ep);
   kw__conn_shutdown_all(ep);
   kw__portmap_stop(ep); /* first: its release has the longest way to go */
+  kw__resolve_stop(ep); /* bare-id dials end with KW_ERR_CLOSED */
+  kw__lan_stop(ep);
   kw__relays_stop(ep);
   kw__lookup_stop(ep);
   kw__stun_stop(ep);
@@ -417,6 +426,9 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
     goto fail_sock;
   /* off unless asked: it talks to the gateway (SSDP, NAT-PMP) */
   if ((err = kw__portmap_start(ep)) != KW_OK)
+    goto fail_sock;
+  /* off unless asked: it multicasts to the whole link */
+  if ((err = kw__lan_start(ep)) != KW_OK)
     goto fail_sock;
   char b4[KW_SOCKADDR_STRLEN] = "-", b6[KW_SOCKADDR_STRLEN] = "-";
   if (ep->udp4.fd >= 0)
@@ -577,14 +589,12 @@ void kw_endpoint_free(kw_endpoint *ep) {
     free(p);
     p = n;
   }
+  kw__resolve_free(ep);
+  kw__lan_free(ep);
   kw__relays_free(ep);
   kw__disco_free(ep);
   kw__portmap_free(ep);
-  while (ep->remotes) {
-    kw__remote *r = ep->remotes;
-    ep->remotes = r->next;
-    free(r);
-  }
+  kw__remotes_free(ep); /* through their owner: disco keys wiped */
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
   uv_loop_close(&ep->loop);
@@ -740,9 +750,9 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
   }
   /* the remote's relay, else our own home relay */
   if (to->relay_url[0])
-    r->relay = kw__relay_index(ep, to->relay_url, true);
+    kw__remote_set_relay(r, kw__relay_index(ep, to->relay_url, true));
   if (r->relay < 0)
-    r->relay = kw__relay_home(ep);
+    kw__remote_set_relay(r, kw__relay_home(ep));
   /* direct-only: the relay may carry disco, never the connection */
   if (direct_only && !usable) {
     kw__remote_unref(r);
@@ -782,16 +792,14 @@ kw_err kw_endpoint_connect(kw_endpoint *ep, const kw_endpoint_addr *to,
     return KW_ERR_CLOSED;
   if (to->n_addrs > 0 || to->relay_url[0])
     return dial(ep, to, alpn, cb, arg);
-  /* a bare id: ask the home relay's lookup store first */
-  if (kw__relay_home(ep) < 0 && ep->n_relays == 0)
-    return KW_ERR_NO_PATH;
+  /* a bare id: ask the lookup sources first (resolve.c) */
   dial_req *d = calloc(1, sizeof *d);
   if (!d)
     return KW_ERR_NOMEM;
   d->cb = cb;
   d->arg = arg;
   memcpy(d->alpn, alpn, l + 1);
-  kw_err e = kw__relay_lookup(ep, to->id, resolved, d);
+  kw_err e = kw__resolve(ep, to->id, resolved, d);
   if (e != KW_OK)
     free(d);
   return e;

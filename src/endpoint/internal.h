@@ -20,6 +20,7 @@
 #include "core/cidmap.h"
 #include "core/holepunch.h"
 #include "core/paths.h"
+#include "core/remote.h"
 #include "core/sockaddr.h"
 #include "net/clock.h"
 #include "net/osaddr.h"
@@ -72,6 +73,12 @@ struct kw_config {
   bool no4, no6;     /* kw_config_set_families */
   int path_policy;   /* kw_path_policy */
   struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */
+  struct {
+    kw_resolver_fn fn;
+    void *user;
+  } resolvers[KW_MAX_RESOLVERS]; /* kw_config_add_resolver */
+  size_t n_resolvers;
+  bool lan; /* kw_config_set_lan_discovery */
 };
 
 /* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
@@ -82,22 +89,11 @@ typedef struct kw__src {
   int relay; /* index into ep->relays, -1 for UDP */
 } kw__src;
 
-#define KW_REMOTE_PINGS 32 /* disco Pings awaiting a Pong, per remote */
-/* RTT slot of the paths table fed by disco Pongs; connections use the
- * slots below it (a connection past them contributes no RTT). */
-#define KW_RTT_SLOT_DISCO (KW_PATHS_MAX_CONNS - 1)
-
-typedef struct kw__ping_tx {
-  bool used;
-  uint8_t tx_id[12];
-  kw_sockaddr to;
-  uint64_t sent_ns;
-} kw__ping_tx;
-
 /* One remote endpoint: its connections share its paths (docs/ARCHITECTURE.md
- * section 4). The
- * path table and the hole-punching schedule are core's (sans-IO); this
- * layer feeds them events and carries out their decisions. */
+ * section 4). Its path policy is core's kw__rp (core/remote.h, sans-IO):
+ * this layer feeds it events and carries out its actions. Owned by
+ * magicsock.c: other files read its fields and change them only through
+ * the kw__remote_* functions below. */
 typedef struct kw__remote kw__remote;
 struct kw__remote {
   kw__remote *next; /* endpoint's list */
@@ -106,25 +102,11 @@ struct kw__remote {
   bool id_known;
   uint64_t mapped_idx;        /* the fake IPv6 address QUIC sees */
   struct sockaddr_in6 mapped; /* fd7a:6b77:7900::/48 + mapped_idx */
-  kw__paths pt;               /* direct paths + the relay slot */
-  kw__holepunch hp;           /* when rounds run */
-  int relay;                  /* relay index that reaches it (home or observed), -1 */
+  kw__rp rp;                  /* paths, hole punching, Pings, liveness, RTT */
+  int relay; /* relay index that reaches it (home or observed), -1 */
   unsigned nconns;
-  uint64_t idle_since; /* when its last connection went, 0 while it has one */
-  uint32_t rtt_slots; /* bit per RTT slot held by a connection */
-  /* disco (disco_io.c) */
-  uint8_t disco_key[32];
+  uint8_t disco_key[32]; /* wiped when the remote is freed */
   bool disco_key_ok;
-  kw__ping_tx pings[KW_REMOTE_PINGS]; /* ring; the oldest is overwritten */
-  unsigned next_ping;
-  int punch_tries_left;    /* re-pings of the current round */
-  uint64_t punch_next_ns;  /* ... due then */
-  bool punch_settle;       /* after the last re-ping: retire the silent */
-  uint64_t selected_ns;    /* when the current selection was made */
-  uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
-  uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
-  /* Pings toward its addresses not validated (core/holepunch.h) */
-  kw__probe_budget probes;
 };
 
 /* The remote state of endpoint `id` (NULL: not known yet, for a direct
@@ -132,13 +114,28 @@ struct kw__remote {
  * one (its connections share it), else a new one. */
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id);
 /* After its last connection went: a remote with a known id is kept
- * KW_REMOTE_IDLE_MS (its paths are a head start for the next connection),
- * then freed with all of its memory; others are freed now. */
-#define KW_REMOTE_IDLE_MS 60000
+ * KW_RP_IDLE_NS (its paths are a head start for the next connection),
+ * then freed with all of its memory (at its deadline, kw__remotes_timeout);
+ * others are freed now. */
 void kw__remote_unref(kw__remote *r);
-/* Frees the remotes idle for KW_REMOTE_IDLE_MS (from the disco timer
- * only: no caller may hold a remote then). */
-void kw__remotes_sweep(kw_endpoint *ep, uint64_t now);
+/* A connection of `r` was created (returns its RTT slot, -1 for none) /
+ * is freed (then the remote may be unreferenced: kw__remote_unref). */
+int kw__remote_conn_attach(kw__remote *r);
+void kw__remote_conn_detach(kw__remote *r, int rtt_slot);
+/* The handshake told us the remote's id (an inbound remote learns it). */
+void kw__remote_set_id(kw__remote *r, const uint8_t id[KW_ID_LEN]);
+/* The relay that reaches it; kw__remotes_set_home: the new home relay for
+ * every remote without one. */
+void kw__remote_set_relay(kw__remote *r, int relay);
+void kw__remotes_set_home(kw_endpoint *ep, int relay);
+/* A connection's RTT on the remote's selected path (from kw__conn_recv). */
+void kw__remote_conn_rtt(kw_conn *c, uint64_t now);
+/* Frees every remote (kw_endpoint_free), wiping their disco keys. */
+void kw__remotes_free(kw_endpoint *ep);
+/* The earliest deadline of every remote (KW_RP_NEVER: none), and running
+ * those that are due (may free idle remotes: no caller may hold one). */
+uint64_t kw__remotes_next_deadline(kw_endpoint *ep);
+void kw__remotes_timeout(kw_endpoint *ep, uint64_t now);
 /* Adds a direct candidate of the remote learned from `source` (KW_PSRC_*);
  * true if it is new. kw__remote_add_path: from the application/ticket. */
 bool kw__remote_add_path_src(kw__remote *r, const kw_sockaddr *a,
@@ -149,12 +146,9 @@ const kw_sockaddr *kw__remote_direct(const kw__remote *r);
 /* True if the relay is the selected path. */
 bool kw__remote_on_relay(const kw__remote *r);
 /* A packet from `from` authenticated at `now` for a connection of `r`: the
- * path it came by is validated. Reselects; returns true if the selection changed
- * (the caller then calls kw__remote_path_changed). */
+ * path it came by is validated. Returns true if the selection changed
+ * (already reported: kw__remote_path_changed has run). */
 bool kw__remote_confirm_path(kw__remote *r, const kw__src *from, uint64_t now);
-/* Runs path selection (closing redundant direct paths); returns true and
- * logs when the selected path changed. */
-bool kw__remote_reselect(kw__remote *r);
 /* The remote's selected path changed: every connection of it is flushed
  * (on the new path) and reports the change. */
 void kw__remote_path_changed(kw__remote *r);
@@ -182,7 +176,7 @@ void kw__remote_path_changed(kw__remote *r);
  * with KW_ERR_UNREACHABLE. A receiver has something in flight once its
  * keep-alive PING is out. Longer than a path switch: a
  * direct path is declared dead after 5 s of silence and the relay takes
- * over (disco_io.c), which answers again well within the rest. */
+ * over (core/remote.h), which answers again well within the rest. */
 #define KW_DEAD_PEER_MS 10000
 #define KW_DEAD_PEER_PTOS 6
 
@@ -309,6 +303,11 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
                            kw_connect_cb cb, void *arg, kw_conn **out);
 /* Handles a datagram whose connection id is unknown: maybe a new incoming
  * connection. */
+/* A QUIC packet's destination connection id (pointing into data): false
+ * when the bytes are not a QUIC packet of a version keyway speaks (quic.c,
+ * so that only the QUIC module knows ngtcp2). */
+bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
+                   size_t *dcidlen);
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *from_id,
                      const uint8_t *data, size_t len);
@@ -369,11 +368,48 @@ bool kw__relay_ready(kw_endpoint *ep, int relay);
 bool kw__relay_tls_target(kw_endpoint *ep, int relay, kw_sockaddr *to,
                           const char **host);
 void kw__lookup_stop(kw_endpoint *ep);
-/* Resolves `id` at the home relay's lookup store; cb runs on the loop. */
-kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+/* Asks relay `relay`'s lookup store for `id` (waiting for the relay's
+ * address until `deadline_ns`); cb runs once, on the loop, with a verified
+ * record's address or an error. */
+kw_err kw__relay_lookup(kw_endpoint *ep, int relay,
+                        const uint8_t id[KW_ID_LEN], uint64_t deadline_ns,
                         void (*cb)(kw_endpoint *ep, kw_err err,
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg);
+
+/* ---- lookup sources (resolve.c) ------------------------------------------ */
+
+typedef void (*kw__resolve_cb)(kw_endpoint *ep, kw_err err,
+                               const kw_endpoint_addr *addr, void *arg);
+/* Resolves a bare id: asks every relay of the map, the LAN (when on) and
+ * the application's resolvers at once; cb runs once on the loop with the
+ * first valid answer, or an error once every source failed or the connect
+ * timeout passed. KW_ERR_NO_PATH (cb not called) when there is no source. */
+kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+                   kw__resolve_cb cb, void *arg);
+/* Endpoint closing: every lookup still running ends with KW_ERR_CLOSED. */
+void kw__resolve_stop(kw_endpoint *ep);
+/* kw_endpoint_free: frees what applications' resolvers never answered. */
+void kw__resolve_free(kw_endpoint *ep);
+
+/* ---- LAN discovery (lan.c) ------------------------------------------------- */
+
+struct kw__lan;
+/* Opens the mDNS sockets and starts announcing; does nothing unless
+ * cfg.lan. Sets ep->lan. */
+kw_err kw__lan_start(kw_endpoint *ep);
+/* Says goodbye (TTL 0) and closes the sockets; pending lookups end with
+ * KW_ERR_CLOSED. kw__lan_free after the loop's handles are closed. */
+void kw__lan_stop(kw_endpoint *ep);
+void kw__lan_free(kw_endpoint *ep);
+/* Our addresses or interfaces changed: rejoin the groups, announce again. */
+void kw__lan_network_changed(kw_endpoint *ep);
+/* Our record changed (new home relay): announce again. */
+void kw__lan_record_changed(kw_endpoint *ep);
+/* Resolves `id` on the link until `deadline_ns`; cb runs exactly once.
+ * KW_ERR_FULL when too many lookups are out (cb not called). */
+kw_err kw__lan_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+                      uint64_t deadline_ns, kw__resolve_cb cb, void *arg);
 
 /* ---- disco and hole punching (disco_io.c) ------------------------------ */
 
@@ -388,14 +424,20 @@ void kw__magicsock_good(kw_endpoint *ep, const kw__src *from);
  * kw__magicsock_good, `why` logged if that lifted a ban. */
 void kw__magicsock_trust_addr(kw_endpoint *ep, const kw_sockaddr *a,
                               const char *why);
+/* The remote's path policy asks for a Ping (tx id given; `probe`: out of
+ * the probe budgets) / a CallMeMaybe through its relay (core/remote.h). */
+bool kw__disco_send_ping(kw__remote *r, const kw_sockaddr *to,
+                         const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe);
+bool kw__disco_send_call_me_maybe(kw__remote *r);
 /* A disco datagram arrived over UDP or through a relay. */
 void kw__disco_input(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *data, size_t len);
-/* A connection of its remote is up / gone: the hole-punch schedule and
- * the RTT slots follow. */
+/* A connection of its remote is up / gone: the hole-punch schedule
+ * follows. */
 void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c);
 void kw__disco_conn_down(kw_endpoint *ep, kw_conn *c);
-/* Re-arms the disco timer after remotes changed (a remote went idle). */
+/* Re-arms the disco timer at the earliest deadline of all remotes, after
+ * anything that may have moved one. */
 void kw__disco_arm(kw_endpoint *ep);
 /* A major network change: every remote re-pings its paths and punches. */
 void kw__disco_network_change(kw_endpoint *ep);
@@ -516,6 +558,9 @@ struct kw_endpoint {
   size_t n_relays;
   int home_relay;
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
+  struct kw__lookup *lookups; /* resolve.c: bare-id lookups in flight */
+  struct kw_resolve_req *resolve_reqs; /* resolve.c: asked, not answered */
+  struct kw__lan *lan;              /* lan.c, NULL when LAN discovery is off */
   uv_timer_t publish_timer; /* republishes our record */
   unsigned publish_failures; /* in a row: the retry backs off */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];

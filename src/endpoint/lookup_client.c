@@ -184,8 +184,10 @@ void kw__lookup_stop(kw_endpoint *ep) {
 
 /* ---- resolving ------------------------------------------------------------------ */
 
+/* One GET /lookup/<id> at one relay: a source of resolve.c. */
 typedef struct lookup_req {
   kw_endpoint *ep;
+  int relay;
   uint8_t id[KW_ID_LEN];
   void (*cb)(kw_endpoint *ep, kw_err err, const kw_endpoint_addr *addr,
              void *arg);
@@ -212,7 +214,8 @@ static void got_record(kw_err err, int status, const uint8_t *body,
     return;
   }
   if (status == 404) {
-    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.not_found id=%s", idb);
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.not_found id=%s relay=%d", idb,
+            q->relay);
     lookup_done(q, KW_ERR_NOT_FOUND, NULL);
     return;
   }
@@ -226,20 +229,23 @@ static void got_record(kw_err err, int status, const uint8_t *body,
     kw__record tmp;
     bool future = kw__record_decode(body, len, &tmp) == KW_OK &&
                   kw__record_from_future(&tmp, now);
-    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.%s id=%s",
-            future ? "from_future" : "expired", idb);
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.%s id=%s relay=%d",
+            future ? "from_future" : "expired", idb, q->relay);
     lookup_done(q, KW_ERR_NOT_FOUND, NULL);
     return;
   }
   if (de != KW_OK || memcmp(rec.addr.id, q->id, KW_ID_LEN) != 0) {
-    kw__log(ep, KW_LOG_WARN, "lookup", "lookup.bad_record id=%s status=%d",
-            idb, status);
+    kw__log(ep, KW_LOG_WARN, "lookup",
+            "lookup.bad_record id=%s relay=%d status=%d", idb, q->relay,
+            status);
     lookup_done(q, status == 200 ? KW_ERR_KEY_MISMATCH : KW_ERR_NOT_FOUND,
                 NULL);
     return;
   }
-  kw__log(ep, KW_LOG_INFO, "lookup", "lookup.resolved id=%s addrs=%zu relay=%s",
-          idb, rec.addr.n_addrs, rec.addr.relay_url[0] ? rec.addr.relay_url : "-");
+  kw__log(ep, KW_LOG_INFO, "lookup",
+          "lookup.resolved id=%s relay=%d addrs=%zu relay_url=%s", idb,
+          q->relay, rec.addr.n_addrs,
+          rec.addr.relay_url[0] ? rec.addr.relay_url : "-");
   lookup_done(q, KW_OK, &rec.addr);
 }
 
@@ -250,8 +256,11 @@ static void try_lookup(uv_timer_t *t) {
     lookup_done(q, KW_ERR_CLOSED, NULL);
     return;
   }
-  int relay = kw__relay_home(ep);
-  if (relay < 0 && kw__now(ep) < q->deadline_ns) {
+  kw_sockaddr to;
+  const char *host;
+  bool ready = kw__relay_tls_target(ep, q->relay, &to, &host);
+  /* the relay's name may still be being resolved: wait for it */
+  if (!ready && kw__now(ep) < q->deadline_ns) {
     uv_timer_start(&q->wait, try_lookup, KW_LOOKUP_WAIT_STEP_MS, 0);
     return;
   }
@@ -259,31 +268,31 @@ static void try_lookup(uv_timer_t *t) {
   char idt[KW_ID_STRLEN + 1];
   kw_id_to_string(q->id, idt, sizeof idt);
   snprintf(path, sizeof path, "/lookup/%s", idt);
-  kw_err e = relay < 0 ? KW_ERR_NO_PATH
-                       : https_request(ep, relay, "GET", path, NULL, 0,
-                                       got_record, q);
+  kw_err e = !ready ? KW_ERR_NO_PATH
+                    : https_request(ep, q->relay, "GET", path, NULL, 0,
+                                    got_record, q);
   if (e != KW_OK)
     lookup_done(q, e, NULL);
 }
 
-kw_err kw__relay_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
+kw_err kw__relay_lookup(kw_endpoint *ep, int relay,
+                        const uint8_t id[KW_ID_LEN], uint64_t deadline_ns,
                         void (*cb)(kw_endpoint *ep, kw_err err,
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg) {
-  if (ep->n_relays == 0)
+  if (relay < 0 || (size_t)relay >= ep->n_relays)
     return KW_ERR_NO_PATH;
   lookup_req *q = calloc(1, sizeof *q);
   if (!q)
     return KW_ERR_NOMEM;
   q->ep = ep;
+  q->relay = relay;
   memcpy(q->id, id, KW_ID_LEN);
   q->cb = cb;
   q->arg = arg;
-  q->deadline_ns =
-      kw__now(ep) + (uint64_t)ep->cfg.connect_timeout_ms * 1000000u;
+  q->deadline_ns = deadline_ns;
   uv_timer_init(&ep->loop, &q->wait);
   q->wait.data = q;
-  /* the home relay may still be being measured: wait for it */
   uv_timer_start(&q->wait, try_lookup, 0, 0);
   return KW_OK;
 }

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ngtcp2/ngtcp2.h>
 #include <sodium.h>
 
 #include "core/addr_filter.h"
@@ -23,9 +22,6 @@
 #include "core/stun.h"
 
 #define KW_RX_BATCHES_PER_WAKE 8 /* fairness between sockets */
-/* A selected direct path this quiet loses to the address the remote's
- * authenticated packets now come from (NAT rebinding). */
-#define KW_REBIND_QUIET_MS 1000
 
 uint64_t kw__now(kw_endpoint *ep) {
   /* inside a receive batch every packet gets the batch's arrival time: one
@@ -39,18 +35,116 @@ uint64_t kw__now(kw_endpoint *ep) {
 
 static void path_known(kw_endpoint *ep, const kw_sockaddr *a);
 
-/* An idle remote's paths may have gone stale: the next connection races
- * them all (and the relay) again instead of trusting the old selection. */
-static void remote_rerace(kw__remote *r) {
-  uint64_t now = kw__now(r->ep);
-  for (int i = 0; i < KW_PATHS_SLOTS; i++) {
-    const kw__path *p = kw__paths_get(&r->pt, i);
-    if (!p || p->state != KW_PST_VALIDATED)
-      continue;
-    (void)kw__paths_set_state(&r->pt, i,
-                              p->relay ? KW_PST_UNKNOWN : KW_PST_INACTIVE, now);
+static void rp_path_changed(void *user) {
+  kw__remote_path_changed(user);
+}
+
+static void rp_path_known(void *user, const kw_sockaddr *a) {
+  kw__remote *r = user;
+  path_known(r->ep, a);
+}
+
+static void remote_free(kw__remote *r);
+
+static void rp_idle_expired(void *user) { remote_free(user); }
+
+static void rp_random(void *user, uint8_t *buf, size_t n) {
+  (void)user;
+  randombytes_buf(buf, n);
+}
+
+static bool rp_send_ping(void *user, const kw_sockaddr *to,
+                         const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe) {
+  return kw__disco_send_ping(user, to, tx_id, probe);
+}
+
+static bool rp_send_call_me_maybe(void *user) {
+  return kw__disco_send_call_me_maybe(user);
+}
+
+static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
+                    uint64_t a, uint64_t b) {
+  kw__remote *r = user;
+  kw_endpoint *ep = r->ep;
+  char idb[KW_ID_SHORTLEN + 1], s[KW_SOCKADDR_STRLEN] = "-";
+  kw_id_to_short(r->id, idb, sizeof idb);
+  if (addr)
+    kw_sockaddr_format(addr, s, sizeof s);
+  switch (what) {
+  case KW_RP_NOTE_ROUND:
+    ep->stats.holepunch_attempts++;
+    kw__log(ep, KW_LOG_DEBUG, "disco",
+            "holepunch.round remote=%s pinged=%llu relay=%d call_me_maybe=%s "
+            "round=%llu",
+            idb, (unsigned long long)a, r->relay, b ? "sent" : "failed",
+            (unsigned long long)r->rp.hp.rounds);
+    break;
+  case KW_RP_NOTE_ANSWER:
+    ep->stats.holepunch_attempts++;
+    break;
+  case KW_RP_NOTE_PROBE_LIMITED:
+    kw__log(ep, KW_LOG_DEBUG, "disco",
+            "disco.probe_limited remote=%s refused=%llu total=%llu", idb,
+            (unsigned long long)a, (unsigned long long)b);
+    break;
+  case KW_RP_NOTE_REBIND: {
+    char o[KW_SOCKADDR_STRLEN] = "-";
+    const kw__path *p = kw__paths_get(&r->rp.pt, (int)(int64_t)a);
+    if (p)
+      kw_sockaddr_format(&p->addr, o, sizeof o);
+    kw__log(ep, KW_LOG_INFO, "paths", "path.rebind from=%s to=%s", o, s);
+    break;
   }
-  (void)kw__paths_select(&r->pt, now, NULL);
+  case KW_RP_NOTE_DIRECT_LOST:
+    kw__log(ep, KW_LOG_INFO, "disco",
+            "path.direct_lost remote=%s addr=%s silent_ms=%llu", idb, s,
+            (unsigned long long)(a / 1000000u));
+    break;
+  case KW_RP_NOTE_SELECTED: {
+    if (!kw__log_enabled(ep, KW_LOG_INFO))
+      break;
+    int sel = (int)(int64_t)a;
+    const char *kind = "none";
+    uint64_t rtt = KW_PATHS_RTT_UNKNOWN;
+    if (sel > KW_PATHS_RELAY) {
+      kind = "direct";
+      kw_sockaddr_format(&kw__paths_get(&r->rp.pt, sel)->addr, s, sizeof s);
+      rtt = kw__paths_rtt(&r->rp.pt, sel);
+    } else if (sel == KW_PATHS_RELAY) {
+      kind = "relay";
+    }
+    kw__log(ep, KW_LOG_INFO, "paths",
+            "path.selected remote=%s kind=%s addr=%s rtt_ms=%.2f "
+            "redundant_closed=%llu",
+            idb, kind, s,
+            rtt == KW_PATHS_RTT_UNKNOWN ? -1.0 : (double)rtt / 1e6,
+            (unsigned long long)b);
+    break;
+  }
+  }
+}
+
+static const kw__rp_cbs rp_cbs = {
+    .send_ping = rp_send_ping,
+    .send_call_me_maybe = rp_send_call_me_maybe,
+    .path_changed = rp_path_changed,
+    .path_known = rp_path_known,
+    .idle_expired = rp_idle_expired,
+    .random = rp_random,
+    .note = rp_note,
+};
+
+/* The remote's disco key, once its id is known. */
+static void remote_key(kw__remote *r) {
+  if (r->disco_key_ok || !r->id_known)
+    return;
+  kw__disco_key k;
+  if (kw__disco_key_derive(r->ep->cfg.sk, r->id, &k) != KW_OK)
+    return;
+  memcpy(r->disco_key, k.k, sizeof r->disco_key);
+  kw__disco_key_wipe(&k);
+  r->disco_key_ok = true;
+  kw__rp_set_keyed(&r->rp, kw__now(r->ep));
 }
 
 kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
@@ -58,10 +152,10 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
     for (kw__remote *e = ep->remotes; e; e = e->next) {
       if (!e->id_known || memcmp(e->id, id, KW_ID_LEN) != 0)
         continue;
-      if (e->nconns == 0) {
-        e->idle_since = 0;
-        remote_rerace(e);
-      }
+      /* an idle remote's paths may have gone stale: the next connection
+       * races them all (and the relay) again */
+      if (e->nconns == 0)
+        kw__rp_rerace(&e->rp, kw__now(ep));
       return e;
     }
   }
@@ -69,13 +163,12 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
   if (!r)
     return NULL;
   r->ep = ep;
+  kw__rp_init(&r->rp, &rp_cbs, r);
   if (id) {
     memcpy(r->id, id, KW_ID_LEN);
     r->id_known = true;
+    remote_key(r);
   }
-  kw__paths_init(&r->pt);
-  kw__holepunch_init(&r->hp);
-  kw__probe_budget_init_remote(&r->probes);
   r->relay = -1;
   r->mapped_idx = ++ep->next_mapped;
   r->mapped.sin6_family = AF_INET6;
@@ -102,9 +195,14 @@ static void remote_free(kw__remote *r) {
       break;
     }
   }
-  kw__paths_free(&r->pt);
+  kw__rp_free(&r->rp);
   sodium_memzero(r->disco_key, sizeof r->disco_key);
   free(r);
+}
+
+void kw__remotes_free(kw_endpoint *ep) {
+  while (ep->remotes)
+    remote_free(ep->remotes);
 }
 
 void kw__remote_unref(kw__remote *r) {
@@ -114,34 +212,71 @@ void kw__remote_unref(kw__remote *r) {
     remote_free(r);
     return;
   }
-  r->idle_since = kw__now(r->ep);
-  if (r->idle_since == 0)
-    r->idle_since = 1;
+  kw__rp_idle(&r->rp, kw__now(r->ep));
   kw__disco_arm(r->ep); /* to free it when its time is up */
 }
 
-void kw__remotes_sweep(kw_endpoint *ep, uint64_t now) {
-  const uint64_t keep = (uint64_t)KW_REMOTE_IDLE_MS * 1000000u;
+int kw__remote_conn_attach(kw__remote *r) {
+  r->nconns++;
+  return kw__rp_conn_open(&r->rp);
+}
+
+void kw__remote_conn_detach(kw__remote *r, int rtt_slot) {
+  if (r->nconns > 0)
+    r->nconns--;
+  kw__rp_conn_close(&r->rp, rtt_slot, kw__now(r->ep));
+}
+
+void kw__remote_set_id(kw__remote *r, const uint8_t id[KW_ID_LEN]) {
+  if (r->id_known)
+    return;
+  memcpy(r->id, id, KW_ID_LEN);
+  r->id_known = true;
+  remote_key(r);
+}
+
+void kw__remote_set_relay(kw__remote *r, int relay) { r->relay = relay; }
+
+void kw__remotes_set_home(kw_endpoint *ep, int relay) {
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    if (r->relay < 0)
+      r->relay = relay;
+}
+
+void kw__remote_conn_rtt(kw_conn *c, uint64_t now) {
+  kw__remote *r = c->remote;
+  if (!r || !c->handshake_done || c->state != KW_CONN_ESTABLISHED ||
+      !kw__rp_rtt_due(&r->rp, c->rtt_slot, now))
+    return; /* most packets: no sample due */
+  kw_path_info pi;
+  kw_conn_path(c, &pi);
+  if (pi.rtt_ms > 0)
+    kw__rp_rtt_sample(&r->rp, c->rtt_slot, (uint64_t)(pi.rtt_ms * 1e6), now);
+}
+
+uint64_t kw__remotes_next_deadline(kw_endpoint *ep) {
+  uint64_t next = KW_RP_NEVER;
+  for (kw__remote *r = ep->remotes; r; r = r->next) {
+    uint64_t d = kw__rp_next_deadline(&r->rp);
+    if (d < next)
+      next = d;
+  }
+  return next;
+}
+
+void kw__remotes_timeout(kw_endpoint *ep, uint64_t now) {
   kw__remote *r = ep->remotes;
   while (r) {
-    kw__remote *n = r->next;
-    if (r->nconns == 0 && r->idle_since && now - r->idle_since >= keep)
-      remote_free(r);
+    kw__remote *n = r->next; /* r may be freed (idle) */
+    if (kw__rp_next_deadline(&r->rp) <= now)
+      kw__rp_handle_timeout(&r->rp, now);
     r = n;
   }
 }
 
 bool kw__remote_add_path_src(kw__remote *r, const kw_sockaddr *a,
                              uint8_t source) {
-  bool created = false;
-  /* over the limits the table prunes (oldest inactive first, then the
-   * lowest priority; never the selected path); a refused add is dropped */
-  if (kw__paths_add(&r->pt, a, source, kw__now(r->ep), NULL, &created) !=
-      KW_OK)
-    return false;
-  if (created)
-    path_known(r->ep, a);
-  return created;
+  return kw__rp_candidate(&r->rp, a, source, kw__now(r->ep));
 }
 
 void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a) {
@@ -149,14 +284,11 @@ void kw__remote_add_path(kw__remote *r, const kw_sockaddr *a) {
 }
 
 const kw_sockaddr *kw__remote_direct(const kw__remote *r) {
-  int s = kw__paths_selected(&r->pt);
-  if (s <= KW_PATHS_RELAY)
-    return NULL;
-  return &kw__paths_get(&r->pt, s)->addr;
+  return kw__rp_direct(&r->rp);
 }
 
 bool kw__remote_on_relay(const kw__remote *r) {
-  return kw__paths_selected(&r->pt) == KW_PATHS_RELAY;
+  return kw__rp_on_relay(&r->rp);
 }
 
 void kw__remote_path_changed(kw__remote *r) {
@@ -165,94 +297,14 @@ void kw__remote_path_changed(kw__remote *r) {
       kw__conn_mark_dirty(c); /* its flush sends on the new path, tells the app */
 }
 
-bool kw__remote_reselect(kw__remote *r) {
-  kw_endpoint *ep = r->ep;
-  uint64_t now = kw__now(ep);
-  bool changed = false;
-  int s = kw__paths_select(&r->pt, now, &changed);
-  /* one direct path carries the traffic; the others stop being used (a
-   * later round pings them again) — never the last direct one or the relay */
-  int red[KW_PATHS_SLOTS];
-  size_t n = kw__paths_redundant(&r->pt, red, KW_PATHS_SLOTS);
-  for (size_t i = 0; i < n && i < KW_PATHS_SLOTS; i++)
-    (void)kw__paths_set_state(&r->pt, red[i], KW_PST_INACTIVE, now);
-  kw__holepunch_set_good_direct(
-      &r->hp, kw__paths_has_direct_within(&r->pt, KW_HP_GOOD_RTT_NS));
-  if (!changed)
-    return false;
-  if (s > KW_PATHS_RELAY)
-    kw__holepunch_direct_again(&r->hp); /* no more recovery rounds */
-  r->selected_ns = now;
-  r->direct_rx_ns = now;
-  r->direct_ping_ns = now;
-  if (kw__log_enabled(ep, KW_LOG_INFO)) {
-    char idb[KW_ID_SHORTLEN + 1], a[KW_SOCKADDR_STRLEN] = "-";
-    kw_id_to_short(r->id, idb, sizeof idb);
-    const char *kind = "none";
-    uint64_t rtt = KW_PATHS_RTT_UNKNOWN;
-    if (s > KW_PATHS_RELAY) {
-      kind = "direct";
-      kw_sockaddr_format(&kw__paths_get(&r->pt, s)->addr, a, sizeof a);
-      rtt = kw__paths_rtt(&r->pt, s);
-    } else if (s == KW_PATHS_RELAY) {
-      kind = "relay";
-    }
-    kw__log(ep, KW_LOG_INFO, "paths",
-            "path.selected remote=%s kind=%s addr=%s rtt_ms=%.2f "
-            "redundant_closed=%zu",
-            idb, kind, a,
-            rtt == KW_PATHS_RTT_UNKNOWN ? -1.0 : (double)rtt / 1e6, n);
-  }
-  return true;
-}
-
-/* A path a connection's packets already validated. */
-static bool known_by_conn(const kw__path *p) {
-  return p && p->state == KW_PST_VALIDATED && (p->sources & KW_PSRC_CONN);
-}
-
 bool kw__remote_confirm_path(kw__remote *r, const kw__src *from,
                              uint64_t now) {
-  int idx;
-  if (from->relay >= 0) {
+  if (from->relay >= 0)
     r->relay = from->relay; /* observed route */
-    if (known_by_conn(kw__paths_get(&r->pt, KW_PATHS_RELAY)))
-      return false; /* the common case on the relay: nothing new */
-    if (kw__paths_add(&r->pt, NULL, KW_PSRC_CONN, now, &idx, NULL) != KW_OK)
-      return false;
-  } else {
-    const kw_sockaddr *cur = kw__remote_direct(r);
-    if (cur && kw__sockaddr_equal(cur, &from->addr)) {
-      r->direct_rx_ns = now;
-      return false; /* the common case: a packet on the selected path */
-    }
-    /* the remote's packets come from another address while the selected
-     * one has gone quiet: its NAT rebound (or it moved). Follow it now
-     * rather than after the liveness timeout. */
-    bool rebind =
-        cur && now - r->direct_rx_ns >= KW_REBIND_QUIET_MS * 1000000ull;
-    if (!rebind &&
-        known_by_conn(kw__paths_get(&r->pt, kw__paths_find(&r->pt, &from->addr))))
-      return false; /* a validated other path: selection already knows it */
-    bool created = false;
-    if (kw__paths_add(&r->pt, &from->addr, KW_PSRC_CONN, now, &idx,
-                      &created) != KW_OK)
-      return false;
-    if (created)
-      path_known(r->ep, &from->addr);
-    if (rebind) {
-      char a[KW_SOCKADDR_STRLEN], b[KW_SOCKADDR_STRLEN];
-      kw_sockaddr_format(cur, a, sizeof a);
-      kw_sockaddr_format(&from->addr, b, sizeof b);
-      kw__log(r->ep, KW_LOG_INFO, "paths", "path.rebind from=%s to=%s", a, b);
-      (void)kw__paths_set_state(&r->pt, kw__paths_selected(&r->pt),
-                                KW_PST_INACTIVE, now);
-    }
-  }
-  const kw__path *p = kw__paths_get(&r->pt, idx);
-  if (p->state != KW_PST_VALIDATED)
-    (void)kw__paths_set_state(&r->pt, idx, KW_PST_VALIDATED, now);
-  return kw__remote_reselect(r);
+  int before = kw__paths_selected(&r->rp.pt);
+  uint64_t at = r->rp.selected_ns;
+  kw__rp_packet(&r->rp, from->relay >= 0 ? NULL : &from->addr, now);
+  return kw__paths_selected(&r->rp.pt) != before || r->rp.selected_ns != at;
 }
 
 /* ---- sending -------------------------------------------------------------- */
@@ -295,7 +347,7 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
       any = true;
   }
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
-    const kw__path *p = kw__paths_get(&r->pt, i);
+    const kw__path *p = kw__paths_get(&r->rp.pt, i);
     if (!p || p->state == KW_PST_UNUSABLE || policy == KW_PATH_POLICY_RELAY_ONLY)
       continue;
     /* a candidate only disco named (a CallMeMaybe, a Ping's source) gets
@@ -374,7 +426,8 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
       ep->stats.drops_unknown++;
     return;
   }
-  ngtcp2_version_cid vc;
+  const uint8_t *dcid = NULL;
+  size_t dcidlen = 0;
   bool disco = kw__disco_is(data, len);
   /* kw_config_set_path_policy: relay-only takes nothing but STUN by UDP;
    * direct-only takes nothing but disco by a relay */
@@ -384,19 +437,19 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     ep->stats.drops_unknown++;
     return;
   }
-  int rv = disco ? -1 : ngtcp2_pkt_decode_version_cid(&vc, data, len, 16);
+  bool quic = !disco && kw__quic_dcid(data, len, &dcid, &dcidlen);
   kw_conn *c = NULL;
-  if (rv == 0) {
+  if (quic) {
     /* a batch is mostly one connection's packets: one hash lookup */
-    if (ep->rx_last_conn && vc.dcidlen == ep->rx_last_cidlen &&
-        !memcmp(vc.dcid, ep->rx_last_cid, vc.dcidlen)) {
+    if (ep->rx_last_conn && dcidlen == ep->rx_last_cidlen &&
+        !memcmp(dcid, ep->rx_last_cid, dcidlen)) {
       c = ep->rx_last_conn;
     } else {
-      c = kw__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen);
-      if (c && vc.dcidlen <= sizeof ep->rx_last_cid) {
+      c = kw__cidmap_get(&ep->cids, dcid, dcidlen);
+      if (c && dcidlen <= sizeof ep->rx_last_cid) {
         ep->rx_last_conn = c;
-        memcpy(ep->rx_last_cid, vc.dcid, vc.dcidlen);
-        ep->rx_last_cidlen = vc.dcidlen;
+        memcpy(ep->rx_last_cid, dcid, dcidlen);
+        ep->rx_last_cidlen = dcidlen;
       }
     }
   }
@@ -404,7 +457,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     kw__conn_recv(c, from, data, len);
     return;
   }
-  if (rv == 0 && (data[0] & 0x80)) { /* long header: maybe an Initial */
+  if (quic && (data[0] & 0x80)) { /* long header: maybe an Initial */
     /* a ban never stops a handshake: the source of the garbage that
      * earned it may have been spoofed, and whoever completes a handshake
      * from the address lifts it (kw__disco_conn_up) */
@@ -425,7 +478,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
    * only what is neither STUN, disco nor QUIC (a short header without the
    * fixed bit: keyway never negotiates greasing it) counts against the
    * sender */
-  if (rv != 0 || !(data[0] & 0x40))
+  if (!quic || !(data[0] & 0x40))
     kw__magicsock_strike(ep, from);
 }
 
@@ -435,7 +488,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
 static bool known_path(void *arg, const kw_sockaddr *a) {
   kw_endpoint *ep = arg;
   for (kw__remote *r = ep->remotes; r; r = r->next)
-    if (kw__paths_find(&r->pt, a) != KW_PATHS_NONE)
+    if (kw__paths_find(&r->rp.pt, a) != KW_PATHS_NONE)
       return true;
   return false;
 }

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * QUIC connections and streams on the ngtcp2 1.x API: with quic_path.c
- * the only file that knows ngtcp2 (magicsock.c only decodes connection
- * ids).
+ * QUIC connections on the ngtcp2 1.x API: life cycle, handshake, accept,
+ * receive, the write loop, timers and close. Streams, send budgets and
+ * datagrams are quic_stream.c, fake paths and migration quic_path.c; the
+ * three (with tls.c) are the only files that know ngtcp2 (the magicsock
+ * asks kw__quic_dcid for a packet's connection id; tests/layers checks). What quic.c and quic_stream.c share is
+ * quic_conn.h.
  *
  * QUIC never sees real addresses: every connection's path is a fake
  * local address and the remote's mapped address, with a path generation
@@ -13,7 +16,7 @@
  * found in callbacks mark the connection, and kw__conn_flush (called from
  * the loop's prepare step) acts on them; kw__conn_reap frees.
  */
-#include "endpoint/internal.h"
+#include "endpoint/quic_conn.h"
 #include "endpoint/quic_path.h"
 
 #include <stdlib.h>
@@ -23,14 +26,8 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <sodium.h>
 
-#define KW_CHUNK_MIN 65536
-
 /* ------------------------------------------------------------------------ */
 
-static kw_conn *conn_of(ngtcp2_conn *qc, void *user_data) {
-  (void)qc;
-  return user_data;
-}
 
 static ngtcp2_conn *get_conn_ref(ngtcp2_crypto_conn_ref *ref) {
   kw_conn *c = ref->user_data;
@@ -66,7 +63,7 @@ static void cid_unregister(kw_conn *c, const uint8_t *cid, size_t len) {
 
 /* Marks the connection to close; kw__conn_flush sends CONNECTION_CLOSE
  * (when `send` and the connection is not draining) and reaps it. */
-static void conn_fail(kw_conn *c, kw_err err, uint64_t app_code) {
+void kw__qc_fail(kw_conn *c, kw_err err, uint64_t app_code) {
   if (c->state == KW_CONN_CLOSING || c->close_local)
     return;
   if (c->close_err == KW_OK)
@@ -74,180 +71,6 @@ static void conn_fail(kw_conn *c, kw_err err, uint64_t app_code) {
   c->close_app_code = app_code;
   c->state = KW_CONN_CLOSING;
   kw__conn_mark_dirty(c);
-}
-
-/* ---- streams ------------------------------------------------------------ */
-
-static kw_stream *stream_new(kw_conn *c, int64_t id) {
-  kw_stream *s = calloc(1, sizeof *s);
-  if (!s)
-    return NULL;
-  s->conn = c;
-  s->id = id;
-  s->next_all = c->streams;
-  c->streams = s;
-  return s;
-}
-
-static void tx_push(kw_conn *c, kw_stream *s) {
-  if (s->in_tx || s->blocked)
-    return;
-  s->in_tx = true;
-  s->next_tx = NULL;
-  if (c->tx_tail)
-    c->tx_tail->next_tx = s;
-  else
-    c->tx_head = s;
-  c->tx_tail = s;
-}
-
-static void tx_pop_head(kw_conn *c) {
-  kw_stream *s = c->tx_head;
-  c->tx_head = s->next_tx;
-  if (!c->tx_head)
-    c->tx_tail = NULL;
-  s->in_tx = false;
-  s->next_tx = NULL;
-}
-
-static void tx_remove(kw_conn *c, kw_stream *s) {
-  if (!s->in_tx)
-    return;
-  kw_stream **pp = &c->tx_head, *prev = NULL;
-  while (*pp && *pp != s) {
-    prev = *pp;
-    pp = &(*pp)->next_tx;
-  }
-  if (*pp) {
-    *pp = s->next_tx;
-    if (c->tx_tail == s)
-      c->tx_tail = prev;
-  }
-  s->in_tx = false;
-  s->next_tx = NULL;
-}
-
-/* A stream the remote opened as unidirectional is receive-only here. */
-static bool stream_can_send(const kw_stream *s) {
-  bool uni = (s->id & 0x2) != 0;
-  bool local = ngtcp2_conn_is_local_stream(s->conn->qc, s->id) != 0;
-  return !uni || local;
-}
-
-static bool stream_has_tx(const kw_stream *s) {
-  return s->sent_off < s->write_off || (s->fin_queued && !s->fin_sent);
-}
-
-/* ---- send budgets (kw_config_set_send_budget) ---------------------------- */
-
-/* A connection cut short by a budget may write again once an eighth of
- * its budget and of the endpoint's is free. While only the endpoint's is
- * short, the endpoint remembers to wake it: its own releases may be over. */
-static void budget_wake(kw_conn *c) {
-  kw_endpoint *ep = c->ep;
-  size_t b = ep->cfg.conn_send_budget, e = ep->cfg.endpoint_send_budget;
-  if (!c->budget_blocked || c->state == KW_CONN_CLOSING ||
-      c->buffered + b / 8 > b)
-    return;
-  if (ep->buffered + e / 8 > e) {
-    ep->budget_blocked = true;
-    return;
-  }
-  c->budget_blocked = false;
-  c->budget_notify = true;
-  kw__conn_mark_dirty(c);
-}
-
-/* `n` bytes of `c` were acknowledged or dropped. */
-static void budget_release(kw_conn *c, size_t n) {
-  kw_endpoint *ep = c->ep;
-  if (n == 0)
-    return;
-  c->buffered -= n;
-  ep->buffered -= n;
-  budget_wake(c);
-  size_t e = ep->cfg.endpoint_send_budget;
-  if (ep->budget_blocked && ep->buffered + e / 8 <= e) {
-    ep->budget_blocked = false;
-    for (kw_conn *o = ep->conns; o; o = o->next)
-      budget_wake(o);
-  }
-}
-
-/* Outside ngtcp2 calls: streams that met a budget hear they may write,
- * round robin from the one after the stream served last, until the budget
- * is used up again (so no stream starves under steady pressure). */
-static void budget_notify(kw_conn *c) {
-  c->budget_notify = false;
-  kw_endpoint *ep = c->ep;
-  size_t n = 0;
-  kw_stream *start = NULL;
-  for (kw_stream *s = c->streams; s; s = s->next_all) {
-    n++;
-    if (c->budget_last_ok && s->id == c->budget_last)
-      start = s->next_all;
-  }
-  if (!start)
-    start = c->streams;
-  kw_stream *s = start;
-  for (size_t i = 0; i < n && s; i++) {
-    kw_stream *next = s->next_all ? s->next_all : c->streams;
-    if (s->want_writable && !s->closed &&
-        kw_stream_buffered(s) < ep->cfg.stream_send_buffer) {
-      s->want_writable = false;
-      c->budget_last = s->id;
-      c->budget_last_ok = true;
-      if (ep->cfg.cbs.stream_writable)
-        ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
-      if (c->budget_blocked)
-        break; /* the budget is used up again */
-    }
-    s = next;
-  }
-}
-
-static uint8_t *chunk_bytes(kw__chunk *ch) {
-  return ch->ext ? ch->ext : ch->data;
-}
-
-static void chunk_free(kw__chunk *ch) {
-  if (ch->ext)
-    ch->release(ch->release_user, ch->ext);
-  free(ch);
-}
-
-static void stream_free(kw_conn *c, kw_stream *s) {
-  /* what the application never consumed still counts against the
-   * connection's window: give it back, or every such stream shrinks the
-   * window for good (and once the remote's increment is below a quarter of
-   * its window, ngtcp2 sends no MAX_DATA at all: the sender stalls) */
-  if (s->unconsumed && c->qc)
-    ngtcp2_conn_extend_max_offset(c->qc, s->unconsumed);
-  s->unconsumed = 0;
-  budget_release(c, (size_t)(s->write_off - s->acked_off));
-  s->acked_off = s->write_off;
-  tx_remove(c, s);
-  for (kw_stream **pp = &c->streams; *pp; pp = &(*pp)->next_all) {
-    if (*pp == s) {
-      *pp = s->next_all;
-      break;
-    }
-  }
-  kw__chunk *ch = s->head;
-  while (ch) {
-    kw__chunk *n = ch->next;
-    chunk_free(ch);
-    ch = n;
-  }
-  free(s);
-}
-
-static void stream_closed_notify(kw_conn *c, kw_stream *s, kw_err err,
-                                 uint64_t code) {
-  kw_endpoint *ep = c->ep;
-  if (ep->cfg.cbs.stream_closed)
-    ep->cfg.cbs.stream_closed(s, err, code, ep->cfg.cb_user);
-  stream_free(c, s);
 }
 
 /* ---- ngtcp2 callbacks --------------------------------------------------- */
@@ -259,7 +82,7 @@ static void rand_cb(uint8_t *dest, size_t destlen, const ngtcp2_rand_ctx *ctx) {
 
 static int get_new_cid_cb(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token,
                           size_t cidlen, void *user_data) {
-  kw_conn *c = conn_of(qc, user_data);
+  kw_conn *c = kw__qc_conn_of(qc, user_data);
   randombytes_buf(cid->data, cidlen);
   cid->datalen = cidlen;
   randombytes_buf(token, NGTCP2_STATELESS_RESET_TOKENLEN);
@@ -269,7 +92,7 @@ static int get_new_cid_cb(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token,
 
 static int remove_cid_cb(ngtcp2_conn *qc, const ngtcp2_cid *cid,
                          void *user_data) {
-  cid_unregister(conn_of(qc, user_data), cid->data, cid->datalen);
+  cid_unregister(kw__qc_conn_of(qc, user_data), cid->data, cid->datalen);
   return 0;
 }
 
@@ -282,7 +105,7 @@ static void halfopen_end(kw_conn *c) {
 }
 
 static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data) {
-  kw_conn *c = conn_of(qc, user_data);
+  kw_conn *c = kw__qc_conn_of(qc, user_data);
   if (!c->is_client) {
     kw_endpoint *ep = c->ep;
     halfopen_end(c);
@@ -317,7 +140,7 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data) {
 }
 
 static int handshake_confirmed_cb(ngtcp2_conn *qc, void *user_data) {
-  kw_conn *c = conn_of(qc, user_data);
+  kw_conn *c = kw__qc_conn_of(qc, user_data);
   c->confirmed = true;
   if (c->is_client && c->state == KW_CONN_HANDSHAKE) {
     c->state = KW_CONN_ESTABLISHED;
@@ -328,134 +151,13 @@ static int handshake_confirmed_cb(ngtcp2_conn *qc, void *user_data) {
 
 static void notify_ready(kw_conn *c);
 
-/* Data from the remote proves it accepted us: the application hears
- * "connected" (or "accepted") before any stream of the connection. */
-static void ready_before_streams(kw_conn *c) {
+void kw__qc_ready_before_streams(kw_conn *c) {
   if (c->is_client && c->state == KW_CONN_HANDSHAKE && c->handshake_done) {
     c->state = KW_CONN_ESTABLISHED;
     c->notify_ready = true;
   }
   if (c->notify_ready)
     notify_ready(c);
-}
-
-static int stream_open_cb(ngtcp2_conn *qc, int64_t sid, void *user_data) {
-  kw_conn *c = conn_of(qc, user_data);
-  ready_before_streams(c);
-  kw_stream *s = stream_new(c, sid);
-  if (!s)
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  ngtcp2_conn_set_stream_user_data(qc, sid, s);
-  if (c->ep->cfg.cbs.stream_opened)
-    c->ep->cfg.cbs.stream_opened(s, c->ep->cfg.cb_user);
-  return 0;
-}
-
-static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
-                               uint64_t offset, const uint8_t *data,
-                               size_t datalen, void *user_data,
-                               void *stream_user_data) {
-  (void)offset;
-  kw_conn *c = conn_of(qc, user_data);
-  kw_stream *s = stream_user_data;
-  if (!s)
-    return 0;
-  bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-  static const uint8_t empty[1];
-  if (c->ep->cfg.cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
-    c->ep->cfg.cbs.stream_data(s, data ? data : empty, datalen, fin,
-                               c->ep->cfg.cb_user);
-  if (!s->manual_consume && datalen) {
-    ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
-    ngtcp2_conn_extend_max_offset(qc, datalen);
-  } else {
-    s->unconsumed += datalen;
-  }
-  kw__conn_mark_dirty(c);
-  return 0;
-}
-
-static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
-                           uint64_t datalen, void *user_data,
-                           void *stream_user_data) {
-  (void)sid;
-  kw_conn *c = conn_of(qc, user_data);
-  kw_stream *s = stream_user_data;
-  if (!s)
-    return 0;
-  uint64_t end = offset + datalen;
-  if (end > s->acked_off) {
-    budget_release(c, (size_t)(end - s->acked_off));
-    s->acked_off = end;
-  }
-  while (s->head && s->head->off + s->head->len <= s->acked_off &&
-         s->head != s->tail) {
-    kw__chunk *n = s->head->next;
-    chunk_free(s->head);
-    s->head = n;
-  }
-  if (s->head && s->head == s->tail &&
-      s->head->off + s->head->len <= s->acked_off &&
-      s->acked_off == s->write_off) {
-    chunk_free(s->head);
-    s->head = s->tail = NULL;
-  }
-  if (s->want_writable &&
-      s->write_off - s->acked_off < c->ep->cfg.stream_send_buffer) {
-    s->want_writable = false;
-    if (c->ep->cfg.cbs.stream_writable)
-      c->ep->cfg.cbs.stream_writable(s, c->ep->cfg.cb_user);
-  }
-  return 0;
-}
-
-static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
-                           uint64_t app_error_code, void *user_data,
-                           void *stream_user_data) {
-  kw_conn *c = conn_of(qc, user_data);
-  kw_stream *s = stream_user_data;
-  bool remote_init = ngtcp2_conn_is_local_stream(qc, sid) == 0;
-  if (remote_init) {
-    if (sid & 0x2)
-      ngtcp2_conn_extend_max_streams_uni(qc, 1);
-    else
-      ngtcp2_conn_extend_max_streams_bidi(qc, 1);
-  }
-  if (!s)
-    return 0;
-  bool err = (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) &&
-             app_error_code != 0;
-  s->closed = true;
-  stream_closed_notify(c, s, err ? KW_ERR_RESET : KW_OK,
-                       err ? app_error_code : 0);
-  kw__conn_mark_dirty(c);
-  return 0;
-}
-
-static int extend_max_stream_data_cb(ngtcp2_conn *qc, int64_t sid,
-                                     uint64_t max_data, void *user_data,
-                                     void *stream_user_data) {
-  (void)sid;
-  (void)max_data;
-  kw_conn *c = conn_of(qc, user_data);
-  kw_stream *s = stream_user_data;
-  if (!s)
-    return 0;
-  s->blocked = false;
-  if (stream_has_tx(s))
-    tx_push(c, s);
-  kw__conn_mark_dirty(c);
-  return 0;
-}
-
-static int recv_datagram_cb(ngtcp2_conn *qc, uint32_t flags,
-                            const uint8_t *data, size_t datalen,
-                            void *user_data) {
-  (void)flags;
-  kw_conn *c = conn_of(qc, user_data);
-  if (c->ep->cfg.cbs.datagram && c->state == KW_CONN_ESTABLISHED)
-    c->ep->cfg.cbs.datagram(c, data, datalen, c->ep->cfg.cb_user);
-  return 0;
 }
 
 static int path_challenge_cb(ngtcp2_conn *qc, uint8_t *data, void *ud) {
@@ -487,12 +189,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client) {
   cb->remove_connection_id = remove_cid_cb;
   cb->handshake_completed = handshake_completed_cb;
   cb->handshake_confirmed = handshake_confirmed_cb;
-  cb->stream_open = stream_open_cb;
-  cb->recv_stream_data = recv_stream_data_cb;
-  cb->acked_stream_data_offset = acked_offset_cb;
-  cb->stream_close = stream_close_cb;
-  cb->extend_max_stream_data = extend_max_stream_data_cb;
-  cb->recv_datagram = recv_datagram_cb;
+  kw__qs_fill_callbacks(cb);
 }
 
 /* The largest UDP payload keyway sends when PMTUD finds a path that
@@ -561,15 +258,7 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   c->conn_ref = ref;
   c->ep = ep;
   c->remote = r;
-  r->nconns++;
-  c->rtt_slot = -1;
-  for (int i = 0; i < KW_RTT_SLOT_DISCO; i++) {
-    if (!(r->rtt_slots & (1u << i))) {
-      r->rtt_slots |= 1u << i;
-      c->rtt_slot = i;
-      break;
-    }
-  }
+  c->rtt_slot = kw__remote_conn_attach(r);
   c->is_client = client;
   c->last_rx_ns = kw__now(ep);
   uv_timer_init(&ep->loop, &c->timer);
@@ -598,7 +287,7 @@ static void conn_destroy(kw_conn *c) {
   kw_endpoint *ep = c->ep;
   halfopen_end(c);
   while (c->streams)
-    stream_closed_notify(c, c->streams, KW_ERR_CLOSED, 0);
+    kw__qs_stream_closed_notify(c, c->streams, KW_ERR_CLOSED, 0);
   while (c->dg_head) {
     kw__dgram *d = c->dg_head;
     c->dg_head = d->next;
@@ -628,7 +317,7 @@ static void conn_destroy(kw_conn *c) {
   free(c->pend);
   if (c->remote) {
     kw__disco_conn_down(ep, c);
-    c->remote->nconns--;
+    kw__remote_conn_detach(c->remote, c->rtt_slot);
     kw__remote_unref(c->remote);
   }
   uv_close((uv_handle_t *)&c->timer, handle_closed);
@@ -757,6 +446,16 @@ static unsigned halfopen_from(kw_endpoint *ep, const uint8_t key[16]) {
     if (c->halfopen && memcmp(c->src_key, key, 16) == 0)
       n++;
   return n;
+}
+
+bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
+                   size_t *dcidlen) {
+  ngtcp2_version_cid vc;
+  if (ngtcp2_pkt_decode_version_cid(&vc, data, len, 16) != 0)
+    return false;
+  *dcid = vc.dcid;
+  *dcidlen = vc.dcidlen;
+  return true;
 }
 
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
@@ -900,6 +599,7 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
     kw__qpath_after_read(c);
     if (kw__remote_confirm_path(c->remote, from, now))
       kw__remote_path_changed(c->remote);
+    kw__remote_conn_rtt(c, now);
     kw__conn_mark_dirty(c);
     return;
   }
@@ -907,13 +607,13 @@ void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
   switch (rv) {
   case NGTCP2_ERR_DRAINING: {
     kw_err why = map_close_error(c, &code); /* sets code: call it first */
-    conn_fail(c, why, code);
+    kw__qc_fail(c, why, code);
     /* the remote closed: nothing to send back */
     c->close_local = false;
     break;
   }
   case NGTCP2_ERR_DROP_CONN:
-    conn_fail(c, KW_ERR_QUIC, 0);
+    kw__qc_fail(c, KW_ERR_QUIC, 0);
     break;
   case NGTCP2_ERR_DISCARD_PKT:
   case NGTCP2_ERR_RETRY:
@@ -949,113 +649,8 @@ void kw__conn_mark_dirty(kw_conn *c) {
   c->ep->dirty_head = c;
 }
 
-/* ---- writing -------------------------------------------------------------- */
-
-/* Builds an iovec of unsent stream data starting at sent_off. */
-static size_t stream_vec(kw_stream *s, ngtcp2_vec *v, size_t max) {
-  size_t n = 0;
-  uint64_t pos = s->sent_off;
-  for (kw__chunk *ch = s->head; ch && n < max; ch = ch->next) {
-    if (ch->off + ch->len <= pos)
-      continue;
-    size_t skip = (size_t)(pos - ch->off);
-    v[n].base = chunk_bytes(ch) + skip;
-    v[n].len = ch->len - skip;
-    pos += v[n].len;
-    n++;
-  }
-  return n;
-}
-
-/* Writes one packet into dest; returns its length, 0 when nothing more can
- * be sent now, or a negative ngtcp2 error. */
-static ngtcp2_ssize write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
-                              ngtcp2_tstamp ts) {
-  ngtcp2_path_storage ps;
-  ngtcp2_path_storage_zero(&ps);
-  ngtcp2_pkt_info pi;
-  for (;;) {
-    if (c->dg_head && c->state == KW_CONN_ESTABLISHED) {
-      kw__dgram *d = c->dg_head;
-      ngtcp2_vec v = {d->data, d->len};
-      int accepted = 0;
-      ngtcp2_ssize n = ngtcp2_conn_writev_datagram(
-          c->qc, &ps.path, &pi, dest, destlen, &accepted,
-          NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, ts);
-      if (accepted || (n < 0 && n != NGTCP2_ERR_WRITE_MORE)) {
-        /* accepted, or refused for good (too large, unsupported): drop */
-        c->dg_head = d->next;
-        if (!c->dg_head)
-          c->dg_tail = NULL;
-        c->dg_count--;
-        free(d);
-      }
-      if (n == NGTCP2_ERR_WRITE_MORE)
-        continue;
-      if (n < 0) {
-        if (n == NGTCP2_ERR_INVALID_STATE || n == NGTCP2_ERR_INVALID_ARGUMENT)
-          continue;
-        return n;
-      }
-      if (n > 0 || !accepted)
-        return n;
-      continue;
-    }
-    kw_stream *s = c->tx_head;
-    ngtcp2_vec vec[16];
-    size_t nv = 0;
-    int64_t sid = -1;
-    uint32_t flags = 0;
-    if (s) {
-      sid = s->id;
-      nv = stream_vec(s, vec, 16);
-      flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-      uint64_t total = 0;
-      for (size_t i = 0; i < nv; i++)
-        total += vec[i].len;
-      if (s->fin_queued && !s->fin_sent && s->sent_off + total == s->write_off)
-        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-    }
-    ngtcp2_ssize ndatalen = -1;
-    ngtcp2_ssize n =
-        ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, dest, destlen,
-                                  &ndatalen, flags, sid, vec, nv, ts);
-    if (s && ndatalen >= 0) {
-      s->sent_off += (uint64_t)ndatalen;
-      if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) &&
-          s->sent_off == s->write_off)
-        s->fin_sent = true;
-      /* round robin: move to the back, or off the list when done */
-      tx_pop_head(c);
-      if (stream_has_tx(s))
-        tx_push(c, s);
-    }
-    if (n < 0) {
-      switch (n) {
-      case NGTCP2_ERR_WRITE_MORE:
-        continue;
-      case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-        if (s) {
-          tx_remove(c, s);
-          s->blocked = true;
-        }
-        continue;
-      case NGTCP2_ERR_STREAM_SHUT_WR:
-      case NGTCP2_ERR_STREAM_NOT_FOUND:
-        if (s) {
-          tx_remove(c, s);
-          s->fin_sent = true;
-          s->sent_off = s->write_off;
-        }
-        continue;
-      default:
-        return n;
-      }
-    }
-    return n;
-  }
-}
-
+/* Sends CONNECTION_CLOSE (once: not in the closing or draining period)
+ * with the error the connection is closing for. */
 static void send_close(kw_conn *c) {
   if (!c->qc || ngtcp2_conn_in_closing_period(c->qc) ||
       ngtcp2_conn_in_draining_period(c->qc))
@@ -1087,6 +682,14 @@ static void send_close(kw_conn *c) {
   }
 }
 
+/* Into KW_CONN_CLOSING after a local close: tell the remote, then the
+ * reaper (kw__conn_reap) frees the connection. conn_fail is the silent
+ * way in (idle, unreachable, the remote closed: nothing to send). */
+static void enter_closing(kw_conn *c) {
+  send_close(c);
+  c->state = KW_CONN_CLOSING;
+}
+
 static void notify_path(kw_conn *c) {
   kw_path_info pi;
   kw_conn_path(c, &pi);
@@ -1102,8 +705,7 @@ static void notify_path(kw_conn *c) {
   kw__log(c->ep, KW_LOG_INFO, "path", "path.selected kind=%s addr=%s",
           kw_path_kind_name(pi.kind), a);
   kw__qpath_changed(c, &pi); /* a new path: the client migrates */
-  if (c->ep->cfg.cbs.path_changed)
-    c->ep->cfg.cbs.path_changed(c, &pi, c->ep->cfg.cb_user);
+  app_path_changed(c->ep, c, &pi);
 }
 
 static void notify_ready(kw_conn *c) {
@@ -1115,10 +717,8 @@ static void notify_ready(kw_conn *c) {
   kw__log(ep, KW_LOG_INFO, "conn",
           "conn.opened remote=%s alpn=%s dir=%s cipher=%s", idb, c->alpn,
           c->is_client ? "out" : "in", kw__tls_sess_cipher(c->tls));
-  if (c->remote && !c->remote->id_known) {
-    memcpy(c->remote->id, c->remote_id, KW_ID_LEN);
-    c->remote->id_known = true;
-  }
+  if (c->remote)
+    kw__remote_set_id(c->remote, c->remote_id);
   if (c->remote)
     kw__disco_conn_up(ep, c); /* the hole-punch schedule counts it */
   if (c->is_client) {
@@ -1128,8 +728,7 @@ static void notify_ready(kw_conn *c) {
       cb(c, KW_OK, c->connect_arg);
   } else {
     ep->stats.conns_opened++;
-    if (ep->cfg.cbs.conn_accepted)
-      ep->cfg.cbs.conn_accepted(c, ep->cfg.cb_user);
+    app_conn_accepted(ep, c);
   }
 }
 
@@ -1219,23 +818,21 @@ void kw__conn_flush(kw_conn *c) {
   if (c->state == KW_CONN_CLOSING)
     return;
   if (c->close_local) {
-    send_close(c);
-    c->state = KW_CONN_CLOSING;
+    enter_closing(c);
     return;
   }
   if (c->notify_ready)
     notify_ready(c);
   if (c->state == KW_CONN_CLOSING || c->close_local) {
     if (c->close_local) {
-      send_close(c);
-      c->state = KW_CONN_CLOSING;
+      enter_closing(c);
     }
     return;
   }
   if (c->state == KW_CONN_ESTABLISHED)
     notify_path(c);
   if (c->budget_notify && c->state == KW_CONN_ESTABLISHED && !c->close_local)
-    budget_notify(c);
+    kw__qs_budget_notify(c);
   if (c->state == KW_CONN_CLOSING)
     return;
   if (c->pend)
@@ -1265,7 +862,7 @@ void kw__conn_flush(kw_conn *c) {
   size_t off = 0, seg = 0, npkts = 0;
   bool ok = true;
   while (npkts < max_pkts) {
-    ngtcp2_ssize n = write_pkt(c, buf + off, maxpkt, ts);
+    ngtcp2_ssize n = kw__qs_write_pkt(c, buf + off, maxpkt, ts);
     if (n < 0) {
       kw__log(ep, KW_LOG_WARN, "quic", "quic.write_error err=%s",
               ngtcp2_strerror((int)n));
@@ -1309,8 +906,7 @@ void kw__conn_flush(kw_conn *c) {
   if (c->handshake_done)
     ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
   if (c->close_local) {
-    send_close(c);
-    c->state = KW_CONN_CLOSING;
+    enter_closing(c);
     return;
   }
   arm_timer(c);
@@ -1329,7 +925,7 @@ static void timer_cb(uv_timer_t *t) {
     kw__log(c->ep, KW_LOG_INFO, "conn",
             "conn.unreachable remote=%s silent_ms=%llu", idb,
             (unsigned long long)((now - c->last_rx_ns) / 1000000ull));
-    conn_fail(c, KW_ERR_UNREACHABLE, 0);
+    kw__qc_fail(c, KW_ERR_UNREACHABLE, 0);
     kw__conn_reap(c->ep);
     return;
   }
@@ -1340,7 +936,7 @@ static void timer_cb(uv_timer_t *t) {
       e = c->state == KW_CONN_HANDSHAKE ? KW_ERR_TIMEOUT : KW_ERR_IDLE;
     else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
       e = KW_ERR_TIMEOUT;
-    conn_fail(c, e, 0);
+    kw__qc_fail(c, e, 0);
     kw__conn_reap(c->ep);
     return;
   }
@@ -1353,7 +949,7 @@ static void connect_timer_cb(uv_timer_t *t) {
   if (!c || c->state != KW_CONN_HANDSHAKE)
     return;
   kw__log(c->ep, KW_LOG_INFO, "conn", "conn.timeout phase=handshake");
-  conn_fail(c, KW_ERR_TIMEOUT, 0);
+  kw__qc_fail(c, KW_ERR_TIMEOUT, 0);
   kw__conn_reap(c->ep);
 }
 
@@ -1392,10 +988,8 @@ void kw__conn_reap(kw_endpoint *ep) {
          c->connect_arg);
     } else if (c->state == KW_CONN_CLOSING && (c->handshake_done || c->is_client)) {
       ep->stats.conns_closed++;
-      if (ep->cfg.cbs.conn_closed &&
-          (c->is_client || c->remote_id_known) && !c->notify_ready)
-        ep->cfg.cbs.conn_closed(c, c->close_err, c->close_app_code,
-                                ep->cfg.cb_user);
+      if ((c->is_client || c->remote_id_known) && !c->notify_ready)
+        app_conn_closed(ep, c, c->close_err, c->close_app_code);
     }
     conn_destroy(c); /* unlinks c from ep->conns */
     pp = &ep->conns;
@@ -1410,8 +1004,7 @@ void kw__conn_shutdown_all(kw_endpoint *ep) {
     if (c->close_err == KW_OK && c->state == KW_CONN_HANDSHAKE)
       c->close_err = KW_ERR_CLOSED;
     c->close_local = true;
-    send_close(c);
-    c->state = KW_CONN_CLOSING;
+    enter_closing(c);
   }
   kw__conn_reap(ep);
 }
@@ -1453,7 +1046,7 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
     out->addr = *d;
   } else if (r && kw__remote_on_relay(r)) {
     out->kind = KW_PATH_RELAY;
-  } else if (r && kw__paths_count_ip(&r->pt) + (r->relay >= 0) > 1) {
+  } else if (r && kw__paths_count_ip(&r->rp.pt) + (r->relay >= 0) > 1) {
     out->kind = KW_PATH_MIXED; /* racing: packets go on every path */
   }
   if (c->qc && c->handshake_done) {
@@ -1461,81 +1054,6 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
     ngtcp2_conn_get_conn_info(c->qc, &st);
     out->rtt_ms = (double)st.smoothed_rtt / 1e6;
   }
-}
-
-kw_err kw_conn_open_stream(kw_conn *c, bool bidi, kw_stream **out) {
-  if (!c || !out)
-    return KW_ERR_INVALID_ARG;
-  if (c->state != KW_CONN_ESTABLISHED || c->close_local)
-    return KW_ERR_CLOSED;
-  int64_t sid;
-  int rv = bidi ? ngtcp2_conn_open_bidi_stream(c->qc, &sid, NULL)
-                : ngtcp2_conn_open_uni_stream(c->qc, &sid, NULL);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
-    return KW_ERR_STREAM_LIMIT;
-  if (rv != 0)
-    return KW_ERR_QUIC;
-  kw_stream *s = stream_new(c, sid);
-  if (!s) {
-    ngtcp2_conn_shutdown_stream(c->qc, 0, sid, 0);
-    return KW_ERR_NOMEM;
-  }
-  ngtcp2_conn_set_stream_user_data(c->qc, sid, s);
-  *out = s;
-  return KW_OK;
-}
-
-size_t kw_conn_max_datagram(kw_conn *c) {
-  if (!c || !c->qc || c->state != KW_CONN_ESTABLISHED)
-    return 0;
-  const ngtcp2_transport_params *tp =
-      ngtcp2_conn_get_remote_transport_params(c->qc);
-  if (!tp || tp->max_datagram_frame_size == 0)
-    return 0;
-  size_t path = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
-  /* short header + AEAD tag + frame header, with room to spare */
-  size_t cap = path > 48 ? path - 48 : 0;
-  if (tp->max_datagram_frame_size - 8 < cap)
-    cap = (size_t)tp->max_datagram_frame_size - 8;
-  return cap;
-}
-
-kw_err kw_conn_send_datagram(kw_conn *c, const uint8_t *data, size_t len) {
-  if (!c || (!data && len))
-    return KW_ERR_INVALID_ARG;
-  if (c->state != KW_CONN_ESTABLISHED || c->close_local)
-    return KW_ERR_CLOSED;
-  size_t max = kw_conn_max_datagram(c);
-  const ngtcp2_transport_params *tp =
-      ngtcp2_conn_get_remote_transport_params(c->qc);
-  if (!tp || tp->max_datagram_frame_size == 0)
-    return KW_ERR_DGRAM_UNSUPPORTED;
-  if (len > max)
-    return KW_ERR_DGRAM_TOO_LARGE;
-  kw__dgram *d = malloc(sizeof *d + len);
-  if (!d)
-    return KW_ERR_NOMEM;
-  d->next = NULL;
-  d->len = len;
-  if (len)
-    memcpy(d->data, data, len);
-  if (c->dg_count >= KW_DGRAM_QUEUE_MAX) {
-    /* overflow policy: drop the oldest */
-    kw__dgram *o = c->dg_head;
-    c->dg_head = o->next;
-    if (!c->dg_head)
-      c->dg_tail = NULL;
-    c->dg_count--;
-    free(o);
-  }
-  if (c->dg_tail)
-    c->dg_tail->next = d;
-  else
-    c->dg_head = d;
-  c->dg_tail = d;
-  c->dg_count++;
-  kw__conn_mark_dirty(c);
-  return KW_OK;
 }
 
 kw_err kw_conn_close(kw_conn *c, uint64_t app_code, const char *reason) {
@@ -1554,193 +1072,6 @@ kw_err kw_conn_close(kw_conn *c, uint64_t app_code, const char *reason) {
     memcpy(c->local_reason, reason, l);
     c->local_reason[l] = 0;
   }
-  kw__conn_mark_dirty(c);
-  return KW_OK;
-}
-
-/* ---- public: streams ------------------------------------------------------- */
-
-int64_t kw_stream_id(const kw_stream *s) { return s->id; }
-kw_conn *kw_stream_conn(const kw_stream *s) { return s->conn; }
-void kw_stream_set_user(kw_stream *s, void *user) { s->user = user; }
-void *kw_stream_get_user(const kw_stream *s) { return s->user; }
-
-size_t kw_stream_buffered(const kw_stream *s) {
-  return (size_t)(s->write_off - s->acked_off);
-}
-
-/* How many of `len` bytes the stream may take now: the least room of its
- * own buffer, the connection's and the endpoint's send budget. Marks what
- * cut it short, so that the right wake-up follows. */
-static size_t write_room(kw_stream *s, size_t len) {
-  kw_conn *c = s->conn;
-  kw_endpoint *ep = c->ep;
-  size_t limit = ep->cfg.stream_send_buffer;
-  size_t buffered = kw_stream_buffered(s);
-  size_t room = buffered >= limit ? 0 : limit - buffered;
-  size_t b = ep->cfg.conn_send_budget, eb = ep->cfg.endpoint_send_budget;
-  size_t croom = c->buffered >= b ? 0 : b - c->buffered;
-  size_t eroom = ep->buffered >= eb ? 0 : eb - ep->buffered;
-  size_t take = len < room ? len : room;
-  if (take > croom)
-    take = croom;
-  if (take > eroom)
-    take = eroom;
-  if (take < len) {
-    /* a budget (not the stream's own buffer) cut this write short */
-    if (take == croom)
-      c->budget_blocked = true;
-    if (take == eroom) {
-      c->budget_blocked = true;
-      ep->budget_blocked = true;
-    }
-  }
-  return take;
-}
-
-static kw_err write_check(kw_stream *s) {
-  kw_conn *c = s->conn;
-  if (c->state != KW_CONN_ESTABLISHED || c->close_local || s->closed)
-    return KW_ERR_CLOSED;
-  if (s->fin_queued || !stream_can_send(s))
-    return KW_ERR_STATE;
-  return KW_OK;
-}
-
-/* `done` more bytes are queued: account them, mark fin, schedule sending */
-static void write_queued(kw_stream *s, size_t done, bool fin) {
-  kw_conn *c = s->conn;
-  c->buffered += done;
-  c->ep->buffered += done;
-  if (fin)
-    s->fin_queued = true;
-  if (stream_has_tx(s))
-    tx_push(c, s);
-  kw__conn_mark_dirty(c);
-}
-
-kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len,
-                             bool fin, kw_release_fn release, void *user) {
-  if (!s || !data || !len || !release)
-    return KW_ERR_INVALID_ARG;
-  kw_err e = write_check(s);
-  if (e != KW_OK)
-    return e;
-  kw_endpoint *ep = s->conn->ep;
-  if (len > ep->cfg.stream_send_buffer || len > ep->cfg.conn_send_budget ||
-      len > ep->cfg.endpoint_send_budget)
-    return KW_ERR_INVALID_ARG;
-  if (write_room(s, len) < len) {
-    s->want_writable = true;
-    return KW_ERR_AGAIN;
-  }
-  kw__chunk *t = malloc(sizeof *t);
-  if (!t)
-    return KW_ERR_NOMEM;
-  t->next = NULL;
-  t->off = s->write_off;
-  t->len = t->cap = len;
-  t->ext = data;
-  t->release = release;
-  t->release_user = user;
-  if (s->tail)
-    s->tail->next = t;
-  else
-    s->head = t;
-  s->tail = t;
-  s->write_off += len;
-  write_queued(s, len, fin);
-  return KW_OK;
-}
-
-kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
-                       bool fin, size_t *written) {
-  if (written)
-    *written = 0;
-  if (!s || (!data && len))
-    return KW_ERR_INVALID_ARG;
-  kw_err e = write_check(s);
-  if (e != KW_OK)
-    return e;
-  size_t take = write_room(s, len);
-  if (take == 0 && len > 0) {
-    s->want_writable = true;
-    return KW_ERR_AGAIN;
-  }
-  size_t done = 0;
-  while (done < take) {
-    kw__chunk *t = s->tail;
-    if (!t || t->len == t->cap) {
-      size_t cap = take - done;
-      if (cap < KW_CHUNK_MIN)
-        cap = KW_CHUNK_MIN;
-      if (cap > (1u << 20))
-        cap = 1u << 20;
-      t = malloc(sizeof *t + cap);
-      if (!t)
-        break;
-      t->next = NULL;
-      t->off = s->write_off;
-      t->len = 0;
-      t->cap = cap;
-      t->ext = NULL;
-      if (s->tail)
-        s->tail->next = t;
-      else
-        s->head = t;
-      s->tail = t;
-    }
-    size_t n = t->cap - t->len;
-    if (n > take - done)
-      n = take - done;
-    memcpy(t->data + t->len, data + done, n);
-    t->len += n;
-    done += n;
-    s->write_off += n;
-  }
-  if (written)
-    *written = done;
-  if (done < len)
-    s->want_writable = true;
-  write_queued(s, done, fin && done == len);
-  if (done == 0 && len > 0)
-    return KW_ERR_NOMEM;
-  return KW_OK;
-}
-
-kw_err kw_stream_finish(kw_stream *s) {
-  if (!s)
-    return KW_ERR_INVALID_ARG;
-  if (s->fin_queued)
-    return KW_OK;
-  return kw_stream_write(s, NULL, 0, true, NULL);
-}
-
-void kw_stream_set_manual_consume(kw_stream *s, bool on) {
-  s->manual_consume = on;
-}
-
-kw_err kw_stream_consume(kw_stream *s, size_t n) {
-  if (!s)
-    return KW_ERR_INVALID_ARG;
-  kw_conn *c = s->conn;
-  if (c->state == KW_CONN_CLOSING || s->closed)
-    return KW_ERR_CLOSED;
-  ngtcp2_conn_extend_max_stream_offset(c->qc, s->id, n);
-  ngtcp2_conn_extend_max_offset(c->qc, n);
-  s->unconsumed -= n < s->unconsumed ? n : s->unconsumed;
-  kw__conn_mark_dirty(c);
-  return KW_OK;
-}
-
-kw_err kw_stream_reset(kw_stream *s, uint64_t app_code) {
-  if (!s)
-    return KW_ERR_INVALID_ARG;
-  kw_conn *c = s->conn;
-  if (c->state == KW_CONN_CLOSING || s->closed)
-    return KW_ERR_CLOSED;
-  tx_remove(c, s);
-  ngtcp2_conn_shutdown_stream(c->qc, 0, s->id, app_code);
   kw__conn_mark_dirty(c);
   return KW_OK;
 }

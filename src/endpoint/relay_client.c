@@ -154,9 +154,7 @@ static void choose_home(kw_endpoint *ep) {
   }
   ep->home_relay = best;
   /* remotes dialled before we had a home can now be reached through it */
-  for (kw__remote *rm = ep->remotes; rm; rm = rm->next)
-    if (rm->relay < 0)
-      rm->relay = best;
+  kw__remotes_set_home(ep, best);
   kw__relay *h = ep->relays[best];
   h->want = true;
   kw__endpoint_set_home_url(ep, h->url);

@@ -35,6 +35,14 @@ includes)
   # relay server: core + net (+ jansson).
   forbid relay 'ngtcp2/|miniupnpc/|natpmp\.h' 'ngtcp2 or port-mapping headers'
   forbid relay 'io/|endpoint/' 'a header of the endpoint (src/endpoint)'
+  # endpoint: only the QUIC module (quic*.c/h) and TLS for QUIC (tls.c)
+  # include ngtcp2
+  hits=$(grep -lE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]ngtcp2/' \
+    "$dir"/src/endpoint/*.[ch] 2>/dev/null | grep -vE '/(quic[a-z_]*|tls)\.[ch]$')
+  if [ -n "$hits" ]; then
+    fail "only quic*.c/h and tls.c of src/endpoint may include ngtcp2:"
+    echo "$hits" | sed "s|^$dir/||" >&2
+  fi
   ;;
 relay)
   bin=$dir/keyway-relay

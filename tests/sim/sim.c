@@ -29,11 +29,6 @@ static kw_sockaddr sa(const char *s) {
   return a;
 }
 
-static bool same_ip(const kw_sockaddr *a, const kw_sockaddr *b) {
-  return a->family == b->family &&
-         memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
-}
-
 /* ---- NAT ---------------------------------------------------------------- */
 
 sim_nat_cfg sim_nat_masquerade(void) {
@@ -377,7 +372,7 @@ static void peer_send_relay(sim_world *w, sim_peer *p, const uint8_t *data,
 /* Sends on the selected path (a QUIC packet); false if it went via relay. */
 static bool peer_send_selected(sim_world *w, sim_peer *p, const uint8_t *data,
                                size_t len) {
-  const kw__path *sel = kw__paths_get(&p->paths, kw__paths_selected(&p->paths));
+  const kw__path *sel = kw__paths_get(&p->rp.pt, kw__paths_selected(&p->rp.pt));
   if (sel && !sel->relay) {
     peer_send(w, p, &sel->addr, data, len);
     return true;
@@ -398,44 +393,36 @@ static void send_stun(sim_world *w, sim_peer *p, const kw_sockaddr *server,
   peer_send(w, p, server, out, n);
 }
 
-/* ---- peer logic ------------------------------------------------------- */
-
-static uint64_t unix_ms(const sim_world *w) {
-  return SIM_UNIX_BASE_MS + w->now / SIM_MS;
-}
+/* ---- peer logic: the shipped core/remote, fed like the endpoint does ---- */
 
 static sim_peer *other(sim_world *w, sim_peer *p) {
   return &w->peers[1 - peer_index(w, p)];
 }
 
-static void send_ping(sim_world *w, sim_peer *p, int idx) {
-  const kw__path *path = kw__paths_get(&p->paths, idx);
-  if (!path || path->relay)
-    return;
+static bool cb_send_ping(void *user, const kw_sockaddr *to,
+                         const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe) {
+  sim_peer *p = user;
+  sim_world *w = p->world;
   kw__disco_msg m;
   memset(&m, 0, sizeof(m));
   m.type = KW_DISCO_PING;
   m.ts_ms = unix_ms(w);
-  for (size_t i = 0; i < KW_DISCO_TXID_LEN; i++)
-    m.tx_id[i] = (uint8_t)sim_rand(&w->rng);
+  memcpy(m.tx_id, tx_id, KW_DISCO_TXID_LEN);
   uint8_t out[KW_DISCO_MAX_LEN];
   size_t n;
   if (kw__disco_seal(&p->key, p->id, &m, out, sizeof(out), &n) != KW_OK)
-    return;
-  size_t slot = p->ping_next++ % SIM_MAX_PINGS;
-  p->pings[slot].used = true;
-  memcpy(p->pings[slot].tx, m.tx_id, KW_DISCO_TXID_LEN);
-  p->pings[slot].to = path->addr;
-  p->pings[slot].sent = w->now;
-  p->last_ping[idx] = w->now;
-  if (path->state != KW_PST_VALIDATED)
-    kw__paths_set_state(&p->paths, idx, KW_PST_VALIDATING, w->now);
+    return false;
   p->st.pings_sent++;
-  peer_send(w, p, &path->addr, out, n);
+  const kw_sockaddr *d = kw__rp_direct(&p->rp);
+  if (!probe && d && kw__sockaddr_equal(d, to))
+    p->st.live_pings++;
+  peer_send(w, p, to, out, n);
+  return true;
 }
 
-static void run_round(sim_world *w, sim_peer *p) {
-  p->st.rounds++;
+static bool cb_send_call_me_maybe(void *user) {
+  sim_peer *p = user;
+  sim_world *w = p->world;
   kw__disco_msg m;
   memset(&m, 0, sizeof(m));
   m.type = KW_DISCO_CALL_ME_MAYBE;
@@ -444,47 +431,68 @@ static void run_round(sim_world *w, sim_peer *p) {
   memcpy(m.addrs, p->cands, p->n_cands * sizeof(*p->cands));
   uint8_t out[KW_DISCO_MAX_LEN];
   size_t n;
-  if (kw__disco_seal(&p->key, p->id, &m, out, sizeof(out), &n) == KW_OK) {
-    peer_send_relay(w, p, out, n);
-    p->st.cmm_sent++;
-  }
-  for (int i = 1; i < KW_PATHS_SLOTS; i++) {
-    const kw__path *path = kw__paths_get(&p->paths, i);
-    /* A round retries failed (inactive) candidates too: rounds are rare
-     * (throttled, the 60 s upgrade check) and the network may have healed. */
-    if (!path || path->state == KW_PST_UNUSABLE)
-      continue;
-    send_ping(w, p, i);
-    p->tries[i] = SIM_PING_TRIES - 1;
+  if (kw__disco_seal(&p->key, p->id, &m, out, sizeof(out), &n) != KW_OK)
+    return false;
+  peer_send_relay(w, p, out, n);
+  p->st.cmm_sent++;
+  return true;
+}
+
+static void cb_path_changed(void *user) {
+  sim_peer *p = user;
+  p->st.path_changes++;
+  if (kw__rp_direct(&p->rp)) {
+    p->direct_since = p->world->now;
+    if (p->first_direct_at == UINT64_MAX)
+      p->first_direct_at = p->world->now;
   }
 }
 
-static void reselect(sim_world *w, sim_peer *p) {
-  bool changed;
-  int sel = kw__paths_select(&p->paths, w->now, &changed);
-  if (changed) {
-    p->st.path_changes++;
-    const kw__path *path = kw__paths_get(&p->paths, sel);
-    if (path && !path->relay) {
-      kw__holepunch_direct_again(&p->hp); /* as io: recovery rounds stop */
-      p->direct_since = w->now;
-      if (p->first_direct_at == UINT64_MAX)
-        p->first_direct_at = w->now;
-    }
-  }
-  kw__holepunch_set_good_direct(
-      &p->hp, kw__paths_has_direct_within(&p->paths, KW_HP_GOOD_RTT_NS));
+static void cb_random(void *user, uint8_t *buf, size_t n) {
+  sim_peer *p = user;
+  for (size_t i = 0; i < n; i++)
+    buf[i] = (uint8_t)sim_rand(&p->world->rng);
 }
 
+static void cb_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
+                    uint64_t a, uint64_t b) {
+  sim_peer *p = user;
+  (void)addr;
+  (void)a;
+  (void)b;
+  if (what == KW_RP_NOTE_ROUND)
+    p->st.rounds++;
+  else if (what == KW_RP_NOTE_DIRECT_LOST)
+    p->st.fallbacks++;
+}
+
+static const kw__rp_cbs sim_rp_cbs = {
+    .send_ping = cb_send_ping,
+    .send_call_me_maybe = cb_send_call_me_maybe,
+    .path_changed = cb_path_changed,
+    .random = cb_random,
+    .note = cb_note,
+};
+
+/* Our candidate set (the endpoint's kw_endpoint_get_addr): a new STUN
+ * address tells the remote's policy (a round); an address a Pong observed
+ * joins without one (as the endpoint's note_observed). */
 static void add_local_candidate(sim_world *w, sim_peer *p,
-                                const kw_sockaddr *a) {
+                                const kw_sockaddr *a, bool round) {
   for (size_t i = 0; i < p->n_cands; i++)
     if (kw__sockaddr_equal(&p->cands[i], a))
       return;
   if (p->n_cands == KW_MAX_DIRECT_ADDRS)
     return;
   p->cands[p->n_cands++] = *a;
-  kw__holepunch_local_candidates(&p->hp, w->now);
+  if (round)
+    kw__rp_local_candidates(&p->rp, w->now);
+}
+
+/* A candidate the table could not take. */
+static void count_refused(sim_peer *p, const kw_sockaddr *a) {
+  if (kw__paths_find(&p->rp.pt, a) == KW_PATHS_NONE)
+    p->st.paths_full++;
 }
 
 static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
@@ -521,17 +529,6 @@ static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
   }
   switch (m.type) {
   case KW_DISCO_PING: {
-    int idx;
-    kw__paths_add(&p->paths, from, KW_PSRC_DISCO, w->now, &idx, NULL);
-    if (idx == KW_PATHS_NONE)
-      p->st.paths_full++;
-    const kw__path *seen = kw__paths_get(&p->paths, idx);
-    if (seen) {
-      p->last_rx[idx] = w->now;
-      /* The remote's authenticated Ping came from it: alive again. */
-      if (seen->state == KW_PST_INACTIVE)
-        kw__paths_set_state(&p->paths, idx, KW_PST_UNKNOWN, w->now);
-    }
     if (kw__disco_pong_allow(&p->lim, from, w->now)) {
       uint8_t out[KW_DISCO_MAX_LEN];
       size_t n;
@@ -543,73 +540,23 @@ static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
     } else {
       p->st.pong_limited++;
     }
-    /* Ping back a path we have not validated yet. */
-    const kw__path *path = kw__paths_get(&p->paths, idx);
-    if (path && path->state != KW_PST_VALIDATED &&
-        (p->last_ping[idx] == 0 ||
-         w->now - p->last_ping[idx] >= SIM_PING_RETRY_NS / 2))
-      send_ping(w, p, idx);
+    kw__rp_ping_received(&p->rp, from, w->now);
+    count_refused(p, from);
     break;
   }
-  case KW_DISCO_PONG: {
-    for (size_t i = 0; i < SIM_MAX_PINGS; i++) {
-      if (!p->pings[i].used ||
-          memcmp(p->pings[i].tx, m.tx_id, KW_DISCO_TXID_LEN) != 0)
-        continue;
-      p->pings[i].used = false;
-      if (!kw__sockaddr_equal(&p->pings[i].to, from))
-        break; /* answered from elsewhere: not this path */
-      int idx = kw__paths_find(&p->paths, from);
-      if (idx != KW_PATHS_NONE) {
-        kw__paths_rtt_sample(&p->paths, idx, 0, w->now - p->pings[i].sent);
-        p->tries[idx] = 0;
-        p->last_rx[idx] = w->now;
-      }
+  case KW_DISCO_PONG:
+    if (kw__rp_pong_received(&p->rp, m.tx_id, from, w->now, NULL)) {
       p->st.pongs_recv++;
-      add_local_candidate(w, p, &m.addr);
-      break;
+      add_local_candidate(w, p, &m.addr, false);
     }
     break;
-  }
-  case KW_DISCO_CALL_ME_MAYBE: {
+  case KW_DISCO_CALL_ME_MAYBE:
     p->st.cmm_recv++;
-    bool fresh = false;
-    int listed[KW_MAX_DIRECT_ADDRS];
-    size_t n_listed = 0;
-    for (size_t i = 0; i < m.n_addrs; i++) {
-      bool created = false;
-      int idx;
-      if (kw__paths_add(&p->paths, &m.addrs[i], KW_PSRC_DISCO, w->now, &idx,
-                        &created) != KW_OK) {
-        p->st.paths_full++;
-        continue;
-      }
-      /* A candidate named again after it failed is a candidate again. */
-      const kw__path *path = kw__paths_get(&p->paths, idx);
-      if (path && path->state == KW_PST_INACTIVE)
-        kw__paths_set_state(&p->paths, idx, KW_PST_UNKNOWN, w->now);
-      fresh |= created;
-      listed[n_listed++] = idx;
-    }
-    if (fresh) {
-      /* New candidates: a full round (our CallMeMaybe back + Pings). */
-      kw__holepunch_remote_candidates(&p->hp, w->now);
-    } else {
-      /* The other half of the remote's round: Ping what it listed (no
-       * CallMeMaybe back, so two peers never bounce rounds forever). */
-      for (size_t i = 0; i < n_listed; i++) {
-        const kw__path *path = kw__paths_get(&p->paths, listed[i]);
-        if (!path || path->state == KW_PST_VALIDATED ||
-            path->state == KW_PST_UNUSABLE)
-          continue;
-        send_ping(w, p, listed[i]);
-        p->tries[listed[i]] = SIM_PING_TRIES - 1;
-      }
-    }
+    kw__rp_call_me_maybe(&p->rp, m.addrs, m.n_addrs, w->now);
+    for (size_t i = 0; i < m.n_addrs; i++)
+      count_refused(p, &m.addrs[i]);
     break;
   }
-  }
-  reselect(w, p);
 }
 
 static void on_stun(sim_world *w, sim_peer *p, const kw_sockaddr *from,
@@ -631,7 +578,7 @@ static void on_stun(sim_world *w, sim_peer *p, const kw_sockaddr *from,
     }
     p->have_refl = true;
     p->refl = m.mapped;
-    add_local_candidate(w, p, &m.mapped);
+    add_local_candidate(w, p, &m.mapped, true);
   }
   const kw_sockaddr *servers[2] = {&w->stun, &w->stun2};
   for (int k = 0; k < 2; k++)
@@ -707,12 +654,9 @@ static void peer_recv(sim_world *w, sim_peer *p, const kw_sockaddr *from,
   }
   if (len == 12 &&
       (memcmp(data, data_magic, 8) == 0 || memcmp(data, ack_magic, 8) == 0)) {
-    /* QUIC packets: a packet on a direct path shows it alive. */
-    if (!via_relay) {
-      int idx = kw__paths_find(&p->paths, from);
-      if (idx != KW_PATHS_NONE)
-        p->last_rx[idx] = w->now;
-    }
+    /* QUIC packets, authenticated: they confirm the path they came by
+     * (the endpoint's kw__remote_confirm_path). */
+    kw__rp_packet(&p->rp, via_relay ? NULL : from, w->now);
     on_data(w, p, via_relay, data);
     return;
   }
@@ -747,8 +691,8 @@ static bool peer_init(sim_world *w, int i) {
     seed[k] = (uint8_t)sim_rand(&w->rng);
   if (crypto_sign_seed_keypair(p->id, p->sk, seed) != 0)
     return false;
-  kw__paths_init(&p->paths);
-  kw__holepunch_init(&p->hp);
+  p->world = w;
+  kw__rp_init(&p->rp, &sim_rp_cbs, p);
   p->first_direct_at = UINT64_MAX;
   if (kw__disco_replay_init(&p->replay, 1024) != KW_OK)
     return false;
@@ -810,6 +754,7 @@ bool sim_world_init(sim_world *w, const sim_cfg *cfg) {
 
 void sim_world_free(sim_world *w) {
   for (int i = 0; i < 2; i++) {
+    kw__rp_free(&w->peers[i].rp);
     kw__disco_replay_free(&w->peers[i].replay);
     kw__disco_pong_limiter_free(&w->peers[i].lim);
     kw__addr_filter_free(&w->peers[i].filter);
@@ -836,16 +781,18 @@ bool sim_start(sim_world *w) {
       m.port = w->cfg.portmap[i];
       p->cands[p->n_cands++] = m;
     }
-    /* The QUIC connection came up through the relay. */
-    int r;
-    if (kw__paths_add(&p->paths, NULL, KW_PSRC_APP, w->now, &r, NULL))
+    /* The QUIC connection came up through the relay, as the endpoint
+     * sees one: dialled by ticket (the relay), its packets authenticated
+     * on it, its handshake done. */
+    kw__rp_set_keyed(&p->rp, w->now);
+    (void)kw__rp_conn_open(&p->rp);
+    (void)kw__rp_candidate(&p->rp, NULL, KW_PSRC_APP, w->now);
+    kw__rp_packet(&p->rp, NULL, w->now);
+    if (kw__rp_on_relay(&p->rp) == false)
       return false;
-    kw__paths_rtt_sample(&p->paths, r, 0, 2 * w->cfg.relay_ns);
-    reselect(w, p);
-    kw__holepunch_conn_added(&p->hp, w->now);
+    kw__rp_conn_up(&p->rp, w->now);
     send_stun(w, p, &w->stun, p->stun_tx);
     p->next_retry = w->now + SIM_PING_RETRY_NS;
-    p->next_tick = w->now + SIM_TICK_NS;
   }
   return true;
 }
@@ -904,62 +851,15 @@ static void deliver(sim_world *w, sim_pkt *pkt) {
     }
 }
 
-static void retry_pings(sim_world *w, sim_peer *p) {
-  /* Like the io layer: STUN again every second until a reflexive address
+static void stun_tick(sim_world *w, sim_peer *p) {
+  /* Like the endpoint: STUN again every second until a reflexive address
    * is known, then every SIM_STUN_REFRESH_NS (which also keeps an
    * endpoint-independent mapping alive). */
   if (!p->have_refl || w->now >= p->next_stun) {
     send_stun(w, p, &w->stun, p->stun_tx);
     p->next_stun = w->now + SIM_STUN_REFRESH_NS;
   }
-  for (int i = 1; i < KW_PATHS_SLOTS; i++) {
-    const kw__path *path = kw__paths_get(&p->paths, i);
-    if (!path || path->state == KW_PST_VALIDATED) {
-      p->tries[i] = 0;
-      continue;
-    }
-    if (p->tries[i] == 0) {
-      /* Every try unanswered: the path failed. Inactive paths are capped
-       * and pruned oldest first, so failures cannot crowd out the table
-       * (a full table of "validating" paths refuses every new one). */
-      if (path->state == KW_PST_VALIDATING &&
-          w->now - p->last_ping[i] >= SIM_PING_RETRY_NS) {
-        kw__paths_set_state(&p->paths, i, KW_PST_INACTIVE, w->now);
-        p->st.failed_paths++;
-      }
-      continue;
-    }
-    p->tries[i]--;
-    send_ping(w, p, i);
-  }
   p->next_retry = w->now + SIM_PING_RETRY_NS;
-}
-
-/* The io layer's watch on the selected direct path: liveness Pings after
- * SIM_QUIET_NS of silence, and after SIM_DEAD_NS the relay takes over (the
- * path becomes inactive, so selection drops it; a CallMeMaybe naming it or
- * a Ping from it makes it a candidate again) and hole punching starts
- * again. */
-static void tick(sim_world *w, sim_peer *p) {
-  p->next_tick = w->now + SIM_TICK_NS;
-  int sel = kw__paths_selected(&p->paths);
-  const kw__path *path = kw__paths_get(&p->paths, sel);
-  if (!path || path->relay)
-    return;
-  uint64_t last =
-      p->last_rx[sel] > p->direct_since ? p->last_rx[sel] : p->direct_since;
-  uint64_t quiet = w->now - last;
-  if (quiet > SIM_DEAD_NS && kw__paths_get(&p->paths, KW_PATHS_RELAY) != NULL) {
-    p->st.fallbacks++;
-    kw__paths_set_state(&p->paths, sel, KW_PST_INACTIVE, w->now);
-    reselect(w, p);
-    kw__holepunch_path_lost(&p->hp, w->now); /* a round now, recovery after */
-  } else if (quiet > SIM_QUIET_NS &&
-             w->now - p->live_ping >= SIM_LIVE_PING_NS) {
-    p->live_ping = w->now;
-    p->st.live_pings++;
-    send_ping(w, p, sel);
-  }
 }
 
 static void netcheck_step(sim_world *w, sim_peer *p) {
@@ -1035,13 +935,11 @@ bool sim_run(sim_world *w, uint64_t until) {
       next = w->heap[0].at;
     for (int i = 0; i < 2; i++) {
       sim_peer *p = &w->peers[i];
-      uint64_t d = kw__holepunch_next_deadline(&p->hp);
+      uint64_t d = kw__rp_next_deadline(&p->rp);
       if (d < next)
         next = d;
       if (p->next_retry < next)
         next = p->next_retry;
-      if (p->next_tick < next)
-        next = p->next_tick;
       if (p->nc_on && p->nc_next < next)
         next = p->nc_next;
     }
@@ -1061,12 +959,10 @@ bool sim_run(sim_world *w, uint64_t until) {
     }
     for (int i = 0; i < 2; i++) {
       sim_peer *p = &w->peers[i];
-      if (kw__holepunch_poll(&p->hp, w->now))
-        run_round(w, p);
+      if (kw__rp_next_deadline(&p->rp) <= w->now)
+        kw__rp_handle_timeout(&p->rp, w->now);
       if (p->next_retry <= w->now)
-        retry_pings(w, p);
-      if (p->next_tick <= w->now)
-        tick(w, p);
+        stun_tick(w, p);
       if (p->nc_on && p->nc_next <= w->now)
         netcheck_step(w, p);
     }
@@ -1077,8 +973,8 @@ bool sim_run(sim_world *w, uint64_t until) {
 }
 
 const kw__path *sim_selected(const sim_world *w, int i) {
-  return kw__paths_get(&w->peers[i].paths,
-                       kw__paths_selected(&w->peers[i].paths));
+  return kw__paths_get(&w->peers[i].rp.pt,
+                       kw__paths_selected(&w->peers[i].rp.pt));
 }
 
 kw_path_kind sim_selected_kind(const sim_world *w, int i) {

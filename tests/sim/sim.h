@@ -13,16 +13,17 @@
  *  - Two peers, each on its own LAN behind its own NAT (or on the same LAN,
  *    or public), two STUN servers and one relay on the "internet"
  *    (198.18.0.0/15 addresses only; nothing leaves the process).
- *  - Each peer runs what the io layer will run: a relay connection from the
- *    start, STUN (the real codec, core/stun) for its reflexive address,
- *    hole-punching rounds as kw__holepunch says (CallMeMaybe through the
- *    relay + Pings to every remote candidate), Pongs, path validation and
- *    selection, liveness Pings on a silent selected direct path and the
- *    fall back to the relay when it stays silent (docs/ARCHITECTURE.md section 4).
- *    A candidate whose Pings all go unanswered becomes inactive (capped
- *    and pruned by core/paths); a CallMeMaybe naming it, or a Ping from
- *    it, makes it a candidate again. A CallMeMaybe with new candidates
- *    starts a round; one without is answered by Pings to what it lists.
+ *  - Each peer runs the shipped path policy, core/remote (kw__rp), fed
+ *    the way src/endpoint feeds it: a relay connection from the start
+ *    (its packets confirm the relay path), STUN (the real codec,
+ *    core/stun) for its reflexive address (a new one is a local-candidate
+ *    change), disco Ping/Pong/CallMeMaybe sealed with core/disco and acted
+ *    on through kw__rp_ping_received / _pong_received / _call_me_maybe,
+ *    transfer packets as authenticated connection packets (kw__rp_packet),
+ *    and kw__rp_next_deadline / kw__rp_handle_timeout on the virtual
+ *    clock. Rounds, re-pings, settling, liveness and the fall back to the
+ *    relay are therefore the endpoint's own rules (docs/ARCHITECTURE.md
+ *    section 4), not a copy.
  *  - The NAT lab's routers: MASQUERADE (EIM, port preserved when free,
  *    conntrack's address-and-port-dependent filtering), MASQUERADE
  *    --random-fully (a random port per destination), UDP blocked, a
@@ -34,8 +35,8 @@
  *  - netcheck: Binding requests to two STUN servers, the mapped addresses
  *    compared as src/endpoint/netcheck.c does.
  *
- * Compiled into tests/unit/test_sim.c and test_sim_twins.c with
- * #include "../sim/sim.c".
+ * Built as the library kwsim (tests/CMakeLists.txt; links kwcore only),
+ * linked by tests/unit/test_sim.c and test_sim_twins.c.
  */
 #ifndef KW_TEST_SIM_H
 #define KW_TEST_SIM_H
@@ -43,32 +44,34 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "keyway.h"
 #include "core/addr_filter.h"
 #include "core/disco.h"
 #include "core/holepunch.h"
 #include "core/paths.h"
+#include "core/remote.h"
+#include "core/sockaddr.h"
 
 #define SIM_MS 1000000ull
 #define SIM_S 1000000000ull
 #define SIM_MAX_PKTS 2048
 #define SIM_MAX_MAPPINGS 64
 #define SIM_MAX_PERMS 32
-#define SIM_MAX_PINGS 64
 #define SIM_PKT_MAX 1500
 #define SIM_UNIX_BASE_MS 1700000000000ull
-#define SIM_PING_RETRY_NS (1 * SIM_S)
-#define SIM_PING_TRIES 3
+#define SIM_PING_RETRY_NS (1 * SIM_S) /* STUN retries */
 #define SIM_STUN_REFRESH_NS (20 * SIM_S)
-/* The io layer's timer tick and its direct-path liveness policy
- * (src/endpoint/disco_io.c): a selected direct path silent for SIM_QUIET_NS gets
- * a Ping every SIM_LIVE_PING_NS; silent for SIM_DEAD_NS it is given up for
- * the relay and hole punching starts again. */
+/* The shipped direct-path liveness policy (core/remote.h): a selected
+ * direct path silent for SIM_QUIET_NS gets a Ping every SIM_LIVE_PING_NS;
+ * silent for SIM_DEAD_NS it is given up for the relay and hole punching
+ * starts again. SIM_TICK_NS is the polling tick the endpoint had before
+ * core/remote composed deadlines: bounds in the twins still allow it. */
 #define SIM_TICK_NS (250 * SIM_MS)
-#define SIM_QUIET_NS (2 * SIM_S)
-#define SIM_LIVE_PING_NS (1 * SIM_S)
-#define SIM_DEAD_NS (5 * SIM_S)
+#define SIM_QUIET_NS KW_RP_DIRECT_QUIET_NS
+#define SIM_LIVE_PING_NS KW_RP_DIRECT_PING_EVERY_NS
+#define SIM_DEAD_NS KW_RP_DIRECT_DEAD_NS
 /* netcheck: each STUN server asked up to this many times, this far apart. */
 #define SIM_NC_SENDS 3
 #define SIM_NC_EVERY_NS (500 * SIM_MS)
@@ -187,33 +190,27 @@ typedef struct sim_stats {
   uint64_t paths_full;   /* kw__paths_add refused a path (KW_ERR_FULL) */
 } sim_stats;
 
+struct sim_world;
+
 typedef struct sim_peer {
+  struct sim_world *world;
   uint8_t sk[KW_SECRET_KEY_LEN], id[KW_ID_LEN];
   kw_sockaddr local;
   int nat; /* index into world nats, -1: public */
   int lan; /* peers on the same LAN reach each other directly */
   kw_sockaddr cands[KW_MAX_DIRECT_ADDRS];
   size_t n_cands;
-  /* state for the other peer */
+  /* state for the other peer: the shipped path policy (core/remote) and
+   * its table, `paths` (the same object, read-only) */
+  union {
+    kw__rp rp;
+    kw__paths paths;
+  };
   kw__disco_key key;
-  kw__paths paths;
-  kw__holepunch hp;
   kw__disco_replay replay;
   kw__disco_pong_limiter lim;
   kw__addr_filter filter;
-  struct {
-    bool used;
-    uint8_t tx[KW_DISCO_TXID_LEN];
-    kw_sockaddr to;
-    uint64_t sent;
-  } pings[SIM_MAX_PINGS];
-  size_t ping_next;
-  uint8_t tries[KW_PATHS_SLOTS];
-  uint64_t last_ping[KW_PATHS_SLOTS];
-  uint64_t last_rx[KW_PATHS_SLOTS]; /* last packet from the path */
-  uint64_t next_retry; /* ping retries and STUN retries, every second */
-  uint64_t next_tick;  /* liveness checks */
-  uint64_t live_ping;  /* last liveness Ping */
+  uint64_t next_retry; /* STUN retries, every second */
   bool have_refl;      /* STUN answered */
   kw_sockaddr refl;
   uint8_t stun_tx[12];
@@ -314,5 +311,16 @@ bool sim_xfer_complete(const sim_world *w);
  * kw_netcheck_report.mapping_varies_by_dest. */
 void sim_netcheck_start(sim_world *w, int i);
 int sim_netcheck_result(const sim_world *w, int i, kw_sockaddr *first);
+
+/* Helpers the tests share with the simulator. */
+static inline bool same_ip(const kw_sockaddr *a, const kw_sockaddr *b) {
+  return a->family == b->family &&
+         memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
+}
+
+/* The simulated wall clock (disco timestamps), ms. */
+static inline uint64_t unix_ms(const sim_world *w) {
+  return SIM_UNIX_BASE_MS + w->now / SIM_MS;
+}
 
 #endif /* KW_TEST_SIM_H */

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "../sim/sim.c"
+#include "../sim/sim.h"
 
 #define SEEDS 100
 #define RUN_NS (70 * SIM_S) /* past one 60 s upgrade check */

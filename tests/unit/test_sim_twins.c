@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "../sim/sim.c"
+#include "../sim/sim.h"
 
 #define SEEDS 100
 

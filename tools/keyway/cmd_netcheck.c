@@ -19,19 +19,6 @@
 
 static cli *C;
 
-/* RFC 6887's result code names (the library's are internal). */
-static const char *pcp_result_name(int code) {
-  static const char *const names[] = {
-      "SUCCESS",          "UNSUPP_VERSION",  "NOT_AUTHORIZED",
-      "MALFORMED_REQUEST", "UNSUPP_OPCODE",   "UNSUPP_OPTION",
-      "MALFORMED_OPTION", "NETWORK_FAILURE", "NO_RESOURCES",
-      "UNSUPP_PROTOCOL",  "USER_EX_QUOTA",   "CANNOT_PROVIDE_EXTERNAL",
-      "ADDRESS_MISMATCH", "EXCESSIVE_REMOTE_PEERS"};
-  return code >= 0 && code < (int)(sizeof names / sizeof names[0])
-             ? names[code]
-             : "UNKNOWN";
-}
-
 static json_t *addr_json(const kw_sockaddr *a) {
   if (!a->family)
     return json_null();
@@ -69,7 +56,7 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
       json_object_set_new(pcp, "result",
                           r->pcp_result < 0
                               ? json_null()
-                              : json_string(pcp_result_name(r->pcp_result)));
+                              : json_string(kw_pcp_result_name(r->pcp_result)));
       json_object_set_new(pcp, "external", addr_json(&r->pcp_external));
       json_object_set_new(o, "pcp", pcp);
     } else {
@@ -133,7 +120,7 @@ static void report(kw_endpoint *ep, const kw_netcheck_report *r, void *arg) {
         snprintf(pcp, sizeof pcp, "yes (mapped %s)", pe);
       else
         snprintf(pcp, sizeof pcp, "yes (%s, no mapping)",
-                 pcp_result_name(r->pcp_result));
+                 kw_pcp_result_name(r->pcp_result));
       printf("port mapping:        UPnP %s, NAT-PMP %s, PCP %s\n",
              r->upnp ? "yes" : "no", r->natpmp ? "yes" : "no", pcp);
     } else

@@ -171,7 +171,7 @@ const char *cli_no_path_reason(cli *c) {
     return "the target names no relay and this endpoint has none "
            "(--relay-only needs a relay)";
   return "the target has no address and no relay to resolve it (pass "
-         "--relay)";
+         "--relay, or --lan for a peer on this network)";
 }
 
 int cli_usage_error(cli *c, const char *fmt, ...) {
@@ -544,6 +544,7 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
                                                                   : KW_CC_RENO);
   kw_config_set_port_mapping(cfg, c->portmap);
   kw_config_set_dht_publish(cfg, (kw_dht_publish)c->dht_publish);
+  kw_config_set_lan_discovery(cfg, c->lan);
   uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
   kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);
   kw_config_set_keepalive(cfg, 5000);
@@ -623,9 +624,10 @@ int cli_emit_ticket(cli *c) {
     case CLI_TICKET_ID:
       a.relay_url[0] = 0;
       a.n_addrs = 0;
-      if (!c->n_relays || c->no_relay)
+      if ((!c->n_relays || c->no_relay) && !c->lan)
         cli_info(c, "warning: an id-only ticket is dialed through a relay's "
-                    "lookup; this endpoint has no relay (pass --relay)");
+                    "lookup or the LAN; this endpoint has neither (pass "
+                    "--relay or --lan)");
       break;
     case CLI_TICKET_RELAY:
       a.n_addrs = 0;

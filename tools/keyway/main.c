@@ -89,6 +89,7 @@ enum {
   O_TO,
   O_FROM,
   O_CC,
+  O_LAN,
 };
 
 typedef struct optdoc {
@@ -139,6 +140,10 @@ static const optdoc opts[] = {
      "our direct addresses (default: only the home relay)"},
     {"no-dht-publish", O_NO_DHT, NULL, C_NET,
      "publish no record into the DHT, even through a DHT relay"},
+    {"lan", O_LAN, NULL, C_NET,
+     "LAN discovery: announce this endpoint by mDNS on the local\n"
+     "link and resolve bare ids there too (off by default: it\n"
+     "multicasts this endpoint's id and addresses to the network)"},
     {"ticket-file", O_TICKET_FILE, "FILE", C_TICKET,
      "also write the ticket there (atomically)"},
     {"ticket-type", O_TICKET_TYPE, "T", C_TICKET,
@@ -402,6 +407,9 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
       break;
     case O_NO_DHT:
       c->dht_publish = KW_DHT_PUBLISH_NONE;
+      break;
+    case O_LAN:
+      c->lan = true;
       break;
     case O_ALLOW_IFACE:
     case O_DENY_IFACE:

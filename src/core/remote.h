@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One remote's path policy, sans-IO (docs/ARCHITECTURE.md section 4).
+ *
+ * A kw__rp owns the remote's path table (core/paths), its hole-punch
+ * schedule (core/holepunch), its probe budget, the ring of outstanding
+ * Pings, the re-pings and settling of a round, the liveness watch on the
+ * selected direct path, the NAT-rebinding rule and the RTT slots of its
+ * connections. Its caller feeds it events with the time (monotonic ns) and
+ * carries out its actions, which come out through a kw__rp_cbs table.
+ *
+ * Rules:
+ *  - A round (when core/holepunch says so; only once `keyed`): CallMeMaybe
+ *    through the caller's relay + a Ping to every direct candidate that is
+ *    not unusable (unknown ones become validating). Candidates still not
+ *    validated are pinged again KW_RP_PUNCH_RETRY_NS later, KW_RP_PUNCH_TRIES
+ *    in all, while no direct path is selected; KW_RP_PUNCH_RETRY_NS after
+ *    the last re-ping those still validating become inactive (so the
+ *    table's limits prune them and a table of dead candidates cannot
+ *    refuse a live one).
+ *  - A CallMeMaybe with new candidates asks for a round and runs it now if
+ *    the schedule allows; otherwise (at most every KW_HP_ANSWER_MIN_NS) it
+ *    is answered by Pings to every candidate but the validated paths that
+ *    answered a Ping of ours already (the simultaneous open) with the same
+ *    re-pings.
+ *  - A Ping from an address that is not a validated path: the address
+ *    becomes a candidate (a new one asks for a round) and is pinged back.
+ *  - A Pong must match a Ping of the ring by tx id and address: the path
+ *    is validated (also from inactive) with an RTT sample in
+ *    KW_RP_RTT_SLOT_DISCO.
+ *  - An authenticated packet validates the path it came by. A packet from
+ *    another address while the selected direct path has been quiet
+ *    KW_RP_REBIND_QUIET_NS is a NAT rebinding: the old path goes inactive.
+ *  - Liveness: the selected direct path silent KW_RP_DIRECT_QUIET_NS gets
+ *    a Ping every KW_RP_DIRECT_PING_EVERY_NS; silent KW_RP_DIRECT_DEAD_NS
+ *    it becomes inactive, selection falls back and a round runs.
+ *  - RTT: each connection holds a slot; its RTT is credited to the
+ *    selected path once that has been selected KW_RP_RTT_SETTLE_NS, at
+ *    most one sample per slot every KW_RP_RTT_EVERY_NS.
+ *  - Selection after every change: redundant direct paths go inactive,
+ *    the schedule learns whether a good direct path exists, a new direct
+ *    selection stops recovery rounds.
+ *  - Idle: with no connection, `idle_since` + KW_RP_IDLE_NS is a
+ *    deadline; at it `idle_expired` is called (last: it may free).
+ *
+ * One kw__rp_next_deadline / kw__rp_handle_timeout pair composes every
+ * deadline; nothing polls. Randomness (Ping tx ids) comes from cbs.random.
+ */
+#ifndef KW_CORE_REMOTE_H
+#define KW_CORE_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyway.h"
+#include "core/disco.h"
+#include "core/holepunch.h"
+#include "core/paths.h"
+
+#define KW_RP_MS 1000000ull
+#define KW_RP_PINGS 32 /* outstanding Pings; a ring, the oldest overwritten */
+#define KW_RP_PUNCH_RETRY_NS (1000 * KW_RP_MS)
+#define KW_RP_PUNCH_TRIES 3
+#define KW_RP_DIRECT_QUIET_NS (2000 * KW_RP_MS)
+#define KW_RP_DIRECT_PING_EVERY_NS (1000 * KW_RP_MS)
+#define KW_RP_DIRECT_DEAD_NS (5000 * KW_RP_MS)
+#define KW_RP_REBIND_QUIET_NS (1000 * KW_RP_MS)
+#define KW_RP_RTT_SETTLE_NS (1000 * KW_RP_MS)
+#define KW_RP_RTT_EVERY_NS (250 * KW_RP_MS)
+#define KW_RP_IDLE_NS (60000 * KW_RP_MS)
+/* RTT slot fed by Pongs; connections get the slots below it (one past
+ * them contributes no RTT). */
+#define KW_RP_RTT_SLOT_DISCO (KW_PATHS_MAX_CONNS - 1)
+#define KW_RP_NEVER UINT64_MAX
+
+/* What happened, for the caller's logs (cbs.note). */
+typedef enum kw__rp_note {
+  KW_RP_NOTE_ROUND,         /* a round ran: a = pinged, b = CallMeMaybe ok */
+  KW_RP_NOTE_PROBE_LIMITED, /* a = Pings refused by the probe budget */
+  KW_RP_NOTE_REBIND,        /* addr: the new source; a: the old path slot */
+  KW_RP_NOTE_DIRECT_LOST,   /* addr: the path; a: silence, ns */
+  KW_RP_NOTE_SELECTED,      /* a = slot selected, b = redundant closed */
+  KW_RP_NOTE_ANSWER,        /* a CallMeMaybe answered by Pings: a = pinged */
+} kw__rp_note;
+
+typedef struct kw__rp_cbs {
+  /* Seals and sends a Ping with `tx_id` to `to`. `probe`: `to` is not a
+   * validated path (the caller applies its probe budget, this object's
+   * `probes` included). False if nothing was sent. */
+  bool (*send_ping)(void *user, const kw_sockaddr *to,
+                    const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe);
+  /* CallMeMaybe with our candidates; false on a transient failure (the
+   * schedule retries soon). */
+  bool (*send_call_me_maybe)(void *user);
+  /* The selection changed (cbs.note SELECTED came first). */
+  void (*path_changed)(void *user);
+  /* A direct path was added to the table (NULL allowed). */
+  void (*path_known)(void *user, const kw_sockaddr *a);
+  /* Idle for KW_RP_IDLE_NS; called last in kw__rp_handle_timeout, may
+   * free the object. */
+  void (*idle_expired)(void *user);
+  /* Fills `buf` with random bytes. */
+  void (*random)(void *user, uint8_t *buf, size_t n);
+  /* Optional: something worth a log line. */
+  void (*note)(void *user, kw__rp_note what, const kw_sockaddr *addr,
+               uint64_t a, uint64_t b);
+} kw__rp_cbs;
+
+typedef struct kw__rp_ping {
+  bool used;
+  uint8_t tx_id[KW_DISCO_TXID_LEN];
+  kw_sockaddr to;
+  uint64_t sent_ns;
+} kw__rp_ping;
+
+typedef struct kw__rp {
+  /* first: a pointer to a kw__rp is also one to its table (the simulator,
+   * tests/sim, shows it to its tests that way) */
+  kw__paths pt;            /* direct paths + the relay slot (read-only) */
+  const kw__rp_cbs *cbs;
+  void *user;
+  kw__holepunch hp;        /* when rounds run (read-only) */
+  kw__probe_budget probes; /* Pings toward unvalidated addresses */
+  bool keyed;              /* disco can run (the remote's key is known) */
+  unsigned nconns;         /* connections of the remote */
+  uint64_t idle_since;     /* when the last went (0: has one, or never) */
+  uint32_t rtt_slots;      /* bit per RTT slot held by a connection */
+  uint64_t rtt_at[KW_PATHS_MAX_CONNS]; /* last sample credited, per slot */
+  kw__rp_ping pings[KW_RP_PINGS];
+  unsigned next_ping;
+  int punch_tries_left;    /* re-pings of the current round */
+  uint64_t punch_next_ns;  /* ... due then */
+  bool punch_settle;       /* after the last re-ping: retire the silent */
+  uint64_t selected_ns;    /* when the current selection was made */
+  uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
+  uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
+} kw__rp;
+
+void kw__rp_init(kw__rp *r, const kw__rp_cbs *cbs, void *user);
+void kw__rp_free(kw__rp *r);
+/* The remote's disco key is known: rounds and Pings may run. */
+void kw__rp_set_keyed(kw__rp *r, uint64_t now);
+
+/* A connection opened (RTT slot returned, -1 if none is free) / closed. */
+int kw__rp_conn_open(kw__rp *r);
+void kw__rp_conn_close(kw__rp *r, int slot, uint64_t now);
+/* A connection of the remote came up / went away after coming up: the
+ * hole-punch schedule counts it (only keyed remotes run rounds). */
+void kw__rp_conn_up(kw__rp *r, uint64_t now);
+void kw__rp_conn_down(kw__rp *r, uint64_t now);
+/* Without a connection now: the idle deadline starts (again). */
+void kw__rp_idle(kw__rp *r, uint64_t now);
+/* An idle remote is used again: validated paths are demoted (direct ones
+ * inactive, the relay unknown) so the next connection races them. */
+void kw__rp_rerace(kw__rp *r, uint64_t now);
+
+/* A candidate (NULL: the relay) from `source` (KW_PSRC_*); true if new. */
+bool kw__rp_candidate(kw__rp *r, const kw_sockaddr *a, uint8_t source,
+                      uint64_t now);
+/* An authenticated connection packet from `from` (NULL: a relay). */
+void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now);
+/* A connection's smoothed RTT on the selected path, from its slot.
+ * kw__rp_rtt_due: whether a sample from `slot` would be credited now (the
+ * caller may skip reading the RTT otherwise). */
+bool kw__rp_rtt_due(const kw__rp *r, int slot, uint64_t now);
+void kw__rp_rtt_sample(kw__rp *r, int slot, uint64_t rtt_ns, uint64_t now);
+/* An authenticated Ping from `from` (UDP; the caller sent the Pong). */
+void kw__rp_ping_received(kw__rp *r, const kw_sockaddr *from, uint64_t now);
+/* A Pong from `from` answering `tx_id`: true if it matched a Ping of
+ * ours to that address (then *rtt_ns is its round trip). */
+bool kw__rp_pong_received(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                          const kw_sockaddr *from, uint64_t now,
+                          uint64_t *rtt_ns);
+/* A CallMeMaybe listing the remote's candidates. */
+void kw__rp_call_me_maybe(kw__rp *r, const kw_sockaddr *addrs, size_t n,
+                          uint64_t now);
+/* Our candidates changed / a major network change (a round, pinging every
+ * path including the selected one). */
+void kw__rp_local_candidates(kw__rp *r, uint64_t now);
+void kw__rp_network_change(kw__rp *r, uint64_t now);
+
+/* The earliest time kw__rp_handle_timeout has work (KW_RP_NEVER: none). */
+uint64_t kw__rp_next_deadline(const kw__rp *r);
+void kw__rp_handle_timeout(kw__rp *r, uint64_t now);
+
+/* The selected direct address, or NULL. */
+const kw_sockaddr *kw__rp_direct(const kw__rp *r);
+bool kw__rp_on_relay(const kw__rp *r);
+
+#endif /* KW_CORE_REMOTE_H */

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the two files of the QUIC module share, and nobody else:
+ * quic.c (connections: life cycle, handshake, accept, receive, the write
+ * loop, timers, close) and quic_stream.c (streams, send budgets and
+ * datagrams: the stream callbacks of ngtcp2, writing stream data into
+ * packets, the kw_stream_* API). Both define the structs' behaviour; the
+ * structs themselves (kw_conn, kw_stream) are in internal.h.
+ */
+#ifndef KW_ENDPOINT_QUIC_CONN_H
+#define KW_ENDPOINT_QUIC_CONN_H
+
+#include "endpoint/internal.h"
+
+#include <ngtcp2/ngtcp2.h>
+
+static inline kw_conn *kw__qc_conn_of(ngtcp2_conn *qc, void *user_data) {
+  (void)qc;
+  return user_data;
+}
+
+/* ---- the application's callbacks --------------------------------------------
+ * Every call into the application goes through one of these (a NULL
+ * callback is a callback not wanted); each runs on the loop thread, and
+ * the application may call keyway from it. */
+
+static inline void app_stream_opened(kw_endpoint *ep, kw_stream *s) {
+  if (ep->cfg.cbs.stream_opened)
+    ep->cfg.cbs.stream_opened(s, ep->cfg.cb_user);
+}
+
+static inline void app_stream_data(kw_endpoint *ep, kw_stream *s, const uint8_t *d,
+                            size_t n, bool fin) {
+  static const uint8_t empty[1];
+  if (ep->cfg.cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
+    ep->cfg.cbs.stream_data(s, d ? d : empty, n, fin, ep->cfg.cb_user);
+}
+
+static inline void app_stream_writable(kw_endpoint *ep, kw_stream *s) {
+  if (ep->cfg.cbs.stream_writable)
+    ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
+}
+
+static inline void app_stream_closed(kw_endpoint *ep, kw_stream *s, kw_err err,
+                              uint64_t code) {
+  if (ep->cfg.cbs.stream_closed)
+    ep->cfg.cbs.stream_closed(s, err, code, ep->cfg.cb_user);
+}
+
+static inline void app_datagram(kw_endpoint *ep, kw_conn *c, const uint8_t *d,
+                         size_t n) {
+  if (ep->cfg.cbs.datagram)
+    ep->cfg.cbs.datagram(c, d, n, ep->cfg.cb_user);
+}
+
+static inline void app_path_changed(kw_endpoint *ep, kw_conn *c,
+                             const kw_path_info *pi) {
+  if (ep->cfg.cbs.path_changed)
+    ep->cfg.cbs.path_changed(c, pi, ep->cfg.cb_user);
+}
+
+static inline void app_conn_accepted(kw_endpoint *ep, kw_conn *c) {
+  if (ep->cfg.cbs.conn_accepted)
+    ep->cfg.cbs.conn_accepted(c, ep->cfg.cb_user);
+}
+
+static inline void app_conn_closed(kw_endpoint *ep, kw_conn *c, kw_err err,
+                            uint64_t code) {
+  if (ep->cfg.cbs.conn_closed)
+    ep->cfg.cbs.conn_closed(c, err, code, ep->cfg.cb_user);
+}
+
+/* ---- quic.c, for quic_stream.c ---- */
+
+/* Marks the connection failed with `err`; the flush acts on it. */
+void kw__qc_fail(kw_conn *c, kw_err err, uint64_t app_code);
+/* Data from the remote proves it accepted us: the application hears
+ * "connected" (or "accepted") before any stream of the connection. */
+void kw__qc_ready_before_streams(kw_conn *c);
+
+/* ---- quic_stream.c, for quic.c ---- */
+
+/* Installs the stream and datagram callbacks of ngtcp2. */
+void kw__qs_fill_callbacks(ngtcp2_callbacks *cb);
+/* Writes one packet of stream data, datagrams or control frames into
+ * dest; returns its length, 0 when nothing more can be sent now, or a
+ * negative ngtcp2 error. */
+ngtcp2_ssize kw__qs_write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
+                              ngtcp2_tstamp ts);
+/* Tells the application the stream ended (`err`, `code`), then frees it,
+ * giving back its send budget and unconsumed credit. */
+void kw__qs_stream_closed_notify(kw_conn *c, kw_stream *s, kw_err err,
+                                 uint64_t code);
+/* A send budget has room again: streams waiting for it hear writable. */
+void kw__qs_budget_notify(kw_conn *c);
+
+#endif

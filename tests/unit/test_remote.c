@@ -1,0 +1,775 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of core/remote: one remote's path policy (src/core/remote.h,
+ * docs/ARCHITECTURE.md section 4), rule by rule, on a hand-advanced clock
+ * with a recording callback table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/remote.h"
+#include "core/sockaddr.h"
+
+#define MS 1000000ull
+#define S 1000000000ull
+#define T0 (1000 * S)
+
+/* ---- a recording caller ------------------------------------------------- */
+
+typedef struct rec {
+  size_t pings, probes, cmms, changes, known, idle, rounds, answers, limited;
+  size_t rebinds, lost, selected;
+  kw_sockaddr ping_to[64];
+  uint8_t ping_tx[64][KW_DISCO_TXID_LEN];
+  bool refuse_probes; /* the probe budget is spent */
+  bool cmm_fails;     /* the relay cannot take a CallMeMaybe */
+  uint8_t rnd;
+  kw__rp *freed;      /* idle_expired was called for it */
+} rec;
+
+static bool cb_ping(void *u, const kw_sockaddr *to,
+                    const uint8_t tx[KW_DISCO_TXID_LEN], bool probe) {
+  rec *r = u;
+  if (probe && r->refuse_probes)
+    return false;
+  if (r->pings < 64) {
+    r->ping_to[r->pings] = *to;
+    memcpy(r->ping_tx[r->pings], tx, KW_DISCO_TXID_LEN);
+  }
+  r->pings++;
+  r->probes += probe;
+  return true;
+}
+
+static bool cb_cmm(void *u) {
+  rec *r = u;
+  r->cmms++;
+  return !r->cmm_fails;
+}
+
+static void cb_changed(void *u) { ((rec *)u)->changes++; }
+
+static void cb_known(void *u, const kw_sockaddr *a) {
+  (void)a;
+  ((rec *)u)->known++;
+}
+
+static void cb_idle(void *u) { ((rec *)u)->idle++; }
+
+static void cb_random(void *u, uint8_t *buf, size_t n) {
+  rec *r = u;
+  for (size_t i = 0; i < n; i++)
+    buf[i] = r->rnd++;
+}
+
+static void cb_note(void *u, kw__rp_note what, const kw_sockaddr *a,
+                    uint64_t x, uint64_t y) {
+  rec *r = u;
+  (void)a;
+  (void)x;
+  (void)y;
+  switch (what) {
+  case KW_RP_NOTE_ROUND:
+    r->rounds++;
+    break;
+  case KW_RP_NOTE_ANSWER:
+    r->answers++;
+    break;
+  case KW_RP_NOTE_PROBE_LIMITED:
+    r->limited++;
+    break;
+  case KW_RP_NOTE_REBIND:
+    r->rebinds++;
+    break;
+  case KW_RP_NOTE_DIRECT_LOST:
+    r->lost++;
+    break;
+  case KW_RP_NOTE_SELECTED:
+    r->selected++;
+    break;
+  }
+}
+
+static const kw__rp_cbs cbs = {cb_ping, cb_cmm,    cb_changed, cb_known,
+                               cb_idle, cb_random, cb_note};
+/* No optional callbacks: path_changed, path_known, idle_expired, note. */
+static const kw__rp_cbs bare = {cb_ping, cb_cmm, NULL, NULL, NULL, cb_random,
+                                NULL};
+
+static kw_sockaddr A(const char *s) {
+  kw_sockaddr a;
+  assert_int_equal(kw_sockaddr_parse(s, &a), KW_OK);
+  return a;
+}
+
+static const kw__path *path_of(const kw__rp *r, const char *s) {
+  kw_sockaddr a = A(s);
+  return kw__paths_get(&r->pt, kw__paths_find(&r->pt, &a));
+}
+
+/* Index of the last Ping sent to `s`, -1 if none. */
+static int last_ping_to(const rec *c, const char *s) {
+  kw_sockaddr a = A(s);
+  for (int i = (int)(c->pings < 64 ? c->pings : 64) - 1; i >= 0; i--)
+    if (kw__sockaddr_equal(&c->ping_to[i], &a))
+      return i;
+  return -1;
+}
+
+/* Answers the last Ping to `s` with a Pong at `now`. */
+static bool pong(kw__rp *r, rec *c, const char *s, uint64_t now) {
+  int i = last_ping_to(c, s);
+  assert_true(i >= 0);
+  kw_sockaddr a = A(s);
+  uint64_t rtt = 0;
+  return kw__rp_pong_received(r, c->ping_tx[i], &a, now, &rtt);
+}
+
+/* A keyed remote with one connection that came up on the relay at T0
+ * (its first round ran: no candidates yet). */
+static void on_relay(kw__rp *r, rec *c) {
+  memset(c, 0, sizeof *c);
+  kw__rp_init(r, &cbs, c);
+  kw__rp_set_keyed(r, T0);
+  assert_int_equal(kw__rp_conn_open(r), 0);
+  kw__rp_packet(r, NULL, T0);
+  assert_true(kw__rp_on_relay(r));
+  kw__rp_conn_up(r, T0);
+  assert_int_equal(c->rounds, 1);
+  assert_int_equal(c->cmms, 1);
+}
+
+/* ... and a direct path 198.19.0.2:1000 validated by a Pong at T0 + 1 s. */
+static void on_direct(kw__rp *r, rec *c) {
+  on_relay(r, c);
+  kw_sockaddr d = A("198.19.0.2:1000");
+  assert_true(kw__rp_candidate(r, &d, KW_PSRC_APP, T0));
+  kw__rp_local_candidates(r, T0 + 1 * S); /* a round: pings it */
+  assert_true(pong(r, c, "198.19.0.2:1000", T0 + 1 * S + 40 * MS));
+  assert_non_null(kw__rp_direct(r));
+  assert_true(kw__sockaddr_equal(kw__rp_direct(r), &d));
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static void test_unkeyed_remote_does_nothing(void **state) {
+  (void)state;
+  rec c;
+  memset(&c, 0, sizeof c);
+  kw__rp r;
+  kw__rp_init(&r, &cbs, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_conn_open(&r);
+  kw__rp_conn_up(&r, T0);
+  kw__rp_ping_received(&r, &a, T0);
+  kw__rp_call_me_maybe(&r, &a, 1, T0);
+  kw__rp_local_candidates(&r, T0);
+  assert_int_equal(c.pings + c.cmms, 0);
+  /* without a key nothing is due (no busy timer) */
+  assert_int_equal(kw__rp_next_deadline(&r), KW_RP_NEVER);
+  kw__rp_handle_timeout(&r, T0 + 10 * S);
+  assert_int_equal(c.pings + c.cmms, 0);
+  /* the key arrives: the pending round runs at once */
+  kw__rp_set_keyed(&r, T0 + 10 * S);
+  assert_int_equal(kw__rp_next_deadline(&r), T0);
+  kw__rp_handle_timeout(&r, T0 + 10 * S);
+  assert_int_equal(c.rounds, 1);
+  kw__rp_free(&r);
+}
+
+static void test_rtt_slots_and_idle_expiry(void **state) {
+  (void)state;
+  rec c;
+  memset(&c, 0, sizeof c);
+  kw__rp r;
+  kw__rp_init(&r, &cbs, &c);
+  assert_int_equal(kw__rp_next_deadline(&r), KW_RP_NEVER);
+  int s[KW_RP_RTT_SLOT_DISCO + 1];
+  for (int i = 0; i <= KW_RP_RTT_SLOT_DISCO; i++)
+    s[i] = kw__rp_conn_open(&r);
+  for (int i = 0; i < KW_RP_RTT_SLOT_DISCO; i++)
+    assert_int_equal(s[i], i);
+  /* the Pong slot is never a connection's: one too many gets none */
+  assert_int_equal(s[KW_RP_RTT_SLOT_DISCO], -1);
+  assert_int_equal(r.nconns, KW_RP_RTT_SLOT_DISCO + 1);
+  /* a freed slot is reused */
+  kw__rp_conn_close(&r, 3, T0);
+  assert_int_equal(kw__rp_conn_open(&r), 3);
+  for (int i = 0; i <= KW_RP_RTT_SLOT_DISCO; i++)
+    kw__rp_conn_close(&r, s[i], T0 + 1 * S);
+  assert_int_equal(r.nconns, 0);
+  assert_int_equal(r.rtt_slots, 0);
+  /* idle: freed KW_RP_IDLE_NS after the last connection went */
+  assert_int_equal(kw__rp_next_deadline(&r), T0 + 1 * S + KW_RP_IDLE_NS);
+  kw__rp_handle_timeout(&r, T0 + 1 * S + KW_RP_IDLE_NS - 1);
+  assert_int_equal(c.idle, 0);
+  kw__rp_handle_timeout(&r, T0 + 1 * S + KW_RP_IDLE_NS);
+  assert_int_equal(c.idle, 1);
+  /* used again: no longer idle */
+  kw__rp_rerace(&r, T0 + 2 * S);
+  assert_int_equal(kw__rp_next_deadline(&r), KW_RP_NEVER);
+  /* kw__rp_idle restarts it (a dial that failed), never with connections */
+  kw__rp_idle(&r, 0);
+  assert_int_equal(r.idle_since, 1);
+  kw__rp_conn_open(&r);
+  kw__rp_idle(&r, T0 + 3 * S);
+  assert_int_equal(r.idle_since, 0);
+  /* closing slot -1 or one never held changes no slot */
+  kw__rp_conn_close(&r, -1, 0);
+  assert_int_equal(r.idle_since, 1);
+  kw__rp_conn_close(&r, 5, T0); /* no connection left: nothing to count */
+  assert_int_equal(r.nconns, 0);
+  kw__rp_free(&r);
+}
+
+static void test_optional_callbacks_may_be_null(void **state) {
+  (void)state;
+  rec c;
+  memset(&c, 0, sizeof c);
+  kw__rp r;
+  kw__rp_init(&r, &bare, &c);
+  kw__rp_set_keyed(&r, T0);
+  kw__rp_conn_open(&r);
+  kw__rp_packet(&r, NULL, T0);
+  kw__rp_conn_up(&r, T0);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_packet(&r, &a, T0 + 1);
+  assert_non_null(kw__rp_direct(&r));
+  kw__rp_conn_close(&r, 0, T0 + 2);
+  kw__rp_handle_timeout(&r, T0 + 2 + KW_RP_IDLE_NS);
+  kw__rp_free(&r);
+}
+
+/* ---- candidates and rounds ---------------------------------------------- */
+
+static void test_rule_candidate_new_once_and_path_known(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  assert_true(kw__rp_candidate(&r, &a, KW_PSRC_APP, T0));
+  assert_false(kw__rp_candidate(&r, &a, KW_PSRC_DISCO, T0));
+  assert_int_equal(c.known, 1);
+  /* the relay slot is no direct path: not "known" */
+  assert_false(kw__rp_candidate(&r, NULL, KW_PSRC_APP, T0));
+  assert_int_equal(c.known, 1);
+  kw__rp_free(&r);
+}
+
+static void test_rule_round_pings_every_usable_candidate(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000"), b = A("198.19.0.3:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_APP, T0);
+  kw__rp_candidate(&r, &b, KW_PSRC_APP, T0);
+  (void)kw__paths_set_state(&r.pt, kw__paths_find(&r.pt, &b), KW_PST_UNUSABLE,
+                            T0);
+  size_t p0 = c.pings, m0 = c.cmms;
+  kw__rp_local_candidates(&r, T0 + 1 * S); /* fresh: no throttle */
+  assert_int_equal(c.rounds, 2);
+  assert_int_equal(c.cmms, m0 + 1);
+  assert_int_equal(c.pings, p0 + 1); /* the unusable one is skipped */
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_VALIDATING);
+  assert_true(c.probes >= 1); /* not validated: out of the probe budget */
+  kw__rp_free(&r);
+}
+
+static void test_rule_repings_then_settle(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_APP, T0);
+  uint64_t t = T0 + 1 * S;
+  kw__rp_local_candidates(&r, t);
+  assert_int_equal(c.pings, 1);
+  /* KW_RP_PUNCH_TRIES in all, KW_RP_PUNCH_RETRY_NS apart */
+  for (int k = 1; k < KW_RP_PUNCH_TRIES; k++) {
+    assert_int_equal(kw__rp_next_deadline(&r), t + k * KW_RP_PUNCH_RETRY_NS);
+    kw__rp_handle_timeout(&r, t + k * KW_RP_PUNCH_RETRY_NS - 1);
+    assert_int_equal(c.pings, (size_t)k);
+    kw__rp_handle_timeout(&r, t + k * KW_RP_PUNCH_RETRY_NS);
+    assert_int_equal(c.pings, (size_t)k + 1);
+  }
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_VALIDATING);
+  /* a retry interval after the last re-ping: the silent one is retired */
+  uint64_t end = t + KW_RP_PUNCH_TRIES * KW_RP_PUNCH_RETRY_NS;
+  assert_int_equal(kw__rp_next_deadline(&r), end);
+  kw__rp_handle_timeout(&r, end);
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
+  assert_int_equal(c.pings, KW_RP_PUNCH_TRIES);
+  /* nothing left of the round: the next deadline is the upgrade check */
+  assert_int_equal(kw__rp_next_deadline(&r), t + KW_HP_UPGRADE_NS);
+  kw__rp_free(&r);
+}
+
+static void test_rule_repings_stop_once_direct(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000"), b = A("198.19.0.3:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_APP, T0);
+  kw__rp_candidate(&r, &b, KW_PSRC_APP, T0);
+  uint64_t t = T0 + 1 * S;
+  kw__rp_local_candidates(&r, t);
+  assert_int_equal(c.pings, 2);
+  assert_true(pong(&r, &c, "198.19.0.2:1000", t + 40 * MS));
+  size_t p = c.pings;
+  kw__rp_handle_timeout(&r, t + KW_RP_PUNCH_RETRY_NS);
+  assert_int_equal(c.pings, p); /* a direct path is selected: no re-ping */
+  kw__rp_free(&r);
+}
+
+static void test_rule_probe_refused_left_for_later(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_DISCO, T0);
+  c.refuse_probes = true;
+  kw__rp_local_candidates(&r, T0 + 1 * S);
+  assert_int_equal(c.pings, 0);
+  assert_int_equal(c.limited, 1);
+  /* not pinged: left unknown, never retired as silent */
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_UNKNOWN);
+  kw__rp_free(&r);
+}
+
+static void test_rule_round_failed_retries_soon(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  c.cmm_fails = true;
+  kw__rp_local_candidates(&r, T0 + 1 * S);
+  assert_int_equal(c.rounds, 2);
+  assert_int_equal(kw__rp_next_deadline(&r), T0 + 1 * S + KW_HP_RETRY_NS);
+  c.cmm_fails = false;
+  kw__rp_handle_timeout(&r, T0 + 1 * S + KW_HP_RETRY_NS);
+  assert_int_equal(c.rounds, 3);
+  kw__rp_free(&r);
+}
+
+static void test_rule_network_change_pings_selected_too(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  size_t p = c.pings;
+  kw__rp_network_change(&r, T0 + 2 * S);
+  assert_int_equal(c.pings, p + 1);
+  assert_int_equal(last_ping_to(&c, "198.19.0.2:1000"), (int)p);
+  kw__rp_free(&r);
+}
+
+/* ---- Pings, Pongs, CallMeMaybe ------------------------------------------ */
+
+static void test_rule_ping_from_new_address(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.9:4000");
+  size_t rounds = c.rounds;
+  kw__rp_ping_received(&r, &a, T0 + 2 * S);
+  /* a candidate now, pinged back, and a round for it is due now */
+  assert_non_null(path_of(&r, "198.19.0.9:4000"));
+  assert_true(last_ping_to(&c, "198.19.0.9:4000") >= 0);
+  assert_true(kw__rp_next_deadline(&r) <= T0 + 2 * S);
+  kw__rp_handle_timeout(&r, T0 + 2 * S);
+  assert_int_equal(c.rounds, rounds + 1);
+  assert_true(last_ping_to(&c, "198.19.0.9:4000") >= 0);
+  /* again from the same (unvalidated) address: pinged back, no round */
+  size_t p = c.pings;
+  kw__rp_ping_received(&r, &a, T0 + 3 * S);
+  assert_int_equal(c.rounds, rounds + 1);
+  assert_int_equal(c.pings, p + 1);
+  kw__rp_free(&r);
+}
+
+static void test_rule_ping_on_validated_path_ignored(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  kw_sockaddr d = A("198.19.0.2:1000");
+  size_t p = c.pings, rounds = c.rounds;
+  kw__rp_ping_received(&r, &d, T0 + 2 * S);
+  assert_int_equal(c.pings, p);
+  assert_int_equal(c.rounds, rounds);
+  kw__rp_free(&r);
+}
+
+static void test_rule_pong_must_match_tx_and_address(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000"), other = A("198.19.0.3:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_APP, T0);
+  kw__rp_local_candidates(&r, T0 + 1 * S);
+  int i = last_ping_to(&c, "198.19.0.2:1000");
+  uint8_t wrong[KW_DISCO_TXID_LEN];
+  memset(wrong, 0xee, sizeof wrong);
+  uint64_t rtt = 0;
+  assert_false(kw__rp_pong_received(&r, wrong, &a, T0 + 2 * S, &rtt));
+  assert_false(
+      kw__rp_pong_received(&r, c.ping_tx[i], &other, T0 + 2 * S, &rtt));
+  assert_true(kw__rp_on_relay(&r));
+  assert_true(kw__rp_pong_received(&r, c.ping_tx[i], &a,
+                                   T0 + 1 * S + 42 * MS, &rtt));
+  assert_int_equal(rtt, 42 * MS);
+  /* validated with its RTT in the disco slot, and selected */
+  const kw__path *p = path_of(&r, "198.19.0.2:1000");
+  assert_int_equal(p->state, KW_PST_VALIDATED);
+  assert_int_equal(p->rtt[KW_RP_RTT_SLOT_DISCO], 42 * MS);
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &a));
+  assert_false(kw__rp_on_relay(&r));
+  /* once: a replayed Pong matches nothing */
+  assert_false(kw__rp_pong_received(&r, c.ping_tx[i], &a, T0 + 3 * S, NULL));
+  kw__rp_free(&r);
+}
+
+static void test_rule_pong_revives_inactive_path(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_APP, T0);
+  uint64_t t = T0 + 1 * S;
+  kw__rp_local_candidates(&r, t);
+  for (int k = 1; k <= KW_RP_PUNCH_TRIES; k++)
+    kw__rp_handle_timeout(&r, t + k * KW_RP_PUNCH_RETRY_NS);
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
+  /* a late Pong to a Ping of the ring */
+  assert_true(pong(&r, &c, "198.19.0.2:1000", t + 4 * S));
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_VALIDATED);
+  assert_non_null(kw__rp_direct(&r));
+  kw__rp_free(&r);
+}
+
+static void test_rule_ping_ring_overwrites_oldest(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_ping_received(&r, &a, T0 + 1 * S); /* ping 0 */
+  uint8_t first[KW_DISCO_TXID_LEN];
+  memcpy(first, c.ping_tx[0], sizeof first);
+  for (int k = 0; k < KW_RP_PINGS; k++) /* ... KW_RP_PINGS more */
+    kw__rp_ping_received(&r, &a, T0 + 2 * S + (uint64_t)k);
+  assert_false(kw__rp_pong_received(&r, first, &a, T0 + 3 * S, NULL));
+  assert_true(pong(&r, &c, "198.19.0.2:1000", T0 + 3 * S));
+  kw__rp_free(&r);
+}
+
+static void test_rule_call_me_maybe_new_candidates_round_now(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr l[2] = {A("198.19.0.2:1000"), A("198.19.0.3:1000")};
+  kw__rp_call_me_maybe(&r, l, 2, T0 + 1 * S);
+  assert_int_equal(c.rounds, 2); /* ours, with every candidate, now */
+  assert_int_equal(c.cmms, 2);
+  assert_int_equal(c.pings, 2);
+  assert_int_equal(c.answers, 0);
+  kw__rp_free(&r);
+}
+
+static void test_rule_call_me_maybe_known_answered_by_pings(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  kw_sockaddr b = A("198.19.0.3:1000");
+  kw__rp_candidate(&r, &b, KW_PSRC_APP, T0);
+  kw_sockaddr l[2] = {A("198.19.0.2:1000"), b};
+  size_t p = c.pings, m = c.cmms;
+  kw__rp_call_me_maybe(&r, l, 2, T0 + 10 * S);
+  /* no round (nothing new): Pings to the candidates not validated */
+  assert_int_equal(c.cmms, m);
+  assert_int_equal(c.answers, 1);
+  assert_int_equal(c.pings, p + 1);
+  assert_int_equal(last_ping_to(&c, "198.19.0.3:1000"), (int)p);
+  /* with re-pings: the answer is a round of Pings */
+  assert_int_equal(r.punch_tries_left, KW_RP_PUNCH_TRIES - 1);
+  /* a second one within KW_HP_ANSWER_MIN_NS: nothing */
+  kw__rp_call_me_maybe(&r, l, 2, T0 + 11 * S);
+  assert_int_equal(c.answers, 1);
+  assert_int_equal(c.pings, p + 1);
+  kw__rp_free(&r);
+}
+
+static void test_rule_answer_pings_path_known_by_packets_only(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  /* selected by connection packets, no Pong yet: the answer pings it (its
+   * Pong tells us our address as the remote sees it) */
+  kw_sockaddr q = A("198.19.0.4:1000");
+  kw__rp_packet(&r, &q, T0 + 1 * S);
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &q));
+  size_t p = c.pings;
+  kw__rp_call_me_maybe(&r, &q, 1, T0 + 1 * S + 10 * MS);
+  assert_int_equal(c.answers, 1);
+  assert_int_equal(c.pings, p + 1);
+  assert_int_equal(last_ping_to(&c, "198.19.0.4:1000"), (int)p);
+  /* once it answered, a later answer leaves it alone */
+  assert_true(pong(&r, &c, "198.19.0.4:1000", T0 + 1 * S + 20 * MS));
+  p = c.pings;
+  kw__rp_call_me_maybe(&r, &q, 1, T0 + 4 * S);
+  assert_int_equal(c.answers, 2);
+  assert_int_equal(c.pings, p);
+  kw__rp_free(&r);
+}
+
+/* ---- connection packets: validation and rebinding ------------------------ */
+
+static void test_rule_packet_validates_its_path(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  size_t changes = c.changes;
+  kw__rp_packet(&r, NULL, T0 + 1); /* the relay again: nothing new */
+  assert_int_equal(c.changes, changes);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_packet(&r, &a, T0 + 1 * S);
+  const kw__path *p = path_of(&r, "198.19.0.2:1000");
+  assert_int_equal(p->state, KW_PST_VALIDATED);
+  assert_true(p->sources & KW_PSRC_CONN);
+  assert_int_equal(c.known, 1);
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &a));
+  assert_int_equal(c.changes, changes + 1);
+  /* on the selected path: only liveness */
+  kw__rp_packet(&r, &a, T0 + 2 * S);
+  assert_int_equal(r.direct_rx_ns, T0 + 2 * S);
+  assert_int_equal(c.changes, changes + 1);
+  kw__rp_free(&r);
+}
+
+static void test_rule_rebind_after_quiet(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000"), b = A("198.19.0.2:2000");
+  kw__rp_packet(&r, &a, T0 + 1 * S);
+  /* another validated address while the selected one is not quiet: kept */
+  kw__rp_packet(&r, &b, T0 + 1 * S + 10 * MS);
+  assert_int_equal(c.rebinds, 0);
+  kw__rp_packet(&r, &a, T0 + 1 * S + 20 * MS);
+  uint64_t last = T0 + 1 * S + 20 * MS;
+  kw__rp_packet(&r, &b, last + KW_RP_REBIND_QUIET_NS - 1);
+  assert_int_equal(c.rebinds, 0);
+  /* quiet KW_RP_REBIND_QUIET_NS: the remote's NAT rebound; follow it */
+  kw__rp_packet(&r, &b, last + KW_RP_REBIND_QUIET_NS);
+  assert_int_equal(c.rebinds, 1);
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &b));
+  kw__rp_free(&r);
+}
+
+/* ---- liveness ------------------------------------------------------------ */
+
+static void test_rule_liveness_pings_then_falls_back(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t sel = r.selected_ns;
+  assert_int_equal(r.direct_rx_ns, sel);
+  /* quiet KW_RP_DIRECT_QUIET_NS: a Ping, then one every second */
+  uint64_t q = sel + KW_RP_DIRECT_QUIET_NS + 1;
+  assert_true(kw__rp_next_deadline(&r) <= q);
+  size_t p = c.pings;
+  kw__rp_handle_timeout(&r, q - 1);
+  assert_int_equal(c.pings, p);
+  kw__rp_handle_timeout(&r, q);
+  assert_int_equal(c.pings, p + 1);
+  assert_int_equal(last_ping_to(&c, "198.19.0.2:1000"), (int)p);
+  assert_int_equal(c.probes, 1); /* validated: outside the probe budget */
+  assert_true(kw__rp_next_deadline(&r) <= q + KW_RP_DIRECT_PING_EVERY_NS + 1);
+  kw__rp_handle_timeout(&r, q + KW_RP_DIRECT_PING_EVERY_NS);
+  assert_int_equal(c.pings, p + 1);
+  kw__rp_handle_timeout(&r, q + KW_RP_DIRECT_PING_EVERY_NS + 1);
+  assert_int_equal(c.pings, p + 2);
+  /* a packet on it: quiet again from there */
+  kw__rp_packet(&r, kw__rp_direct(&r), q + 1500 * MS);
+  kw__rp_handle_timeout(&r, q + 2 * KW_RP_DIRECT_PING_EVERY_NS + 2);
+  assert_int_equal(c.pings, p + 2);
+  /* silent KW_RP_DIRECT_DEAD_NS: inactive, the relay again, a round */
+  uint64_t dead = q + 1500 * MS + KW_RP_DIRECT_DEAD_NS + 1;
+  size_t rounds = c.rounds;
+  kw__rp_handle_timeout(&r, dead);
+  assert_int_equal(c.lost, 1);
+  assert_true(kw__rp_on_relay(&r));
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
+  assert_int_equal(c.rounds, rounds + 1);
+  /* and recovery rounds are armed */
+  assert_int_equal(r.hp.recover_left, KW_HP_RECOVER_ROUNDS);
+  kw__rp_free(&r);
+}
+
+static void test_rule_pong_on_selected_path_is_liveness(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t q = r.selected_ns + KW_RP_DIRECT_QUIET_NS + 1;
+  kw__rp_handle_timeout(&r, q);
+  assert_true(pong(&r, &c, "198.19.0.2:1000", q + 40 * MS));
+  assert_int_equal(r.direct_rx_ns, q + 40 * MS);
+  kw__rp_free(&r);
+}
+
+/* ---- RTT ------------------------------------------------------------------ */
+
+static void test_rule_rtt_credited_once_settled(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  int s = KW_PATHS_NONE;
+  const kw__path *p = path_of(&r, "198.19.0.2:1000");
+  s = kw__paths_find(&r.pt, &p->addr);
+  uint64_t sel = r.selected_ns;
+  kw__rp_rtt_sample(&r, 0, 30 * MS, sel + KW_RP_RTT_SETTLE_NS - 1);
+  assert_false(p->has_rtt & 1u);
+  kw__rp_rtt_sample(&r, 0, 30 * MS, sel + KW_RP_RTT_SETTLE_NS);
+  assert_true(p->has_rtt & 1u);
+  assert_int_equal(p->rtt[0], 30 * MS);
+  assert_int_equal(kw__paths_rtt(&r.pt, s), 30 * MS); /* min with Pong's */
+  /* at most one sample per slot every KW_RP_RTT_EVERY_NS */
+  kw__rp_rtt_sample(&r, 0, 20 * MS, sel + KW_RP_RTT_SETTLE_NS + 1);
+  assert_int_equal(p->rtt[0], 30 * MS);
+  kw__rp_rtt_sample(&r, 0, 20 * MS,
+                    sel + KW_RP_RTT_SETTLE_NS + KW_RP_RTT_EVERY_NS);
+  assert_int_equal(p->rtt[0], 20 * MS);
+  /* no slot, the Pong slot, or a zero sample: ignored */
+  kw__rp_rtt_sample(&r, -1, 1 * MS, sel + 10 * S);
+  kw__rp_rtt_sample(&r, KW_RP_RTT_SLOT_DISCO, 1 * MS, sel + 10 * S);
+  kw__rp_rtt_sample(&r, 1, 0, sel + 10 * S);
+  assert_int_equal(p->rtt[0], 20 * MS);
+  /* the slot's connection goes: its samples go with it */
+  kw__rp_conn_close(&r, 0, sel + 11 * S);
+  assert_false(p->has_rtt & 1u);
+  kw__rp_free(&r);
+}
+
+static void test_rule_rtt_nothing_selected(void **state) {
+  (void)state;
+  rec c;
+  memset(&c, 0, sizeof c);
+  kw__rp r;
+  kw__rp_init(&r, &cbs, &c);
+  kw__rp_conn_open(&r);
+  kw__rp_rtt_sample(&r, 0, 30 * MS, T0);
+  assert_int_equal(kw__paths_selected(&r.pt), KW_PATHS_NONE);
+  kw__rp_free(&r);
+}
+
+/* ---- selection and re-racing ------------------------------------------- */
+
+static void test_rule_redundant_direct_paths_closed(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000"), b = A("198.19.0.3:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_APP, T0);
+  kw__rp_candidate(&r, &b, KW_PSRC_APP, T0);
+  kw__rp_local_candidates(&r, T0 + 1 * S);
+  assert_true(pong(&r, &c, "198.19.0.2:1000", T0 + 1 * S + 40 * MS));
+  assert_true(pong(&r, &c, "198.19.0.3:1000", T0 + 1 * S + 80 * MS));
+  /* one direct path carries the traffic; the slower one is closed */
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &a));
+  assert_int_equal(path_of(&r, "198.19.0.3:1000")->state, KW_PST_INACTIVE);
+  kw__rp_free(&r);
+}
+
+static void test_rule_good_direct_stops_upgrade_rounds(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.18.1.3:1000");
+  kw__rp_candidate(&r, &a, KW_PSRC_APP, T0);
+  kw__rp_local_candidates(&r, T0 + 1 * S);
+  assert_true(pong(&r, &c, "198.18.1.3:1000", T0 + 1 * S + 1 * MS));
+  assert_true(r.hp.good_direct); /* RTT <= KW_HP_GOOD_RTT_NS */
+  kw__rp_free(&r);
+}
+
+static void test_rule_rerace_demotes_validated(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  kw__rp_conn_close(&r, 0, T0 + 5 * S);
+  kw__rp_rerace(&r, T0 + 6 * S);
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
+  assert_int_equal(kw__paths_get(&r.pt, KW_PATHS_RELAY)->state,
+                   KW_PST_UNKNOWN);
+  assert_null(kw__rp_direct(&r));
+  assert_false(kw__rp_on_relay(&r));
+  kw__rp_free(&r);
+}
+
+static void test_conn_down_stops_rounds(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  kw__rp_conn_down(&r, T0 + 1 * S);
+  kw__rp_local_candidates(&r, T0 + 2 * S);
+  assert_int_equal(c.rounds, 1);
+  kw__rp_free(&r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_unkeyed_remote_does_nothing),
+      cmocka_unit_test(test_rtt_slots_and_idle_expiry),
+      cmocka_unit_test(test_optional_callbacks_may_be_null),
+      cmocka_unit_test(test_rule_candidate_new_once_and_path_known),
+      cmocka_unit_test(test_rule_round_pings_every_usable_candidate),
+      cmocka_unit_test(test_rule_repings_then_settle),
+      cmocka_unit_test(test_rule_repings_stop_once_direct),
+      cmocka_unit_test(test_rule_probe_refused_left_for_later),
+      cmocka_unit_test(test_rule_round_failed_retries_soon),
+      cmocka_unit_test(test_rule_network_change_pings_selected_too),
+      cmocka_unit_test(test_rule_ping_from_new_address),
+      cmocka_unit_test(test_rule_ping_on_validated_path_ignored),
+      cmocka_unit_test(test_rule_pong_must_match_tx_and_address),
+      cmocka_unit_test(test_rule_pong_revives_inactive_path),
+      cmocka_unit_test(test_rule_ping_ring_overwrites_oldest),
+      cmocka_unit_test(test_rule_call_me_maybe_new_candidates_round_now),
+      cmocka_unit_test(test_rule_call_me_maybe_known_answered_by_pings),
+      cmocka_unit_test(test_rule_answer_pings_path_known_by_packets_only),
+      cmocka_unit_test(test_rule_packet_validates_its_path),
+      cmocka_unit_test(test_rule_rebind_after_quiet),
+      cmocka_unit_test(test_rule_liveness_pings_then_falls_back),
+      cmocka_unit_test(test_rule_pong_on_selected_path_is_liveness),
+      cmocka_unit_test(test_rule_rtt_credited_once_settled),
+      cmocka_unit_test(test_rule_rtt_nothing_selected),
+      cmocka_unit_test(test_rule_redundant_direct_paths_closed),
+      cmocka_unit_test(test_rule_good_direct_stops_upgrade_rounds),
+      cmocka_unit_test(test_rule_rerace_demotes_validated),
+      cmocka_unit_test(test_conn_down_stops_rounds),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
