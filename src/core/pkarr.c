@@ -9,9 +9,8 @@
 
 #include "core/bep44.h"
 #include "core/buf.h"
+#include "core/dns.h"
 
-#define T_TXT 16
-#define C_IN 1
 #define SIG_B64_LEN 86 /* 64 bytes, base64url without padding */
 
 static const char z32_alpha[] = "ybndrfg8ejkmcpqxot1uwisza345h769";
@@ -33,34 +32,13 @@ void kw__pkarr_z32(const uint8_t id[KW_ID_LEN],
   out[o] = '\0';
 }
 
-/* One TXT resource record after its name: one character-string. */
-static void txt(kw__wbuf *w, uint32_t ttl, const char *key, const char *val) {
-  size_t kl = strlen(key), vl = strlen(val);
-  kw__wbuf_u16(w, T_TXT);
-  kw__wbuf_u16(w, C_IN);
-  kw__wbuf_u32(w, ttl);
-  if (kl + 1 + vl > 255) {
-    w->err = true;
-    return;
-  }
-  kw__wbuf_u16(w, (uint16_t)(1 + kl + 1 + vl));
-  kw__wbuf_u8(w, (uint8_t)(kl + 1 + vl));
-  kw__wbuf_bytes(w, key, kl);
-  kw__wbuf_u8(w, '=');
-  kw__wbuf_bytes(w, val, vl);
-}
-
-/* The name once, then pointers to it (offset 12). */
-static void name(kw__wbuf *w, bool first, const char *z) {
-  if (!first) {
-    kw__wbuf_u16(w, 0xC000 | 12);
-    return;
-  }
-  kw__wbuf_u8(w, sizeof KW_PKARR_LABEL - 1);
-  kw__wbuf_bytes(w, KW_PKARR_LABEL, sizeof KW_PKARR_LABEL - 1);
-  kw__wbuf_u8(w, KW_PKARR_Z32_LEN);
-  kw__wbuf_bytes(w, z, KW_PKARR_Z32_LEN);
-  kw__wbuf_u8(w, 0);
+/* _keyway.<z32 id> */
+static kw_err our_name(const uint8_t id[KW_ID_LEN], kw__dns_name *out) {
+  char z[KW_PKARR_Z32_LEN + 1];
+  char text[sizeof KW_PKARR_LABEL + KW_PKARR_Z32_LEN + 1];
+  kw__pkarr_z32(id, z);
+  snprintf(text, sizeof text, "%s.%s", KW_PKARR_LABEL, z);
+  return kw__dns_name_from_text(text, out);
 }
 
 kw_err kw__pkarr_packet(const uint8_t *rec, size_t rec_len, uint8_t *out,
@@ -70,83 +48,32 @@ kw_err kw__pkarr_packet(const uint8_t *rec, size_t rec_len, uint8_t *out,
     return KW_ERR_PARSE;
   if (cap > KW_PKARR_MAX_PACKET)
     cap = KW_PKARR_MAX_PACKET;
-  char z[KW_PKARR_Z32_LEN + 1];
-  kw__pkarr_z32(r.addr.id, z);
   char sig[SIG_B64_LEN + 1];
   sodium_bin2base64(sig, sizeof sig, rec + rec_len - KW_RECORD_SIG_LEN,
                     KW_RECORD_SIG_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  uint16_t n = (uint16_t)(1 + (r.addr.relay_url[0] ? 1 : 0) + r.addr.n_addrs);
-  kw__wbuf w;
-  kw__wbuf_init(&w, out, cap);
-  kw__wbuf_u16(&w, 0);      /* id */
-  kw__wbuf_u16(&w, 0x8400); /* response, authoritative */
-  kw__wbuf_u16(&w, 0);      /* questions */
-  kw__wbuf_u16(&w, n);      /* answers */
-  kw__wbuf_u16(&w, 0);
-  kw__wbuf_u16(&w, 0);
-  name(&w, true, z);
-  txt(&w, r.ttl_s, "sig", sig);
-  if (r.addr.relay_url[0]) {
-    name(&w, false, z);
-    txt(&w, r.ttl_s, "relay", r.addr.relay_url);
-  }
+  kw__dns_name nm;
+  if (our_name(r.addr.id, &nm) != KW_OK)
+    return KW_ERR_PARSE;
+  /* "key=value" strings, one TXT record each */
+  char vals[2 + KW_MAX_DIRECT_ADDRS][8 + KW_MAX_RELAY_URL + 1];
+  kw__dns_txt txt[2 + KW_MAX_DIRECT_ADDRS];
+  size_t n = 0;
+  snprintf(vals[n++], sizeof vals[0], "sig=%s", sig);
+  if (r.addr.relay_url[0])
+    snprintf(vals[n++], sizeof vals[0], "relay=%s", r.addr.relay_url);
   for (size_t i = 0; i < r.addr.n_addrs; i++) {
     char a[KW_SOCKADDR_STRLEN];
     if (kw_sockaddr_format(&r.addr.addrs[i], a, sizeof a) != KW_OK)
       return KW_ERR_PARSE;
-    name(&w, false, z);
-    txt(&w, r.ttl_s, "addr", a);
+    snprintf(vals[n++], sizeof vals[0], "addr=%s", a);
   }
-  if (w.err)
-    return KW_ERR_BUFFER;
-  *outlen = w.off;
-  return KW_OK;
-}
-
-/* Reads a (possibly compressed) name into text "a.b.c" (lowercase);
- * leaves b after the name. */
-static bool read_name(kw__rbuf *b, char *out, size_t cap) {
-  size_t o = 0;
-  size_t pos = b->off;
-  bool jumped = false;
-  unsigned hops = 0;
-  kw__rbuf r = *b;
-  for (;;) {
-    uint8_t l = kw__rbuf_u8(&r);
-    if (r.err)
-      return false;
-    if (l == 0)
-      break;
-    if ((l & 0xC0) == 0xC0) {
-      uint8_t l2 = kw__rbuf_u8(&r);
-      size_t ptr = ((size_t)(l & 0x3F) << 8) | l2;
-      if (r.err || ptr >= pos || ++hops > KW_PKARR_MAX_HOPS)
-        return false;
-      if (!jumped)
-        b->off = r.off;
-      jumped = true;
-      pos = ptr;
-      r.off = ptr;
-      continue;
-    }
-    if (l & 0xC0)
-      return false;
-    const uint8_t *lab = kw__rbuf_take(&r, l);
-    if (!lab || o + l + 2 > cap)
-      return false;
-    if (o)
-      out[o++] = '.';
-    for (size_t i = 0; i < l; i++) {
-      uint8_t c = lab[i];
-      if (c == 0 || c == '.')
-        return false;
-      out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
+  for (size_t i = 0; i < n; i++) {
+    txt[i].p = vals[i];
+    txt[i].len = strlen(vals[i]);
   }
-  out[o] = '\0';
-  if (!jumped)
-    b->off = r.off;
-  return true;
+  kw_err e =
+      kw__dns_encode_txt_response(&nm, r.ttl_s, txt, n, out, cap, outlen);
+  return e == KW_OK ? KW_OK : KW_ERR_BUFFER;
 }
 
 kw_err kw__pkarr_record(const uint8_t *packet, size_t len,
@@ -157,27 +84,12 @@ kw_err kw__pkarr_record(const uint8_t *packet, size_t len,
     return KW_ERR_INVALID_ARG;
   if (len > KW_PKARR_MAX_PACKET || seq < 0)
     return KW_ERR_PARSE;
-  char want[sizeof KW_PKARR_LABEL + KW_PKARR_Z32_LEN + 1];
-  char z[KW_PKARR_Z32_LEN + 1];
-  kw__pkarr_z32(id, z);
-  snprintf(want, sizeof want, "%s.%s", KW_PKARR_LABEL, z);
-  kw__rbuf b;
-  kw__rbuf_init(&b, packet, len);
-  kw__rbuf_u16(&b); /* id */
-  uint16_t flags = kw__rbuf_u16(&b);
-  uint16_t qd = kw__rbuf_u16(&b);
-  uint32_t rrs = (uint32_t)kw__rbuf_u16(&b) + kw__rbuf_u16(&b) +
-                 kw__rbuf_u16(&b);
-  if (b.err || !(flags & 0x8000))
+  kw__dns_name want;
+  kw__dns_msg msg;
+  if (our_name(id, &want) != KW_OK ||
+      kw__dns_decode(packet, len, &msg) != KW_OK ||
+      !(msg.h.flags & KW_DNS_FLAG_QR))
     return KW_ERR_PARSE;
-  char nm[256];
-  for (unsigned i = 0; i < qd; i++) {
-    if (!read_name(&b, nm, sizeof nm))
-      return KW_ERR_PARSE;
-    kw__rbuf_take(&b, 4);
-    if (b.err)
-      return KW_ERR_PARSE;
-  }
   kw__record r;
   memset(&r, 0, sizeof r);
   memcpy(r.addr.id, id, KW_ID_LEN);
@@ -185,57 +97,45 @@ kw_err kw__pkarr_record(const uint8_t *packet, size_t len,
   bool have_sig = false, have_relay = false;
   uint8_t sig[KW_RECORD_SIG_LEN];
   uint32_t ttl = UINT32_MAX;
-  for (uint32_t i = 0; i < rrs; i++) {
-    if (!read_name(&b, nm, sizeof nm))
+  kw__dns_rr rr;
+  while (kw__dns_next_rr(&msg, &rr) == KW_OK) {
+    if (rr.type != KW_DNS_TYPE_TXT ||
+        (rr.rclass & ~KW_DNS_CLASS_TOP) != KW_DNS_CLASS_IN ||
+        !kw__dns_name_equal(&rr.name, &want))
+      continue; /* a pkarr packet may hold more */
+    if (rr.ttl < ttl)
+      ttl = rr.ttl;
+    char kv[8 + KW_MAX_RELAY_URL + 1];
+    size_t sl;
+    if (kw__dns_txt_join(&rr, (uint8_t *)kv, sizeof kv - 1, &sl) != KW_OK)
       return KW_ERR_PARSE;
-    uint16_t type = kw__rbuf_u16(&b);
-    uint16_t cls = kw__rbuf_u16(&b);
-    uint32_t rttl = kw__rbuf_u32(&b);
-    uint16_t rdlen = kw__rbuf_u16(&b);
-    const uint8_t *rd = kw__rbuf_take(&b, rdlen);
-    if (b.err)
+    kv[sl] = '\0';
+    if (memchr(kv, 0, sl))
       return KW_ERR_PARSE;
-    if (type != T_TXT || (cls & 0x7FFF) != C_IN || strcmp(nm, want) != 0)
+    char *eq = strchr(kv, '=');
+    if (!eq)
       continue;
-    if (rttl < ttl)
-      ttl = rttl;
-    kw__rbuf t;
-    kw__rbuf_init(&t, rd, rdlen);
-    while (kw__rbuf_left(&t)) {
-      uint8_t sl = kw__rbuf_u8(&t);
-      const uint8_t *s = kw__rbuf_take(&t, sl);
-      if (t.err)
+    *eq = '\0';
+    const char *val = eq + 1;
+    if (strcmp(kv, "sig") == 0) {
+      size_t bl;
+      if (have_sig || strlen(val) != SIG_B64_LEN ||
+          sodium_base642bin(sig, sizeof sig, val, SIG_B64_LEN, NULL, &bl,
+                            NULL,
+                            sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+          bl != sizeof sig)
         return KW_ERR_PARSE;
-      char kv[256];
-      memcpy(kv, s, sl);
-      kv[sl] = '\0';
-      if (memchr(kv, 0, sl))
+      have_sig = true;
+    } else if (strcmp(kv, "relay") == 0) {
+      if (have_relay || strlen(val) > KW_MAX_RELAY_URL)
         return KW_ERR_PARSE;
-      char *eq = strchr(kv, '=');
-      if (!eq)
-        continue;
-      *eq = '\0';
-      const char *val = eq + 1;
-      if (strcmp(kv, "sig") == 0) {
-        size_t bl;
-        if (have_sig || strlen(val) != SIG_B64_LEN ||
-            sodium_base642bin(sig, sizeof sig, val, SIG_B64_LEN, NULL, &bl,
-                              NULL,
-                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-            bl != sizeof sig)
-          return KW_ERR_PARSE;
-        have_sig = true;
-      } else if (strcmp(kv, "relay") == 0) {
-        if (have_relay || strlen(val) > KW_MAX_RELAY_URL)
-          return KW_ERR_PARSE;
-        snprintf(r.addr.relay_url, sizeof r.addr.relay_url, "%s", val);
-        have_relay = true;
-      } else if (strcmp(kv, "addr") == 0) {
-        if (r.addr.n_addrs == KW_MAX_DIRECT_ADDRS ||
-            kw_sockaddr_parse(val, &r.addr.addrs[r.addr.n_addrs]) != KW_OK)
-          return KW_ERR_PARSE;
-        r.addr.n_addrs++;
-      }
+      snprintf(r.addr.relay_url, sizeof r.addr.relay_url, "%s", val);
+      have_relay = true;
+    } else if (strcmp(kv, "addr") == 0) {
+      if (r.addr.n_addrs == KW_MAX_DIRECT_ADDRS ||
+          kw_sockaddr_parse(val, &r.addr.addrs[r.addr.n_addrs]) != KW_OK)
+        return KW_ERR_PARSE;
+      r.addr.n_addrs++;
     }
   }
   if (!have_sig || ttl == UINT32_MAX)

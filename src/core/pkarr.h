@@ -14,10 +14,9 @@
  * these fields and its signature, so a relay serves the same verifiable
  * bytes for an id whether the endpoint PUT them or they came off the DHT.
  *
- * The DNS codec here is minimal and strict: header, questions skipped,
- * resource records with name compression (pointers only backward, at
- * most KW_PKARR_MAX_HOPS), read through kw__rbuf. Records of other names
- * or types are ignored; of ours, unknown keys are ignored.
+ * The DNS message codec is core/dns.h (strict, bounded, backward-only
+ * name compression). Records of other names or types are ignored; of
+ * ours, strings without '=' and unknown keys are ignored.
  *
  * The body of `PUT /pkarr/<id>` is pkarr's relay format: sig 64 (BEP 44)
  * | seq u64 big-endian | the DNS packet.
@@ -34,7 +33,6 @@
 #define KW_PKARR_LABEL "_keyway"
 #define KW_PKARR_MAX_PACKET 995 /* "995:" + 995 bytes = 999 bencoded */
 #define KW_PKARR_MAX_BODY (64 + 8 + KW_PKARR_MAX_PACKET)
-#define KW_PKARR_MAX_HOPS 8
 #define KW_PKARR_Z32_LEN 52
 
 /* z-base32 of an id (52 characters and a NUL). */
