@@ -400,6 +400,24 @@ KW_EXTERN kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path);
  * packets to devices on the user's network and opens a port on the
  * gateway. Errors: KW_ERR_INVALID_ARG (cfg NULL). */
 KW_EXTERN kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable);
+
+/* What goes into the Mainline DHT (docs/protocol/dht.md). Besides its
+ * record in the home relay's lookup store, the endpoint signs a BEP 44
+ * item (pkarr format) and hands it to the home relay; a relay started
+ * with --dht-listen puts it into the DHT, so any DHT relay can resolve
+ * this id. Relays without a DHT ignore it.
+ *  KW_DHT_PUBLISH_RELAY  the default: the item names only the home relay
+ *                        (the DHT is public: anyone can read it)
+ *  KW_DHT_PUBLISH_ADDRS  the home relay and the direct addresses
+ *  KW_DHT_PUBLISH_NONE   no item at all
+ * Errors: KW_ERR_INVALID_ARG (cfg NULL, unknown mode). */
+typedef enum kw_dht_publish {
+  KW_DHT_PUBLISH_RELAY = 0,
+  KW_DHT_PUBLISH_ADDRS = 1,
+  KW_DHT_PUBLISH_NONE = 2,
+} kw_dht_publish;
+KW_EXTERN kw_err kw_config_set_dht_publish(kw_config *cfg,
+                                           kw_dht_publish mode);
 /* Which paths connections may take (default KW_PATH_POLICY_ANY: direct UDP
  * when it works, the relay otherwise).
  *  - KW_PATH_POLICY_RELAY_ONLY: packets to and from remotes go only

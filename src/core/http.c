@@ -303,17 +303,25 @@ kw__http_route kw__http_route_req(const kw__http_req *r, uint8_t id[KW_ID_LEN],
     *status = 101;
     return KW_ROUTE_RELAY;
   }
-  if (plen >= llen && memcmp(path, lookup, llen) == 0) {
+  static const char pkarr[] = "/pkarr/";
+  bool is_pkarr = plen >= sizeof(pkarr) - 1 &&
+                  memcmp(path, pkarr, sizeof(pkarr) - 1) == 0;
+  if (is_pkarr || (plen >= llen && memcmp(path, lookup, llen) == 0)) {
+    size_t pre = is_pkarr ? sizeof(pkarr) - 1 : llen;
+    if (is_pkarr && r->method != KW_HTTP_PUT) {
+      *status = 405;
+      return KW_ROUTE_NONE;
+    }
     if (r->method != KW_HTTP_GET && r->method != KW_HTTP_PUT) {
       *status = 405;
       return KW_ROUTE_NONE;
     }
     char text[KW_ID_STRLEN + 1];
-    if (plen - llen != KW_ID_STRLEN) {
+    if (plen - pre != KW_ID_STRLEN) {
       *status = 400;
       return KW_ROUTE_NONE;
     }
-    memcpy(text, path + llen, KW_ID_STRLEN);
+    memcpy(text, path + pre, KW_ID_STRLEN);
     text[KW_ID_STRLEN] = '\0';
     uint8_t tmp[KW_ID_LEN];
     if (kw_id_from_string(text, tmp) != KW_OK) {
@@ -327,6 +335,8 @@ kw__http_route kw__http_route_req(const kw__http_req *r, uint8_t id[KW_ID_LEN],
     if (id)
       memcpy(id, tmp, KW_ID_LEN);
     *status = 200;
+    if (is_pkarr)
+      return KW_ROUTE_PKARR_PUT;
     return get ? KW_ROUTE_LOOKUP_GET : KW_ROUTE_LOOKUP_PUT;
   }
   kw__http_route route = KW_ROUTE_NONE;

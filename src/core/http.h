@@ -70,6 +70,7 @@ typedef enum kw__http_route {
   KW_ROUTE_LOOKUP_PUT, /* PUT /lookup/<id>, body of content_length bytes */
   KW_ROUTE_METRICS,    /* GET /metrics */
   KW_ROUTE_PING,       /* GET /ping (latency probe) */
+  KW_ROUTE_PKARR_PUT,  /* PUT /pkarr/<id>, body of content_length bytes */
 } kw__http_route;
 
 /* Routes a parsed request. A query string is ignored. For the lookup

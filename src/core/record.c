@@ -33,13 +33,14 @@ static bool verify_body(const uint8_t *body, size_t len,
   return crypto_sign_verify_detached(sig, msg, CTX_LEN + len, id) == 0;
 }
 
-kw_err kw__record_encode(const kw__record *r,
-                         const uint8_t sk[KW_SECRET_KEY_LEN], uint8_t *out,
-                         size_t cap, size_t *outlen) {
-  if (!r || !sk || !outlen || (!out && cap))
+/* Writes the record, signed with sk, or else ending in given_sig. */
+static kw_err write_record(const kw__record *r, const uint8_t *sk,
+                           const uint8_t *given_sig, uint8_t *out, size_t cap,
+                           size_t *outlen) {
+  if (!r || !outlen || (!out && cap))
     return KW_ERR_INVALID_ARG;
   /* libsodium's secret key ends with the public key. */
-  if (sodium_memcmp(sk + 32, r->addr.id, KW_ID_LEN) != 0)
+  if (sk && sodium_memcmp(sk + 32, r->addr.id, KW_ID_LEN) != 0)
     return KW_ERR_INVALID_ARG;
   if (r->ttl_s == 0 || r->ttl_s > KW_RECORD_MAX_TTL ||
       r->addr.n_addrs > KW_MAX_DIRECT_ADDRS)
@@ -74,9 +75,28 @@ kw_err kw__record_encode(const kw__record *r,
   uint8_t *sig = kw__wbuf_reserve(&w, KW_RECORD_SIG_LEN);
   if (w.err)
     return KW_ERR_BUFFER;
-  sign_body(out, w.off - KW_RECORD_SIG_LEN, sk, sig);
+  if (sk)
+    sign_body(out, w.off - KW_RECORD_SIG_LEN, sk, sig);
+  else
+    memcpy(sig, given_sig, KW_RECORD_SIG_LEN);
   *outlen = w.off;
   return KW_OK;
+}
+
+kw_err kw__record_encode(const kw__record *r,
+                         const uint8_t sk[KW_SECRET_KEY_LEN], uint8_t *out,
+                         size_t cap, size_t *outlen) {
+  if (!sk)
+    return KW_ERR_INVALID_ARG;
+  return write_record(r, sk, NULL, out, cap, outlen);
+}
+
+kw_err kw__record_assemble(const kw__record *r,
+                           const uint8_t sig[KW_RECORD_SIG_LEN], uint8_t *out,
+                           size_t cap, size_t *outlen) {
+  if (!sig)
+    return KW_ERR_INVALID_ARG;
+  return write_record(r, NULL, sig, out, cap, outlen);
 }
 
 kw_err kw__record_decode(const uint8_t *p, size_t len, kw__record *r) {

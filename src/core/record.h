@@ -50,6 +50,14 @@ kw_err kw__record_encode(const kw__record *r,
                          const uint8_t sk[KW_SECRET_KEY_LEN], uint8_t *out,
                          size_t cap, size_t *outlen);
 
+/* Encodes `r` as kw__record_encode does but ends it with `sig` instead of
+ * signing: rebuilds a record from its fields and its signature (a record
+ * read from the DHT, docs/protocol/dht.md). Nothing is verified here:
+ * decode the result. Errors as kw__record_encode's. */
+kw_err kw__record_assemble(const kw__record *r,
+                           const uint8_t sig[KW_RECORD_SIG_LEN], uint8_t *out,
+                           size_t cap, size_t *outlen);
+
 /* Decodes and verifies a record. Errors: KW_ERR_PARSE (malformed, in any
  * way the format above forbids), KW_ERR_KEY_MISMATCH (the signature is
  * not the id's). */

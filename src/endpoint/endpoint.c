@@ -228,6 +228,14 @@ kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path) {
   return KW_OK;
 }
 
+kw_err kw_config_set_dht_publish(kw_config *cfg, kw_dht_publish mode) {
+  if (!cfg || (mode != KW_DHT_PUBLISH_RELAY && mode != KW_DHT_PUBLISH_ADDRS &&
+               mode != KW_DHT_PUBLISH_NONE))
+    return KW_ERR_INVALID_ARG;
+  cfg->dht_publish = mode;
+  return KW_OK;
+}
+
 kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable) {
   if (!cfg)
     return KW_ERR_INVALID_ARG;

@@ -68,6 +68,7 @@ struct kw_config {
   char relays[KW_MAX_RELAYS][KW_MAX_RELAY_URL + 1];
   size_t n_relays;
   char relay_ca[1024];
+  kw_dht_publish dht_publish; /* kw_config_set_dht_publish */
   bool port_mapping; /* UPnP IGD / NAT-PMP on the default gateway */
   bool no4, no6;     /* kw_config_set_families */
   int path_policy;   /* kw_path_policy */

@@ -8,6 +8,11 @@
  * minutes, and at once whenever the connection to the home relay comes back
  * (a restarted relay's store starts empty).
  *
+ * With each record goes a BEP 44 item for the Mainline DHT (PUT
+ * /pkarr/<id>, docs/protocol/dht.md), unless kw_config_set_dht_publish
+ * says KW_DHT_PUBLISH_NONE: a record of its own, naming only the home
+ * relay by default. A relay not on the DHT answers 404; nothing retries.
+ *
  * Each request is a one-shot HTTPS exchange (net/http_exchange.h) on its
  * own TLS connection to the relay (the relay connection itself carries
  * only frames after its upgrade). Records are verified here too: a relay
@@ -19,6 +24,7 @@
 #include <string.h>
 
 #include "core/http.h"
+#include "core/pkarr.h"
 #include "core/record.h"
 #include "net/http_exchange.h"
 
@@ -78,6 +84,51 @@ static void published(kw_err err, int status, const uint8_t *body,
   }
 }
 
+static void dht_published(kw_err err, int status, const uint8_t *body,
+                          size_t len, void *arg) {
+  kw_endpoint *ep = arg;
+  (void)body;
+  (void)len;
+  if (err == KW_OK && status == 204)
+    kw__log(ep, KW_LOG_INFO, "lookup", "lookup.dht_published");
+  else if (err == KW_OK && status == 404)
+    kw__log(ep, KW_LOG_DEBUG, "lookup", "lookup.dht_unavailable");
+  else
+    kw__log(ep, KW_LOG_WARN, "lookup",
+            "lookup.dht_publish_failed err=%s status=%d", kw_errname(err),
+            status);
+}
+
+/* The DHT copy of the record: the home relay only unless the application
+ * allows the addresses; addresses dropped from the end until the pkarr
+ * packet fits its 1000 bytes. */
+static void publish_dht(kw_endpoint *ep, int home, const kw__record *full) {
+  if (ep->cfg.dht_publish == KW_DHT_PUBLISH_NONE)
+    return;
+  kw__record rec = *full;
+  if (ep->cfg.dht_publish != KW_DHT_PUBLISH_ADDRS)
+    rec.addr.n_addrs = 0;
+  uint8_t buf[KW_RECORD_MAX_LEN], body[KW_PKARR_MAX_BODY];
+  size_t n, bl;
+  for (;;) {
+    if (kw__record_encode(&rec, ep->cfg.sk, buf, sizeof buf, &n) != KW_OK)
+      return;
+    kw_err e = kw__pkarr_body(buf, n, ep->cfg.sk, body, sizeof body, &bl);
+    if (e == KW_OK)
+      break;
+    if (e != KW_ERR_BUFFER || rec.addr.n_addrs == 0)
+      return;
+    rec.addr.n_addrs--;
+  }
+  char path[16 + KW_ID_STRLEN];
+  char idt[KW_ID_STRLEN + 1];
+  kw_id_to_string(ep->id, idt, sizeof idt);
+  snprintf(path, sizeof path, "/pkarr/%s", idt);
+  if (https_request(ep, home, "PUT", path, body, bl, dht_published, ep) !=
+      KW_OK)
+    kw__log(ep, KW_LOG_WARN, "lookup", "lookup.dht_publish_failed err=connect");
+}
+
 static void publish(kw_endpoint *ep) {
   int home = kw__relay_home(ep);
   if (home < 0 || ep->closing)
@@ -100,6 +151,7 @@ static void publish(kw_endpoint *ep) {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=connect");
     publish_retry(ep);
   }
+  publish_dht(ep, home, &rec);
 }
 
 static void republish_cb(uv_timer_t *t) { publish(t->data); }

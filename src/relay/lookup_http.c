@@ -12,7 +12,8 @@
  *        Records of connected clients are never evicted for others';
  *        otherwise the record stored longest ago goes first.
  *   GET  200 with the record bytes (application/octet-stream); 404 when
- *        absent or expired.
+ *        absent or expired. On the DHT (--dht-listen) a miss is asked of
+ *        the DHT (dht.c) and answered when that ends.
  * Signatures are verified on write (by the store) and again on read, so
  * a record is never served unless it verifies. Expired records are swept
  * every 10 s.
@@ -110,8 +111,9 @@ void kw__rs_lookup_connected(kw__rs *rs, const uint8_t id[KW_ID_LEN],
 
 void kw__rs_lookup_handle(kw__rs *rs, bool put, bool connected,
                           const uint8_t id[KW_ID_LEN], const uint8_t *body,
-                          size_t body_len, int *status, uint8_t **resp,
-                          size_t *resp_len, const char **content_type) {
+                          size_t body_len, void *conn, int *status,
+                          uint8_t **resp, size_t *resp_len,
+                          const char **content_type) {
   kw__rs_lookup *lk = rs->lookup;
   kw__rs_metrics *m = &rs->m;
   char ids[KW_ID_SHORTLEN + 1];
@@ -189,6 +191,16 @@ void kw__rs_lookup_handle(kw__rs *rs, bool put, bool connected,
     free(buf);
     answer(status, resp, resp_len, content_type, 404, "not found");
     return;
+  }
+  if (e == KW_ERR_NOT_FOUND && rs->dht) {
+    int st = kw__rs_dht_lookup(rs, id, conn, buf, KW_RECORD_MAX_LEN, &n);
+    if (st == 0) { /* asking the DHT: answered later */
+      free(buf);
+      *status = 0;
+      return;
+    }
+    if (st == 200)
+      e = KW_OK;
   }
   if (e != KW_OK) {
     free(buf);

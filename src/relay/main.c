@@ -16,11 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <netdb.h>
 #include <sodium.h>
+#include <sys/socket.h>
 
 #include "relay/relay.h"
 
 #include "net/clock.h"
+#include "net/osaddr.h"
 #include "net/tls_cred.h"
 #include "net/tls_stream.h"
 
@@ -77,6 +80,15 @@ static void usage(FILE *f) {
       "                             logins (the signature is not bound to the\n"
       "                             TLS session: a relay the client trusts\n"
       "                             could replay it); default: refused (426)\n"
+      "  --dht-listen ADDR:PORT     join the Mainline DHT on this UDP socket:\n"
+      "                             put the records clients publish (PUT\n"
+      "                             /pkarr/<id>), answer lookup misses from\n"
+      "                             the DHT (default: off, no DHT traffic)\n"
+      "  --dht-bootstrap HOST:PORT  a DHT node to join through (repeatable,\n"
+      "                             up to %d; e.g. router.bittorrent.com:6881)\n"
+      "  --dht-cache-ttl SECONDS    serve a record read from the DHT at most\n"
+      "                             this long before asking again (default 0:\n"
+      "                             until the record itself expires)\n"
       "  --json                     one JSON object per log line on stderr\n"
       "  -v, --verbose / -q, --quiet\n"
       "  -h, --help\n"
@@ -84,7 +96,47 @@ static void usage(FILE *f) {
       "\nSee keyway-relay(8).\n",
       KW_RS_DEFAULT_LISTEN, KW_RS_DEFAULT_STUN, KW_RS_DEFAULT_MAX_CLIENTS,
       KW_RS_DEFAULT_MAX_PENDING, (unsigned long long)KW_RS_DEFAULT_RATE,
-      KW_RS_LOOKUP_MAX_RECORDS, KW_RS_DEFAULT_PUT_RATE);
+      KW_RS_LOOKUP_MAX_RECORDS, KW_RS_DEFAULT_PUT_RATE, KW_RS_DHT_MAX_BOOT);
+}
+
+/* HOST:PORT or an IP literal; a name is resolved once, at start-up. */
+static int boot_flag(const char *v, kw__rs_cfg *cfg) {
+  if (!v) {
+    fprintf(stderr, "keyway-relay: --dht-bootstrap needs HOST:PORT\n");
+    return 2;
+  }
+  if (cfg->n_dht_boot == KW_RS_DHT_MAX_BOOT) {
+    fprintf(stderr, "keyway-relay: at most %d --dht-bootstrap\n",
+            KW_RS_DHT_MAX_BOOT);
+    return 2;
+  }
+  kw_sockaddr *a = &cfg->dht_boot[cfg->n_dht_boot];
+  if (kw_sockaddr_parse(v, a) != KW_OK) {
+    const char *colon = strrchr(v, ':');
+    char host[256];
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof host) {
+      fprintf(stderr, "keyway-relay: --dht-bootstrap: not HOST:PORT: %s\n", v);
+      return 2;
+    }
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET; /* compact DHT nodes are IPv4 */
+    hints.ai_socktype = SOCK_DGRAM;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) {
+      fprintf(stderr, "keyway-relay: --dht-bootstrap: cannot resolve %s\n", v);
+      return 2;
+    }
+    kw__sockaddr_from_os(res->ai_addr, a);
+    freeaddrinfo(res);
+  }
+  if (a->family != 4 || a->port == 0) {
+    fprintf(stderr, "keyway-relay: --dht-bootstrap: IPv4 HOST:PORT only\n");
+    return 2;
+  }
+  cfg->n_dht_boot++;
+  return 0;
 }
 
 uint64_t kw__rs_now_ns(void) { return kw__mono_ns(); }
@@ -200,6 +252,7 @@ static void stop(app *a, const char *why) {
   kw__rs_stun_stop(rs);
   kw__rs_metrics_stop(rs);
   kw__rs_lookup_stop(rs);
+  kw__rs_dht_stop(rs);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   uv_close((uv_handle_t *)&a->sighup, NULL);
@@ -474,6 +527,19 @@ int main(int argc, char **argv) {
       }
       cfg->max_records = (size_t)u;
       i++;
+    } else if (strcmp(f, "--dht-listen") == 0) {
+      rc = addr_flag(f, v, &cfg->dht_listen);
+      i++;
+    } else if (strcmp(f, "--dht-bootstrap") == 0) {
+      rc = boot_flag(v, cfg);
+      i++;
+    } else if (strcmp(f, "--dht-cache-ttl") == 0) {
+      if (!parse_u64(v, &u) || u > 86400) {
+        fprintf(stderr, "keyway-relay: --dht-cache-ttl: 0..86400 seconds\n");
+        return 2;
+      }
+      cfg->dht_cache_s = (unsigned)u;
+      i++;
     } else if (strcmp(f, "--json") == 0) {
       cfg->json = true;
     } else if (strcmp(f, "-v") == 0 || strcmp(f, "--verbose") == 0) {
@@ -553,6 +619,10 @@ int main(int argc, char **argv) {
   if (e == KW_OK) {
     what = "metrics-listen";
     e = kw__rs_metrics_start(rs);
+  }
+  if (e == KW_OK) {
+    what = "dht-listen";
+    e = kw__rs_dht_start(rs);
   }
   if (e != KW_OK) {
     kw__rs_log(rs, KW_RS_ERROR, "relay.start_failed", "what=%s error=%s", what,

@@ -209,6 +209,39 @@ char *kw__rs_metrics_render(const kw__rs *rs, size_t *len) {
          "Records in the lookup store.");
   sb_printf(&b, "keyway_relay_lookup_records %llu\n",
             (unsigned long long)m->lookup_records);
+  if (rs->cfg.dht_listen.family) {
+    static const char *dht_names[KW_RS_DHT_N] = {
+        "found", "cached", "not_found", "bad_item", "stale", "busy"};
+    metric(&b, "keyway_relay_dht_publish_total", "counter",
+           "PUT /pkarr items by result.");
+    for (int i = 0; i < KW_RS_LK_N; i++)
+      if (i != KW_RS_LK_NOT_FOUND)
+        sb_printf(&b, "keyway_relay_dht_publish_total{result=\"%s\"} %llu\n",
+                  lk_names[i], (unsigned long long)m->dht_publish[i]);
+    metric(&b, "keyway_relay_dht_lookups_total", "counter",
+           "Lookup misses asked of the DHT, by result.");
+    for (int i = 0; i < KW_RS_DHT_N; i++)
+      sb_printf(&b, "keyway_relay_dht_lookups_total{result=\"%s\"} %llu\n",
+                dht_names[i], (unsigned long long)m->dht_get[i]);
+    metric(&b, "keyway_relay_dht_puts_total", "counter",
+           "Items put into the DHT (first puts and republishing).");
+    sb_printf(&b, "keyway_relay_dht_puts_total %llu\n",
+              (unsigned long long)m->dht_puts);
+    metric(&b, "keyway_relay_dht_datagrams_total", "counter",
+           "DHT datagrams by direction.");
+    sb_printf(&b, "keyway_relay_dht_datagrams_total{dir=\"sent\"} %llu\n",
+              (unsigned long long)m->dht_sent);
+    sb_printf(&b, "keyway_relay_dht_datagrams_total{dir=\"received\"} %llu\n",
+              (unsigned long long)m->dht_received);
+    sb_printf(&b, "keyway_relay_dht_datagrams_total{dir=\"dropped\"} %llu\n",
+              (unsigned long long)m->dht_send_dropped);
+    metric(&b, "keyway_relay_dht_nodes", "gauge", "Nodes in the routing table.");
+    sb_printf(&b, "keyway_relay_dht_nodes %llu\n",
+              (unsigned long long)m->dht_nodes);
+    metric(&b, "keyway_relay_dht_items", "gauge", "BEP 44 items stored.");
+    sb_printf(&b, "keyway_relay_dht_items %llu\n",
+              (unsigned long long)m->dht_items);
+  }
   metric(&b, "keyway_relay_uptime_seconds", "gauge",
          "Seconds since the relay started.");
   sb_printf(&b, "keyway_relay_uptime_seconds %.3f\n",

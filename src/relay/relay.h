@@ -9,6 +9,8 @@
  *   stun_server.c  STUN Binding over UDP
  *   lookup_http.c  PUT/GET /lookup/<id> on the signed record store
  *   metrics.c      counters and the Prometheus text endpoint
+ *   dht.c          the Mainline DHT node (--dht-listen): PUT /pkarr/<id>,
+ *                  lookups that miss the store
  */
 #ifndef KW_RELAY_RELAY_H
 #define KW_RELAY_RELAY_H
@@ -69,6 +71,16 @@
 #define KW_RS_STOP_MS 800 /* graceful stop budget */
 #define KW_RS_HTTP_MAX 8192
 #define KW_RS_LOOKUP_MAX_RECORDS 100000u
+/* DHT (dht.c, docs/protocol/dht.md). BEP 44 items live about 2 hours on
+ * Mainline nodes: a connected client's item is put again every 30 min
+ * (checked every minute), so it outlives a few lost puts. */
+#define KW_RS_DHT_MAX_BOOT 8
+#define KW_RS_DHT_REPUBLISH_MS (30ull * 60 * 1000)
+#define KW_RS_DHT_REPUBLISH_CHECK_MS 60000
+#define KW_RS_DHT_REBOOT_MS 10000 /* bootstrap again while no node known */
+#define KW_RS_DHT_MAX_PUBLISHED 4096u
+#define KW_RS_DHT_CACHE 1024u
+#define KW_RS_DHT_MAX_RESOLVES 16 /* = KW_DHT_OPS_MAX of core/dht.h */
 
 typedef enum kw__rs_level {
   KW_RS_ERROR,
@@ -90,6 +102,10 @@ typedef struct kw__rs_cfg {
   size_t max_records;
   unsigned lookup_rate; /* PUTs/s per source address; 0 = unlimited */
   bool allow_v1_auth;   /* accept protocol version 1 authentication */
+  kw_sockaddr dht_listen; /* family 0: not on the DHT */
+  kw_sockaddr dht_boot[KW_RS_DHT_MAX_BOOT];
+  size_t n_dht_boot;
+  unsigned dht_cache_s; /* 0: a DHT record is cached for its own TTL */
 } kw__rs_cfg;
 
 /* Drop and failure reasons: one counter each, named in the metrics. */
@@ -134,6 +150,16 @@ typedef enum kw__rs_lookup_res {
   KW_RS_LK_N
 } kw__rs_lookup_res;
 
+typedef enum kw__rs_dht_res {
+  KW_RS_DHT_FOUND,     /* a lookup miss answered from the DHT */
+  KW_RS_DHT_CACHED,    /* ... from the DHT cache */
+  KW_RS_DHT_NOT_FOUND, /* no item on the DHT */
+  KW_RS_DHT_BAD,       /* an item that did not verify as a keyway record */
+  KW_RS_DHT_STALE,     /* an item whose record expired or is from the future */
+  KW_RS_DHT_BUSY,      /* too many lookups at once: 404 */
+  KW_RS_DHT_N
+} kw__rs_dht_res;
+
 typedef struct kw__rs_metrics {
   uint64_t conns_accepted;
   uint64_t conns_open; /* TCP connections now */
@@ -157,12 +183,18 @@ typedef struct kw__rs_metrics {
   uint64_t lookup_get[KW_RS_LK_N];
   uint64_t lookup_records;
   uint64_t metrics_scrapes;
+  uint64_t dht_publish[KW_RS_LK_N]; /* PUT /pkarr by result */
+  uint64_t dht_get[KW_RS_DHT_N];
+  uint64_t dht_puts; /* items put into the DHT (first and again) */
+  uint64_t dht_sent, dht_received, dht_send_dropped;
+  uint64_t dht_nodes, dht_items;
 } kw__rs_metrics;
 
 typedef struct kw__rs_conn kw__rs_conn;
 typedef struct kw__rs_metrics_srv kw__rs_metrics_srv;
 typedef struct kw__rs_stun kw__rs_stun;
 typedef struct kw__rs_lookup kw__rs_lookup;
+typedef struct kw__rs_dht kw__rs_dht;
 
 typedef struct kw__rs {
   uv_loop_t *loop;
@@ -186,6 +218,7 @@ typedef struct kw__rs {
   kw__rs_stun *stun;
   kw__rs_metrics_srv *metrics;
   kw__rs_lookup *lookup;
+  kw__rs_dht *dht; /* NULL without --dht-listen */
 } kw__rs;
 
 /* log.c: `fields` is "key=value key=value" (values without spaces, or
@@ -232,10 +265,34 @@ void kw__rs_lookup_connected(kw__rs *rs, const uint8_t id[KW_ID_LEN],
                              bool connected);
 /* Handles one request; fills *status and a malloc'ed body (may be NULL).
  * `connected` tells whether a PUT's id is connected (see above). */
+/* A GET that misses the store asks the DHT (if on it): then *status is
+ * 0 and kw__rs_server_deferred answers `conn` later. */
 void kw__rs_lookup_handle(kw__rs *rs, bool put, bool connected,
                           const uint8_t id[KW_ID_LEN], const uint8_t *body,
-                          size_t body_len, int *status, uint8_t **resp,
-                          size_t *resp_len, const char **content_type);
+                          size_t body_len, void *conn, int *status,
+                          uint8_t **resp, size_t *resp_len,
+                          const char **content_type);
+
+/* server.c: the answer to a GET /lookup/ that waited for the DHT
+ * (`conn` as given to kw__rs_lookup_handle). */
+void kw__rs_server_deferred(kw__rs *rs, void *conn, int status,
+                            const uint8_t *body, size_t len);
+
+/* dht.c */
+kw_err kw__rs_dht_start(kw__rs *rs); /* nothing without --dht-listen */
+void kw__rs_dht_stop(kw__rs *rs);
+/* PUT /pkarr/<id> of a connected client: returns the HTTP status, *why a
+ * short reason for errors. */
+int kw__rs_dht_publish(kw__rs *rs, const uint8_t id[KW_ID_LEN],
+                       const uint8_t *body, size_t len, const char **why);
+/* A lookup that missed the store: 200 (out filled from the cache), 0 (a
+ * DHT get runs; kw__rs_server_deferred answers `waiter` later) or 404. */
+int kw__rs_dht_lookup(kw__rs *rs, const uint8_t id[KW_ID_LEN], void *waiter,
+                      uint8_t *out, size_t cap, size_t *len);
+/* `waiter` is gone: its lookups end unanswered. */
+void kw__rs_dht_cancel(kw__rs *rs, void *waiter);
+/* The client of `id` left: its item is no longer put again. */
+void kw__rs_dht_client_gone(kw__rs *rs, const uint8_t id[KW_ID_LEN]);
 
 /* Wall clock / monotonic helpers. */
 uint64_t kw__rs_now_ns(void);  /* monotonic */

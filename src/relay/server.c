@@ -93,6 +93,7 @@ struct kw__rs_conn {
   char host[256]; /* Host of the upgrade request (version 2 auth) */
   uint64_t t_open, t_rx, t_ping, t_auth; /* uv_now milliseconds */
   uint64_t t_req;     /* start of the current HTTP request's deadline */
+  bool http_wait;     /* a GET /lookup/ waits for the DHT (dht.c) */
   kw__rs_bucket put;  /* lookup PUTs on this connection */
   kw__rs_bucket gone; /* PEER_GONE(not here) answers */
   fair_slot fair[KW_RS_FAIR_SLOTS];
@@ -227,6 +228,7 @@ static void unregister(kw__rs_conn *c, bool tell) {
   if (kw__cidmap_get(&rs->by_id, c->id, KW_CID_MAXLEN) == c) {
     kw__cidmap_del(&rs->by_id, c->id, KW_CID_MAXLEN);
     kw__rs_lookup_connected(rs, c->id, false);
+    kw__rs_dht_client_gone(rs, c->id);
   }
   rs->m.clients--;
   if (!tell || rs->stopping)
@@ -606,7 +608,7 @@ static void start_relay(kw__rs_conn *c, const uint8_t *rest, size_t n) {
 
 static void handle_http(kw__rs_conn *c) {
   kw__rs *rs = c->rs;
-  while (c->state == C_HTTP && c->hrx.len > 0) {
+  while (c->state == C_HTTP && c->hrx.len > 0 && !c->http_wait) {
     kw__http_req r;
     kw_err e = kw__http_req_parse(c->hrx.buf, c->hrx.len, &r);
     if (e == KW_ERR_AGAIN) {
@@ -675,9 +677,36 @@ static void handle_http(kw__rs_conn *c) {
       }
       kw__rs_conn *owner = put ? find_client(rs, id) : NULL;
       kw__rs_lookup_handle(rs, put, owner && owner->state == C_CLIENT, id, bp,
-                           body, &st, &resp, &rlen, &ctype);
+                           body, c, &st, &resp, &rlen, &ctype);
+      if (st == 0) { /* the DHT answers later: kw__rs_server_deferred */
+        c->http_wait = true;
+        kw__http_rx_consume(&c->hrx, used);
+        return;
+      }
       http_respond(c, st, ctype, resp, rlen, false);
       free(resp);
+      break;
+    }
+    case KW_ROUTE_PKARR_PUT: {
+      if (!put_allowed(c)) {
+        rs->m.dht_publish[KW_RS_LK_RATE_LIMITED]++;
+        static const char tm[] = "too many PUTs\n";
+        http_respond(c, 429, "text/plain", (const uint8_t *)tm, sizeof tm - 1,
+                     false);
+        break;
+      }
+      kw__rs_conn *owner = find_client(rs, id);
+      const char *why = "";
+      int st = 403;
+      if (owner && owner->state == C_CLIENT)
+        st = kw__rs_dht_publish(rs, id, bp, body, &why);
+      else
+        why = "only a connected client publishes its own item";
+      char msg[96];
+      int ml = snprintf(msg, sizeof msg, "%s\n", why);
+      http_respond(c, st, st == 204 ? NULL : "text/plain",
+                   st == 204 ? NULL : (const uint8_t *)msg,
+                   st == 204 ? 0 : (size_t)ml, false);
       break;
     }
     case KW_ROUTE_METRICS: /* only on --metrics-listen */
@@ -696,6 +725,25 @@ static void handle_http(kw__rs_conn *c) {
     kw__http_rx_consume(&c->hrx, used);
     c->t_req = now_ms(rs); /* the next request's deadline starts now */
   }
+}
+
+void kw__rs_server_deferred(kw__rs *rs, void *conn, int status,
+                            const uint8_t *body, size_t len) {
+  kw__rs_conn *c = conn;
+  if (!c->http_wait || c->state != C_HTTP || !c->s)
+    return;
+  c->http_wait = false;
+  if (status == 200) {
+    rs->m.lookup_get[KW_RS_LK_OK]++;
+    http_respond(c, 200, "application/octet-stream", body, len, false);
+  } else {
+    rs->m.lookup_get[KW_RS_LK_NOT_FOUND]++;
+    static const char nf[] = "not found\n";
+    http_respond(c, 404, "text/plain", (const uint8_t *)nf, sizeof nf - 1,
+                 false);
+  }
+  c->t_req = now_ms(rs);
+  handle_http(c); /* requests that came in meanwhile */
 }
 
 /* ---- stream callbacks ------------------------------------------------- */
@@ -750,6 +798,7 @@ static void on_close(kw__tls_stream *s, kw_err err, void *ud) {
   kw__rs *rs = c->rs;
   (void)s;
   c->s = NULL;
+  kw__rs_dht_cancel(rs, c);
   if (!c->tls_open && (err == KW_ERR_TLS || err == KW_ERR_CERT)) {
     rs->m.proto_err[KW_RS_PROTO_TLS]++;
     kw__rs_log(rs, KW_RS_DEBUG, "conn.tls_failed", "addr=%s", c->addr);

@@ -303,6 +303,12 @@ static void test_invalid_args(kw_endpoint *client, const kw_endpoint_addr *to) {
   kw_sockaddr_parse("127.0.0.1:0", &sa);
   CHECK(kw_config_add_bind(NULL, &sa) == KW_ERR_INVALID_ARG, "add_bind(NULL)");
   CHECK(kw_config_set_idle_timeout(cfg, 0) == KW_ERR_INVALID_ARG, "idle 0");
+  CHECK(kw_config_set_dht_publish(NULL, KW_DHT_PUBLISH_RELAY) ==
+            KW_ERR_INVALID_ARG, "dht_publish(NULL)");
+  CHECK(kw_config_set_dht_publish(cfg, (kw_dht_publish)3) == KW_ERR_INVALID_ARG,
+        "dht_publish(3)");
+  CHECK(kw_config_set_dht_publish(cfg, KW_DHT_PUBLISH_ADDRS) == KW_OK,
+        "dht_publish(ADDRS)");
   CHECK(kw_config_set_connect_timeout(cfg, 0) == KW_ERR_INVALID_ARG, "connect timeout 0");
   CHECK(kw_config_set_max_conns(cfg, 0) == KW_ERR_INVALID_ARG, "max conns 0");
   CHECK(kw_config_set_callbacks(NULL, NULL, NULL) == KW_ERR_INVALID_ARG, "callbacks(NULL)");

@@ -543,6 +543,7 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
                                           : c->cc == CLI_CC_CUBIC ? KW_CC_CUBIC
                                                                   : KW_CC_RENO);
   kw_config_set_port_mapping(cfg, c->portmap);
+  kw_config_set_dht_publish(cfg, (kw_dht_publish)c->dht_publish);
   kw_config_set_lan_discovery(cfg, c->lan);
   uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
   kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);

@@ -60,6 +60,7 @@ typedef struct cli {
   int cc; /* --cc: CLI_CC_*, 0 the library's default */
   cli_ticket_type ticket_type;
   bool portmap; /* --portmap: UPnP IGD / NAT-PMP on the gateway */
+  int dht_publish; /* kw_dht_publish: --dht-publish-addrs, --no-dht-publish */
   bool lan;     /* --lan: mDNS announcements and lookups on the link */
   const char *binds[2];
   int n_binds;

@@ -77,6 +77,8 @@ enum {
   O_TIMEOUT,
   O_ONCE,
   O_PORTMAP,
+  O_DHT_ADDRS,
+  O_NO_DHT,
   O_ALLOW_IFACE,
   O_DENY_IFACE,
   O_ALLOW_PREFIX,
@@ -133,6 +135,11 @@ static const optdoc opts[] = {
     {"portmap", O_PORTMAP, NULL, C_NET,
      "ask the gateway for a port mapping (PCP and UPnP IGD, else\n"
      "NAT-PMP; off by default: it talks to devices on your network)"},
+    {"dht-publish-addrs", O_DHT_ADDRS, NULL, C_NET,
+     "the record a DHT relay puts into the Mainline DHT also names\n"
+     "our direct addresses (default: only the home relay)"},
+    {"no-dht-publish", O_NO_DHT, NULL, C_NET,
+     "publish no record into the DHT, even through a DHT relay"},
     {"lan", O_LAN, NULL, C_NET,
      "LAN discovery: announce this endpoint by mDNS on the local\n"
      "link and resolve bare ids there too (off by default: it\n"
@@ -394,6 +401,12 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
       break;
     case O_PORTMAP:
       c->portmap = true;
+      break;
+    case O_DHT_ADDRS:
+      c->dht_publish = KW_DHT_PUBLISH_ADDRS;
+      break;
+    case O_NO_DHT:
+      c->dht_publish = KW_DHT_PUBLISH_NONE;
       break;
     case O_LAN:
       c->lan = true;
