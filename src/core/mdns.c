@@ -138,13 +138,14 @@ kw_err kw__mdns_encode_response(const kw__mdns_self *s, uint32_t ttl,
   return kw__dns_finish(&wr, outlen);
 }
 
-kw_err kw__mdns_encode_query(const uint8_t id[KW_ID_LEN], uint8_t *out,
-                             size_t cap, size_t *outlen) {
+kw_err kw__mdns_encode_query(const uint8_t id[KW_ID_LEN], bool qu,
+                             uint8_t *out, size_t cap, size_t *outlen) {
   kw__dns_name inst;
   kw__mdns_instance(id, &inst);
   kw__dns_writer wr;
   kw__dns_writer_init(&wr, out, cap, 0, 0);
-  kw__dns_add_question(&wr, &inst, KW_DNS_TYPE_TXT, KW_DNS_CLASS_IN);
+  kw__dns_add_question(&wr, &inst, KW_DNS_TYPE_TXT,
+                       (uint16_t)(KW_DNS_CLASS_IN | (qu ? KW_DNS_CLASS_TOP : 0)));
   return kw__dns_finish(&wr, outlen);
 }
 
@@ -207,6 +208,8 @@ kw_err kw__mdns_parse_query(const uint8_t *p, size_t len, uint16_t src_port,
     out->legacy = true;
     out->lq.id = m.h.id;
     out->lq.q = first;
+  } else {
+    out->unicast = (first.qclass & KW_DNS_CLASS_TOP) != 0;
   }
   return KW_OK;
 }

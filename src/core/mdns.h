@@ -47,6 +47,11 @@
 /* A response is multicast on an interface at most once per second
  * (RFC 6762 6). */
 #define KW_MDNS_RESPONSE_GAP_MS 1000
+/* A QU question that this gap would hold back is answered by unicast to
+ * the querier instead, at most once per this many ms per interface: the
+ * querier is on the link (TTL 255), and 10 answers a second bound what a
+ * spoofing neighbour can make us send. */
+#define KW_MDNS_UNICAST_GAP_MS 100
 
 /* _keyway._udp.local */
 void kw__mdns_service(kw__dns_name *out);
@@ -82,14 +87,18 @@ typedef struct kw__mdns_legacy {
 kw_err kw__mdns_encode_response(const kw__mdns_self *s, uint32_t ttl,
                                 const kw__mdns_legacy *legacy, uint8_t *out,
                                 size_t cap, size_t *outlen);
-/* A query (id 0, QM) for the TXT record of `id`'s instance. */
-kw_err kw__mdns_encode_query(const uint8_t id[KW_ID_LEN], uint8_t *out,
-                             size_t cap, size_t *outlen);
+/* A query (id 0) for the TXT record of `id`'s instance; `qu` sets the
+ * question's unicast-response bit (RFC 6762 5.4), as the first query of a
+ * lookup does: a responder that multicast its records less than a second
+ * ago may still answer it at once, by unicast. */
+kw_err kw__mdns_encode_query(const uint8_t id[KW_ID_LEN], bool qu,
+                             uint8_t *out, size_t cap, size_t *outlen);
 
 /* Does a received query ask for us? */
 typedef struct kw__mdns_ask {
   bool respond;
   bool legacy;        /* from a port other than 5353: answer by unicast */
+  bool unicast;       /* from 5353 with the QU bit: unicast is welcome */
   kw__mdns_legacy lq; /* for kw__mdns_encode_response, when legacy */
 } kw__mdns_ask;
 /* Decodes a query from port `src_port` and decides: respond when a

@@ -45,6 +45,7 @@ typedef struct lan_iface {
   bool has4, has6;
   bool joined[2];
   uint64_t last_resp_ns[2]; /* last multicast response, per family */
+  uint64_t last_uresp_ns[2]; /* last unicast answer to a QU question */
 } lan_iface;
 
 typedef struct lan_lookup {
@@ -276,10 +277,10 @@ static void announce(kw__lan *l, uint32_t ttl) {
       }
 }
 
-static void query(kw__lan *l, const uint8_t id[KW_ID_LEN]) {
+static void query(kw__lan *l, const uint8_t id[KW_ID_LEN], bool first) {
   uint8_t msg[KW_MDNS_MAX_TX];
   size_t n;
-  if (kw__mdns_encode_query(id, msg, sizeof msg, &n) != KW_OK)
+  if (kw__mdns_encode_query(id, first, msg, sizeof msg, &n) != KW_OK)
     return;
   for (size_t i = 0; i < l->n_ifs; i++)
     for (int f = 0; f < 2; f++)
@@ -329,7 +330,7 @@ static void tick(uv_timer_t *t) {
     if (now >= q->deadline_ns) {
       lookup_end(l, q, KW_ERR_NOT_FOUND, NULL);
     } else if (now >= q->next_ns) {
-      query(l, q->id);
+      query(l, q->id, false);
       q->sent++;
       q->next_ns = now + kw__mdns_query_gap_ms(q->sent) * 1000000ull;
     }
@@ -388,16 +389,27 @@ static void got_query(kw__lan *l, int fam, lan_iface *ifc,
       !ask.respond)
     return;
   uint64_t now = kw__now(l->ep);
-  if (now - ifc->last_resp_ns[fam] < KW_MDNS_RESPONSE_GAP_MS * 1000000ull &&
-      ifc->last_resp_ns[fam] != 0)
+  bool held = ifc->last_resp_ns[fam] != 0 &&
+              now - ifc->last_resp_ns[fam] <
+                  KW_MDNS_RESPONSE_GAP_MS * 1000000ull;
+  /* held back by the multicast gap: only a QU question (RFC 6762 5.4) is
+   * answered then, by unicast, under its own gap */
+  bool qu_now = held && !ask.legacy && ask.unicast &&
+                (ifc->last_uresp_ns[fam] == 0 ||
+                 now - ifc->last_uresp_ns[fam] >=
+                     KW_MDNS_UNICAST_GAP_MS * 1000000ull);
+  if (held && !qu_now)
     return; /* answered on this link less than a second ago */
   uint8_t msg[KW_MDNS_MAX_TX];
   size_t n;
   if (!encode_self(l, ifc, fam, KW_MDNS_TTL_S, ask.legacy ? &ask.lq : NULL, msg,
                    sizeof msg, &n))
     return;
-  ifc->last_resp_ns[fam] = now;
-  if (ask.legacy)
+  if (qu_now)
+    ifc->last_uresp_ns[fam] = now;
+  else
+    ifc->last_resp_ns[fam] = now;
+  if (ask.legacy || qu_now)
     send_to(l, fam, ifc, from, fromlen, msg, n);
   else
     send_mc(l, fam, ifc, msg, n);
@@ -589,7 +601,7 @@ kw_err kw__lan_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
     q->deadline_ns = deadline_ns;
     q->cb = cb;
     q->arg = arg;
-    query(l, id);
+    query(l, id, true);
     q->sent = 1;
     q->next_ns = kw__now(ep) + kw__mdns_query_gap_ms(1) * 1000000ull;
     arm(l);

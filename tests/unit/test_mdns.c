@@ -163,6 +163,28 @@ static void test_response_layout(void **state) {
                    KW_ERR_BUFFER);
 }
 
+/* The first query of a lookup asks for a unicast answer (QU bit); later
+ * ones do not; a query from another port is legacy, never QU. */
+static void test_query_qu_bit(void **state) {
+  (void)state;
+  key k = new_key();
+  uint8_t q[512];
+  size_t ql = 0;
+  kw__mdns_ask ask;
+  assert_int_equal(kw__mdns_encode_query(k.id, true, q, sizeof q, &ql), KW_OK);
+  assert_int_equal(kw__mdns_parse_query(q, ql, KW_MDNS_PORT, k.id, &ask), KW_OK);
+  assert_true(ask.respond);
+  assert_true(ask.unicast);
+  assert_false(ask.legacy);
+  assert_int_equal(kw__mdns_parse_query(q, ql, 40000, k.id, &ask), KW_OK);
+  assert_true(ask.respond && ask.legacy);
+  assert_false(ask.unicast);
+  assert_int_equal(kw__mdns_encode_query(k.id, false, q, sizeof q, &ql), KW_OK);
+  assert_int_equal(kw__mdns_parse_query(q, ql, KW_MDNS_PORT, k.id, &ask), KW_OK);
+  assert_true(ask.respond);
+  assert_false(ask.unicast);
+}
+
 static void test_legacy_response(void **state) {
   (void)state;
   key k = new_key();
@@ -171,7 +193,7 @@ static void test_legacy_response(void **state) {
   /* a legacy query from port 40000 for our instance's TXT */
   uint8_t q[512];
   size_t ql = 0;
-  assert_int_equal(kw__mdns_encode_query(k.id, q, sizeof q, &ql), KW_OK);
+  assert_int_equal(kw__mdns_encode_query(k.id, false, q, sizeof q, &ql), KW_OK);
   q[0] = 0x12; /* id 0x1234 */
   q[1] = 0x34;
   kw__mdns_ask ask;
@@ -461,6 +483,7 @@ int main(void) {
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_response_layout),
       cmocka_unit_test(test_legacy_response),
+    cmocka_unit_test(test_query_qu_bit),
       cmocka_unit_test(test_queries),
       cmocka_unit_test(test_found),
       cmocka_unit_test(test_limiter),
