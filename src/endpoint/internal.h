@@ -180,47 +180,10 @@ void kw__remote_path_changed(kw__remote *r);
 #define KW_DEAD_PEER_MS 10000
 #define KW_DEAD_PEER_PTOS 6
 
+/* Streams, their chunks and queued datagrams are the QUIC module's own:
+ * defined in quic_conn.h. */
 typedef struct kw__chunk kw__chunk;
-struct kw__chunk {
-  kw__chunk *next;
-  uint64_t off; /* stream offset of the chunk's first byte */
-  size_t len, cap; /* an owned chunk has cap == len: never appended to */
-  /* kw_stream_write_owned: the caller's bytes, released through `release`
-   * when the chunk is freed; NULL: the bytes are data[] (a copy) */
-  uint8_t *ext;
-  kw_release_fn release;
-  void *release_user;
-  uint8_t data[];
-};
-
-struct kw_stream {
-  kw_stream *next_all; /* conn->streams */
-  kw_stream *next_tx;  /* conn->tx_head list of streams with data to send */
-  bool in_tx;
-  kw_conn *conn;
-  int64_t id;
-  void *user;
-  kw__chunk *head, *tail;
-  uint64_t write_off; /* bytes accepted from the application */
-  uint64_t sent_off;  /* bytes handed to QUIC */
-  uint64_t acked_off; /* bytes acknowledged: chunks below are freed */
-  bool fin_queued, fin_sent;
-  bool blocked; /* flow-control blocked */
-  bool want_writable;
-  bool manual_consume;
-  /* bytes delivered while in manual consume that kw_stream_consume has not
-   * credited yet: the connection's window gets them back when the stream
-   * closes (the application cannot consume them after stream_closed) */
-  uint64_t unconsumed;
-  bool closed;
-};
-
 typedef struct kw__dgram kw__dgram;
-struct kw__dgram {
-  kw__dgram *next;
-  size_t len;
-  uint8_t data[];
-};
 
 #define KW_DGRAM_QUEUE_MAX 256
 

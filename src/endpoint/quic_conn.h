@@ -4,8 +4,9 @@
  * quic.c (connections: life cycle, handshake, accept, receive, the write
  * loop, timers, close) and quic_stream.c (streams, send budgets and
  * datagrams: the stream callbacks of ngtcp2, writing stream data into
- * packets, the kw_stream_* API). Both define the structs' behaviour; the
- * structs themselves (kw_conn, kw_stream) are in internal.h.
+ * packets, the kw_stream_* API). The structs only these two files touch
+ * (kw_stream, kw__chunk, kw__dgram) are defined here; kw_conn is still in
+ * internal.h, since the magicsock, disco and TLS read some of its fields.
  */
 #ifndef KW_ENDPOINT_QUIC_CONN_H
 #define KW_ENDPOINT_QUIC_CONN_H
@@ -13,6 +14,48 @@
 #include "endpoint/internal.h"
 
 #include <ngtcp2/ngtcp2.h>
+
+/* ---- the module's own structs ---- */
+
+struct kw__chunk {
+  kw__chunk *next;
+  uint64_t off; /* stream offset of the chunk's first byte */
+  size_t len, cap; /* an owned chunk has cap == len: never appended to */
+  /* kw_stream_write_owned: the caller's bytes, released through `release`
+   * when the chunk is freed; NULL: the bytes are data[] (a copy) */
+  uint8_t *ext;
+  kw_release_fn release;
+  void *release_user;
+  uint8_t data[];
+};
+
+struct kw_stream {
+  kw_stream *next_all; /* conn->streams */
+  kw_stream *next_tx;  /* conn->tx_head list of streams with data to send */
+  bool in_tx;
+  kw_conn *conn;
+  int64_t id;
+  void *user;
+  kw__chunk *head, *tail;
+  uint64_t write_off; /* bytes accepted from the application */
+  uint64_t sent_off;  /* bytes handed to QUIC */
+  uint64_t acked_off; /* bytes acknowledged: chunks below are freed */
+  bool fin_queued, fin_sent;
+  bool blocked; /* flow-control blocked */
+  bool want_writable;
+  bool manual_consume;
+  /* bytes delivered while in manual consume that kw_stream_consume has not
+   * credited yet: the connection's window gets them back when the stream
+   * closes (the application cannot consume them after stream_closed) */
+  uint64_t unconsumed;
+  bool closed;
+};
+
+struct kw__dgram {
+  kw__dgram *next;
+  size_t len;
+  uint8_t data[];
+};
 
 static inline kw_conn *kw__qc_conn_of(ngtcp2_conn *qc, void *user_data) {
   (void)qc;
