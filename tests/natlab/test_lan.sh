@@ -6,6 +6,7 @@
 #     --no-relay --lan` on the other host, a pipe arrives intact both ways;
 #   - `keyway receive --no-relay --lan` of an id-only ticket (the id and
 #     the share's capability, no address) gets what `keyway send` serves;
+#     a bare id is refused by such a share and served by `send --public`;
 #   - forged mDNS answers for an id (a TXT without a record, a record whose
 #     signature is not the id's, both pointing at a decoy address) are
 #     rejected: the dial fails with "not found" and never tries the decoy.
@@ -69,6 +70,41 @@ if [ "$rc" -eq 0 ] && cmp -s "$work/share/f.bin" "$work/got/share/f.bin"; then
 else
   bad "receive: exit $rc"
   tail -5 "$work/r.err"
+fi
+
+# 2b. a bare id: refused by a share with a capability, served by --public
+sid=$("$TT" id "$(cat "$work/st")")
+lab_exec a "$KW" send "${common[@]}" --once --ticket-file "$work/st2" "$work/share" \
+  </dev/null >/dev/null 2>"$work/s2.err" &
+LAB_PIDS+=("$!")
+lab_wait_file "$work/st2" 10 || bad "second sender ticket"
+sid=$("$TT" id "$(cat "$work/st2")")
+set +e
+timeout 20 ip netns exec "$(lab_ns b)" "$KW" receive "${common[@]}" --no-progress \
+  -o "$work/got2" "$sid" </dev/null >/dev/null 2>"$work/r2.err"
+rc=$?
+set -e
+if [ "$rc" -ne 0 ] && grep -q "not valid for the share" "$work/r2.err" && [ ! -e "$work/got2/share" ]; then
+  ok "receive <bare id> of a share with a capability: refused, nothing written"
+else
+  bad "bare id against a capability share: exit $rc, $(tail -1 "$work/r2.err")"
+fi
+kill "$!" 2>/dev/null
+lab_exec a "$KW" send "${common[@]}" --once --public --ticket-file "$work/st3" "$work/share" \
+  </dev/null >/dev/null 2>"$work/s3.err" &
+LAB_PIDS+=("$!")
+lab_wait_file "$work/st3" 10 || bad "public sender ticket"
+sid=$("$TT" id "$(cat "$work/st3")")
+set +e
+timeout 20 ip netns exec "$(lab_ns b)" "$KW" receive "${common[@]}" --no-progress \
+  -o "$work/got3" "$sid" </dev/null >/dev/null 2>"$work/r3.err"
+rc=$?
+set -e
+if [ "$rc" -eq 0 ] && cmp -s "$work/share/f.bin" "$work/got3/share/f.bin"; then
+  ok "send --public / receive <bare id> --no-relay --lan: file intact"
+else
+  bad "receive <bare id> of a --public share: exit $rc"
+  tail -5 "$work/r3.err"
 fi
 
 # 3. forged answers are ignored

@@ -6,7 +6,9 @@
  * whole file in memory) and hashed on the way out.
  *
  * Access: each run draws a random capability that only its ticket carries;
- * a request is served only when it presents it (constant-time compare).
+ * a request is served only when it presents it (constant-time compare),
+ * unless --public: then every receiver that finds this endpoint (by its
+ * bare id too) is served.
  * Bounds: at most SEND_MAX_PER_CONN requests in progress per connection,
  * SEND_MAX_PER_PEER per remote id and SEND_MAX_SERVES in all; a request
  * beyond them is reset at once (XFER_CODE_BUSY) before it costs a buffer.
@@ -294,8 +296,11 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
     bool denied = sv->reqlen >= 5 && sv->req[4] == XFER_OP_GET;
     if (!denied && sv->reqlen < want)
       return;
-    denied = denied || sv->req[5] != XFER_CAP_LEN ||
-             sodium_memcmp(sv->req + 6, capability, XFER_CAP_LEN) != 0;
+    /* --public: the capability a request carries (or not) does not matter */
+    denied = denied ||
+             (!C->public_share &&
+              (sv->req[5] != XFER_CAP_LEN ||
+               sodium_memcmp(sv->req + 6, capability, XFER_CAP_LEN) != 0));
     if (denied) {
       uint8_t rid[KW_ID_LEN];
       char idt[KW_ID_STRLEN + 1];

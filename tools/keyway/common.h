@@ -78,6 +78,7 @@ typedef struct cli {
   bool once;
   const char *out_dir;
   bool force;       /* receive --force */
+  bool public_share; /* send --public */
   bool no_progress; /* send/receive --no-progress */
   long count;       /* ping -c (0 with count_set: until interrupted) */
   bool count_set;

@@ -84,6 +84,7 @@ enum {
   O_ALLOW_PREFIX,
   O_DENY_PREFIX,
   O_FORCE,
+  O_PUBLIC,
   O_NO_PROGRESS,
   O_UNTIL_DIRECT,
   O_TO,
@@ -161,6 +162,10 @@ static const optdoc opts[] = {
     {"out", 'o', "DIR", C_RECEIVE, "where to write (default .)"},
     {"force", O_FORCE, NULL, C_RECEIVE,
      "replace existing files of the same name"},
+    {"public", O_PUBLIC, NULL, C_SEND,
+     "serve any receiver, also one that knows only this endpoint's\n"
+     "id (`keyway receive ID`, found through a relay, the DHT or\n"
+     "--lan), not only holders of the ticket's capability"},
     {"no-progress", O_NO_PROGRESS, NULL, C_SEND | C_RECEIVE,
      "no progress line, only the summary"},
     {"count", 'c', "N", C_PING, "how many pings (default 4; 0: until Ctrl-C)"},
@@ -422,6 +427,9 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
       break;
     case O_FORCE:
       c->force = true;
+      break;
+    case O_PUBLIC:
+      c->public_share = true;
       break;
     case O_NO_PROGRESS:
       c->no_progress = true;
