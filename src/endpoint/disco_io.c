@@ -359,6 +359,19 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     kw__disco_arm(ep);
     break;
   }
+  case KW_DISCO_NAT_HINT:
+    /* the remote's mapping behaviour, for birthday probing (core/remote
+     * runs it only with the extra-socket callbacks, which the magicsock
+     * does not provide yet) */
+    kw__log(ep, KW_LOG_DEBUG, "disco", "disco.nat_hint remote=%s nat=%u",
+            idb, (unsigned)m.nat);
+    kw__rp_remote_nat(&r->rp,
+                      m.nat == KW_DISCO_NAT_EDM   ? KW_RP_NAT_EDM
+                      : m.nat == KW_DISCO_NAT_EIM ? KW_RP_NAT_EIM
+                                                  : KW_RP_NAT_UNKNOWN,
+                      m.has_addr ? &m.addr : NULL, kw__now(ep));
+    kw__disco_arm(ep);
+    break;
   default:
     break;
   }

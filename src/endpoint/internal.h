@@ -69,6 +69,7 @@ struct kw_config {
   size_t n_relays;
   char relay_ca[1024];
   bool port_mapping; /* UPnP IGD / NAT-PMP on the default gateway */
+  bool no_birthday;  /* kw_config_set_birthday_probing(cfg, false) */
   bool no4, no6;     /* kw_config_set_families */
   int path_policy;   /* kw_path_policy */
   struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */

@@ -180,6 +180,7 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
     return NULL;
   r->ep = ep;
   kw__rp_init(&r->rp, &rp_cbs, r);
+  kw__rp_set_birthday(&r->rp, !ep->cfg.no_birthday);
   if (id) {
     memcpy(r->id, id, KW_ID_LEN);
     r->id_known = true;
