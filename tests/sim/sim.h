@@ -33,10 +33,13 @@
  *    the sender's selected path, acknowledged on the receiver's, resent on
  *    the current path when unacknowledged (QUIC's loss recovery, simply).
  *  - netcheck: Binding requests to two STUN servers, the mapped addresses
- *    compared as src/endpoint/netcheck.c does.
+ *    compared as src/endpoint/netcheck.c does; with cfg.netcheck_at_start
+ *    its verdict goes to the policy and a NatHint with every CallMeMaybe.
+ *  - Birthday probing: up to SIM_MAX_SOCKS extra sockets per peer (the
+ *    policy's bday_send / bday_close callbacks).
  *
  * Built as the library kwsim (tests/CMakeLists.txt; links kwcore only),
- * linked by tests/unit/test_sim.c and test_sim_twins.c.
+ * linked by tests/unit/test_sim.c, test_sim_twins.c and test_sim_birthday.c.
  */
 #ifndef KW_TEST_SIM_H
 #define KW_TEST_SIM_H
