@@ -364,8 +364,11 @@ void kw__rp_conn_close(kw__rp *r, int slot, uint64_t now) {
     kw__paths_conn_gone(&r->pt, (size_t)slot);
     r->rtt_slots &= ~(1u << slot);
   }
-  if (r->nconns > 0 && --r->nconns == 0)
+  if (r->nconns > 0 && --r->nconns == 0) {
     r->idle_since = now ? now : 1;
+    if (r->bday.active)
+      bday_end(r, 0); /* no connection to carry: its sockets close now */
+  }
 }
 
 void kw__rp_conn_up(kw__rp *r, uint64_t now) {

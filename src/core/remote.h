@@ -65,7 +65,10 @@
  *    socket and, for the spray, the port are in it) validates a path with
  *    that socket (kw__path.sock); the attempt stops and every other extra
  *    socket is closed at once (cbs.bday_close). At KW_RP_BDAY_ATTEMPT_NS
- *    an attempt without a hit closes them all. kw__rp_set_birthday(false)
+ *    an attempt without a hit closes them all, and so does the last
+ *    connection going; a chosen socket closes when its path is no longer
+ *    selected (kw__rp_free calls nothing: the caller closes what is still
+ *    open). kw__rp_set_birthday(false)
  *    turns all of it off; the relay carries the connection meanwhile.
  *    These Pings bypass the probe budget (their bounds are these
  *    constants; every target is the remote's own public address, which

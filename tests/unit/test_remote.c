@@ -1006,6 +1006,25 @@ static void test_bday_switched_off(void **state) {
   kw__rp_free(&r);
 }
 
+/* The last connection goes mid-attempt: the attempt stops, sockets close. */
+static void test_bday_stops_without_connection(void **state) {
+  (void)state;
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_local_nat(&r, KW_RP_NAT_EDM, T0);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EIM, &a, T0);
+  assert_int_equal(c.bstarts, 1);
+  kw__rp_conn_close(&r, 0, T0 + 5 * MS);
+  assert_int_equal(c.bcloses, 1);
+  assert_int_equal(c.bkeep, 0);
+  size_t sent = c.bsent;
+  kw__rp_handle_timeout(&r, T0 + 100 * MS);
+  assert_int_equal(c.bsent, sent);
+  kw__rp_free(&r);
+}
+
 /* Without the bday callbacks (an older caller) nothing runs. */
 static void test_bday_needs_callbacks(void **state) {
   (void)state;
@@ -1061,6 +1080,7 @@ int main(void) {
       cmocka_unit_test(test_bday_only_eim_against_edm),
       cmocka_unit_test(test_bday_switched_off),
       cmocka_unit_test(test_bday_needs_callbacks),
+      cmocka_unit_test(test_bday_stops_without_connection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
