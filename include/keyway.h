@@ -408,8 +408,11 @@ KW_EXTERN kw_err kw_config_set_port_mapping(kw_config *cfg, bool enable);
  * sockets on the endpoint-dependent side, at most 2048 Pings to random
  * ports (about 270 KB in about a second) on the other, at most 2 attempts
  * a minute per remote; the relay carries the connection meanwhile. Turn
- * it off on networks where such bursts are unwelcome. Errors:
- * KW_ERR_INVALID_ARG (cfg NULL). */
+ * it off on networks where such bursts are unwelcome. The endpoint learns
+ * its own mapping behaviour from kw_endpoint_netcheck and tells remotes
+ * (a NatHint); the extra sockets are not implemented in the endpoint yet,
+ * so today no probing runs either way. Errors: KW_ERR_INVALID_ARG (cfg
+ * NULL). */
 KW_EXTERN kw_err kw_config_set_birthday_probing(kw_config *cfg, bool enable);
 /* Which paths connections may take (default KW_PATH_POLICY_ANY: direct UDP
  * when it works, the relay otherwise).

@@ -396,6 +396,10 @@ void kw__disco_network_change(kw_endpoint *ep);
 /* Our candidate set gained addresses (a port mapping, a new reflexive or
  * interface address): every remote with connections gets a round. */
 void kw__disco_local_candidates(kw_endpoint *ep);
+/* netcheck found our mapping behaviour (mapping_varies_by_dest: 1, 0, -1
+ * unknown): every remote's policy learns it (and the remotes with the
+ * next CallMeMaybe's NatHint). */
+void kw__disco_local_nat(kw_endpoint *ep, int mapping_varies_by_dest);
 
 /* ---- port mapping (portmap.c) ------------------------------------------- */
 
@@ -521,6 +525,9 @@ struct kw_endpoint {
   uv_timer_t stun_timer;
   bool stun_timer_init;
   kw_sockaddr reflexive4, reflexive6; /* under mu */
+  /* our NAT's mapping behaviour (KW_RP_NAT_*) as the last netcheck saw
+   * it; 0 unknown. Loop thread. Sent to remotes as a NatHint. */
+  uint8_t nat_kind;
 #define KW_OBSERVED_MAX 4
   /* our addresses as remotes saw them (Pongs), newest first; under mu */
   kw_sockaddr observed[KW_OBSERVED_MAX];

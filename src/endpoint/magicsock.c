@@ -181,6 +181,8 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
   r->ep = ep;
   kw__rp_init(&r->rp, &rp_cbs, r);
   kw__rp_set_birthday(&r->rp, !ep->cfg.no_birthday);
+  if (ep->nat_kind)
+    kw__rp_local_nat(&r->rp, (kw__rp_nat)ep->nat_kind, kw__now(ep));
   if (id) {
     memcpy(r->id, id, KW_ID_LEN);
     r->id_known = true;
