@@ -126,8 +126,8 @@ kw_err kw__disco_seal(const kw__disco_key *k, const uint8_t our_id[KW_ID_LEN],
   case KW_DISCO_NAT_HINT:
     if (m->nat > KW_DISCO_NAT_EDM || (m->has_addr && !addr_ok(&m->addr)))
       return KW_ERR_INVALID_ARG;
-    kw__wbuf_u8(&w, (uint8_t)(m->nat | (m->has_addr ? KW_DISCO_NAT_HAS_ADDR
-                                                    : 0)));
+    kw__wbuf_u8(&w,
+                (uint8_t)(m->nat | (m->has_addr ? KW_DISCO_NAT_HAS_ADDR : 0)));
     if (m->has_addr)
       put_addr(&w, &m->addr);
     break;

@@ -159,9 +159,9 @@ static void bday_step(kw__rp *r, uint64_t now) {
     if (r->bday.spray) {
       uint8_t b[2];
       r->cbs->random(r->user, b, sizeof b);
-      port = (uint16_t)(KW_RP_BDAY_PORT_MIN +
-                        ((unsigned)b[0] << 8 | b[1]) %
-                            (65536u - KW_RP_BDAY_PORT_MIN));
+      port =
+          (uint16_t)(KW_RP_BDAY_PORT_MIN + ((unsigned)b[0] << 8 | b[1]) %
+                                               (65536u - KW_RP_BDAY_PORT_MIN));
       to.port = port;
     } else {
       sock = r->bday.sent + 1;
@@ -470,16 +470,16 @@ void kw__rp_rtt_sample(kw__rp *r, int slot, uint64_t rtt_ns, uint64_t now) {
   (void)reselect(r, now); /* RTT samples may move the selection */
 }
 
-void kw__rp_ping_received_on(kw__rp *r, const kw_sockaddr *from,
-                             unsigned sock, uint64_t now) {
+void kw__rp_ping_received_on(kw__rp *r, const kw_sockaddr *from, unsigned sock,
+                             uint64_t now) {
   if (!sock) {
     kw__rp_ping_received(r, from, now);
     return;
   }
   /* a spray Ping of the remote found one of our extra sockets (the caller
    * answered it from there): ping back from it, once per socket */
-  if (!r->keyed || !r->bday.active || r->bday.spray ||
-      sock > r->bday.sent || !kw__sockaddr_equal(from, &r->bday.target))
+  if (!r->keyed || !r->bday.active || r->bday.spray || sock > r->bday.sent ||
+      !kw__sockaddr_equal(from, &r->bday.target))
     return;
   uint8_t tx[KW_DISCO_TXID_LEN];
   bday_tx(r, sock, 0, tx);
@@ -506,8 +506,7 @@ bool kw__rp_pong_received(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
   return kw__rp_pong_received_on(r, tx_id, from, 0, now, rtt_ns);
 }
 
-bool kw__rp_pong_received_on(kw__rp *r,
-                             const uint8_t tx_id[KW_DISCO_TXID_LEN],
+bool kw__rp_pong_received_on(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
                              const kw_sockaddr *from, unsigned sock,
                              uint64_t now, uint64_t *rtt_ns) {
   if (bday_pong(r, tx_id, from, sock, now))

@@ -214,18 +214,18 @@ typedef struct kw__rp {
   uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
   uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
   /* birthday probing */
-  bool bday_off;            /* kw__rp_set_birthday(false) */
-  uint8_t nat_local;        /* kw__rp_nat */
+  bool bday_off;     /* kw__rp_set_birthday(false) */
+  uint8_t nat_local; /* kw__rp_nat */
   uint8_t nat_remote;
-  kw_sockaddr remote_refl;  /* the remote's reflexive address (its hint) */
+  kw_sockaddr remote_refl; /* the remote's reflexive address (its hint) */
   struct {
-    bool active;            /* sending, or waiting for late answers */
-    bool spray;             /* we EIM (random ports) / we EDM (sockets) */
+    bool active; /* sending, or waiting for late answers */
+    bool spray;  /* we EIM (random ports) / we EDM (sockets) */
     bool have_last;
-    uint8_t key[8];         /* tx id prefix of this attempt */
+    uint8_t key[8]; /* tx id prefix of this attempt */
     kw_sockaddr target;
-    unsigned sent;          /* Pings sent (== sockets used when !spray) */
-    uint16_t chosen;        /* the socket of the hit (0: ours / none) */
+    unsigned sent;   /* Pings sent (== sockets used when !spray) */
+    uint16_t chosen; /* the socket of the hit (0: ours / none) */
     uint64_t start_ns, next_ns;
     uint64_t attempts, hits;
   } bday;
@@ -286,10 +286,9 @@ void kw__rp_remote_nat(kw__rp *r, kw__rp_nat nat, const kw_sockaddr *refl,
                        uint64_t now);
 /* A Ping / Pong that arrived on socket `sock` (as kw__path.sock); the
  * plain kw__rp_ping_received / _pong_received are these with sock 0. */
-void kw__rp_ping_received_on(kw__rp *r, const kw_sockaddr *from,
-                             unsigned sock, uint64_t now);
-bool kw__rp_pong_received_on(kw__rp *r,
-                             const uint8_t tx_id[KW_DISCO_TXID_LEN],
+void kw__rp_ping_received_on(kw__rp *r, const kw_sockaddr *from, unsigned sock,
+                             uint64_t now);
+bool kw__rp_pong_received_on(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
                              const kw_sockaddr *from, unsigned sock,
                              uint64_t now, uint64_t *rtt_ns);
 /* The socket of the selected direct path (0 when none or our own). */

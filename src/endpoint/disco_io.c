@@ -394,8 +394,8 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     /* the remote's mapping behaviour, for birthday probing (core/remote
      * runs it only with the extra-socket callbacks, which the magicsock
      * does not provide yet) */
-    kw__log(ep, KW_LOG_DEBUG, "disco", "disco.nat_hint remote=%s nat=%u",
-            idb, (unsigned)m.nat);
+    kw__log(ep, KW_LOG_DEBUG, "disco", "disco.nat_hint remote=%s nat=%u", idb,
+            (unsigned)m.nat);
     kw__rp_remote_nat(&r->rp,
                       m.nat == KW_DISCO_NAT_EDM   ? KW_RP_NAT_EDM
                       : m.nat == KW_DISCO_NAT_EIM ? KW_RP_NAT_EIM

@@ -108,8 +108,8 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
     break;
   case KW_RP_NOTE_BDAY_HIT:
     kw__log(ep, KW_LOG_INFO, "disco",
-            "holepunch.birthday_hit remote=%s addr=%s sock=%llu sent=%llu",
-            idb, s, (unsigned long long)a, (unsigned long long)b);
+            "holepunch.birthday_hit remote=%s addr=%s sock=%llu sent=%llu", idb,
+            s, (unsigned long long)a, (unsigned long long)b);
     break;
   case KW_RP_NOTE_BDAY_MISS:
     kw__log(ep, KW_LOG_INFO, "disco",

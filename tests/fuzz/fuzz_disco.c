@@ -124,7 +124,7 @@ static void build_from_bytes(keys *k, const uint8_t *data, size_t size) {
   bool one = m.type == KW_DISCO_PONG || m.type == KW_DISCO_NAT_HINT;
   size_t want = m.type == KW_DISCO_NAT_HINT ? (m.has_addr ? 1 : 0)
                 : one                       ? 1
-                                            : NEXT() % (KW_MAX_DIRECT_ADDRS + 1);
+                      : NEXT() % (KW_MAX_DIRECT_ADDRS + 1);
   for (size_t j = 0; j < want; j++) {
     kw_sockaddr *a = one ? &m.addr : &m.addrs[j];
     a->family = (NEXT() & 1) ? 6 : 4;

@@ -463,8 +463,7 @@ static bool seal_ping(sim_peer *p, const uint8_t tx_id[KW_DISCO_TXID_LEN],
   m.type = KW_DISCO_PING;
   m.ts_ms = unix_ms(p->world);
   memcpy(m.tx_id, tx_id, KW_DISCO_TXID_LEN);
-  return kw__disco_seal(&p->key, p->id, &m, out, KW_DISCO_MAX_LEN, n) ==
-         KW_OK;
+  return kw__disco_seal(&p->key, p->id, &m, out, KW_DISCO_MAX_LEN, n) == KW_OK;
 }
 
 /* Birthday probing: a Ping from socket `sock` (opened on first use). */

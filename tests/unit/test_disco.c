@@ -276,7 +276,8 @@ static void test_nat_hint_round_trip_and_later_fields(void **state) {
       size_t n;
       assert_int_equal(
           kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n), KW_OK);
-      assert_int_equal(n, KW_DISCO_OVERHEAD + 1 + (with ? KW_DISCO_ADDR_LEN : 0));
+      assert_int_equal(n,
+                       KW_DISCO_OVERHEAD + 1 + (with ? KW_DISCO_ADDR_LEN : 0));
       assert_int_equal(kw__disco_open(&f->ba, buf, n, &o), KW_OK);
       assert_int_equal(o.type, KW_DISCO_NAT_HINT);
       assert_int_equal(o.nat, nat);
@@ -289,8 +290,7 @@ static void test_nat_hint_round_trip_and_later_fields(void **state) {
   /* acted on via the relay, like CallMeMaybe */
   assert_true(kw__disco_act_via(KW_DISCO_NAT_HINT, true));
   assert_true(kw__disco_act_via(KW_DISCO_NAT_HINT, false));
-  assert_string_equal(kw__disco_type_name(KW_DISCO_NAT_HINT),
-                      "disco.nat_hint");
+  assert_string_equal(kw__disco_type_name(KW_DISCO_NAT_HINT), "disco.nat_hint");
   /* a later version's fields and flag bits are ignored; mapping 3 reads
    * as unknown; a truncated address is refused */
   uint8_t p[64], out[KW_DISCO_MAX_LEN];

@@ -858,7 +858,8 @@ static void test_bday_edm_side_opens_bounded_sockets(void **state) {
   /* the path goes silent and is given up: socket 77 closes too, and a new
    * attempt runs (KW_RP_BDAY_EVERY_NS after the first) */
   run_until(&r, T0 + 3 * S, T0 + 40 * S);
-  assert_int_equal(c.bcloses, 3); /* the hit, the loss, the 2nd attempt's miss */
+  assert_int_equal(c.bcloses,
+                   3); /* the hit, the loss, the 2nd attempt's miss */
   assert_int_equal(c.bkeep, 0);
   assert_int_equal(c.bstarts, 2);
   kw__rp_free(&r);
@@ -887,9 +888,9 @@ static void test_bday_eim_side_sprays_paced_random_ports(void **state) {
   }
   assert_int_equal(c.bsent, KW_RP_BDAY_SPRAY);
   /* the spray took ~1 s: its rate stays within KW_RP_BDAY_BYTES_S */
-  assert_true((now - T0) >= (uint64_t)(KW_RP_BDAY_SPRAY /
-                                       KW_RP_BDAY_SPRAY_PER_TICK - 1) *
-                                KW_RP_BDAY_TICK_NS);
+  assert_true((now - T0) >=
+              (uint64_t)(KW_RP_BDAY_SPRAY / KW_RP_BDAY_SPRAY_PER_TICK - 1) *
+                  KW_RP_BDAY_TICK_NS);
   size_t distinct = 0;
   for (size_t i = 0; i < KW_RP_BDAY_SPRAY; i++) {
     assert_int_equal(c.bsock[i], 0); /* from our own socket */
@@ -952,7 +953,8 @@ static void test_bday_only_eim_against_edm(void **state) {
   kw_sockaddr a = A("198.19.0.2:1000");
   const struct {
     kw__rp_nat local, remote;
-  } none[] = {{KW_RP_NAT_EDM, KW_RP_NAT_EDM}, {KW_RP_NAT_EIM, KW_RP_NAT_EIM},
+  } none[] = {{KW_RP_NAT_EDM, KW_RP_NAT_EDM},
+              {KW_RP_NAT_EIM, KW_RP_NAT_EIM},
               {KW_RP_NAT_UNKNOWN, KW_RP_NAT_EDM},
               {KW_RP_NAT_EDM, KW_RP_NAT_UNKNOWN}};
   for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {

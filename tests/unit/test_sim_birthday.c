@@ -24,8 +24,8 @@
 static sim_world W; /* large: keep it off the stack */
 
 typedef struct outcome {
-  int direct;                 /* seeds where both peers went direct */
-  uint64_t at[SEEDS];         /* when both were direct (UINT64_MAX never) */
+  int direct;         /* seeds where both peers went direct */
+  uint64_t at[SEEDS]; /* when both were direct (UINT64_MAX never) */
   uint64_t max_pkts, max_socks, max_open, max_starts;
   uint64_t sum_pkts, sum_socks;
 } outcome;
@@ -50,8 +50,7 @@ static void run_case(bool edm0, bool edm1, bool off, outcome *o) {
     o->at[k] = UINT64_MAX;
     for (uint64_t now = 10 * SIM_MS; now <= RUN_NS; now += 10 * SIM_MS) {
       assert_true(sim_run(w, now));
-      if (o->at[k] == UINT64_MAX &&
-          sim_selected_kind(w, 0) == KW_PATH_DIRECT &&
+      if (o->at[k] == UINT64_MAX && sim_selected_kind(w, 0) == KW_PATH_DIRECT &&
           sim_selected_kind(w, 1) == KW_PATH_DIRECT)
         o->at[k] = now;
     }
