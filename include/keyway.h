@@ -418,6 +418,20 @@ typedef enum kw_dht_publish {
 } kw_dht_publish;
 KW_EXTERN kw_err kw_config_set_dht_publish(kw_config *cfg,
                                            kw_dht_publish mode);
+/* Birthday probing (default on; docs/protocol/disco.md "Birthday
+ * probing"): when this endpoint's NAT maps a new public port per
+ * destination (netcheck's mapping_varies_by_dest) and the remote's does
+ * not, or the other way round, a bounded burst of disco Pings looks for a
+ * direct path that plain hole punching cannot find: at most 256 extra UDP
+ * sockets on the endpoint-dependent side, at most 2048 Pings to random
+ * ports (about 270 KB in about a second) on the other, at most 2 attempts
+ * a minute per remote; the relay carries the connection meanwhile. Turn
+ * it off on networks where such bursts are unwelcome. The endpoint learns
+ * its own mapping behaviour from kw_endpoint_netcheck and tells remotes
+ * (a NatHint); the extra sockets are not implemented in the endpoint yet,
+ * so today no probing runs either way. Errors: KW_ERR_INVALID_ARG (cfg
+ * NULL). */
+KW_EXTERN kw_err kw_config_set_birthday_probing(kw_config *cfg, bool enable);
 /* Which paths connections may take (default KW_PATH_POLICY_ANY: direct UDP
  * when it works, the relay otherwise).
  *  - KW_PATH_POLICY_RELAY_ONLY: packets to and from remotes go only

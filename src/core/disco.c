@@ -123,6 +123,14 @@ kw_err kw__disco_seal(const kw__disco_key *k, const uint8_t our_id[KW_ID_LEN],
       put_addr(&w, &m->addrs[i]);
     }
     break;
+  case KW_DISCO_NAT_HINT:
+    if (m->nat > KW_DISCO_NAT_EDM || (m->has_addr && !addr_ok(&m->addr)))
+      return KW_ERR_INVALID_ARG;
+    kw__wbuf_u8(&w,
+                (uint8_t)(m->nat | (m->has_addr ? KW_DISCO_NAT_HAS_ADDR : 0)));
+    if (m->has_addr)
+      put_addr(&w, &m->addr);
+    break;
   default:
     return KW_ERR_INVALID_ARG;
   }
@@ -227,6 +235,22 @@ static kw_err parse_plain(const uint8_t *plain, size_t plen,
     m->n_addrs = n;
     break;
   }
+  case KW_DISCO_NAT_HINT: {
+    uint8_t f = kw__rbuf_u8(&r);
+    if (r.err)
+      return KW_ERR_PARSE;
+    m->nat = (f & KW_DISCO_NAT_MASK) <= KW_DISCO_NAT_EDM
+                 ? (uint8_t)(f & KW_DISCO_NAT_MASK)
+                 : KW_DISCO_NAT_UNKNOWN;
+    if (f & KW_DISCO_NAT_HAS_ADDR) {
+      if (!get_addr(&r, &m->addr))
+        return KW_ERR_PARSE;
+      m->has_addr = true;
+    }
+    /* later fields: ignored */
+    (void)kw__rbuf_take(&r, kw__rbuf_left(&r));
+    break;
+  }
   default:
     return KW_ERR_PARSE;
   }
@@ -293,6 +317,7 @@ bool kw__disco_act_via(uint8_t type, bool via_relay) {
   case KW_DISCO_PONG:
     return !via_relay;
   case KW_DISCO_CALL_ME_MAYBE:
+  case KW_DISCO_NAT_HINT:
     return true;
   default:
     return false;
@@ -307,6 +332,8 @@ const char *kw__disco_type_name(uint8_t type) {
     return "disco.pong";
   case KW_DISCO_CALL_ME_MAYBE:
     return "disco.call_me_maybe";
+  case KW_DISCO_NAT_HINT:
+    return "disco.nat_hint";
   default:
     return "disco.unknown";
   }
@@ -378,7 +405,9 @@ kw__disco_verdict kw__disco_replay_check(kw__disco_replay *r,
   memcpy(in, sender, KW_ID_LEN);
   in[KW_ID_LEN] = m->type;
   memcpy(in + KW_ID_LEN + 1,
-         m->type == KW_DISCO_CALL_ME_MAYBE ? m->nonce : m->tx_id,
+         m->type == KW_DISCO_CALL_ME_MAYBE || m->type == KW_DISCO_NAT_HINT
+             ? m->nonce
+             : m->tx_id,
          KW_DISCO_TXID_LEN);
   uint8_t d[16];
   crypto_generichash(d, sizeof(d), in, sizeof(in), NULL, 0);

@@ -24,7 +24,8 @@
  *    (KW_DISCO_PONG_LEN <= KW_DISCO_PING_MIN_LEN; kw__disco_seal_pong
  *    refuses otherwise), and pongs are rate limited per source address
  *    (kw__disco_pong_limiter).
- *  - Via the relay only CallMeMaybe is acted on (kw__disco_act_via).
+ *  - Via the relay only CallMeMaybe and NatHint are acted on
+ *    (kw__disco_act_via).
  */
 #ifndef KW_CORE_DISCO_H
 #define KW_CORE_DISCO_H
@@ -53,6 +54,20 @@
 #define KW_DISCO_PING 1
 #define KW_DISCO_PONG 2
 #define KW_DISCO_CALL_ME_MAYBE 3
+/* The sender's NAT mapping behaviour and reflexive address, sent with a
+ * CallMeMaybe (birthday probing; docs/protocol/disco.md). Decoders before
+ * it refuse type 4 and drop just that message: the CallMeMaybe beside it
+ * is unchanged, so older endpoints keep punching as before. */
+#define KW_DISCO_NAT_HINT 4
+/* NatHint flags: bits 0-1 the mapping (0 unknown, 1 endpoint-independent,
+ * 2 endpoint-dependent, 3 read as unknown), bit 2 a reflexive address
+ * follows; other bits are ignored, and so are bytes after the body (room
+ * for later fields). */
+#define KW_DISCO_NAT_UNKNOWN 0
+#define KW_DISCO_NAT_EIM 1
+#define KW_DISCO_NAT_EDM 2
+#define KW_DISCO_NAT_MASK 0x03
+#define KW_DISCO_NAT_HAS_ADDR 0x04
 
 /* Sizes on the wire. */
 #define KW_DISCO_PING_MIN_LEN                                                  \
@@ -101,7 +116,10 @@ typedef struct kw__disco_msg {
   uint8_t tx_id[KW_DISCO_TXID_LEN]; /* Ping, Pong */
   uint8_t sender[KW_ID_LEN];        /* Ping: the sender's id (boxed) */
   size_t pad;                       /* Ping: padding bytes */
-  kw_sockaddr addr;                 /* Pong: observed source address */
+  kw_sockaddr addr;                 /* Pong: observed source address;
+                                     * NatHint: reflexive (if has_addr) */
+  uint8_t nat;                      /* NatHint: KW_DISCO_NAT_* mapping */
+  bool has_addr;                    /* NatHint */
   size_t n_addrs;                   /* CallMeMaybe */
   kw_sockaddr addrs[KW_MAX_DIRECT_ADDRS];
   uint8_t nonce[KW_DISCO_NONCE_LEN]; /* set by open */

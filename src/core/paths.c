@@ -226,6 +226,13 @@ kw_err kw__paths_remove(kw__paths *t, int idx) {
   return KW_OK;
 }
 
+kw_err kw__paths_set_sock(kw__paths *t, int idx, uint16_t sock) {
+  if (!valid_slot(t, idx))
+    return KW_ERR_NOT_FOUND;
+  t->p[idx].sock = sock;
+  return KW_OK;
+}
+
 kw_err kw__paths_set_state(kw__paths *t, int idx, kw__path_state st,
                            uint64_t now) {
   if (!valid_slot(t, idx))

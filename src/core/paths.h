@@ -79,6 +79,9 @@ typedef struct kw__path {
   uint64_t seq;            /* insertion order (tie-break of ages) */
   uint32_t has_rtt;        /* bit per connection slot */
   uint64_t rtt[KW_PATHS_MAX_CONNS];
+  /* The local socket the path runs on: 0 the endpoint's own, 1.. an extra
+   * socket of birthday probing (core/remote); the caller sends on it. */
+  uint16_t sock;
 } kw__path;
 
 typedef struct kw__paths {
@@ -109,6 +112,9 @@ kw_err kw__paths_remove(kw__paths *t, int idx);
  * may prune). Errors: KW_ERR_NOT_FOUND, KW_ERR_INVALID_ARG. */
 kw_err kw__paths_set_state(kw__paths *t, int idx, kw__path_state st,
                            uint64_t now);
+/* Sets the local socket a path runs on (kw__path.sock). Errors:
+ * KW_ERR_NOT_FOUND. */
+kw_err kw__paths_set_sock(kw__paths *t, int idx, uint16_t sock);
 /* Records connection slot `conn`'s RTT on a path; marks it validated
  * unless unusable. Errors: KW_ERR_NOT_FOUND, KW_ERR_INVALID_ARG (conn
  * outside 0..KW_PATHS_MAX_CONNS-1). */

@@ -6,6 +6,8 @@
 
 #include "core/sockaddr.h"
 
+static void bday_reap(kw__rp *r);
+
 static void note(kw__rp *r, kw__rp_note what, const kw_sockaddr *a,
                  uint64_t x, uint64_t y) {
   if (r->cbs->note)
@@ -62,26 +64,201 @@ static bool reselect(kw__rp *r, uint64_t now) {
   r->direct_rx_ns = now;
   r->direct_ping_ns = now;
   note(r, KW_RP_NOTE_SELECTED, NULL, (uint64_t)(int64_t)s, n);
+  bday_reap(r);
   if (r->cbs->path_changed)
     r->cbs->path_changed(r->user);
   return true;
 }
 
 /* False if nothing was sent. */
-static bool send_ping(kw__rp *r, const kw_sockaddr *to, uint64_t now) {
+static bool send_ping_on(kw__rp *r, const kw_sockaddr *to, unsigned sock,
+                         uint64_t now) {
   const kw__path *p = kw__paths_get(&r->pt, kw__paths_find(&r->pt, to));
   bool probe = !(p && p->state == KW_PST_VALIDATED);
   uint8_t tx[KW_DISCO_TXID_LEN];
   r->cbs->random(r->user, tx, sizeof tx);
-  if (!r->cbs->send_ping(r->user, to, tx, probe))
+  if (sock) {
+    if (!r->cbs->bday_send || !r->cbs->bday_send(r->user, sock, to, tx))
+      return false;
+  } else if (!r->cbs->send_ping(r->user, to, tx, probe)) {
     return false;
+  }
   /* remembered: a Pong must answer a Ping we sent, to that address */
   kw__rp_ping *t = &r->pings[r->next_ping++ % KW_RP_PINGS];
   memcpy(t->tx_id, tx, sizeof t->tx_id);
+  t->sock = (uint16_t)sock;
   t->to = *to;
   t->sent_ns = now;
   t->used = true;
   return true;
+}
+
+/* A Ping on the path's own socket (an extra one for a birthday path). */
+static bool send_ping(kw__rp *r, const kw_sockaddr *to, uint64_t now) {
+  const kw__path *p = kw__paths_get(&r->pt, kw__paths_find(&r->pt, to));
+  return send_ping_on(r, to, p ? p->sock : 0, now);
+}
+
+/* ---- birthday probing (remote.h) ---------------------------------------- */
+
+static bool same_ip_of(const kw_sockaddr *a, const kw_sockaddr *b) {
+  return a->family == b->family &&
+         memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
+}
+
+/* Whether an attempt fits now; *spray: which side of it we are. */
+static bool bday_wanted(const kw__rp *r, bool *spray) {
+  if (r->bday_off || !r->cbs->bday_send || !r->keyed || !r->nconns ||
+      !r->remote_refl.family || kw__rp_direct(r))
+    return false;
+  if (r->nat_local == KW_RP_NAT_EDM && r->nat_remote == KW_RP_NAT_EIM) {
+    *spray = false;
+    return true;
+  }
+  if (r->nat_local == KW_RP_NAT_EIM && r->nat_remote == KW_RP_NAT_EDM) {
+    *spray = true;
+    return true;
+  }
+  return false;
+}
+
+/* An attempt's tx id: its random prefix, the socket, the port sprayed. */
+static void bday_tx(const kw__rp *r, unsigned sock, uint16_t port,
+                    uint8_t tx[KW_DISCO_TXID_LEN]) {
+  memcpy(tx, r->bday.key, sizeof r->bday.key);
+  tx[8] = (uint8_t)(sock >> 8);
+  tx[9] = (uint8_t)sock;
+  tx[10] = (uint8_t)(port >> 8);
+  tx[11] = (uint8_t)port;
+}
+
+static void bday_end(kw__rp *r, unsigned keep) {
+  r->bday.active = false;
+  r->bday.chosen = (uint16_t)keep;
+  if (r->cbs->bday_close)
+    r->cbs->bday_close(r->user, keep);
+}
+
+/* The sends due now: a tick's sockets or spray Pings. */
+static void bday_step(kw__rp *r, uint64_t now) {
+  if (!r->bday.active || now < r->bday.next_ns)
+    return;
+  if (now - r->bday.start_ns >= KW_RP_BDAY_ATTEMPT_NS || kw__rp_direct(r)) {
+    if (!kw__rp_direct(r))
+      note(r, KW_RP_NOTE_BDAY_MISS, &r->bday.target, r->bday.sent, 0);
+    bday_end(r, 0); /* a direct path by other means, or no hit in time */
+    return;
+  }
+  unsigned limit = r->bday.spray ? KW_RP_BDAY_SPRAY : KW_RP_BDAY_SOCKETS;
+  unsigned per =
+      r->bday.spray ? KW_RP_BDAY_SPRAY_PER_TICK : KW_RP_BDAY_OPEN_PER_TICK;
+  for (unsigned k = 0; k < per && r->bday.sent < limit; k++) {
+    kw_sockaddr to = r->bday.target;
+    unsigned sock = 0;
+    uint16_t port = 0;
+    if (r->bday.spray) {
+      uint8_t b[2];
+      r->cbs->random(r->user, b, sizeof b);
+      port =
+          (uint16_t)(KW_RP_BDAY_PORT_MIN + ((unsigned)b[0] << 8 | b[1]) %
+                                               (65536u - KW_RP_BDAY_PORT_MIN));
+      to.port = port;
+    } else {
+      sock = r->bday.sent + 1;
+    }
+    uint8_t tx[KW_DISCO_TXID_LEN];
+    bday_tx(r, sock, port, tx);
+    r->bday.sent++;
+    if (!r->cbs->bday_send(r->user, sock, &to, tx) && !r->bday.spray)
+      break; /* no more sockets now: the next tick tries again */
+  }
+  r->bday.next_ns = r->bday.sent < limit
+                        ? now + KW_RP_BDAY_TICK_NS
+                        : r->bday.start_ns + KW_RP_BDAY_ATTEMPT_NS;
+}
+
+static void bday_maybe_start(kw__rp *r, uint64_t now) {
+  bool spray;
+  if (r->bday.active || !bday_wanted(r, &spray))
+    return;
+  if (r->bday.have_last && now - r->bday.start_ns < KW_RP_BDAY_EVERY_NS)
+    return;
+  if (r->bday.chosen)
+    bday_end(r, 0); /* the socket of an old hit, no longer selected */
+  r->bday.active = true;
+  r->bday.spray = spray;
+  r->bday.have_last = true;
+  r->cbs->random(r->user, r->bday.key, sizeof r->bday.key);
+  r->bday.target = r->remote_refl;
+  r->bday.sent = 0;
+  r->bday.chosen = 0;
+  r->bday.start_ns = now;
+  r->bday.next_ns = now;
+  r->bday.attempts++;
+  note(r, KW_RP_NOTE_BDAY_START, &r->bday.target, spray ? 0 : 1, 0);
+  bday_step(r, now);
+}
+
+/* A Pong answering an attempt's Ping: the hit. */
+static bool bday_pong(kw__rp *r, const uint8_t tx[KW_DISCO_TXID_LEN],
+                      const kw_sockaddr *from, unsigned sock, uint64_t now) {
+  if (!r->bday.active || memcmp(tx, r->bday.key, sizeof r->bday.key) != 0)
+    return false;
+  unsigned tsock = (unsigned)tx[8] << 8 | tx[9];
+  uint16_t port = (uint16_t)((unsigned)tx[10] << 8 | tx[11]);
+  if (tsock != sock)
+    return false;
+  if (r->bday.spray ? (sock != 0 || !same_ip_of(from, &r->bday.target) ||
+                       from->port != port)
+                    : (sock == 0 || !kw__sockaddr_equal(from, &r->bday.target)))
+    return false;
+  int idx;
+  if (kw__paths_add(&r->pt, from, KW_PSRC_DISCO, now, &idx, NULL) != KW_OK)
+    return true;
+  (void)kw__paths_set_sock(&r->pt, idx, (uint16_t)sock);
+  (void)kw__paths_set_state(&r->pt, idx, KW_PST_VALIDATED, now);
+  r->bday.hits++;
+  note(r, KW_RP_NOTE_BDAY_HIT, from, sock, r->bday.sent);
+  bday_end(r, sock); /* every other extra socket closes now */
+  (void)reselect(r, now);
+  (void)send_ping(r, from, now); /* a tracked Ping: the path's RTT */
+  return true;
+}
+
+/* After a selection change: an extra socket no path selected uses is
+ * closed (and the paths on it fall back to our own socket). */
+static void bday_reap(kw__rp *r) {
+  if (r->bday.active || !r->bday.chosen)
+    return;
+  if (kw__rp_direct_sock(r) == r->bday.chosen)
+    return;
+  for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
+    const kw__path *p = kw__paths_get(&r->pt, i);
+    if (p && p->sock == r->bday.chosen)
+      (void)kw__paths_set_sock(&r->pt, i, 0);
+  }
+  bday_end(r, 0);
+}
+
+unsigned kw__rp_direct_sock(const kw__rp *r) {
+  int s = kw__paths_selected(&r->pt);
+  if (s <= KW_PATHS_RELAY)
+    return 0;
+  return kw__paths_get(&r->pt, s)->sock;
+}
+
+void kw__rp_set_birthday(kw__rp *r, bool on) {
+  r->bday_off = !on;
+  if (!on && r->bday.active)
+    bday_end(r, 0);
+}
+
+void kw__rp_remote_nat(kw__rp *r, kw__rp_nat nat, const kw_sockaddr *refl,
+                       uint64_t now) {
+  r->nat_remote = (uint8_t)nat;
+  if (refl && (refl->family == 4 || refl->family == 6) && refl->port)
+    r->remote_refl = *refl;
+  bday_maybe_start(r, now);
 }
 
 /* Which candidates ping_candidates pings (never unusable ones). */
@@ -142,6 +319,8 @@ static void punch_round(kw__rp *r, uint64_t now) {
 static void service(kw__rp *r, uint64_t now) {
   if (!r->keyed)
     return;
+  bday_step(r, now);
+  bday_maybe_start(r, now);
   if (kw__holepunch_poll(&r->hp, now)) {
     punch_round(r, now);
     return;
@@ -185,8 +364,11 @@ void kw__rp_conn_close(kw__rp *r, int slot, uint64_t now) {
     kw__paths_conn_gone(&r->pt, (size_t)slot);
     r->rtt_slots &= ~(1u << slot);
   }
-  if (r->nconns > 0 && --r->nconns == 0)
+  if (r->nconns > 0 && --r->nconns == 0) {
     r->idle_since = now ? now : 1;
+    if (r->bday.active)
+      bday_end(r, 0); /* no connection to carry: its sockets close now */
+  }
 }
 
 void kw__rp_conn_up(kw__rp *r, uint64_t now) {
@@ -288,6 +470,22 @@ void kw__rp_rtt_sample(kw__rp *r, int slot, uint64_t rtt_ns, uint64_t now) {
   (void)reselect(r, now); /* RTT samples may move the selection */
 }
 
+void kw__rp_ping_received_on(kw__rp *r, const kw_sockaddr *from, unsigned sock,
+                             uint64_t now) {
+  if (!sock) {
+    kw__rp_ping_received(r, from, now);
+    return;
+  }
+  /* a spray Ping of the remote found one of our extra sockets (the caller
+   * answered it from there): ping back from it, once per socket */
+  if (!r->keyed || !r->bday.active || r->bday.spray || sock > r->bday.sent ||
+      !kw__sockaddr_equal(from, &r->bday.target))
+    return;
+  uint8_t tx[KW_DISCO_TXID_LEN];
+  bday_tx(r, sock, 0, tx);
+  (void)r->cbs->bday_send(r->user, sock, from, tx);
+}
+
 void kw__rp_ping_received(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   if (!r->keyed)
     return;
@@ -305,10 +503,18 @@ void kw__rp_ping_received(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
 bool kw__rp_pong_received(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
                           const kw_sockaddr *from, uint64_t now,
                           uint64_t *rtt_ns) {
+  return kw__rp_pong_received_on(r, tx_id, from, 0, now, rtt_ns);
+}
+
+bool kw__rp_pong_received_on(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                             const kw_sockaddr *from, unsigned sock,
+                             uint64_t now, uint64_t *rtt_ns) {
+  if (bday_pong(r, tx_id, from, sock, now))
+    return true;
   for (size_t i = 0; i < KW_RP_PINGS; i++) {
     kw__rp_ping *t = &r->pings[i];
     if (!t->used || memcmp(t->tx_id, tx_id, sizeof t->tx_id) != 0 ||
-        !kw__sockaddr_equal(&t->to, from))
+        t->sock != sock || !kw__sockaddr_equal(&t->to, from))
       continue;
     t->used = false;
     uint64_t rtt = now - t->sent_ns;
@@ -357,6 +563,15 @@ void kw__rp_call_me_maybe(kw__rp *r, const kw_sockaddr *addrs, size_t n,
   }
 }
 
+void kw__rp_local_nat(kw__rp *r, kw__rp_nat nat, uint64_t now) {
+  if (r->nat_local == (uint8_t)nat)
+    return;
+  r->nat_local = (uint8_t)nat;
+  /* the remote hears of it with the next CallMeMaybe: ask for a round */
+  kw__holepunch_local_candidates(&r->hp, now);
+  service(r, now);
+}
+
 void kw__rp_local_candidates(kw__rp *r, uint64_t now) {
   kw__holepunch_local_candidates(&r->hp, now);
   service(r, now);
@@ -399,6 +614,11 @@ uint64_t kw__rp_next_deadline(const kw__rp *r) {
   if (!r->keyed)
     return KW_RP_NEVER;
   uint64_t d = kw__holepunch_next_deadline(&r->hp);
+  bool spray;
+  if (r->bday.active)
+    d = min64(d, r->bday.next_ns);
+  else if (r->bday.have_last && bday_wanted(r, &spray))
+    d = min64(d, r->bday.start_ns + KW_RP_BDAY_EVERY_NS);
   if (r->punch_tries_left > 0 || r->punch_settle)
     d = min64(d, r->punch_next_ns);
   if (kw__rp_direct(r)) {

@@ -42,6 +42,37 @@
  *    selection stops recovery rounds.
  *  - Idle: with no connection, `idle_since` + KW_RP_IDLE_NS is a
  *    deadline; at it `idle_expired` is called (last: it may free).
+ *  - Birthday probing (docs/protocol/disco.md, "Birthday probing"): between
+ *    an endpoint-dependent mapping (EDM: a new public port per
+ *    destination, e.g. MASQUERADE --random-fully) and an
+ *    endpoint-independent one (EIM), plain punching cannot meet: the EIM
+ *    side never learns the port the EDM side's NAT chose toward it. Each
+ *    side learns its own mapping behaviour (kw__rp_local_nat, from
+ *    netcheck) and the remote's (kw__rp_remote_nat, from its NatHint).
+ *    While no direct path is selected and the remote has a connection, an
+ *    attempt runs at most every KW_RP_BDAY_EVERY_NS:
+ *      we EDM, remote EIM: KW_RP_BDAY_SOCKETS extra sockets (cbs.bday_send
+ *        with sock 1..; the caller opens them on first use), each sending
+ *        one Ping to the remote's reflexive address, KW_RP_BDAY_OPEN_PER_TICK
+ *        every KW_RP_BDAY_TICK_NS; each such send maps one random public port
+ *        that lets the remote's packets in;
+ *      we EIM, remote EDM: KW_RP_BDAY_SPRAY Pings from our own socket to
+ *        random ports (KW_RP_BDAY_PORT_MIN..65535) of the remote's public
+ *        IP, KW_RP_BDAY_SPRAY_PER_TICK every KW_RP_BDAY_TICK_NS.
+ *    A spray Ping that lands on one of the remote's mapped ports is
+ *    answered from that extra socket; the EDM side pings back from it. The
+ *    first Pong that matches an attempt's tx id (its random prefix, the
+ *    socket and, for the spray, the port are in it) validates a path with
+ *    that socket (kw__path.sock); the attempt stops and every other extra
+ *    socket is closed at once (cbs.bday_close). At KW_RP_BDAY_ATTEMPT_NS
+ *    an attempt without a hit closes them all, and so does the last
+ *    connection going; a chosen socket closes when its path is no longer
+ *    selected (kw__rp_free calls nothing: the caller closes what is still
+ *    open). kw__rp_set_birthday(false)
+ *    turns all of it off; the relay carries the connection meanwhile.
+ *    These Pings bypass the probe budget (their bounds are these
+ *    constants; every target is the remote's own public address, which
+ *    it named in an authenticated NatHint).
  *
  * One kw__rp_next_deadline / kw__rp_handle_timeout pair composes every
  * deadline; nothing polls. Randomness (Ping tx ids) comes from cbs.random.
@@ -74,6 +105,41 @@
 #define KW_RP_RTT_SLOT_DISCO (KW_PATHS_MAX_CONNS - 1)
 #define KW_RP_NEVER UINT64_MAX
 
+/* Birthday probing, the bounds (per remote):
+ * KW_RP_BDAY_SOCKETS: extra sockets of the EDM side; with the EIM side's
+ *   KW_RP_BDAY_SPRAY random ports of ~64512 the chance that no spray Ping
+ *   lands on one of them is (1 - 256/64512)^2048 ~ 3e-4 per attempt, and
+ *   256 descriptors stay well under the usual ulimit of 1024.
+ * KW_RP_BDAY_SPRAY: Pings of the EIM side per attempt (2048 x 133 bytes
+ *   = 272 KB).
+ * KW_RP_BDAY_TICK_NS, _OPEN_PER_TICK, _SPRAY_PER_TICK: pacing; sockets
+ *   open at most 3200 per second (all 256 in 80 ms), spray Pings go at
+ *   most 2000 per second (KW_RP_BDAY_BYTES_S), so an attempt takes ~1 s
+ *   and no burst fills a home router's queue.
+ * KW_RP_BDAY_ATTEMPT_NS: an attempt's life (its sends plus the round
+ *   trips of late answers); then its sockets close.
+ * KW_RP_BDAY_EVERY_NS: at most 2 attempts a minute per remote (a NAT that
+ *   defeats it is not hammered; the relay works meanwhile). */
+#define KW_RP_BDAY_SOCKETS 256
+#define KW_RP_BDAY_SPRAY 2048
+#define KW_RP_BDAY_TICK_NS (10 * KW_RP_MS)
+#define KW_RP_BDAY_OPEN_PER_TICK 32
+#define KW_RP_BDAY_SPRAY_PER_TICK 20
+#define KW_RP_BDAY_PING_BYTES 133 /* KW_DISCO_PING_MIN_LEN */
+#define KW_RP_BDAY_BYTES_S                                                     \
+  (KW_RP_BDAY_SPRAY_PER_TICK * KW_RP_BDAY_PING_BYTES *                         \
+   (1000 * KW_RP_MS / KW_RP_BDAY_TICK_NS)) /* 266 000 */
+#define KW_RP_BDAY_ATTEMPT_NS (3000 * KW_RP_MS)
+#define KW_RP_BDAY_EVERY_NS (30000 * KW_RP_MS)
+#define KW_RP_BDAY_PORT_MIN 1024
+
+/* A mapping behaviour (RFC 4787), as netcheck saw it. */
+typedef enum kw__rp_nat {
+  KW_RP_NAT_UNKNOWN = 0,
+  KW_RP_NAT_EIM = 1, /* endpoint-independent: one public port for all */
+  KW_RP_NAT_EDM = 2, /* endpoint-dependent: a public port per destination */
+} kw__rp_nat;
+
 /* What happened, for the caller's logs (cbs.note). */
 typedef enum kw__rp_note {
   KW_RP_NOTE_ROUND,         /* a round ran: a = pinged, b = CallMeMaybe ok */
@@ -82,6 +148,9 @@ typedef enum kw__rp_note {
   KW_RP_NOTE_DIRECT_LOST,   /* addr: the path; a: silence, ns */
   KW_RP_NOTE_SELECTED,      /* a = slot selected, b = redundant closed */
   KW_RP_NOTE_ANSWER,        /* a CallMeMaybe answered by Pings: a = pinged */
+  KW_RP_NOTE_BDAY_START,    /* a = 1 extra sockets (we EDM), 0 spray */
+  KW_RP_NOTE_BDAY_HIT,      /* addr: the path; a = socket; b = packets sent */
+  KW_RP_NOTE_BDAY_MISS,     /* attempt over without a hit: a = packets */
 } kw__rp_note;
 
 typedef struct kw__rp_cbs {
@@ -105,10 +174,19 @@ typedef struct kw__rp_cbs {
   /* Optional: something worth a log line. */
   void (*note)(void *user, kw__rp_note what, const kw_sockaddr *addr,
                uint64_t a, uint64_t b);
+  /* Birthday probing (NULL: never runs). Sends a Ping with `tx_id` to
+   * `to` from socket `sock` (0 our own, 1..KW_RP_BDAY_SOCKETS an extra
+   * one, opened on its first use); no probe budget applies. False if
+   * nothing was sent (e.g. no socket could be opened). */
+  bool (*bday_send)(void *user, unsigned sock, const kw_sockaddr *to,
+                    const uint8_t tx_id[KW_DISCO_TXID_LEN]);
+  /* Closes every extra socket but `keep` (0: all of them). */
+  void (*bday_close)(void *user, unsigned keep);
 } kw__rp_cbs;
 
 typedef struct kw__rp_ping {
   bool used;
+  uint16_t sock; /* sent from (kw__path.sock) */
   uint8_t tx_id[KW_DISCO_TXID_LEN];
   kw_sockaddr to;
   uint64_t sent_ns;
@@ -135,6 +213,22 @@ typedef struct kw__rp {
   uint64_t selected_ns;    /* when the current selection was made */
   uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
   uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
+  /* birthday probing */
+  bool bday_off;     /* kw__rp_set_birthday(false) */
+  uint8_t nat_local; /* kw__rp_nat */
+  uint8_t nat_remote;
+  kw_sockaddr remote_refl; /* the remote's reflexive address (its hint) */
+  struct {
+    bool active; /* sending, or waiting for late answers */
+    bool spray;  /* we EIM (random ports) / we EDM (sockets) */
+    bool have_last;
+    uint8_t key[8]; /* tx id prefix of this attempt */
+    kw_sockaddr target;
+    unsigned sent;   /* Pings sent (== sockets used when !spray) */
+    uint16_t chosen; /* the socket of the hit (0: ours / none) */
+    uint64_t start_ns, next_ns;
+    uint64_t attempts, hits;
+  } bday;
 } kw__rp;
 
 void kw__rp_init(kw__rp *r, const kw__rp_cbs *cbs, void *user);
@@ -179,6 +273,26 @@ void kw__rp_call_me_maybe(kw__rp *r, const kw_sockaddr *addrs, size_t n,
  * path including the selected one). */
 void kw__rp_local_candidates(kw__rp *r, uint64_t now);
 void kw__rp_network_change(kw__rp *r, uint64_t now);
+
+/* Birthday probing on (the default) / off; off stops a running attempt
+ * and closes its sockets. */
+void kw__rp_set_birthday(kw__rp *r, bool on);
+/* Our mapping behaviour (netcheck): a change asks for a round, so the
+ * remote hears of it (the caller's NatHint goes with the CallMeMaybe). */
+void kw__rp_local_nat(kw__rp *r, kw__rp_nat nat, uint64_t now);
+/* The remote's NatHint: its mapping behaviour and reflexive address
+ * (NULL: none). May start an attempt. */
+void kw__rp_remote_nat(kw__rp *r, kw__rp_nat nat, const kw_sockaddr *refl,
+                       uint64_t now);
+/* A Ping / Pong that arrived on socket `sock` (as kw__path.sock); the
+ * plain kw__rp_ping_received / _pong_received are these with sock 0. */
+void kw__rp_ping_received_on(kw__rp *r, const kw_sockaddr *from, unsigned sock,
+                             uint64_t now);
+bool kw__rp_pong_received_on(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                             const kw_sockaddr *from, unsigned sock,
+                             uint64_t now, uint64_t *rtt_ns);
+/* The socket of the selected direct path (0 when none or our own). */
+unsigned kw__rp_direct_sock(const kw__rp *r);
 
 /* The earliest time kw__rp_handle_timeout has work (KW_RP_NEVER: none). */
 uint64_t kw__rp_next_deadline(const kw__rp *r);

@@ -109,6 +109,24 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
   if (kw_endpoint_get_addr(ep, &me) != KW_OK)
     return false;
   kw__disco_msg m;
+  if (ep->nat_kind != KW_RP_NAT_UNKNOWN) {
+    /* the NatHint first (birthday probing; older remotes drop it) */
+    memset(&m, 0, sizeof m);
+    m.type = KW_DISCO_NAT_HINT;
+    m.ts_ms = unix_ms();
+    m.nat = ep->nat_kind == KW_RP_NAT_EDM ? KW_DISCO_NAT_EDM : KW_DISCO_NAT_EIM;
+    uv_mutex_lock(&ep->mu);
+    m.addr = ep->reflexive4;
+    uv_mutex_unlock(&ep->mu);
+    m.has_addr = m.addr.family == 4 && m.addr.port != 0;
+    uint8_t hb[KW_DISCO_MAX_LEN];
+    size_t hn, hs;
+    kw__disco_key hk;
+    memcpy(hk.k, r->disco_key, sizeof hk.k);
+    if (kw__disco_seal(&hk, ep->id, &m, hb, sizeof hb, &hn) == KW_OK)
+      (void)kw__relay_send_batch(ep, r->relay, r->id, hb, hn, 0, &hs);
+    kw__disco_key_wipe(&hk);
+  }
   memset(&m, 0, sizeof m);
   m.type = KW_DISCO_CALL_ME_MAYBE;
   m.ts_ms = unix_ms();
@@ -190,6 +208,19 @@ void kw__disco_local_candidates(kw_endpoint *ep) {
   uint64_t now = kw__now(ep);
   for (kw__remote *r = ep->remotes; r; r = r->next)
     kw__rp_local_candidates(&r->rp, now);
+  kw__disco_arm(ep);
+}
+
+void kw__disco_local_nat(kw_endpoint *ep, int varies) {
+  if (ep->closing || varies < 0)
+    return;
+  uint8_t k = varies ? KW_RP_NAT_EDM : KW_RP_NAT_EIM;
+  if (ep->nat_kind == k)
+    return;
+  ep->nat_kind = k;
+  uint64_t now = kw__now(ep);
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    kw__rp_local_nat(&r->rp, (kw__rp_nat)k, now);
   kw__disco_arm(ep);
 }
 
@@ -359,6 +390,19 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     kw__disco_arm(ep);
     break;
   }
+  case KW_DISCO_NAT_HINT:
+    /* the remote's mapping behaviour, for birthday probing (core/remote
+     * runs it only with the extra-socket callbacks, which the magicsock
+     * does not provide yet) */
+    kw__log(ep, KW_LOG_DEBUG, "disco", "disco.nat_hint remote=%s nat=%u", idb,
+            (unsigned)m.nat);
+    kw__rp_remote_nat(&r->rp,
+                      m.nat == KW_DISCO_NAT_EDM   ? KW_RP_NAT_EDM
+                      : m.nat == KW_DISCO_NAT_EIM ? KW_RP_NAT_EIM
+                                                  : KW_RP_NAT_UNKNOWN,
+                      m.has_addr ? &m.addr : NULL, kw__now(ep));
+    kw__disco_arm(ep);
+    break;
   default:
     break;
   }

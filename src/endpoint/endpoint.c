@@ -250,6 +250,13 @@ kw_err kw_config_set_lan_discovery(kw_config *cfg, bool enable) {
   return KW_OK;
 }
 
+kw_err kw_config_set_birthday_probing(kw_config *cfg, bool enable) {
+  if (!cfg)
+    return KW_ERR_INVALID_ARG;
+  cfg->no_birthday = !enable;
+  return KW_OK;
+}
+
 kw_err kw_config_set_path_policy(kw_config *cfg, kw_path_policy policy) {
   if (!cfg || (policy != KW_PATH_POLICY_ANY &&
                policy != KW_PATH_POLICY_RELAY_ONLY &&

@@ -70,6 +70,7 @@ struct kw_config {
   char relay_ca[1024];
   kw_dht_publish dht_publish; /* kw_config_set_dht_publish */
   bool port_mapping; /* UPnP IGD / NAT-PMP on the default gateway */
+  bool no_birthday;  /* kw_config_set_birthday_probing(cfg, false) */
   bool no4, no6;     /* kw_config_set_families */
   int path_policy;   /* kw_path_policy */
   struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */
@@ -407,6 +408,10 @@ void kw__disco_network_change(kw_endpoint *ep);
 /* Our candidate set gained addresses (a port mapping, a new reflexive or
  * interface address): every remote with connections gets a round. */
 void kw__disco_local_candidates(kw_endpoint *ep);
+/* netcheck found our mapping behaviour (mapping_varies_by_dest: 1, 0, -1
+ * unknown): every remote's policy learns it (and the remotes with the
+ * next CallMeMaybe's NatHint). */
+void kw__disco_local_nat(kw_endpoint *ep, int mapping_varies_by_dest);
 
 /* ---- port mapping (portmap.c) ------------------------------------------- */
 
@@ -535,6 +540,9 @@ struct kw_endpoint {
   uv_timer_t stun_timer;
   bool stun_timer_init;
   kw_sockaddr reflexive4, reflexive6; /* under mu */
+  /* our NAT's mapping behaviour (KW_RP_NAT_*) as the last netcheck saw
+   * it; 0 unknown. Loop thread. Sent to remotes as a NatHint. */
+  uint8_t nat_kind;
 #define KW_OBSERVED_MAX 4
   /* our addresses as remotes saw them (Pongs), newest first; under mu */
   kw_sockaddr observed[KW_OBSERVED_MAX];

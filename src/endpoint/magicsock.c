@@ -100,6 +100,21 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
             "path.direct_lost remote=%s addr=%s silent_ms=%llu", idb, s,
             (unsigned long long)(a / 1000000u));
     break;
+  case KW_RP_NOTE_BDAY_START:
+    kw__log(ep, KW_LOG_INFO, "disco",
+            "holepunch.birthday_start remote=%s target=%s mode=%s", idb, s,
+            a ? "sockets" : "spray");
+    break;
+  case KW_RP_NOTE_BDAY_HIT:
+    kw__log(ep, KW_LOG_INFO, "disco",
+            "holepunch.birthday_hit remote=%s addr=%s sock=%llu sent=%llu", idb,
+            s, (unsigned long long)a, (unsigned long long)b);
+    break;
+  case KW_RP_NOTE_BDAY_MISS:
+    kw__log(ep, KW_LOG_INFO, "disco",
+            "holepunch.birthday_miss remote=%s target=%s sent=%llu", idb, s,
+            (unsigned long long)a);
+    break;
   case KW_RP_NOTE_SELECTED: {
     if (!kw__log_enabled(ep, KW_LOG_INFO))
       break;
@@ -164,6 +179,9 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
     return NULL;
   r->ep = ep;
   kw__rp_init(&r->rp, &rp_cbs, r);
+  kw__rp_set_birthday(&r->rp, !ep->cfg.no_birthday);
+  if (ep->nat_kind)
+    kw__rp_local_nat(&r->rp, (kw__rp_nat)ep->nat_kind, kw__now(ep));
   if (id) {
     memcpy(r->id, id, KW_ID_LEN);
     r->id_known = true;

@@ -88,6 +88,7 @@ static void finish(netcheck *n) {
   kw__log(ep, KW_LOG_INFO, "netcheck",
           "netcheck.done udp=%d servers=%zu mapping_varies=%d", r->udp,
           n->nprobes, r->mapping_varies_by_dest);
+  kw__disco_local_nat(ep, r->mapping_varies_by_dest); /* NatHint */
   n->cb(ep, r, n->arg);
   uv_close((uv_handle_t *)&n->timer, nc_free);
 }

@@ -69,6 +69,11 @@ static void same_msg(const kw__disco_msg *x, const kw__disco_msg *y) {
       if (!addr_eq(&x->addrs[i], &y->addrs[i]))
         __builtin_trap();
     break;
+  case KW_DISCO_NAT_HINT:
+    if (x->nat != y->nat || x->has_addr != y->has_addr ||
+        (x->has_addr && !addr_eq(&x->addr, &y->addr)))
+      __builtin_trap();
+    break;
   default:
     __builtin_trap();
   }
@@ -79,7 +84,9 @@ static void reseal(keys *k, const kw__disco_msg *m, size_t orig_len) {
   size_t n;
   if (kw__disco_seal(&k->ab, k->a_id, m, out, sizeof(out), &n) != KW_OK)
     __builtin_trap();
-  if (n != orig_len) /* the encoding is canonical */
+  /* the encoding is canonical; a NatHint's later fields and unknown flag
+   * bits are ignored, so it reseals no longer */
+  if (m->type == KW_DISCO_NAT_HINT ? n > orig_len : n != orig_len)
     __builtin_trap();
   kw__disco_msg o;
   if (kw__disco_open(&k->ba, out, n, &o) != KW_OK)
@@ -103,16 +110,23 @@ static void build_from_bytes(keys *k, const uint8_t *data, size_t size) {
   memset(&m, 0, sizeof(m));
   size_t off = 0;
 #define NEXT() (off < size ? data[off++] : 0)
-  m.type = (uint8_t)(NEXT() % 3 + 1);
+  m.type = (uint8_t)(NEXT() % 4 + 1);
   for (int i = 0; i < 8; i++)
     m.ts_ms = (m.ts_ms << 8) | NEXT();
   for (int i = 0; i < KW_DISCO_TXID_LEN; i++)
     m.tx_id[i] = NEXT();
   m.pad = ((size_t)NEXT() * 5) % (KW_DISCO_MAX_PAD + 1);
-  size_t want =
-      m.type == KW_DISCO_PONG ? 1 : NEXT() % (KW_MAX_DIRECT_ADDRS + 1);
+  if (m.type == KW_DISCO_NAT_HINT) {
+    uint8_t f = NEXT();
+    m.nat = (uint8_t)(f % 3);
+    m.has_addr = (f & 4) != 0;
+  }
+  bool one = m.type == KW_DISCO_PONG || m.type == KW_DISCO_NAT_HINT;
+  size_t want = m.type == KW_DISCO_NAT_HINT ? (m.has_addr ? 1 : 0)
+                : one                       ? 1
+                      : NEXT() % (KW_MAX_DIRECT_ADDRS + 1);
   for (size_t j = 0; j < want; j++) {
-    kw_sockaddr *a = m.type == KW_DISCO_PONG ? &m.addr : &m.addrs[j];
+    kw_sockaddr *a = one ? &m.addr : &m.addrs[j];
     a->family = (NEXT() & 1) ? 6 : 4;
     for (int i = 0; i < 16; i++)
       a->ip[i] = NEXT();

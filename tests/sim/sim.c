@@ -79,6 +79,14 @@ static void nat_expire(sim_nat *n, uint64_t now) {
   n->next_expire = next;
 }
 
+void sim_nat_free(sim_nat *n) {
+  for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++) {
+    free(n->m[i].perms);
+    n->m[i].perms = NULL;
+    n->m[i].n_perms = n->m[i].cap_perms = 0;
+  }
+}
+
 static bool key_match(sim_behavior b, const kw_sockaddr *want,
                       const kw_sockaddr *have) {
   switch (b) {
@@ -158,7 +166,11 @@ bool sim_nat_out(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *dst,
     uint16_t port = nat_port(n, src);
     if (port == 0)
       return false;
+    kw_sockaddr *keep = m->perms;
+    size_t cap = m->cap_perms;
     memset(m, 0, sizeof(*m));
+    m->perms = keep; /* reused: its memory stays */
+    m->cap_perms = cap;
     m->used = true;
     m->inside = *src;
     m->dest = *dst;
@@ -171,9 +183,17 @@ bool sim_nat_out(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *dst,
   bool known = false;
   for (size_t i = 0; i < m->n_perms; i++)
     known |= kw__sockaddr_equal(&m->perms[i], dst);
-  if (!known) {
-    if (m->n_perms == SIM_MAX_PERMS) {
-      memmove(m->perms, m->perms + 1, (SIM_MAX_PERMS - 1) * sizeof(*m->perms));
+  if (!known && m->n_perms == m->cap_perms && m->cap_perms < SIM_MAX_PERMS) {
+    size_t cap = m->cap_perms ? m->cap_perms * 2 : 8;
+    kw_sockaddr *np = realloc(m->perms, cap * sizeof(*np));
+    if (np) {
+      m->perms = np;
+      m->cap_perms = cap;
+    }
+  }
+  if (!known && m->cap_perms) {
+    if (m->n_perms == m->cap_perms) {
+      memmove(m->perms, m->perms + 1, (m->cap_perms - 1) * sizeof(*m->perms));
       m->n_perms--;
     }
     m->perms[m->n_perms++] = *dst;
@@ -222,8 +242,10 @@ bool sim_nat_in(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *ext_dst,
 }
 
 void sim_nat_flush(sim_nat *n) {
-  for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++)
+  for (size_t i = 0; i < SIM_MAX_MAPPINGS; i++) {
     n->m[i].used = false;
+    n->m[i].n_perms = 0;
+  }
   n->n_fwd_peers = 0;
   n->flushes++;
 }
@@ -336,17 +358,26 @@ static int peer_index(const sim_world *w, const sim_peer *p) {
   return p == &w->peers[0] ? 0 : 1;
 }
 
-static void peer_send(sim_world *w, sim_peer *p, const kw_sockaddr *dst,
-                      const uint8_t *data, size_t len) {
+/* The local address of socket `sock` (0 the peer's own, 1.. extra). */
+static kw_sockaddr sock_addr(const sim_peer *p, unsigned sock) {
+  kw_sockaddr a = p->local;
+  a.port = (uint16_t)(a.port + sock);
+  return a;
+}
+
+static void peer_send_from(sim_world *w, sim_peer *p, unsigned sock,
+                           const kw_sockaddr *dst, const uint8_t *data,
+                           size_t len) {
+  kw_sockaddr local = sock_addr(p, sock);
   /* Same LAN: straight there. */
   for (int i = 0; i < 2; i++) {
     sim_peer *q = &w->peers[i];
     if (q != p && q->lan == p->lan && kw__sockaddr_equal(&q->local, dst)) {
-      enqueue(w, SIM_PK_LAN, i, &p->local, dst, data, len, &w->cfg.lan);
+      enqueue(w, SIM_PK_LAN, i, &local, dst, data, len, &w->cfg.lan);
       return;
     }
   }
-  kw_sockaddr src = p->local;
+  kw_sockaddr src = local;
   if (p->nat >= 0) {
     sim_nat *n = &w->nats[p->nat];
     /* Private destinations that are not on our LAN are unroutable, and a
@@ -356,10 +387,15 @@ static void peer_send(sim_world *w, sim_peer *p, const kw_sockaddr *dst,
     for (int i = 0; i < 2; i++)
       if (w->peers[i].nat >= 0 && same_ip(dst, &w->peers[i].local))
         return;
-    if (!sim_nat_out(n, &p->local, dst, w->now, &src))
+    if (!sim_nat_out(n, &local, dst, w->now, &src))
       return;
   }
   enqueue(w, SIM_PK_WAN, -1, &src, dst, data, len, &w->cfg.wan);
+}
+
+static void peer_send(sim_world *w, sim_peer *p, const kw_sockaddr *dst,
+                      const uint8_t *data, size_t len) {
+  peer_send_from(w, p, 0, dst, data, len);
 }
 
 static void peer_send_relay(sim_world *w, sim_peer *p, const uint8_t *data,
@@ -374,7 +410,7 @@ static bool peer_send_selected(sim_world *w, sim_peer *p, const uint8_t *data,
                                size_t len) {
   const kw__path *sel = kw__paths_get(&p->rp.pt, kw__paths_selected(&p->rp.pt));
   if (sel && !sel->relay) {
-    peer_send(w, p, &sel->addr, data, len);
+    peer_send_from(w, p, sel->sock, &sel->addr, data, len);
     return true;
   }
   peer_send_relay(w, p, data, len);
@@ -420,9 +456,72 @@ static bool cb_send_ping(void *user, const kw_sockaddr *to,
   return true;
 }
 
+static bool seal_ping(sim_peer *p, const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                      uint8_t *out, size_t *n) {
+  kw__disco_msg m;
+  memset(&m, 0, sizeof(m));
+  m.type = KW_DISCO_PING;
+  m.ts_ms = unix_ms(p->world);
+  memcpy(m.tx_id, tx_id, KW_DISCO_TXID_LEN);
+  return kw__disco_seal(&p->key, p->id, &m, out, KW_DISCO_MAX_LEN, n) == KW_OK;
+}
+
+/* Birthday probing: a Ping from socket `sock` (opened on first use). */
+static bool cb_bday_send(void *user, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t tx_id[KW_DISCO_TXID_LEN]) {
+  sim_peer *p = user;
+  if (sock > SIM_MAX_SOCKS)
+    return false;
+  if (sock && !p->sock_open[sock]) {
+    p->sock_open[sock] = true;
+    p->n_open++;
+    p->st.bday_socks++;
+    if (p->n_open > p->st.bday_max_open)
+      p->st.bday_max_open = p->n_open;
+  }
+  uint8_t out[KW_DISCO_MAX_LEN];
+  size_t n;
+  if (!seal_ping(p, tx_id, out, &n))
+    return false;
+  p->st.bday_pkts++;
+  peer_send_from(p->world, p, sock, to, out, n);
+  return true;
+}
+
+static void cb_bday_close(void *user, unsigned keep) {
+  sim_peer *p = user;
+  for (unsigned k = 1; k <= SIM_MAX_SOCKS; k++)
+    if (k != keep && p->sock_open[k]) {
+      p->sock_open[k] = false;
+      p->n_open--;
+    }
+}
+
+/* The NatHint beside a CallMeMaybe: our mapping behaviour (netcheck) and
+ * reflexive address (STUN), as the endpoint sends it. */
+static void send_nat_hint(sim_world *w, sim_peer *p) {
+  if (p->nat_kind == KW_RP_NAT_UNKNOWN)
+    return;
+  kw__disco_msg m;
+  memset(&m, 0, sizeof(m));
+  m.type = KW_DISCO_NAT_HINT;
+  m.ts_ms = unix_ms(w);
+  m.nat = (uint8_t)(p->nat_kind == KW_RP_NAT_EDM ? KW_DISCO_NAT_EDM
+                                                 : KW_DISCO_NAT_EIM);
+  m.has_addr = p->have_refl;
+  m.addr = p->refl;
+  uint8_t out[KW_DISCO_MAX_LEN];
+  size_t n;
+  if (kw__disco_seal(&p->key, p->id, &m, out, sizeof(out), &n) != KW_OK)
+    return;
+  peer_send_relay(w, p, out, n);
+  p->st.nat_hints_sent++;
+}
+
 static bool cb_send_call_me_maybe(void *user) {
   sim_peer *p = user;
   sim_world *w = p->world;
+  send_nat_hint(w, p);
   kw__disco_msg m;
   memset(&m, 0, sizeof(m));
   m.type = KW_DISCO_CALL_ME_MAYBE;
@@ -462,6 +561,10 @@ static void cb_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
   (void)b;
   if (what == KW_RP_NOTE_ROUND)
     p->st.rounds++;
+  else if (what == KW_RP_NOTE_BDAY_START)
+    p->st.bday_starts++;
+  else if (what == KW_RP_NOTE_BDAY_HIT)
+    p->st.bday_hits++;
   else if (what == KW_RP_NOTE_DIRECT_LOST)
     p->st.fallbacks++;
 }
@@ -472,6 +575,8 @@ static const kw__rp_cbs sim_rp_cbs = {
     .path_changed = cb_path_changed,
     .random = cb_random,
     .note = cb_note,
+    .bday_send = cb_bday_send,
+    .bday_close = cb_bday_close,
 };
 
 /* Our candidate set (the endpoint's kw_endpoint_get_addr): a new STUN
@@ -496,7 +601,8 @@ static void count_refused(sim_peer *p, const kw_sockaddr *a) {
 }
 
 static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
-                     bool via_relay, const uint8_t *data, size_t len) {
+                     unsigned sock, bool via_relay, const uint8_t *data,
+                     size_t len) {
   if (!via_relay && kw__addr_filter_ignored(&p->filter, from, w->now)) {
     p->st.ignored++;
     return;
@@ -535,17 +641,17 @@ static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
       if (kw__disco_seal_pong(&p->key, p->id, len, m.tx_id, from, unix_ms(w),
                               out, sizeof(out), &n) == KW_OK) {
         p->st.pongs_sent++;
-        peer_send(w, p, from, out, n);
+        peer_send_from(w, p, sock, from, out, n); /* from where it came */
       }
     } else {
       p->st.pong_limited++;
     }
-    kw__rp_ping_received(&p->rp, from, w->now);
+    kw__rp_ping_received_on(&p->rp, from, sock, w->now);
     count_refused(p, from);
     break;
   }
   case KW_DISCO_PONG:
-    if (kw__rp_pong_received(&p->rp, m.tx_id, from, w->now, NULL)) {
+    if (kw__rp_pong_received_on(&p->rp, m.tx_id, from, sock, w->now, NULL)) {
       p->st.pongs_recv++;
       add_local_candidate(w, p, &m.addr, false);
     }
@@ -555,6 +661,14 @@ static void on_disco(sim_world *w, sim_peer *p, const kw_sockaddr *from,
     kw__rp_call_me_maybe(&p->rp, m.addrs, m.n_addrs, w->now);
     for (size_t i = 0; i < m.n_addrs; i++)
       count_refused(p, &m.addrs[i]);
+    break;
+  case KW_DISCO_NAT_HINT:
+    p->st.nat_hints_recv++;
+    kw__rp_remote_nat(&p->rp,
+                      m.nat == KW_DISCO_NAT_EDM   ? KW_RP_NAT_EDM
+                      : m.nat == KW_DISCO_NAT_EIM ? KW_RP_NAT_EIM
+                                                  : KW_RP_NAT_UNKNOWN,
+                      m.has_addr ? &m.addr : NULL, w->now);
     break;
   }
 }
@@ -587,6 +701,15 @@ static void on_stun(sim_world *w, sim_peer *p, const kw_sockaddr *from,
       p->nc[k].answered = true;
       p->nc[k].mapped = m.mapped;
     }
+  if (w->cfg.netcheck_at_start && p->nat_kind == KW_RP_NAT_UNKNOWN) {
+    /* netcheck's verdict goes to the policy (the endpoint's
+     * kw_netcheck_report.mapping_varies_by_dest) */
+    int v = sim_netcheck_result(w, peer_index(w, p), NULL);
+    if (v >= 0) {
+      p->nat_kind = v ? KW_RP_NAT_EDM : KW_RP_NAT_EIM;
+      kw__rp_local_nat(&p->rp, (kw__rp_nat)p->nat_kind, w->now);
+    }
+  }
 }
 
 static const uint8_t data_magic[8] = {'S', 'I', 'M', 'D', 'A', 'T', 'A', 0};
@@ -641,15 +764,16 @@ static void on_data(sim_world *w, sim_peer *p, bool via_relay,
 }
 
 static void peer_recv(sim_world *w, sim_peer *p, const kw_sockaddr *from,
-                      bool via_relay, const uint8_t *data, size_t len) {
-  if (!via_relay && kw__stun_is(data, len) &&
+                      unsigned sock, bool via_relay, const uint8_t *data,
+                      size_t len) {
+  if (!via_relay && sock == 0 && kw__stun_is(data, len) &&
       (kw__sockaddr_equal(from, &w->stun) ||
        kw__sockaddr_equal(from, &w->stun2))) {
     on_stun(w, p, from, data, len);
     return;
   }
   if (kw__disco_is(data, len)) {
-    on_disco(w, p, from, via_relay, data, len);
+    on_disco(w, p, from, sock, via_relay, data, len);
     return;
   }
   if (len == 12 &&
@@ -753,6 +877,8 @@ bool sim_world_init(sim_world *w, const sim_cfg *cfg) {
 }
 
 void sim_world_free(sim_world *w) {
+  sim_nat_free(&w->nats[0]);
+  sim_nat_free(&w->nats[1]);
   for (int i = 0; i < 2; i++) {
     kw__rp_free(&w->peers[i].rp);
     kw__disco_replay_free(&w->peers[i].replay);
@@ -790,9 +916,13 @@ bool sim_start(sim_world *w) {
     kw__rp_packet(&p->rp, NULL, w->now);
     if (kw__rp_on_relay(&p->rp) == false)
       return false;
+    if (w->cfg.no_birthday)
+      kw__rp_set_birthday(&p->rp, false);
     kw__rp_conn_up(&p->rp, w->now);
     send_stun(w, p, &w->stun, p->stun_tx);
     p->next_retry = w->now + SIM_PING_RETRY_NS;
+    if (w->cfg.netcheck_at_start)
+      sim_netcheck_start(w, i);
   }
   return true;
 }
@@ -809,10 +939,11 @@ static void stun_serve(sim_world *w, sim_pkt *pkt) {
 static void deliver(sim_world *w, sim_pkt *pkt) {
   switch (pkt->kind) {
   case SIM_PK_RELAY:
-    peer_recv(w, &w->peers[pkt->to_peer], &pkt->src, true, pkt->data, pkt->len);
+    peer_recv(w, &w->peers[pkt->to_peer], &pkt->src, 0, true, pkt->data,
+              pkt->len);
     return;
   case SIM_PK_LAN:
-    peer_recv(w, &w->peers[pkt->to_peer], &pkt->src, false, pkt->data,
+    peer_recv(w, &w->peers[pkt->to_peer], &pkt->src, 0, false, pkt->data,
               pkt->len);
     return;
   case SIM_PK_WAN:
@@ -835,18 +966,24 @@ static void deliver(sim_world *w, sim_pkt *pkt) {
     kw_sockaddr inside;
     if (!sim_nat_in(nat, &pkt->src, &pkt->dst, w->now, &inside))
       return;
-    for (int i = 0; i < 2; i++)
-      if (w->peers[i].nat == n &&
-          kw__sockaddr_equal(&w->peers[i].local, &inside)) {
-        peer_recv(w, &w->peers[i], &pkt->src, false, pkt->data, pkt->len);
-        return;
-      }
+    for (int i = 0; i < 2; i++) {
+      sim_peer *q = &w->peers[i];
+      if (q->nat != n || !same_ip(&q->local, &inside) ||
+          inside.port < q->local.port ||
+          inside.port > q->local.port + SIM_MAX_SOCKS)
+        continue;
+      unsigned sock = (unsigned)(inside.port - q->local.port);
+      if (sock && !q->sock_open[sock])
+        return; /* closed: the host drops it */
+      peer_recv(w, q, &pkt->src, sock, false, pkt->data, pkt->len);
+      return;
+    }
     return;
   }
   for (int i = 0; i < 2; i++)
     if (w->peers[i].nat < 0 &&
         kw__sockaddr_equal(&w->peers[i].local, &pkt->dst)) {
-      peer_recv(w, &w->peers[i], &pkt->src, false, pkt->data, pkt->len);
+      peer_recv(w, &w->peers[i], &pkt->src, 0, false, pkt->data, pkt->len);
       return;
     }
 }

@@ -33,10 +33,13 @@
  *    the sender's selected path, acknowledged on the receiver's, resent on
  *    the current path when unacknowledged (QUIC's loss recovery, simply).
  *  - netcheck: Binding requests to two STUN servers, the mapped addresses
- *    compared as src/endpoint/netcheck.c does.
+ *    compared as src/endpoint/netcheck.c does; with cfg.netcheck_at_start
+ *    its verdict goes to the policy and a NatHint with every CallMeMaybe.
+ *  - Birthday probing: up to SIM_MAX_SOCKS extra sockets per peer (the
+ *    policy's bday_send / bday_close callbacks).
  *
  * Built as the library kwsim (tests/CMakeLists.txt; links kwcore only),
- * linked by tests/unit/test_sim.c and test_sim_twins.c.
+ * linked by tests/unit/test_sim.c, test_sim_twins.c and test_sim_birthday.c.
  */
 #ifndef KW_TEST_SIM_H
 #define KW_TEST_SIM_H
@@ -57,8 +60,14 @@
 #define SIM_MS 1000000ull
 #define SIM_S 1000000000ull
 #define SIM_MAX_PKTS 2048
-#define SIM_MAX_MAPPINGS 64
-#define SIM_MAX_PERMS 32
+/* A NAT's mappings (the EDM side of birthday probing holds 256 + a few)
+ * and the destinations one mapping remembers (conntrack keeps one entry
+ * per flow: a spray of 2048 Pings needs that many). */
+#define SIM_MAX_MAPPINGS 320
+#define SIM_MAX_PERMS 4096
+/* Extra sockets a peer may open (birthday probing); socket k is the
+ * peer's local address with port + k. */
+#define SIM_MAX_SOCKS KW_RP_BDAY_SOCKETS
 #define SIM_PKT_MAX 1500
 #define SIM_UNIX_BASE_MS 1700000000000ull
 #define SIM_PING_RETRY_NS (1 * SIM_S) /* STUN retries */
@@ -118,8 +127,8 @@ typedef struct sim_mapping {
   kw_sockaddr dest; /* the destination that created it (AD/APD keys) */
   uint16_t ext_port;
   uint64_t last_out;
-  size_t n_perms;
-  kw_sockaddr perms[SIM_MAX_PERMS]; /* destinations sent to */
+  size_t n_perms, cap_perms;
+  kw_sockaddr *perms; /* destinations sent to (heap, up to SIM_MAX_PERMS) */
 } sim_mapping;
 
 typedef struct sim_nat {
@@ -153,6 +162,8 @@ bool sim_nat_out(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *dst,
  * the NAT drops it. */
 bool sim_nat_in(sim_nat *n, const kw_sockaddr *src, const kw_sockaddr *ext_dst,
                 uint64_t now, kw_sockaddr *inside_dst);
+/* Frees what the mappings hold (call when done with a NAT). */
+void sim_nat_free(sim_nat *n);
 /* conntrack -F: every dynamic mapping (and forward reply state) is gone. */
 void sim_nat_flush(sim_nat *n);
 /* Installs a static port forward pub:ext_port -> inside. */
@@ -187,6 +198,9 @@ typedef struct sim_stats {
   uint64_t undecodable, ignored, path_changes;
   uint64_t live_pings, fallbacks, stun_sent, stun_recv;
   uint64_t failed_paths; /* validation failed: made inactive */
+  /* birthday probing */
+  uint64_t bday_pkts, bday_socks, bday_max_open, bday_starts, bday_hits;
+  uint64_t nat_hints_sent, nat_hints_recv;
   uint64_t paths_full;   /* kw__paths_add refused a path (KW_ERR_FULL) */
 } sim_stats;
 
@@ -224,6 +238,9 @@ typedef struct sim_peer {
     bool answered;
     kw_sockaddr mapped;
   } nc[2];
+  bool sock_open[SIM_MAX_SOCKS + 1]; /* extra sockets, 1.. */
+  unsigned n_open;
+  int nat_kind;             /* KW_RP_NAT_* fed to core/remote (netcheck) */
   uint64_t first_direct_at; /* UINT64_MAX: never */
   uint64_t direct_since;    /* when the current direct selection began */
   sim_stats st;
@@ -253,6 +270,12 @@ typedef struct sim_cfg {
   /* A port forward on peer i's NAT to its socket (a UPnP/NAT-PMP mapping),
    * advertised by the peer as a candidate. 0: none. */
   uint16_t portmap[2];
+  /* Each peer runs netcheck at the start and tells its policy its mapping
+   * behaviour (kw__rp_local_nat); its CallMeMaybe then goes with a
+   * NatHint (as src/endpoint does with kw_netcheck_report). */
+  bool netcheck_at_start;
+  /* kw_config_set_birthday_probing(cfg, false) on both peers. */
+  bool no_birthday;
 } sim_cfg;
 
 typedef struct sim_world {

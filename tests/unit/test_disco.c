@@ -257,6 +257,76 @@ static void test_call_me_maybe_round_trip(void **state) {
   }
 }
 
+static void test_nat_hint_round_trip_and_later_fields(void **state) {
+  fixture *f = *state;
+  for (int nat = 0; nat <= KW_DISCO_NAT_EDM; nat++)
+    for (int with = 0; with < 2; with++) {
+      kw__disco_msg m, o;
+      memset(&m, 0, sizeof(m));
+      m.type = KW_DISCO_NAT_HINT;
+      m.ts_ms = 7;
+      m.nat = (uint8_t)nat;
+      m.has_addr = with;
+      m.addr.family = 4;
+      m.addr.ip[0] = 198;
+      m.addr.ip[1] = 19;
+      m.addr.ip[3] = 9;
+      m.addr.port = 5000;
+      uint8_t buf[KW_DISCO_MAX_LEN];
+      size_t n;
+      assert_int_equal(
+          kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n), KW_OK);
+      assert_int_equal(n,
+                       KW_DISCO_OVERHEAD + 1 + (with ? KW_DISCO_ADDR_LEN : 0));
+      assert_int_equal(kw__disco_open(&f->ba, buf, n, &o), KW_OK);
+      assert_int_equal(o.type, KW_DISCO_NAT_HINT);
+      assert_int_equal(o.nat, nat);
+      assert_int_equal(o.has_addr, with);
+      if (with) {
+        assert_int_equal(o.addr.port, 5000);
+        assert_memory_equal(o.addr.ip, m.addr.ip, 4);
+      }
+    }
+  /* acted on via the relay, like CallMeMaybe */
+  assert_true(kw__disco_act_via(KW_DISCO_NAT_HINT, true));
+  assert_true(kw__disco_act_via(KW_DISCO_NAT_HINT, false));
+  assert_string_equal(kw__disco_type_name(KW_DISCO_NAT_HINT), "disco.nat_hint");
+  /* a later version's fields and flag bits are ignored; mapping 3 reads
+   * as unknown; a truncated address is refused */
+  uint8_t p[64], out[KW_DISCO_MAX_LEN];
+  size_t k = plain_hdr(p, KW_DISCO_NAT_HINT);
+  p[k++] = 0x80 | KW_DISCO_NAT_EDM;
+  p[k++] = 0xaa;
+  p[k++] = 0xbb;
+  kw__disco_msg o;
+  assert_int_equal(kw__disco_open(&f->ba, out, raw_seal(f, p, k, out), &o),
+                   KW_OK);
+  assert_int_equal(o.nat, KW_DISCO_NAT_EDM);
+  assert_false(o.has_addr);
+  k = plain_hdr(p, KW_DISCO_NAT_HINT);
+  p[k++] = 3;
+  assert_int_equal(kw__disco_open(&f->ba, out, raw_seal(f, p, k, out), &o),
+                   KW_OK);
+  assert_int_equal(o.nat, KW_DISCO_NAT_UNKNOWN);
+  k = plain_hdr(p, KW_DISCO_NAT_HINT);
+  p[k++] = KW_DISCO_NAT_HAS_ADDR | KW_DISCO_NAT_EIM;
+  p[k++] = 4;
+  p[k++] = 198;
+  assert_int_equal(kw__disco_open(&f->ba, out, raw_seal(f, p, k, out), &o),
+                   KW_ERR_PARSE);
+  k = plain_hdr(p, KW_DISCO_NAT_HINT); /* no flags byte */
+  assert_int_equal(kw__disco_open(&f->ba, out, raw_seal(f, p, k, out), &o),
+                   KW_ERR_PARSE);
+  /* sealing refuses a mapping it does not know */
+  kw__disco_msg bad;
+  memset(&bad, 0, sizeof(bad));
+  bad.type = KW_DISCO_NAT_HINT;
+  bad.nat = 3;
+  size_t n;
+  assert_int_equal(kw__disco_seal(&f->ab, f->a.id, &bad, out, sizeof(out), &n),
+                   KW_ERR_INVALID_ARG);
+}
+
 static void test_open_sk_derives_key(void **state) {
   fixture *f = *state;
   kw__disco_msg m = ping_msg(3, 0), o;
@@ -286,7 +356,7 @@ static void test_seal_rejects_bad_messages(void **state) {
   assert_int_equal(kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n),
                    KW_ERR_INVALID_ARG);
   assert_int_equal(n, 0);
-  m.type = 4;
+  m.type = 5; /* 4 is NatHint */
   assert_int_equal(kw__disco_seal(&f->ab, f->a.id, &m, buf, sizeof(buf), &n),
                    KW_ERR_INVALID_ARG);
   m.type = KW_DISCO_PONG; /* family 0 */
@@ -393,7 +463,7 @@ static void test_open_rejects_malformed_plaintext(void **state) {
   /* Unknown types. */
   n = plain_hdr(p, 0);
   open_raw_expect(f, p, n, KW_ERR_PARSE);
-  n = plain_hdr(p, 4);
+  n = plain_hdr(p, 5);
   memset(p + n, 0, 44);
   open_raw_expect(f, p, n + 44, KW_ERR_PARSE);
 
@@ -705,6 +775,7 @@ int main(void) {
       cmocka_unit_test(test_pong_round_trip_v4_v6),
       cmocka_unit_test(test_pong_v4_ignores_junk_past_four_bytes),
       cmocka_unit_test(test_call_me_maybe_round_trip),
+      cmocka_unit_test(test_nat_hint_round_trip_and_later_fields),
       cmocka_unit_test(test_open_sk_derives_key),
       cmocka_unit_test(test_seal_rejects_bad_messages),
       cmocka_unit_test(test_seal_buffer_too_small),

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -28,7 +29,33 @@ typedef struct rec {
   bool cmm_fails;     /* the relay cannot take a CallMeMaybe */
   uint8_t rnd;
   kw__rp *freed;      /* idle_expired was called for it */
+  /* birthday probing */
+  size_t bsent, bstarts, bhits, bmisses, bcloses;
+  unsigned bkeep, bmaxsock;
+  unsigned bsock[2304];
+  kw_sockaddr bto[2304];
+  uint8_t btx[2304][KW_DISCO_TXID_LEN];
 } rec;
+
+static bool cb_bday_send(void *u, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t tx[KW_DISCO_TXID_LEN]) {
+  rec *r = u;
+  if (r->bsent < 2304) {
+    r->bsock[r->bsent] = sock;
+    r->bto[r->bsent] = *to;
+    memcpy(r->btx[r->bsent], tx, KW_DISCO_TXID_LEN);
+  }
+  r->bsent++;
+  if (sock > r->bmaxsock)
+    r->bmaxsock = sock;
+  return true;
+}
+
+static void cb_bday_close(void *u, unsigned keep) {
+  rec *r = u;
+  r->bcloses++;
+  r->bkeep = keep;
+}
 
 static bool cb_ping(void *u, const kw_sockaddr *to,
                     const uint8_t tx[KW_DISCO_TXID_LEN], bool probe) {
@@ -90,14 +117,33 @@ static void cb_note(void *u, kw__rp_note what, const kw_sockaddr *a,
   case KW_RP_NOTE_SELECTED:
     r->selected++;
     break;
+  case KW_RP_NOTE_BDAY_START:
+    r->bstarts++;
+    break;
+  case KW_RP_NOTE_BDAY_HIT:
+    r->bhits++;
+    break;
+  case KW_RP_NOTE_BDAY_MISS:
+    r->bmisses++;
+    break;
   }
 }
 
-static const kw__rp_cbs cbs = {cb_ping, cb_cmm,    cb_changed, cb_known,
-                               cb_idle, cb_random, cb_note};
-/* No optional callbacks: path_changed, path_known, idle_expired, note. */
-static const kw__rp_cbs bare = {cb_ping, cb_cmm, NULL, NULL, NULL, cb_random,
-                                NULL};
+static const kw__rp_cbs cbs = {
+    .send_ping = cb_ping,
+    .send_call_me_maybe = cb_cmm,
+    .path_changed = cb_changed,
+    .path_known = cb_known,
+    .idle_expired = cb_idle,
+    .random = cb_random,
+    .note = cb_note,
+    .bday_send = cb_bday_send,
+    .bday_close = cb_bday_close,
+};
+/* No optional callbacks: path_changed, path_known, idle_expired, note,
+ * bday_*. */
+static const kw__rp_cbs bare = {
+    .send_ping = cb_ping, .send_call_me_maybe = cb_cmm, .random = cb_random};
 
 static kw_sockaddr A(const char *s) {
   kw_sockaddr a;
@@ -740,6 +786,266 @@ static void test_conn_down_stops_rounds(void **state) {
   kw__rp_free(&r);
 }
 
+/* ---- birthday probing --------------------------------------------------- */
+
+/* Runs every deadline up to `until`; returns the time reached. */
+static uint64_t run_until(kw__rp *r, uint64_t from, uint64_t until) {
+  uint64_t now = from;
+  for (int i = 0; i < 100000; i++) {
+    uint64_t d = kw__rp_next_deadline(r);
+    if (d > until)
+      break;
+    now = d > now ? d : now;
+    kw__rp_handle_timeout(r, now);
+  }
+  return until;
+}
+
+static void test_bday_edm_side_opens_bounded_sockets(void **state) {
+  (void)state;
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw_sockaddr eim = A("198.19.0.2:1000");
+  kw__rp_local_nat(&r, KW_RP_NAT_EDM, T0 + 10 * MS);
+  assert_int_equal(c.bsent, 0); /* the remote's behaviour is not known */
+  kw__rp_remote_nat(&r, KW_RP_NAT_EIM, &eim, T0 + 20 * MS);
+  assert_int_equal(c.bstarts, 1);
+  /* one tick's sockets at once, each with one Ping to the reflexive
+   * address */
+  assert_int_equal(c.bsent, KW_RP_BDAY_OPEN_PER_TICK);
+  for (size_t i = 0; i < c.bsent; i++) {
+    assert_int_equal(c.bsock[i], i + 1);
+    assert_true(kw__sockaddr_equal(&c.bto[i], &eim));
+  }
+  run_until(&r, T0 + 20 * MS, T0 + 1 * S);
+  assert_int_equal(c.bsent, KW_RP_BDAY_SOCKETS); /* the bound */
+  assert_int_equal(c.bmaxsock, KW_RP_BDAY_SOCKETS);
+  assert_true(kw__rp_on_relay(&r));
+  /* a spray Ping found socket 77: pinged back from it */
+  kw__rp_ping_received_on(&r, &eim, 77, T0 + 1 * S);
+  assert_int_equal(c.bsent, KW_RP_BDAY_SOCKETS + 1);
+  size_t k = c.bsent - 1;
+  assert_int_equal(c.bsock[k], 77);
+  /* ... from an address that is not the target: nothing */
+  kw_sockaddr other = A("198.19.0.3:1000");
+  kw__rp_ping_received_on(&r, &other, 78, T0 + 1 * S);
+  assert_int_equal(c.bsent, KW_RP_BDAY_SOCKETS + 1);
+  /* its Pong on another socket does not count; on socket 77 it is the hit */
+  assert_false(kw__rp_pong_received_on(&r, c.btx[k], &eim, 78,
+                                       T0 + 1 * S + 40 * MS, NULL));
+  assert_false(kw__rp_pong_received_on(&r, c.btx[k], &other, 77,
+                                       T0 + 1 * S + 40 * MS, NULL));
+  assert_true(kw__rp_pong_received_on(&r, c.btx[k], &eim, 77,
+                                      T0 + 1 * S + 40 * MS, NULL));
+  assert_int_equal(c.bhits, 1);
+  assert_non_null(kw__rp_direct(&r));
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &eim));
+  assert_int_equal(kw__rp_direct_sock(&r), 77);
+  /* every other extra socket closed at once */
+  assert_int_equal(c.bcloses, 1);
+  assert_int_equal(c.bkeep, 77);
+  /* the path's Pings (a tracked one for its RTT) go from socket 77 */
+  assert_int_equal(c.bsock[c.bsent - 1], 77);
+  assert_true(kw__rp_pong_received_on(&r, c.btx[c.bsent - 1], &eim, 77,
+                                      T0 + 1 * S + 60 * MS, NULL));
+  assert_int_not_equal(kw__paths_rtt(&r.pt, kw__paths_selected(&r.pt)),
+                       KW_PATHS_RTT_UNKNOWN);
+  /* no second attempt while direct */
+  run_until(&r, T0 + 1 * S + 60 * MS, T0 + 3 * S);
+  assert_int_equal(c.bstarts, 1);
+  assert_int_equal(kw__rp_direct_sock(&r), 77);
+  /* the path goes silent and is given up: socket 77 closes too, and a new
+   * attempt runs (KW_RP_BDAY_EVERY_NS after the first) */
+  run_until(&r, T0 + 3 * S, T0 + 40 * S);
+  assert_int_equal(c.bcloses,
+                   3); /* the hit, the loss, the 2nd attempt's miss */
+  assert_int_equal(c.bkeep, 0);
+  assert_int_equal(c.bstarts, 2);
+  kw__rp_free(&r);
+}
+
+static void test_bday_eim_side_sprays_paced_random_ports(void **state) {
+  (void)state;
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw_sockaddr edm = A("198.19.0.9:5000");
+  kw__rp_local_nat(&r, KW_RP_NAT_EIM, T0);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EDM, &edm, T0);
+  assert_int_equal(c.bstarts, 1);
+  assert_int_equal(c.bsent, KW_RP_BDAY_SPRAY_PER_TICK);
+  /* paced: never more than a tick's worth per tick */
+  uint64_t now = T0;
+  size_t prev = c.bsent;
+  for (int i = 0; i < 1000 && c.bsent < KW_RP_BDAY_SPRAY; i++) {
+    uint64_t d = kw__rp_next_deadline(&r);
+    assert_true(d >= now + KW_RP_BDAY_TICK_NS || d > T0 + 60 * S);
+    now = d;
+    kw__rp_handle_timeout(&r, now);
+    assert_true(c.bsent - prev <= KW_RP_BDAY_SPRAY_PER_TICK);
+    prev = c.bsent;
+  }
+  assert_int_equal(c.bsent, KW_RP_BDAY_SPRAY);
+  /* the spray took ~1 s: its rate stays within KW_RP_BDAY_BYTES_S */
+  assert_true((now - T0) >=
+              (uint64_t)(KW_RP_BDAY_SPRAY / KW_RP_BDAY_SPRAY_PER_TICK - 1) *
+                  KW_RP_BDAY_TICK_NS);
+  size_t distinct = 0;
+  for (size_t i = 0; i < KW_RP_BDAY_SPRAY; i++) {
+    assert_int_equal(c.bsock[i], 0); /* from our own socket */
+    assert_int_equal(c.bto[i].family, 4);
+    assert_memory_equal(c.bto[i].ip, edm.ip, 4);
+    assert_true(c.bto[i].port >= KW_RP_BDAY_PORT_MIN);
+    distinct += c.bto[i].port != c.bto[0].port;
+  }
+  assert_true(distinct > KW_RP_BDAY_SPRAY / 2); /* random, not one port */
+  run_until(&r, now, T0 + 2 * S);
+  assert_int_equal(c.bsent, KW_RP_BDAY_SPRAY); /* nothing more */
+  /* the answer from port 700th: that port is the path; the same tx id
+   * from another port is not */
+  kw_sockaddr hit = c.bto[700];
+  kw_sockaddr wrong = hit;
+  wrong.port = (uint16_t)(hit.port ^ 1);
+  assert_false(
+      kw__rp_pong_received_on(&r, c.btx[700], &wrong, 0, T0 + 2 * S, NULL));
+  assert_false(
+      kw__rp_pong_received_on(&r, c.btx[700], &hit, 3, T0 + 2 * S, NULL));
+  assert_true(
+      kw__rp_pong_received_on(&r, c.btx[700], &hit, 0, T0 + 2 * S, NULL));
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &hit));
+  assert_int_equal(kw__rp_direct_sock(&r), 0);
+  assert_int_equal(c.bhits, 1);
+  kw__rp_free(&r);
+}
+
+static void test_bday_miss_closes_and_attempts_are_rate_limited(void **state) {
+  (void)state;
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw_sockaddr eim = A("198.19.0.2:1000");
+  kw__rp_local_nat(&r, KW_RP_NAT_EDM, T0);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EIM, &eim, T0);
+  run_until(&r, T0, T0 + KW_RP_BDAY_ATTEMPT_NS + 1);
+  assert_int_equal(c.bmisses, 1);
+  assert_int_equal(c.bcloses, 1);
+  assert_int_equal(c.bkeep, 0); /* all of them */
+  /* a late Pong of the attempt is no hit */
+  assert_false(kw__rp_pong_received_on(&r, c.btx[5], &eim, c.bsock[5],
+                                       T0 + KW_RP_BDAY_ATTEMPT_NS + 2, NULL));
+  /* a new hint does not start another before KW_RP_BDAY_EVERY_NS */
+  kw__rp_remote_nat(&r, KW_RP_NAT_EIM, &eim, T0 + 10 * S);
+  run_until(&r, T0, T0 + KW_RP_BDAY_EVERY_NS - 1);
+  assert_int_equal(c.bstarts, 1);
+  /* then one does, on its own (the relay carries the connection) */
+  run_until(&r, T0, T0 + KW_RP_BDAY_EVERY_NS + 10 * MS);
+  assert_int_equal(c.bstarts, 2);
+  /* per minute: at most 60 s / KW_RP_BDAY_EVERY_NS + 1 */
+  run_until(&r, T0, T0 + 60 * S);
+  assert_true(c.bstarts <= 60 * S / KW_RP_BDAY_EVERY_NS + 1);
+  assert_true(c.bsent <= c.bstarts * KW_RP_BDAY_SOCKETS);
+  kw__rp_free(&r);
+}
+
+static void test_bday_only_eim_against_edm(void **state) {
+  (void)state;
+  kw_sockaddr a = A("198.19.0.2:1000");
+  const struct {
+    kw__rp_nat local, remote;
+  } none[] = {{KW_RP_NAT_EDM, KW_RP_NAT_EDM},
+              {KW_RP_NAT_EIM, KW_RP_NAT_EIM},
+              {KW_RP_NAT_UNKNOWN, KW_RP_NAT_EDM},
+              {KW_RP_NAT_EDM, KW_RP_NAT_UNKNOWN}};
+  for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+    kw__rp r;
+    rec c;
+    on_relay(&r, &c);
+    kw__rp_local_nat(&r, none[i].local, T0);
+    kw__rp_remote_nat(&r, none[i].remote, &a, T0);
+    run_until(&r, T0, T0 + 120 * S);
+    assert_int_equal(c.bsent, 0);
+    assert_int_equal(c.bstarts, 0);
+    kw__rp_free(&r);
+  }
+  /* no reflexive address in the hint: nothing to aim at */
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw__rp_local_nat(&r, KW_RP_NAT_EIM, T0);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EDM, NULL, T0);
+  assert_int_equal(c.bsent, 0);
+  kw__rp_free(&r);
+  /* a direct path already: no attempt */
+  on_direct(&r, &c);
+  kw__rp_local_nat(&r, KW_RP_NAT_EIM, T0 + 2 * S);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EDM, &a, T0 + 2 * S);
+  assert_int_equal(c.bsent, 0);
+  kw__rp_free(&r);
+}
+
+static void test_bday_switched_off(void **state) {
+  (void)state;
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_set_birthday(&r, false);
+  kw__rp_local_nat(&r, KW_RP_NAT_EIM, T0);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EDM, &a, T0);
+  run_until(&r, T0, T0 + 120 * S);
+  assert_int_equal(c.bsent, 0);
+  assert_true(kw__rp_on_relay(&r));
+  /* switched off mid-attempt: it stops, its sockets close */
+  kw__rp_set_birthday(&r, true);
+  kw__rp_handle_timeout(&r, T0 + 121 * S);
+  assert_int_equal(c.bstarts, 1);
+  size_t sent = c.bsent;
+  kw__rp_set_birthday(&r, false);
+  assert_int_equal(c.bcloses, 1);
+  run_until(&r, T0 + 121 * S, T0 + 125 * S);
+  assert_int_equal(c.bsent, sent);
+  kw__rp_free(&r);
+}
+
+/* The last connection goes mid-attempt: the attempt stops, sockets close. */
+static void test_bday_stops_without_connection(void **state) {
+  (void)state;
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_local_nat(&r, KW_RP_NAT_EDM, T0);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EIM, &a, T0);
+  assert_int_equal(c.bstarts, 1);
+  kw__rp_conn_close(&r, 0, T0 + 5 * MS);
+  assert_int_equal(c.bcloses, 1);
+  assert_int_equal(c.bkeep, 0);
+  size_t sent = c.bsent;
+  kw__rp_handle_timeout(&r, T0 + 100 * MS);
+  assert_int_equal(c.bsent, sent);
+  kw__rp_free(&r);
+}
+
+/* Without the bday callbacks (an older caller) nothing runs. */
+static void test_bday_needs_callbacks(void **state) {
+  (void)state;
+  rec c;
+  memset(&c, 0, sizeof c);
+  kw__rp r;
+  kw__rp_init(&r, &bare, &c);
+  kw__rp_set_keyed(&r, T0);
+  (void)kw__rp_conn_open(&r);
+  kw__rp_packet(&r, NULL, T0);
+  kw__rp_conn_up(&r, T0);
+  kw_sockaddr a = A("198.19.0.2:1000");
+  kw__rp_local_nat(&r, KW_RP_NAT_EIM, T0);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EDM, &a, T0);
+  run_until(&r, T0, T0 + 5 * S);
+  assert_int_equal(c.bsent, 0);
+  kw__rp_free(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unkeyed_remote_does_nothing),
@@ -770,6 +1076,13 @@ int main(void) {
       cmocka_unit_test(test_rule_good_direct_stops_upgrade_rounds),
       cmocka_unit_test(test_rule_rerace_demotes_validated),
       cmocka_unit_test(test_conn_down_stops_rounds),
+      cmocka_unit_test(test_bday_edm_side_opens_bounded_sockets),
+      cmocka_unit_test(test_bday_eim_side_sprays_paced_random_ports),
+      cmocka_unit_test(test_bday_miss_closes_and_attempts_are_rate_limited),
+      cmocka_unit_test(test_bday_only_eim_against_edm),
+      cmocka_unit_test(test_bday_switched_off),
+      cmocka_unit_test(test_bday_needs_callbacks),
+      cmocka_unit_test(test_bday_stops_without_connection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@ static kw_sockaddr A(const char *s) {
 
 static void nat_pair(sim_behavior map, sim_behavior filt, sim_nat *n) {
   sim_nat_cfg c = {map, filt, 30 * SIM_S, false, false, false};
+  sim_nat_free(n); /* the last use's (n is static) */
   sim_nat_init(n, &c, "198.19.0.1:0", 5000);
 }
 
@@ -34,7 +35,7 @@ static void test_nat_mapping_behaviours(void **state) {
   (void)state;
   kw_sockaddr in = A("198.18.1.2:100"), x1 = A("198.19.5.1:1"),
               x1b = A("198.19.5.1:2"), x2 = A("198.19.5.2:1"), e1, e2, e3;
-  sim_nat n;
+  static sim_nat n; /* zeroed; its perms stay reachable */
   nat_pair(SIM_EI, SIM_EI, &n);
   sim_nat_out(&n, &in, &x1, 0, &e1);
   sim_nat_out(&n, &in, &x1b, 0, &e2);
@@ -73,7 +74,7 @@ static void test_nat_filtering_behaviours(void **state) {
   bool want[3][3] = {
       {true, true, true}, {true, true, false}, {true, false, false}};
   for (int k = 0; k < 3; k++) {
-    sim_nat n;
+    static sim_nat n;
     nat_pair(SIM_EI, f[k], &n);
     sim_nat_out(&n, &in, &x1, 0, &e);
     assert_int_equal(sim_nat_in(&n, &x1, &e, 1, &got), want[k][0]);
@@ -94,7 +95,7 @@ static void test_nat_filtering_behaviours(void **state) {
 static void test_nat_mapping_timeout(void **state) {
   (void)state;
   kw_sockaddr in = A("198.18.1.2:100"), x1 = A("198.19.5.1:1"), e, e2, got;
-  sim_nat n;
+  static sim_nat n; /* zeroed; its perms stay reachable */
   nat_pair(SIM_EI, SIM_AD, &n);
   uint64_t to = n.cfg.timeout_ns;
   sim_nat_out(&n, &in, &x1, 0, &e);

@@ -747,7 +747,7 @@ static void twin_beyond_edm_flush_churn(void **state) {
 static void test_masquerade_preserves_port_and_flush(void **state) {
   (void)state;
   sim_nat_cfg c = sim_nat_masquerade();
-  sim_nat n;
+  static sim_nat n; /* zeroed; its perms stay reachable */
   sim_nat_init(&n, &c, "198.19.0.1:0", 5000);
   kw_sockaddr in = A("198.18.1.2:41641"), in2 = A("198.18.1.3:41641"),
               x1 = A("198.19.5.1:1"), x2 = A("198.19.5.2:1"), e1, e2, got;
@@ -774,7 +774,7 @@ static void test_masquerade_preserves_port_and_flush(void **state) {
 static void test_random_fully_and_udp_down(void **state) {
   (void)state;
   sim_nat_cfg c = sim_nat_random_fully();
-  sim_nat n;
+  static sim_nat n; /* zeroed; its perms stay reachable */
   sim_nat_init(&n, &c, "198.19.0.1:0", 5000);
   kw_sockaddr in = A("198.18.1.2:41641"), x1 = A("198.19.5.1:1"),
               x1b = A("198.19.5.1:2"), e1, e2, e3, got;
@@ -797,7 +797,7 @@ static void test_random_fully_and_udp_down(void **state) {
 static void test_port_forward(void **state) {
   (void)state;
   sim_nat_cfg c = sim_nat_random_fully();
-  sim_nat n;
+  static sim_nat n; /* zeroed; its perms stay reachable */
   sim_nat_init(&n, &c, "198.19.0.2:0", 5000);
   kw_sockaddr in = A("198.18.2.2:41641"), x1 = A("198.19.5.1:1"),
               x2 = A("198.19.5.2:7"), e, got;
