@@ -463,6 +463,7 @@ struct kw_endpoint {
   unsigned nhalfopen; /* incoming handshakes not yet completed */
   size_t buffered;    /* sum of every connection's `buffered` */
   bool budget_blocked; /* a write was cut short by endpoint_send_budget */
+  uint64_t dg_seq;     /* quic_stream.c: the next queued datagram's number */
   uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
   kw_conn *dirty_head;
   bool reaping; /* kw__conn_reap is running */

@@ -259,6 +259,18 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   c->ep = ep;
   c->remote = r;
   c->rtt_slot = kw__remote_conn_attach(r);
+  c->rnext = c->rprev = c;
+  if (r->nconns > 1) { /* joins the ring of the remote's other connections */
+    for (kw_conn *o = ep->conns; o; o = o->next) {
+      if (o->remote == r) {
+        c->rnext = o->rnext;
+        c->rprev = o;
+        o->rnext->rprev = c;
+        o->rnext = c;
+        break;
+      }
+    }
+  }
   c->is_client = client;
   c->last_rx_ns = kw__now(ep);
   uv_timer_init(&ep->loop, &c->timer);
@@ -293,6 +305,9 @@ static void conn_destroy(kw_conn *c) {
     c->dg_head = d->next;
     free(d);
   }
+  c->rprev->rnext = c->rnext;
+  c->rnext->rprev = c->rprev;
+  c->rnext = c->rprev = c;
   for (size_t i = 0; i < c->ncids; i++)
     kw__cidmap_del(&ep->cids, c->cids[i].cid, c->cids[i].len);
   ep->rx_last_conn = NULL;

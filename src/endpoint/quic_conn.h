@@ -55,11 +55,18 @@ struct kw_stream {
 
 struct kw__dgram {
   kw__dgram *next;
+  uint64_t seq; /* queue order across the endpoint (ep->dg_seq) */
   size_t len;
   uint8_t data[];
 };
 
+/* Datagrams queued for sending (kw_conn_send_datagram, include/keyway.h):
+ * at most KW_DGRAM_QUEUE_MAX per connection and KW_DGRAM_QUEUE_REMOTE_MAX
+ * over all connections of one remote (kw__remote: they share its paths);
+ * a datagram past either bound pushes out the oldest one queued (of the
+ * connection, or of any connection of the remote). */
 #define KW_DGRAM_QUEUE_MAX 256
+#define KW_DGRAM_QUEUE_REMOTE_MAX 1024
 
 typedef enum kw__conn_state {
   KW_CONN_HANDSHAKE,
@@ -90,6 +97,9 @@ struct kw_conn {
   kw_stream *tx_head, *tx_tail;
   kw__dgram *dg_head, *dg_tail;
   size_t dg_count;
+  /* the connections of the same remote, a ring through every one of them
+   * (alone: itself), for the remote's datagram bound */
+  kw_conn *rnext, *rprev;
   /* pending GSO batch that hit EAGAIN */
   uint8_t *pend;
   size_t pend_len, pend_seg;
