@@ -21,8 +21,8 @@
 #define COUNT 500
 #define WINDOW 32
 #define ALPN "kw-test-dgram"
-#define REMOTE_MAX                                                             \
-  1024 /* KW_DGRAM_QUEUE_REMOTE_MAX (src/endpoint/quic_conn.h) */
+/* KW_DGRAM_QUEUE_REMOTE_MAX (src/endpoint/quic_conn.h) */
+#define REMOTE_MAX 1024
 #define BURST_CONNS 5
 #define BURST_PER_CONN 256 /* KW_DGRAM_QUEUE_MAX: each connection's bound */
 #define BURST (BURST_CONNS * BURST_PER_CONN)
