@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal structures of the io layer: the endpoint, its magicsock (UDP
- * sockets and the per-remote path state), QUIC connections and streams.
- * ngtcp2 and GnuTLS appear here only as opaque pointers; the transports
+ * Internal structures of the endpoint: the endpoint, its magicsock (UDP
+ * sockets and the per-remote path state), and the kw__ functions its files
+ * call in each other. QUIC connections and streams are only named here
+ * (their module defines them in quic_conn.h). ngtcp2 and GnuTLS appear
+ * here only as opaque pointers; the transports
  * (UDP socket, TLS stream, clock, OS addresses) are src/net's.
  */
 #ifndef KW_IO_INTERNAL_H

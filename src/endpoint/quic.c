@@ -4,8 +4,10 @@
  * receive, the write loop, timers and close. Streams, send budgets and
  * datagrams are quic_stream.c, fake paths and migration quic_path.c; the
  * three (with tls.c) are the only files that know ngtcp2 (the magicsock
- * asks kw__quic_dcid for a packet's connection id; tests/layers checks). What quic.c and quic_stream.c share is
- * quic_conn.h.
+ * asks kw__quic_dcid for a packet's connection id; tests/layers checks).
+ * What the three share is quic_conn.h, with the struct kw_conn; the rest
+ * of the endpoint reaches a connection through the kw__conn_* functions
+ * of internal.h (the "what the rest of the endpoint reads" part below).
  *
  * QUIC never sees real addresses: every connection's path is a fake
  * local address and the remote's mapped address, with a path generation
