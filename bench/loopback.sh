@@ -4,7 +4,8 @@
 #
 #   bench/loopback.sh BUILD_DIR
 #
-# 1. keyway-bench: library throughput (1 stream, 8 streams), connect-to-
+# 1. keyway-bench: library throughput (1 stream copied by kw_stream_write,
+#    1 stream handed over by kw_stream_write_owned, 8 streams), connect-to-
 #    first-byte latency, idle endpoint RSS.
 # 2. The CLI end to end moving 1 GiB, in the issue's setup (`keyway connect
 #    < FILE`, `keyway listen --once > /dev/null`) and through pipes, with
@@ -49,15 +50,17 @@ build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/
 echo "== keyway loopback benchmark ($(uname -r), $(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), build: ${build_type:-unknown})"
 
 # ---- 1. library figures -----------------------------------------------------
-lib1="" lib8=""
+lib1="" lib1o="" lib8=""
 if part lib; then
   echo "-- keyway-bench"
   "$BENCH" throughput --mib "$MIB" --json >"$TMP/tp1.json"
+  "$BENCH" throughput --mib "$MIB" --owned --json >"$TMP/tp1o.json"
   "$BENCH" throughput --mib "$MIB" --streams 8 --json >"$TMP/tp8.json"
   "$BENCH" latency -n 200 --json >"$TMP/lat.json"
   "$BENCH" idle-rss --json >"$TMP/rss.json"
-  cat "$TMP"/tp1.json "$TMP"/tp8.json "$TMP"/lat.json "$TMP"/rss.json
+  cat "$TMP"/tp1.json "$TMP"/tp1o.json "$TMP"/tp8.json "$TMP"/lat.json "$TMP"/rss.json
   lib1=$(jq -r '.mbytes_per_s * 10 | round / 10' "$TMP/tp1.json")
+  lib1o=$(jq -r '.mbytes_per_s * 10 | round / 10' "$TMP/tp1o.json")
   lib8=$(jq -r '.mbytes_per_s * 10 | round / 10' "$TMP/tp8.json")
 fi
 
@@ -202,6 +205,7 @@ echo "== summary (MB/s = 10^6 bytes/s, loopback)"
 printf '%-34s %10s %12s %12s\n' "run" "MB/s" "/iperf3-TCP" "/iperf3-UDP"
 row() { printf '%-34s %10s %12s %12s\n' "$1" "${2:--}" "$(ratio "$2" "$tcp")" "$(ratio "$2" "$udp")"; }
 row "keyway library, 1 stream" "$lib1"
+row "keyway library, 1 stream, owned" "$lib1o"
 row "keyway library, 8 streams" "$lib8"
 row "keyway CLI, connect < file" "$cli_file"
 row "keyway CLI, head -c | connect" "$cli_pipe"
