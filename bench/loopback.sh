@@ -13,7 +13,7 @@
 # 3. iperf3 over TCP and over UDP (-b 0 -l 1400) for 5 s each.
 # 4. A table of MB/s with the ratios keyway/iperf3-TCP and keyway/iperf3-UDP,
 #    the CLI's CPU time per GiB, and the size of libkeyway.so.
-# KW_BENCH_MIB (1024) sets the size, KW_BENCH_REPS (1) the CLI runs per case
+# KW_BENCH_MIB (1024) sets the size, KW_BENCH_REPS (3) the CLI runs per case
 # (median), KW_BENCH_SECS (5) iperf3's time; KW_BENCH_PARTS ("lib cli
 # iperf") picks the parts that run.
 # Figures are printed, never judged: the exit status is 0 unless a tool is
@@ -73,7 +73,7 @@ fi
 # Wall time runs from the start of `keyway connect` to its exit (process
 # start-up and handshake included); CPU time (user + system, /usr/bin/time)
 # per GiB for each side.
-REPS=${KW_BENCH_REPS:-1}
+REPS=${KW_BENCH_REPS:-3}
 cli_file="" cli_pipe=""
 cpu_file_s="" cpu_file_r="" cpu_pipe_s="" cpu_pipe_r=""
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
