@@ -8,8 +8,15 @@
 
 static void bday_reap(kw__rp *r);
 
-static void note(kw__rp *r, kw__rp_note what, const kw_sockaddr *a,
-                 uint64_t x, uint64_t y) {
+/* The selected direct path was heard (a packet, a Pong, a Ping by it). */
+static void heard_direct(kw__rp *r, uint64_t now) {
+  r->direct_rx_ns = now;
+  r->unanswered_ns = 0;
+  r->suspect_ns = 0;
+}
+
+static void note(kw__rp *r, kw__rp_note what, const kw_sockaddr *a, uint64_t x,
+                 uint64_t y) {
   if (r->cbs->note)
     r->cbs->note(r->user, what, a, x, y);
 }
@@ -58,11 +65,14 @@ static bool reselect(kw__rp *r, uint64_t now) {
       &r->hp, kw__paths_has_direct_within(&r->pt, KW_HP_GOOD_RTT_NS));
   if (!changed)
     return false;
-  if (s > KW_PATHS_RELAY)
+  if (s > KW_PATHS_RELAY) {
     kw__holepunch_direct_again(&r->hp); /* no more recovery rounds */
+    r->lost_ns = 0;                     /* nor Pings of a lost path */
+  }
   r->selected_ns = now;
-  r->direct_rx_ns = now;
+  heard_direct(r, now);
   r->direct_ping_ns = now;
+  r->direct_tx_ns = 0;
   note(r, KW_RP_NOTE_SELECTED, NULL, (uint64_t)(int64_t)s, n);
   bday_reap(r);
   if (r->cbs->path_changed)
@@ -424,7 +434,7 @@ void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   } else {
     const kw_sockaddr *cur = kw__rp_direct(r);
     if (cur && kw__sockaddr_equal(cur, from)) {
-      r->direct_rx_ns = now;
+      heard_direct(r, now);
       return; /* the common case: a packet on the selected path */
     }
     /* the remote's packets come from another address while the selected
@@ -435,8 +445,7 @@ void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
         known_by_conn(kw__paths_get(&r->pt, kw__paths_find(&r->pt, from))))
       return; /* a validated other path: selection already knows it */
     bool created = false;
-    if (kw__paths_add(&r->pt, from, KW_PSRC_CONN, now, &idx, &created) !=
-        KW_OK)
+    if (kw__paths_add(&r->pt, from, KW_PSRC_CONN, now, &idx, &created) != KW_OK)
       return;
     if (created && r->cbs->path_known)
       r->cbs->path_known(r->user, from);
@@ -450,6 +459,12 @@ void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   if (p->state != KW_PST_VALIDATED)
     (void)kw__paths_set_state(&r->pt, idx, KW_PST_VALIDATED, now);
   (void)reselect(r, now);
+}
+
+void kw__rp_sent(kw__rp *r, uint64_t now) {
+  r->direct_tx_ns = now;
+  if (!r->unanswered_ns)
+    r->unanswered_ns = now ? now : 1;
 }
 
 bool kw__rp_rtt_due(const kw__rp *r, int slot, uint64_t now) {
@@ -492,6 +507,9 @@ void kw__rp_ping_received(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   /* an address the remote pings us from is worth pinging back (it may be
    * a mapping its NAT made for us: peer-reflexive); one we know but have
    * not validated too, as the remote's mapping may just have opened */
+  const kw_sockaddr *cur = kw__rp_direct(r);
+  if (cur && kw__sockaddr_equal(cur, from))
+    heard_direct(r, now); /* the remote hears us and reaches us by it */
   const kw__path *p = kw__paths_get(&r->pt, kw__paths_find(&r->pt, from));
   if (p && p->state == KW_PST_VALIDATED)
     return;
@@ -522,7 +540,7 @@ bool kw__rp_pong_received_on(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
       *rtt_ns = rtt;
     const kw_sockaddr *cur = kw__rp_direct(r);
     if (cur && kw__sockaddr_equal(cur, from))
-      r->direct_rx_ns = now;
+      heard_direct(r, now);
     int idx;
     if (kw__paths_add(&r->pt, from, KW_PSRC_DISCO, now, &idx, NULL) != KW_OK)
       return true;
@@ -584,29 +602,95 @@ void kw__rp_network_change(kw__rp *r, uint64_t now) {
   service(r, now);
 }
 
+static uint64_t min64(uint64_t a, uint64_t b) {
+  return a < b ? a : b;
+}
+static uint64_t max64(uint64_t a, uint64_t b) {
+  return a > b ? a : b;
+}
+
+/* The selected direct path's RTT x k, or 0 when it has none. */
+static uint64_t rtts(const kw__rp *r, uint64_t k) {
+  uint64_t rtt = kw__paths_rtt(&r->pt, kw__paths_selected(&r->pt));
+  if (rtt == KW_PATHS_RTT_UNKNOWN || rtt > KW_RP_DIRECT_DEAD_NS)
+    return 0;
+  return rtt * k;
+}
+
+/* Liveness under load (remote.h): unanswered sending before suspicion,
+ * and the grace its Pings get. */
+static uint64_t busy_quiet(const kw__rp *r) {
+  return min64(max64(KW_RP_BUSY_QUIET_NS, rtts(r, KW_RP_BUSY_QUIET_RTTS)),
+               KW_RP_DIRECT_QUIET_NS);
+}
+
+static uint64_t busy_grace(const kw__rp *r) {
+  return min64(max64(KW_RP_BUSY_GRACE_NS, rtts(r, KW_RP_BUSY_GRACE_RTTS)),
+               KW_RP_DIRECT_DEAD_NS - KW_RP_DIRECT_QUIET_NS);
+}
+
+static void recheck(kw__rp *r) {
+  if (r->cbs->recheck)
+    r->cbs->recheck(r->user);
+}
+
 /* The selected direct path: liveness Pings when quiet, fall back when
- * silent too long. */
+ * silent too long (sooner when our sends go unanswered). */
+static bool lost_pinging(const kw__rp *r) {
+  return r->lost_ns && r->nconns && r->keyed && !kw__rp_direct(r);
+}
+
 static void watch_direct(kw__rp *r, uint64_t now) {
   const kw_sockaddr *d = kw__rp_direct(r);
+  if (lost_pinging(r)) {
+    if (now - r->lost_ns >= KW_RP_LOST_PING_FOR_NS) {
+      r->lost_ns = 0; /* the recovery rounds go on */
+    } else if (now - r->lost_ping_ns >= KW_RP_LOST_PING_EVERY_NS) {
+      r->lost_ping_ns = now;
+      (void)send_ping(r, &r->lost, now);
+    }
+  }
   if (!d || !r->nconns || !r->keyed)
     return;
   uint64_t quiet = now - r->direct_rx_ns;
-  if (quiet > KW_RP_DIRECT_DEAD_NS) {
-    note(r, KW_RP_NOTE_DIRECT_LOST, d, quiet, 0);
+  bool busy_dead = r->suspect_ns && now - r->suspect_ns >= busy_grace(r);
+  if (quiet > KW_RP_DIRECT_DEAD_NS || busy_dead) {
+    note(r, KW_RP_NOTE_DIRECT_LOST, d, quiet, busy_dead);
+    r->lost = *d;
+    r->lost_ns = now ? now : 1;
+    r->lost_ping_ns = now;
     (void)kw__paths_set_state(&r->pt, kw__paths_selected(&r->pt),
                               KW_PST_INACTIVE, now);
     (void)reselect(r, now);
     kw__holepunch_path_lost(&r->hp, now);
+    if (!busy_dead)
+      recheck(r); /* (a suspect path asked already) */
     service(r, now);
-  } else if (quiet > KW_RP_DIRECT_QUIET_NS &&
-             now - r->direct_ping_ns > KW_RP_DIRECT_PING_EVERY_NS) {
+    return;
+  }
+  if (r->suspect_ns) {
+    if (now - r->suspect_ping_ns >= KW_RP_BUSY_PING_EVERY_NS) {
+      r->suspect_ping_ns = now;
+      (void)send_ping(r, d, now);
+    }
+    return;
+  }
+  if (r->unanswered_ns && now - r->unanswered_ns >= busy_quiet(r)) {
+    if (now - r->direct_tx_ns <= KW_RP_BUSY_RECENT_NS) {
+      r->suspect_ns = now; /* sending and not heard: probe at once */
+      r->suspect_ping_ns = now;
+      (void)send_ping(r, d, now);
+      recheck(r);
+      return;
+    }
+    r->unanswered_ns = 0; /* what we sent needed no answer: idle */
+  }
+  if (quiet > KW_RP_DIRECT_QUIET_NS &&
+      now - r->direct_ping_ns > KW_RP_DIRECT_PING_EVERY_NS) {
     r->direct_ping_ns = now;
     (void)send_ping(r, d, now);
   }
 }
-
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 uint64_t kw__rp_next_deadline(const kw__rp *r) {
   if (!r->nconns)
@@ -621,11 +705,20 @@ uint64_t kw__rp_next_deadline(const kw__rp *r) {
     d = min64(d, r->bday.start_ns + KW_RP_BDAY_EVERY_NS);
   if (r->punch_tries_left > 0 || r->punch_settle)
     d = min64(d, r->punch_next_ns);
+  if (lost_pinging(r))
+    d = min64(d, min64(r->lost_ns + KW_RP_LOST_PING_FOR_NS,
+                       r->lost_ping_ns + KW_RP_LOST_PING_EVERY_NS));
   if (kw__rp_direct(r)) {
     /* strictly past the quiet and dead times, as watch_direct counts */
     d = min64(d, r->direct_rx_ns + KW_RP_DIRECT_DEAD_NS + 1);
     d = min64(d, max64(r->direct_rx_ns + KW_RP_DIRECT_QUIET_NS + 1,
                        r->direct_ping_ns + KW_RP_DIRECT_PING_EVERY_NS + 1));
+    if (r->suspect_ns) {
+      d = min64(d, r->suspect_ns + busy_grace(r));
+      d = min64(d, r->suspect_ping_ns + KW_RP_BUSY_PING_EVERY_NS);
+    } else if (r->unanswered_ns) {
+      d = min64(d, r->unanswered_ns + busy_quiet(r));
+    }
   }
   return d;
 }

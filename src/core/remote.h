@@ -33,7 +33,26 @@
  *    KW_RP_REBIND_QUIET_NS is a NAT rebinding: the old path goes inactive.
  *  - Liveness: the selected direct path silent KW_RP_DIRECT_QUIET_NS gets
  *    a Ping every KW_RP_DIRECT_PING_EVERY_NS; silent KW_RP_DIRECT_DEAD_NS
- *    it becomes inactive, selection falls back and a round runs.
+ *    it becomes inactive, selection falls back and a round runs. An
+ *    authenticated packet, a Pong or a Ping by the path is hearing it.
+ *  - Liveness under load (the caller reports each send on the selected
+ *    direct path, kw__rp_sent): our sends on it unanswered for
+ *    busy_quiet = max(KW_RP_BUSY_QUIET_NS, KW_RP_BUSY_QUIET_RTTS x its
+ *    RTT) while we sent within KW_RP_BUSY_RECENT_NS make it suspect: a
+ *    Ping at once and every KW_RP_BUSY_PING_EVERY_NS, and cbs.recheck
+ *    (our own NAT may have rebound: the caller re-learns its reflexive
+ *    address, a change comes back as kw__rp_local_candidates and its
+ *    round tells the remote). Nothing heard for busy_grace =
+ *    max(KW_RP_BUSY_GRACE_NS, KW_RP_BUSY_GRACE_RTTS x RTT) after that: it
+ *    becomes inactive as above (the relay takes over, rounds keep pinging
+ *    it). Sends that needed no answer (the last ACKs of a transfer) end
+ *    in silence without a recent send: forgotten, the idle rule applies.
+ *    Anything heard clears it all, so random loss never counts: under
+ *    load a path that delivers anything is heard every few ms.
+ *  - A direct path given up by liveness gets a Ping every
+ *    KW_RP_LOST_PING_EVERY_NS for KW_RP_LOST_PING_FOR_NS while no direct
+ *    path is selected: its Pong revives it (a blocked path that comes
+ *    back is used again within a second, not at the next recovery round).
  *  - RTT: each connection holds a slot; its RTT is credited to the
  *    selected path once that has been selected KW_RP_RTT_SETTLE_NS, at
  *    most one sample per slot every KW_RP_RTT_EVERY_NS.
@@ -97,6 +116,35 @@
 #define KW_RP_DIRECT_PING_EVERY_NS (1000 * KW_RP_MS)
 #define KW_RP_DIRECT_DEAD_NS (5000 * KW_RP_MS)
 #define KW_RP_REBIND_QUIET_NS (1000 * KW_RP_MS)
+/* Liveness under load (the rule above):
+ * KW_RP_BUSY_QUIET_NS, _QUIET_RTTS: a flowing connection hears its path
+ *   every few ms (ACKs at least every other packet); 1 s, and at least 4
+ *   RTTs (a slow path's ACK clock), of unanswered sending is no loss
+ *   pattern. Capped at KW_RP_DIRECT_QUIET_NS: never slower than idle.
+ * KW_RP_BUSY_RECENT_NS: "sending" means a send within this time (QUIC's
+ *   probe timeouts keep a blocked sender sending at least this often in
+ *   the first seconds: PTO ~ RTT + 4 RTTVAR + 25 ms, doubling).
+ * KW_RP_BUSY_PING_EVERY_NS: Pings of a suspect path; 3-4 of them in the
+ *   grace time, so 5% loss each way loses all with p < 1e-3 and any
+ *   answer (or any other packet) keeps the path.
+ * KW_RP_BUSY_GRACE_NS, _GRACE_RTTS: how long the Pings get to be
+ *   answered (several round trips); with busy_quiet ~1.75 s of silence
+ *   in all at usual RTTs. Capped so busy_quiet + grace stays under
+ *   KW_RP_DIRECT_DEAD_NS. */
+/* KW_RP_LOST_PING_EVERY_NS, _FOR_NS: an outage (a firewall flap, a
+ *   roam) often ends within seconds or tens of seconds; one 133-byte Ping
+ *   a second to the one lost address finds its end within a second where
+ *   a round (a CallMeMaybe and a Ping to every candidate) each second
+ *   would be heavy; 30 s bridges the recovery rounds of core/holepunch
+ *   until the one at 35 s. */
+#define KW_RP_LOST_PING_EVERY_NS (1000 * KW_RP_MS)
+#define KW_RP_LOST_PING_FOR_NS (30000 * KW_RP_MS)
+#define KW_RP_BUSY_QUIET_NS (1000 * KW_RP_MS)
+#define KW_RP_BUSY_QUIET_RTTS 4
+#define KW_RP_BUSY_RECENT_NS (1000 * KW_RP_MS)
+#define KW_RP_BUSY_PING_EVERY_NS (200 * KW_RP_MS)
+#define KW_RP_BUSY_GRACE_NS (750 * KW_RP_MS)
+#define KW_RP_BUSY_GRACE_RTTS 3
 #define KW_RP_RTT_SETTLE_NS (1000 * KW_RP_MS)
 #define KW_RP_RTT_EVERY_NS (250 * KW_RP_MS)
 #define KW_RP_IDLE_NS (60000 * KW_RP_MS)
@@ -182,6 +230,11 @@ typedef struct kw__rp_cbs {
                     const uint8_t tx_id[KW_DISCO_TXID_LEN]);
   /* Closes every extra socket but `keep` (0: all of them). */
   void (*bday_close)(void *user, unsigned keep);
+  /* Optional: the selected direct path fell silent under load, perhaps
+   * because our own NAT rebound (a new public port the remote's NAT
+   * filters): re-learn the reflexive address now (a change comes back as
+   * kw__rp_local_candidates). */
+  void (*recheck)(void *user);
 } kw__rp_cbs;
 
 typedef struct kw__rp_ping {
@@ -195,7 +248,7 @@ typedef struct kw__rp_ping {
 typedef struct kw__rp {
   /* first: a pointer to a kw__rp is also one to its table (the simulator,
    * tests/sim, shows it to its tests that way) */
-  kw__paths pt;            /* direct paths + the relay slot (read-only) */
+  kw__paths pt; /* direct paths + the relay slot (read-only) */
   const kw__rp_cbs *cbs;
   void *user;
   kw__holepunch hp;        /* when rounds run (read-only) */
@@ -207,12 +260,19 @@ typedef struct kw__rp {
   uint64_t rtt_at[KW_PATHS_MAX_CONNS]; /* last sample credited, per slot */
   kw__rp_ping pings[KW_RP_PINGS];
   unsigned next_ping;
-  int punch_tries_left;    /* re-pings of the current round */
-  uint64_t punch_next_ns;  /* ... due then */
-  bool punch_settle;       /* after the last re-ping: retire the silent */
-  uint64_t selected_ns;    /* when the current selection was made */
-  uint64_t direct_rx_ns;   /* last authenticated packet on the selected path */
-  uint64_t direct_ping_ns; /* last liveness Ping on the selected path */
+  int punch_tries_left;     /* re-pings of the current round */
+  uint64_t punch_next_ns;   /* ... due then */
+  bool punch_settle;        /* after the last re-ping: retire the silent */
+  uint64_t selected_ns;     /* when the current selection was made */
+  uint64_t direct_rx_ns;    /* last authenticated packet on the selected path */
+  uint64_t direct_ping_ns;  /* last liveness Ping on the selected path */
+  uint64_t direct_tx_ns;    /* last send on it (kw__rp_sent) */
+  uint64_t unanswered_ns;   /* first send since it was last heard (0: none) */
+  uint64_t suspect_ns;      /* liveness under load: suspect since (0: not) */
+  uint64_t suspect_ping_ns; /* ... its last Ping */
+  kw_sockaddr lost;         /* the direct path liveness gave up ... */
+  uint64_t lost_ns;         /* ... then (0: none) */
+  uint64_t lost_ping_ns;    /* ... its last Ping */
   /* birthday probing */
   bool bday_off;     /* kw__rp_set_birthday(false) */
   uint8_t nat_local; /* kw__rp_nat */
@@ -254,6 +314,9 @@ bool kw__rp_candidate(kw__rp *r, const kw_sockaddr *a, uint8_t source,
                       uint64_t now);
 /* An authenticated connection packet from `from` (NULL: a relay). */
 void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now);
+/* Connection packets went out on the selected direct path (once per
+ * batch is enough): liveness under load. */
+void kw__rp_sent(kw__rp *r, uint64_t now);
 /* A connection's smoothed RTT on the selected path, from its slot.
  * kw__rp_rtt_due: whether a sample from `slot` would be credited now (the
  * caller may skip reading the RTT otherwise). */

@@ -46,7 +46,9 @@ static void rp_path_known(void *user, const kw_sockaddr *a) {
 
 static void remote_free(kw__remote *r);
 
-static void rp_idle_expired(void *user) { remote_free(user); }
+static void rp_idle_expired(void *user) {
+  remote_free(user);
+}
 
 static void rp_random(void *user, uint8_t *buf, size_t n) {
   (void)user;
@@ -97,8 +99,8 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
   }
   case KW_RP_NOTE_DIRECT_LOST:
     kw__log(ep, KW_LOG_INFO, "disco",
-            "path.direct_lost remote=%s addr=%s silent_ms=%llu", idb, s,
-            (unsigned long long)(a / 1000000u));
+            "path.direct_lost remote=%s addr=%s silent_ms=%llu under_load=%d",
+            idb, s, (unsigned long long)(a / 1000000u), b ? 1 : 0);
     break;
   case KW_RP_NOTE_BDAY_START:
     kw__log(ep, KW_LOG_INFO, "disco",
@@ -139,6 +141,12 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
   }
 }
 
+/* The direct path fell silent under load: our NAT may have rebound. */
+static void rp_recheck(void *user) {
+  kw__remote *r = user;
+  kw__stun_refresh(r->ep);
+}
+
 static const kw__rp_cbs rp_cbs = {
     .send_ping = rp_send_ping,
     .send_call_me_maybe = rp_send_call_me_maybe,
@@ -147,6 +155,7 @@ static const kw__rp_cbs rp_cbs = {
     .idle_expired = rp_idle_expired,
     .random = rp_random,
     .note = rp_note,
+    .recheck = rp_recheck,
 };
 
 /* The remote's disco key, once its id is known. */
@@ -253,7 +262,9 @@ void kw__remote_set_id(kw__remote *r, const uint8_t id[KW_ID_LEN]) {
   remote_key(r);
 }
 
-void kw__remote_set_relay(kw__remote *r, int relay) { r->relay = relay; }
+void kw__remote_set_relay(kw__remote *r, int relay) {
+  r->relay = relay;
+}
 
 void kw__remotes_set_home(kw_endpoint *ep, int relay) {
   for (kw__remote *r = ep->remotes; r; r = r->next)
@@ -315,8 +326,7 @@ void kw__remote_path_changed(kw__remote *r) {
   kw__conn_mark_dirty_remote(r);
 }
 
-bool kw__remote_confirm_path(kw__remote *r, const kw__src *from,
-                             uint64_t now) {
+bool kw__remote_confirm_path(kw__remote *r, const kw__src *from, uint64_t now) {
   if (from->relay >= 0)
     r->relay = from->relay; /* observed route */
   int before = kw__paths_selected(&r->rp.pt);
@@ -325,7 +335,8 @@ bool kw__remote_confirm_path(kw__remote *r, const kw__src *from,
   return kw__paths_selected(&r->rp.pt) != before || r->rp.selected_ns != at;
 }
 
-/* ---- sending -------------------------------------------------------------- */
+/* ---- sending --------------------------------------------------------------
+ */
 
 static kw__udp *sock_for(kw_endpoint *ep, const kw_sockaddr *to) {
   kw__udp *u = to->family == 4 ? &ep->udp4 : &ep->udp6;
@@ -346,27 +357,27 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
     if (!u)
       return KW_ERR_NO_PATH;
     kw_err e = kw__udp_send(u, to, data, len, seg, sent_segs);
+    kw__rp_sent(&r->rp, kw__now(ep)); /* liveness under load */
     ep->stats.udp_pkts_sent += *sent_segs;
     ep->stats.udp_bytes_sent += e == KW_OK ? len : *sent_segs * seg;
     return e;
   }
   if (kw__remote_on_relay(r) && r->relay >= 0 &&
       policy != KW_PATH_POLICY_DIRECT_ONLY)
-    return kw__relay_send_batch(ep, r->relay, r->id, data, len, seg,
-                                sent_segs);
+    return kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, sent_segs);
   /* racing: every path gets every packet; a full socket buffer on one path
    * is not worth holding the others for (QUIC resends) */
   bool any = false;
   size_t ndirect = 0;
   if (r->relay >= 0 && r->id_known && policy != KW_PATH_POLICY_DIRECT_ONLY) {
     size_t s = 0;
-    if (kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, &s) ==
-        KW_OK)
+    if (kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, &s) == KW_OK)
       any = true;
   }
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *p = kw__paths_get(&r->rp.pt, i);
-    if (!p || p->state == KW_PST_UNUSABLE || policy == KW_PATH_POLICY_RELAY_ONLY)
+    if (!p || p->state == KW_PST_UNUSABLE ||
+        policy == KW_PATH_POLICY_RELAY_ONLY)
       continue;
     /* a candidate only disco named (a CallMeMaybe, a Ping's source) gets
      * QUIC once a Pong validated it (then also while it is inactive: it
@@ -418,7 +429,8 @@ void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c) {
   update_poll(ep, &ep->udp6);
 }
 
-/* ---- receiving ------------------------------------------------------------ */
+/* ---- receiving ------------------------------------------------------------
+ */
 
 static void on_datagram(void *arg, kw__udp *u, const kw_sockaddr *from,
                         const uint8_t *data, size_t len) {
