@@ -121,9 +121,11 @@
  *   every few ms (ACKs at least every other packet); 1 s, and at least 4
  *   RTTs (a slow path's ACK clock), of unanswered sending is no loss
  *   pattern. Capped at KW_RP_DIRECT_QUIET_NS: never slower than idle.
- * KW_RP_BUSY_RECENT_NS: "sending" means a send within this time (QUIC's
- *   probe timeouts keep a blocked sender sending at least this often in
- *   the first seconds: PTO ~ RTT + 4 RTTVAR + 25 ms, doubling).
+ * KW_RP_BUSY_RECENT_NS: "still sending" means a send in the last
+ *   500 ms: a blocked QUIC sender's probe timeouts (PTO ~ RTT
+ *   + 4 RTTVAR + 25 ms, doubling: ~0.25, 0.75 s at usual RTTs) put one
+ *   there, while the last ACKs of a finished transfer are older (they
+ *   needed no answer: not a sign of a dead path).
  * KW_RP_BUSY_PING_EVERY_NS: Pings of a suspect path; 3-4 of them in the
  *   grace time, so 5% loss each way loses all with p < 1e-3 and any
  *   answer (or any other packet) keeps the path.
@@ -141,7 +143,7 @@
 #define KW_RP_LOST_PING_FOR_NS (30000 * KW_RP_MS)
 #define KW_RP_BUSY_QUIET_NS (1000 * KW_RP_MS)
 #define KW_RP_BUSY_QUIET_RTTS 4
-#define KW_RP_BUSY_RECENT_NS (1000 * KW_RP_MS)
+#define KW_RP_BUSY_RECENT_NS (500 * KW_RP_MS)
 #define KW_RP_BUSY_PING_EVERY_NS (200 * KW_RP_MS)
 #define KW_RP_BUSY_GRACE_NS (750 * KW_RP_MS)
 #define KW_RP_BUSY_GRACE_RTTS 3

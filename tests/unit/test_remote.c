@@ -22,13 +22,14 @@
 
 typedef struct rec {
   size_t pings, probes, cmms, changes, known, idle, rounds, answers, limited;
-  size_t rebinds, lost, selected;
+  size_t rebinds, lost, selected, rechecks;
+  bool lost_under_load; /* the last DIRECT_LOST note's b */
   kw_sockaddr ping_to[64];
   uint8_t ping_tx[64][KW_DISCO_TXID_LEN];
   bool refuse_probes; /* the probe budget is spent */
   bool cmm_fails;     /* the relay cannot take a CallMeMaybe */
   uint8_t rnd;
-  kw__rp *freed;      /* idle_expired was called for it */
+  kw__rp *freed; /* idle_expired was called for it */
   /* birthday probing */
   size_t bsent, bstarts, bhits, bmisses, bcloses;
   unsigned bkeep, bmaxsock;
@@ -77,14 +78,18 @@ static bool cb_cmm(void *u) {
   return !r->cmm_fails;
 }
 
-static void cb_changed(void *u) { ((rec *)u)->changes++; }
+static void cb_changed(void *u) {
+  ((rec *)u)->changes++;
+}
 
 static void cb_known(void *u, const kw_sockaddr *a) {
   (void)a;
   ((rec *)u)->known++;
 }
 
-static void cb_idle(void *u) { ((rec *)u)->idle++; }
+static void cb_idle(void *u) {
+  ((rec *)u)->idle++;
+}
 
 static void cb_random(void *u, uint8_t *buf, size_t n) {
   rec *r = u;
@@ -92,8 +97,8 @@ static void cb_random(void *u, uint8_t *buf, size_t n) {
     buf[i] = r->rnd++;
 }
 
-static void cb_note(void *u, kw__rp_note what, const kw_sockaddr *a,
-                    uint64_t x, uint64_t y) {
+static void cb_note(void *u, kw__rp_note what, const kw_sockaddr *a, uint64_t x,
+                    uint64_t y) {
   rec *r = u;
   (void)a;
   (void)x;
@@ -113,6 +118,7 @@ static void cb_note(void *u, kw__rp_note what, const kw_sockaddr *a,
     break;
   case KW_RP_NOTE_DIRECT_LOST:
     r->lost++;
+    r->lost_under_load = y != 0;
     break;
   case KW_RP_NOTE_SELECTED:
     r->selected++;
@@ -129,6 +135,10 @@ static void cb_note(void *u, kw__rp_note what, const kw_sockaddr *a,
   }
 }
 
+static void cb_recheck(void *u) {
+  ((rec *)u)->rechecks++;
+}
+
 static const kw__rp_cbs cbs = {
     .send_ping = cb_ping,
     .send_call_me_maybe = cb_cmm,
@@ -139,6 +149,7 @@ static const kw__rp_cbs cbs = {
     .note = cb_note,
     .bday_send = cb_bday_send,
     .bday_close = cb_bday_close,
+    .recheck = cb_recheck,
 };
 /* No optional callbacks: path_changed, path_known, idle_expired, note,
  * bday_*. */
@@ -471,8 +482,8 @@ static void test_rule_pong_must_match_tx_and_address(void **state) {
   assert_false(
       kw__rp_pong_received(&r, c.ping_tx[i], &other, T0 + 2 * S, &rtt));
   assert_true(kw__rp_on_relay(&r));
-  assert_true(kw__rp_pong_received(&r, c.ping_tx[i], &a,
-                                   T0 + 1 * S + 42 * MS, &rtt));
+  assert_true(
+      kw__rp_pong_received(&r, c.ping_tx[i], &a, T0 + 1 * S + 42 * MS, &rtt));
   assert_int_equal(rtt, 42 * MS);
   /* validated with its RTT in the disco slot, and selected */
   const kw__path *p = path_of(&r, "198.19.0.2:1000");
@@ -682,7 +693,259 @@ static void test_rule_pong_on_selected_path_is_liveness(void **state) {
   kw__rp_free(&r);
 }
 
-/* ---- RTT ------------------------------------------------------------------ */
+/* ---- liveness under load (remote.h) ------------------------------------- */
+
+/* A transfer on the selected direct path from `from` to `to`: a send every
+ * ms and, unless `silent` or the packet is lost (1 in `loss_every` by a
+ * fixed pattern; 0: none), a packet heard back; the policy's deadlines run
+ * as the caller runs them. Returns the time reached. */
+static uint64_t load(kw__rp *r, uint64_t from, uint64_t to, bool silent,
+                     unsigned loss_every, uint64_t *seed) {
+  uint64_t t = from;
+  for (; t < to; t += 1 * MS) {
+    const kw_sockaddr *d = kw__rp_direct(r);
+    if (d)
+      kw__rp_sent(r, t);
+    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+    bool lost = loss_every && (*seed >> 33) % loss_every == 0;
+    if (d && !silent && !lost)
+      kw__rp_packet(r, d, t);
+    while (kw__rp_next_deadline(r) <= t)
+      kw__rp_handle_timeout(r, t);
+  }
+  return t;
+}
+
+static void test_rule_busy_silence_probes_then_falls_back(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t seed = 1, t0 = r.selected_ns;
+  uint64_t t = load(&r, t0, t0 + 3 * S, false, 0, &seed);
+  assert_int_equal(c.lost, 0);
+  size_t pings = c.pings;
+  /* the path goes dead: our sends go unanswered from t on */
+  uint64_t first = t; /* the first unanswered send */
+  kw__rp_sent(&r, first);
+  assert_int_equal(r.unanswered_ns, first);
+  assert_int_equal(kw__rp_next_deadline(&r), first + KW_RP_BUSY_QUIET_NS);
+  t = load(&r, first + 1 * MS, first + KW_RP_BUSY_QUIET_NS, true, 0, &seed);
+  assert_int_equal(c.pings, pings); /* not yet */
+  assert_int_equal(c.rechecks, 0);
+  /* busy_quiet of unanswered sending: a Ping at once, and a recheck of
+   * our own mapping */
+  t = load(&r, t, t + 1 * MS, true, 0, &seed);
+  assert_int_equal(c.pings, pings + 1);
+  assert_int_equal(last_ping_to(&c, "198.19.0.2:1000"), (int)pings);
+  assert_int_equal(c.rechecks, 1);
+  assert_int_equal(r.suspect_ns, first + KW_RP_BUSY_QUIET_NS);
+  /* Pings every KW_RP_BUSY_PING_EVERY_NS; the relay after the grace */
+  t = load(&r, t, r.suspect_ns + KW_RP_BUSY_GRACE_NS, true, 0, &seed);
+  assert_int_equal(c.pings,
+                   pings + KW_RP_BUSY_GRACE_NS / KW_RP_BUSY_PING_EVERY_NS + 1);
+  assert_int_equal(c.lost, 0);
+  assert_non_null(kw__rp_direct(&r));
+  size_t rounds = c.rounds;
+  t = load(&r, t, t + 1 * MS, true, 0, &seed);
+  assert_int_equal(c.lost, 1);
+  assert_true(c.lost_under_load);
+  assert_true(kw__rp_on_relay(&r));
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
+  assert_int_equal(c.rounds, rounds + 1);
+  assert_int_equal(r.hp.recover_left, KW_HP_RECOVER_ROUNDS);
+  /* ~1.75 s of silence, far from the idle rule's 5 s */
+  assert_true(t - first < KW_RP_DIRECT_DEAD_NS / 2);
+  assert_int_equal(c.rechecks, 1); /* asked once */
+  kw__rp_free(&r);
+}
+
+static void test_rule_busy_answer_in_grace_keeps_path(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t seed = 1, t0 = r.selected_ns;
+  uint64_t t = load(&r, t0, t0 + 1 * S, false, 0, &seed);
+  t = load(&r, t, t + KW_RP_BUSY_QUIET_NS + 1 * MS, true, 0, &seed);
+  assert_true(r.suspect_ns != 0);
+  /* the Pong comes: heard, suspicion over, the path stays */
+  assert_true(pong(&r, &c, "198.19.0.2:1000", t + 80 * MS));
+  assert_int_equal(r.suspect_ns, 0);
+  assert_int_equal(r.unanswered_ns, 0);
+  t = load(&r, t + 80 * MS, t + 3 * S, false, 0, &seed);
+  assert_int_equal(c.lost, 0);
+  assert_non_null(kw__rp_direct(&r));
+  /* so does a Ping from the remote by it (it reaches us that way) */
+  t = load(&r, t, t + KW_RP_BUSY_QUIET_NS + 1 * MS, true, 0, &seed);
+  assert_true(r.suspect_ns != 0);
+  kw__rp_ping_received(&r, kw__rp_direct(&r), t);
+  assert_int_equal(r.suspect_ns, 0);
+  assert_int_equal(r.direct_rx_ns, t);
+  kw__rp_free(&r);
+}
+
+static void test_rule_busy_random_loss_is_not_dead(void **state) {
+  (void)state;
+  unsigned every[] = {100, 20}; /* 1% and 5% of packets lost */
+  for (size_t i = 0; i < 2; i++) {
+    rec c;
+    kw__rp r;
+    on_direct(&r, &c);
+    uint64_t seed = 7 + i, t0 = r.selected_ns;
+    size_t pings = c.pings;
+    (void)load(&r, t0, t0 + 30 * S, false, every[i], &seed);
+    assert_int_equal(c.lost, 0);
+    assert_int_equal(c.pings, pings); /* never even suspect */
+    assert_non_null(kw__rp_direct(&r));
+    kw__rp_free(&r);
+  }
+}
+
+static void test_rule_busy_unanswered_sends_then_idle_forgotten(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t t = r.selected_ns + 100 * MS;
+  kw__rp_packet(&r, kw__rp_direct(&r), t);
+  /* the last ACKs of a transfer, then nothing is sent */
+  kw__rp_sent(&r, t + 1 * MS);
+  uint64_t d = t + 1 * MS + KW_RP_BUSY_QUIET_NS;
+  while (kw__rp_next_deadline(&r) < d) /* the round's re-pings */
+    kw__rp_handle_timeout(&r, kw__rp_next_deadline(&r));
+  assert_int_equal(kw__rp_next_deadline(&r), d);
+  size_t pings = c.pings;
+  kw__rp_handle_timeout(&r, d);
+  assert_int_equal(c.pings, pings); /* no recent send: idle, forgotten */
+  assert_int_equal(r.unanswered_ns, 0);
+  assert_int_equal(r.suspect_ns, 0);
+  assert_true(kw__rp_next_deadline(&r) > d); /* and no busy loop */
+  /* the idle rule: a Ping at KW_RP_DIRECT_QUIET_NS, the relay at 5 s */
+  kw__rp_handle_timeout(&r, t + KW_RP_DIRECT_QUIET_NS + 1);
+  assert_int_equal(c.pings, pings + 1);
+  kw__rp_handle_timeout(&r, t + KW_RP_DIRECT_DEAD_NS);
+  assert_int_equal(c.lost, 0);
+  kw__rp_handle_timeout(&r, t + KW_RP_DIRECT_DEAD_NS + 1);
+  assert_int_equal(c.lost, 1);
+  assert_false(c.lost_under_load);
+  assert_int_equal(c.rechecks, 1); /* the idle rule's loss asks too */
+  kw__rp_free(&r);
+}
+
+static void test_rule_busy_quiet_scales_with_rtt(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_relay(&r, &c);
+  /* a 400 ms path: 4 RTTs = 1.6 s before suspicion, 3 RTTs of grace */
+  kw_sockaddr a = A("198.19.0.2:1000");
+  assert_true(kw__rp_candidate(&r, &a, KW_PSRC_APP, T0));
+  kw__rp_local_candidates(&r, T0 + 1 * S);
+  assert_true(pong(&r, &c, "198.19.0.2:1000", T0 + 1 * S + 400 * MS));
+  assert_true(kw__paths_rtt(&r.pt, kw__paths_selected(&r.pt)) == 400 * MS);
+  uint64_t t = T0 + 4 * S; /* past the round's re-pings */
+  while (kw__rp_next_deadline(&r) <= t)
+    kw__rp_handle_timeout(&r, t);
+  kw__rp_packet(&r, &a, t);
+  kw__rp_sent(&r, t);
+  uint64_t q = t + KW_RP_BUSY_QUIET_RTTS * 400 * MS;
+  while (kw__rp_next_deadline(&r) < q) { /* the schedule's own deadlines */
+    uint64_t x = kw__rp_next_deadline(&r);
+    kw__rp_handle_timeout(&r, x);
+  }
+  assert_int_equal(kw__rp_next_deadline(&r), q);
+  kw__rp_sent(&r, t + 1500 * MS);
+  kw__rp_handle_timeout(&r, q);
+  assert_int_equal(r.suspect_ns, t + KW_RP_BUSY_QUIET_RTTS * 400 * MS);
+  assert_true(kw__rp_next_deadline(&r) <=
+              r.suspect_ns + KW_RP_BUSY_GRACE_RTTS * 400 * MS);
+  kw__rp_handle_timeout(&r,
+                        r.suspect_ns + KW_RP_BUSY_GRACE_RTTS * 400 * MS - 1);
+  assert_int_equal(c.lost, 0);
+  kw__rp_handle_timeout(&r, r.suspect_ns + KW_RP_BUSY_GRACE_RTTS * 400 * MS);
+  assert_int_equal(c.lost, 1);
+  kw__rp_free(&r);
+}
+
+static void test_rule_lost_path_pinged_until_it_answers(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t seed = 1, t0 = r.selected_ns;
+  uint64_t t = load(&r, t0, t0 + 1 * S, false, 0, &seed);
+  t = load(&r, t, t + 1800 * MS, true, 0, &seed);
+  assert_true(kw__rp_on_relay(&r));
+  uint64_t lost = r.lost_ns;
+  assert_true(lost != 0);
+  /* on the relay: a Ping to the lost address every second */
+  int before = last_ping_to(&c, "198.19.0.2:1000");
+  assert_true(kw__rp_next_deadline(&r) <= lost + KW_RP_LOST_PING_EVERY_NS);
+  kw__rp_handle_timeout(&r, lost + KW_RP_LOST_PING_EVERY_NS);
+  int i = last_ping_to(&c, "198.19.0.2:1000");
+  assert_true(i > before);
+  kw__rp_handle_timeout(&r, lost + KW_RP_LOST_PING_EVERY_NS + 500 * MS);
+  assert_int_equal(last_ping_to(&c, "198.19.0.2:1000"), i); /* one a second */
+  /* the outage ends: its Pong brings the direct path back */
+  assert_true(pong(&r, &c, "198.19.0.2:1000",
+                   lost + KW_RP_LOST_PING_EVERY_NS + 80 * MS));
+  assert_non_null(kw__rp_direct(&r));
+  assert_int_equal(r.lost_ns, 0);
+  kw__rp_free(&r);
+}
+
+static void test_rule_lost_path_pings_are_bounded(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t seed = 1, t0 = r.selected_ns;
+  uint64_t t = load(&r, t0, t0 + 1 * S, false, 0, &seed);
+  t = load(&r, t, t + 1800 * MS, true, 0, &seed);
+  assert_true(kw__rp_on_relay(&r));
+  uint64_t lost = r.lost_ns;
+  /* a Ping a second until KW_RP_LOST_PING_FOR_NS (the recovery rounds
+   * at 5 and 15 s and their re-pings are over by 17 s, the next is at
+   * 35 s), then none */
+  size_t late = 0, quiet = 0;
+  for (uint64_t x = lost; x < lost + 34 * S; x += 100 * MS) {
+    size_t p = c.pings;
+    while (kw__rp_next_deadline(&r) <= x)
+      kw__rp_handle_timeout(&r, x);
+    if (x >= lost + 19500 * MS && x < lost + 29900 * MS)
+      late += c.pings - p;
+    if (x >= lost + KW_RP_LOST_PING_FOR_NS)
+      quiet += c.pings - p;
+  }
+  assert_int_equal(late, 10);
+  assert_int_equal(quiet, 0);
+  assert_int_equal(r.lost_ns, 0);
+  kw__rp_free(&r);
+}
+
+static void test_rule_busy_recheck_then_round_tells_remote(void **state) {
+  (void)state;
+  /* our NAT rebound: the remote's NAT filters our new port, so nothing
+   * comes back; the recheck learns the new reflexive address and its
+   * round (a CallMeMaybe through the relay, Pings) runs at once, while
+   * the old path is still selected */
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t seed = 1, t0 = r.selected_ns;
+  uint64_t t = load(&r, t0, t0 + 10 * S, false, 0, &seed);
+  t = load(&r, t, t + KW_RP_BUSY_QUIET_NS + 1 * MS, true, 0, &seed);
+  assert_int_equal(c.rechecks, 1);
+  size_t cmms = c.cmms;
+  kw__rp_local_candidates(&r, t + 40 * MS); /* the caller's STUN answer */
+  assert_int_equal(c.cmms, cmms + 1);
+  assert_non_null(kw__rp_direct(&r));
+  kw__rp_free(&r);
+}
+
+/* ---- RTT ------------------------------------------------------------------
+ */
 
 static void test_rule_rtt_credited_once_settled(void **state) {
   (void)state;
@@ -768,8 +1031,7 @@ static void test_rule_rerace_demotes_validated(void **state) {
   kw__rp_conn_close(&r, 0, T0 + 5 * S);
   kw__rp_rerace(&r, T0 + 6 * S);
   assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
-  assert_int_equal(kw__paths_get(&r.pt, KW_PATHS_RELAY)->state,
-                   KW_PST_UNKNOWN);
+  assert_int_equal(kw__paths_get(&r.pt, KW_PATHS_RELAY)->state, KW_PST_UNKNOWN);
   assert_null(kw__rp_direct(&r));
   assert_false(kw__rp_on_relay(&r));
   kw__rp_free(&r);
@@ -1070,6 +1332,14 @@ int main(void) {
       cmocka_unit_test(test_rule_rebind_after_quiet),
       cmocka_unit_test(test_rule_liveness_pings_then_falls_back),
       cmocka_unit_test(test_rule_pong_on_selected_path_is_liveness),
+      cmocka_unit_test(test_rule_busy_silence_probes_then_falls_back),
+      cmocka_unit_test(test_rule_busy_answer_in_grace_keeps_path),
+      cmocka_unit_test(test_rule_busy_random_loss_is_not_dead),
+      cmocka_unit_test(test_rule_busy_unanswered_sends_then_idle_forgotten),
+      cmocka_unit_test(test_rule_busy_quiet_scales_with_rtt),
+      cmocka_unit_test(test_rule_lost_path_pinged_until_it_answers),
+      cmocka_unit_test(test_rule_lost_path_pings_are_bounded),
+      cmocka_unit_test(test_rule_busy_recheck_then_round_tells_remote),
       cmocka_unit_test(test_rule_rtt_credited_once_settled),
       cmocka_unit_test(test_rule_rtt_nothing_selected),
       cmocka_unit_test(test_rule_redundant_direct_paths_closed),
