@@ -7,6 +7,7 @@
 #include "core/sockaddr.h"
 
 static void bday_reap(kw__rp *r);
+static void lose_direct(kw__rp *r, uint64_t now, unsigned why);
 
 /* The selected direct path was heard (a packet, a Pong, a Ping by it). */
 static void heard_direct(kw__rp *r, uint64_t now) {
@@ -285,6 +286,14 @@ static bool ponged(const kw__path *p) {
          (p->has_rtt & (1u << KW_RP_RTT_SLOT_DISCO));
 }
 
+/* The selected direct path, quiet long enough that a CallMeMaybe from
+ * the remote means it does not get through to us (remote.h). */
+static bool selected_quiet(const kw__rp *r, int i, uint64_t now) {
+  uint64_t quiet = now - r->direct_rx_ns;
+  return i == kw__paths_selected(&r->pt) && quiet >= KW_RP_ANSWER_QUIET_NS &&
+         quiet < KW_RP_DIRECT_QUIET_NS;
+}
+
 static size_t ping_candidates(kw__rp *r, int which, uint64_t now) {
   size_t n = 0, refused = 0;
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
@@ -293,7 +302,7 @@ static size_t ping_candidates(kw__rp *r, int which, uint64_t now) {
       continue;
     if (which == PING_UNVALIDATED && p->state == KW_PST_VALIDATED)
       continue;
-    if (which == PING_ANSWER && ponged(p))
+    if (which == PING_ANSWER && ponged(p) && !selected_quiet(r, i, now))
       continue;
     if (!send_ping(r, &p->addr, now)) {
       refused++; /* left as it was: a later round pings it */
@@ -427,7 +436,14 @@ static bool known_by_conn(const kw__path *p) {
 void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   int idx;
   if (!from) {
-    if (known_by_conn(kw__paths_get(&r->pt, KW_PATHS_RELAY)))
+    const kw_sockaddr *cur = kw__rp_direct(r);
+    if (cur && r->nconns && r->keyed &&
+        now - r->direct_rx_ns >= KW_RP_REBIND_QUIET_NS)
+      /* the remote's packets come by the relay while the direct path is
+       * quiet: it gave that path up; so do we (the lost path's Pings
+       * bring it back) rather than send into it until our own rule */
+      lose_direct(r, now, KW_RP_LOST_REMOTE_RELAY);
+    else if (known_by_conn(kw__paths_get(&r->pt, KW_PATHS_RELAY)))
       return; /* the common case on the relay: nothing new */
     if (kw__paths_add(&r->pt, NULL, KW_PSRC_CONN, now, &idx, NULL) != KW_OK)
       return;
@@ -634,6 +650,22 @@ static void recheck(kw__rp *r) {
     r->cbs->recheck(r->user);
 }
 
+/* The selected direct path is given up (remote.h, liveness). */
+static void lose_direct(kw__rp *r, uint64_t now, unsigned why) {
+  const kw_sockaddr *d = kw__rp_direct(r);
+  note(r, KW_RP_NOTE_DIRECT_LOST, d, now - r->direct_rx_ns, why);
+  r->lost = *d;
+  r->lost_ns = now ? now : 1;
+  r->lost_ping_ns = now;
+  (void)kw__paths_set_state(&r->pt, kw__paths_selected(&r->pt), KW_PST_INACTIVE,
+                            now);
+  (void)reselect(r, now);
+  kw__holepunch_path_lost(&r->hp, now);
+  if (why != KW_RP_LOST_LOAD)
+    recheck(r); /* (a suspect path asked already) */
+  service(r, now);
+}
+
 /* The selected direct path: liveness Pings when quiet, fall back when
  * silent too long (sooner when our sends go unanswered). */
 static bool lost_pinging(const kw__rp *r) {
@@ -655,17 +687,7 @@ static void watch_direct(kw__rp *r, uint64_t now) {
   uint64_t quiet = now - r->direct_rx_ns;
   bool busy_dead = r->suspect_ns && now - r->suspect_ns >= busy_grace(r);
   if (quiet > KW_RP_DIRECT_DEAD_NS || busy_dead) {
-    note(r, KW_RP_NOTE_DIRECT_LOST, d, quiet, busy_dead);
-    r->lost = *d;
-    r->lost_ns = now ? now : 1;
-    r->lost_ping_ns = now;
-    (void)kw__paths_set_state(&r->pt, kw__paths_selected(&r->pt),
-                              KW_PST_INACTIVE, now);
-    (void)reselect(r, now);
-    kw__holepunch_path_lost(&r->hp, now);
-    if (!busy_dead)
-      recheck(r); /* (a suspect path asked already) */
-    service(r, now);
+    lose_direct(r, now, busy_dead ? KW_RP_LOST_LOAD : KW_RP_LOST_IDLE);
     return;
   }
   if (r->suspect_ns) {
@@ -680,6 +702,7 @@ static void watch_direct(kw__rp *r, uint64_t now) {
       r->suspect_ns = now; /* sending and not heard: probe at once */
       r->suspect_ping_ns = now;
       (void)send_ping(r, d, now);
+      (void)r->cbs->send_call_me_maybe(r->user); /* ask to be pinged */
       recheck(r);
       return;
     }
@@ -711,13 +734,14 @@ uint64_t kw__rp_next_deadline(const kw__rp *r) {
   if (kw__rp_direct(r)) {
     /* strictly past the quiet and dead times, as watch_direct counts */
     d = min64(d, r->direct_rx_ns + KW_RP_DIRECT_DEAD_NS + 1);
-    d = min64(d, max64(r->direct_rx_ns + KW_RP_DIRECT_QUIET_NS + 1,
-                       r->direct_ping_ns + KW_RP_DIRECT_PING_EVERY_NS + 1));
-    if (r->suspect_ns) {
+    if (r->suspect_ns) { /* its Pings replace the idle rule's */
       d = min64(d, r->suspect_ns + busy_grace(r));
       d = min64(d, r->suspect_ping_ns + KW_RP_BUSY_PING_EVERY_NS);
-    } else if (r->unanswered_ns) {
-      d = min64(d, r->unanswered_ns + busy_quiet(r));
+    } else {
+      d = min64(d, max64(r->direct_rx_ns + KW_RP_DIRECT_QUIET_NS + 1,
+                         r->direct_ping_ns + KW_RP_DIRECT_PING_EVERY_NS + 1));
+      if (r->unanswered_ns)
+        d = min64(d, r->unanswered_ns + busy_quiet(r));
     }
   }
   return d;

@@ -22,7 +22,9 @@
  *    the schedule allows; otherwise (at most every KW_HP_ANSWER_MIN_NS) it
  *    is answered by Pings to every candidate but the validated paths that
  *    answered a Ping of ours already (the simultaneous open) with the same
- *    re-pings.
+ *    re-pings; the selected direct path is pinged too when it has been
+ *    quiet KW_RP_ANSWER_QUIET_NS but not yet KW_RP_DIRECT_QUIET_NS (a
+ *    remote that asks while we hear nothing may not get through to us).
  *  - A Ping from an address that is not a validated path: the address
  *    becomes a candidate (a new one asks for a round) and is pinged back.
  *  - A Pong must match a Ping of the ring by tx id and address: the path
@@ -39,16 +41,22 @@
  *    direct path, kw__rp_sent): our sends on it unanswered for
  *    busy_quiet = max(KW_RP_BUSY_QUIET_NS, KW_RP_BUSY_QUIET_RTTS x its
  *    RTT) while we sent within KW_RP_BUSY_RECENT_NS make it suspect: a
- *    Ping at once and every KW_RP_BUSY_PING_EVERY_NS, and cbs.recheck
- *    (our own NAT may have rebound: the caller re-learns its reflexive
- *    address, a change comes back as kw__rp_local_candidates and its
- *    round tells the remote). Nothing heard for busy_grace =
- *    max(KW_RP_BUSY_GRACE_NS, KW_RP_BUSY_GRACE_RTTS x RTT) after that: it
- *    becomes inactive as above (the relay takes over, rounds keep pinging
+ *    Ping at once and every KW_RP_BUSY_PING_EVERY_NS, a CallMeMaybe
+ *    through the relay (the remote's NAT may have lost its state for us:
+ *    its answer pings us, below) and cbs.recheck (our own NAT may have
+ *    rebound: the caller re-learns its reflexive address, a change comes
+ *    back as kw__rp_local_candidates and its round tells the remote the
+ *    new address, which its NAT lets in once it pinged it). Nothing heard for
+ * busy_grace = max(KW_RP_BUSY_GRACE_NS, KW_RP_BUSY_GRACE_RTTS x RTT) after
+ * that: it becomes inactive as above (the relay takes over, rounds keep pinging
  *    it). Sends that needed no answer (the last ACKs of a transfer) end
  *    in silence without a recent send: forgotten, the idle rule applies.
  *    Anything heard clears it all, so random loss never counts: under
  *    load a path that delivers anything is heard every few ms.
+ *  - A connection packet by the relay while the selected direct path has
+ *    been quiet KW_RP_REBIND_QUIET_NS: the remote gave the path up; it is
+ *    given up here too, as by liveness (a receiver that only sends ACKs
+ *    would otherwise send them into a dead path until its own rule).
  *  - A direct path given up by liveness gets a Ping every
  *    KW_RP_LOST_PING_EVERY_NS for KW_RP_LOST_PING_FOR_NS while no direct
  *    path is selected: its Pong revives it (a blocked path that comes
@@ -139,6 +147,11 @@
  *   a round (a CallMeMaybe and a Ping to every candidate) each second
  *   would be heavy; 30 s bridges the recovery rounds of core/holepunch
  *   until the one at 35 s. */
+/* KW_RP_ANSWER_QUIET_NS: a flowing path is heard every few ms; 200 ms
+ *   of quiet and a CallMeMaybe mean the remote's packets are not getting
+ *   through (e.g. our NAT forgot its mapping: our Ping re-creates it).
+ *   Quieter than KW_RP_DIRECT_QUIET_NS the liveness Pings cover it. */
+#define KW_RP_ANSWER_QUIET_NS (200 * KW_RP_MS)
 #define KW_RP_LOST_PING_EVERY_NS (1000 * KW_RP_MS)
 #define KW_RP_LOST_PING_FOR_NS (30000 * KW_RP_MS)
 #define KW_RP_BUSY_QUIET_NS (1000 * KW_RP_MS)
@@ -195,13 +208,21 @@ typedef enum kw__rp_note {
   KW_RP_NOTE_ROUND,         /* a round ran: a = pinged, b = CallMeMaybe ok */
   KW_RP_NOTE_PROBE_LIMITED, /* a = Pings refused by the probe budget */
   KW_RP_NOTE_REBIND,        /* addr: the new source; a: the old path slot */
-  KW_RP_NOTE_DIRECT_LOST,   /* addr: the path; a: silence, ns */
+  KW_RP_NOTE_DIRECT_LOST,   /* addr: the path; a: silence, ns; b: why
+                             * (KW_RP_LOST_*) */
   KW_RP_NOTE_SELECTED,      /* a = slot selected, b = redundant closed */
   KW_RP_NOTE_ANSWER,        /* a CallMeMaybe answered by Pings: a = pinged */
   KW_RP_NOTE_BDAY_START,    /* a = 1 extra sockets (we EDM), 0 spray */
   KW_RP_NOTE_BDAY_HIT,      /* addr: the path; a = socket; b = packets sent */
   KW_RP_NOTE_BDAY_MISS,     /* attempt over without a hit: a = packets */
 } kw__rp_note;
+
+/* Why a direct path was given up (KW_RP_NOTE_DIRECT_LOST's b). */
+enum {
+  KW_RP_LOST_IDLE = 0,         /* silent KW_RP_DIRECT_DEAD_NS */
+  KW_RP_LOST_LOAD = 1,         /* liveness under load */
+  KW_RP_LOST_REMOTE_RELAY = 2, /* the remote came by the relay */
+};
 
 typedef struct kw__rp_cbs {
   /* Seals and sends a Ping with `tx_id` to `to`. `probe`: `to` is not a

@@ -99,8 +99,11 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
   }
   case KW_RP_NOTE_DIRECT_LOST:
     kw__log(ep, KW_LOG_INFO, "disco",
-            "path.direct_lost remote=%s addr=%s silent_ms=%llu under_load=%d",
-            idb, s, (unsigned long long)(a / 1000000u), b ? 1 : 0);
+            "path.direct_lost remote=%s addr=%s silent_ms=%llu rule=%s", idb, s,
+            (unsigned long long)(a / 1000000u),
+            b == KW_RP_LOST_LOAD           ? "load"
+            : b == KW_RP_LOST_REMOTE_RELAY ? "remote_relay"
+                                           : "idle");
     break;
   case KW_RP_NOTE_BDAY_START:
     kw__log(ep, KW_LOG_INFO, "disco",

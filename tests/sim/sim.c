@@ -411,6 +411,7 @@ static bool peer_send_selected(sim_world *w, sim_peer *p, const uint8_t *data,
   const kw__path *sel = kw__paths_get(&p->rp.pt, kw__paths_selected(&p->rp.pt));
   if (sel && !sel->relay) {
     peer_send_from(w, p, sel->sock, &sel->addr, data, len);
+    kw__rp_sent(&p->rp, w->now); /* as magicsock reports a send */
     return true;
   }
   peer_send_relay(w, p, data, len);
@@ -569,6 +570,15 @@ static void cb_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
     p->st.fallbacks++;
 }
 
+/* The path fell silent under load: STUN now (the endpoint's
+ * kw__stun_refresh). */
+static void cb_recheck(void *user) {
+  sim_peer *p = user;
+  p->st.rechecks++;
+  send_stun(p->world, p, &p->world->stun, p->stun_tx);
+  p->next_stun = p->world->now + SIM_STUN_REFRESH_NS;
+}
+
 static const kw__rp_cbs sim_rp_cbs = {
     .send_ping = cb_send_ping,
     .send_call_me_maybe = cb_send_call_me_maybe,
@@ -577,13 +587,14 @@ static const kw__rp_cbs sim_rp_cbs = {
     .note = cb_note,
     .bday_send = cb_bday_send,
     .bday_close = cb_bday_close,
+    .recheck = cb_recheck,
 };
 
 /* Our candidate set (the endpoint's kw_endpoint_get_addr): a new STUN
  * address tells the remote's policy (a round); an address a Pong observed
  * joins without one (as the endpoint's note_observed). */
-static void add_local_candidate(sim_world *w, sim_peer *p,
-                                const kw_sockaddr *a, bool round) {
+static void add_local_candidate(sim_world *w, sim_peer *p, const kw_sockaddr *a,
+                                bool round) {
   for (size_t i = 0; i < p->n_cands; i++)
     if (kw__sockaddr_equal(&p->cands[i], a))
       return;

@@ -197,11 +197,12 @@ typedef struct sim_stats {
   uint64_t dup_dropped, stale_dropped, relay_dropped, pong_limited;
   uint64_t undecodable, ignored, path_changes;
   uint64_t live_pings, fallbacks, stun_sent, stun_recv;
+  uint64_t rechecks;     /* cbs.recheck: STUN at once */
   uint64_t failed_paths; /* validation failed: made inactive */
   /* birthday probing */
   uint64_t bday_pkts, bday_socks, bday_max_open, bday_starts, bday_hits;
   uint64_t nat_hints_sent, nat_hints_recv;
-  uint64_t paths_full;   /* kw__paths_add refused a path (KW_ERR_FULL) */
+  uint64_t paths_full; /* kw__paths_add refused a path (KW_ERR_FULL) */
 } sim_stats;
 
 struct sim_world;

@@ -24,6 +24,7 @@ typedef struct rec {
   size_t pings, probes, cmms, changes, known, idle, rounds, answers, limited;
   size_t rebinds, lost, selected, rechecks;
   bool lost_under_load; /* the last DIRECT_LOST note's b */
+  unsigned lost_why;
   kw_sockaddr ping_to[64];
   uint8_t ping_tx[64][KW_DISCO_TXID_LEN];
   bool refuse_probes; /* the probe budget is spent */
@@ -118,7 +119,8 @@ static void cb_note(void *u, kw__rp_note what, const kw_sockaddr *a, uint64_t x,
     break;
   case KW_RP_NOTE_DIRECT_LOST:
     r->lost++;
-    r->lost_under_load = y != 0;
+    r->lost_under_load = y == KW_RP_LOST_LOAD;
+    r->lost_why = (unsigned)y;
     break;
   case KW_RP_NOTE_SELECTED:
     r->selected++;
@@ -924,6 +926,84 @@ static void test_rule_lost_path_pings_are_bounded(void **state) {
   kw__rp_free(&r);
 }
 
+static void test_rule_busy_after_idle_counts_from_first_send(void **state) {
+  (void)state;
+  /* idle 3 s (the idle rule's Ping went unanswered), then sending starts
+   * on the dead path: suspicion busy_quiet after the first send, the
+   * relay after the grace; every deadline is consumed (no busy loop) */
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t t = r.selected_ns, first = t + 3 * S;
+  for (uint64_t x = t; x < first; x += 10 * MS)
+    while (kw__rp_next_deadline(&r) <= x)
+      kw__rp_handle_timeout(&r, x);
+  assert_non_null(kw__rp_direct(&r));
+  assert_int_equal(r.unanswered_ns, 0);
+  size_t calls = 0;
+  for (uint64_t x = first; x < first + 2 * S && kw__rp_direct(&r);
+       x += 1 * MS) {
+    kw__rp_sent(&r, x);
+    while (kw__rp_next_deadline(&r) <= x) {
+      kw__rp_handle_timeout(&r, x);
+      assert_true(++calls < 1000);
+    }
+    if (x < first + KW_RP_BUSY_QUIET_NS)
+      assert_int_equal(r.suspect_ns, 0);
+  }
+  assert_true(kw__rp_on_relay(&r));
+  assert_int_equal(c.lost, 1);
+  assert_true(c.lost_under_load);
+  kw__rp_free(&r);
+}
+
+static void test_rule_remote_on_relay_while_quiet(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t t = r.selected_ns + 100 * MS;
+  kw__rp_packet(&r, kw__rp_direct(&r), t);
+  /* relay packets while the direct path is heard: kept (the race, the
+   * remote's last packets by the relay) */
+  kw__rp_packet(&r, NULL, t + KW_RP_REBIND_QUIET_NS - 1);
+  assert_non_null(kw__rp_direct(&r));
+  assert_int_equal(c.lost, 0);
+  /* quiet KW_RP_REBIND_QUIET_NS: the remote gave the path up; so do we */
+  size_t rounds = c.rounds;
+  kw__rp_packet(&r, NULL, t + KW_RP_REBIND_QUIET_NS);
+  assert_true(kw__rp_on_relay(&r));
+  assert_int_equal(c.lost, 1);
+  assert_int_equal(c.lost_why, KW_RP_LOST_REMOTE_RELAY);
+  assert_int_equal(c.rounds, rounds + 1);
+  assert_int_equal(c.rechecks, 1);
+  assert_true(r.lost_ns != 0); /* and its Pings bring it back */
+  kw__rp_free(&r);
+}
+
+static void test_rule_answer_pings_quiet_selected_path(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  kw_sockaddr l[1] = {A("198.19.0.2:1000")};
+  uint64_t t = r.selected_ns + 100 * MS;
+  kw__rp_packet(&r, kw__rp_direct(&r), t);
+  /* heard just now: a CallMeMaybe naming it gets no Ping to it */
+  size_t p = c.pings;
+  kw__rp_call_me_maybe(&r, l, 1, t + KW_RP_ANSWER_QUIET_NS - 1);
+  assert_int_equal(c.answers, 1);
+  assert_int_equal(c.pings, p);
+  /* quiet KW_RP_ANSWER_QUIET_NS: the remote may not get through to us
+   * (our NAT forgot it): the answer pings it */
+  kw__rp_packet(&r, kw__rp_direct(&r), t + 10 * S);
+  kw__rp_call_me_maybe(&r, l, 1, t + 10 * S + KW_RP_ANSWER_QUIET_NS);
+  assert_int_equal(c.answers, 2);
+  assert_int_equal(c.pings, p + 1);
+  assert_int_equal(last_ping_to(&c, "198.19.0.2:1000"), (int)p);
+  kw__rp_free(&r);
+}
+
 static void test_rule_busy_recheck_then_round_tells_remote(void **state) {
   (void)state;
   /* our NAT rebound: the remote's NAT filters our new port, so nothing
@@ -1340,6 +1420,9 @@ int main(void) {
       cmocka_unit_test(test_rule_lost_path_pinged_until_it_answers),
       cmocka_unit_test(test_rule_lost_path_pings_are_bounded),
       cmocka_unit_test(test_rule_busy_recheck_then_round_tells_remote),
+      cmocka_unit_test(test_rule_busy_after_idle_counts_from_first_send),
+      cmocka_unit_test(test_rule_remote_on_relay_while_quiet),
+      cmocka_unit_test(test_rule_answer_pings_quiet_selected_path),
       cmocka_unit_test(test_rule_rtt_credited_once_settled),
       cmocka_unit_test(test_rule_rtt_nothing_selected),
       cmocka_unit_test(test_rule_redundant_direct_paths_closed),
