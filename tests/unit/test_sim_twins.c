@@ -7,7 +7,8 @@
  * asserts the final path kind, when (in virtual time) the path became
  * direct, and that a transfer running through the scenario delivered every
  * packet. The distributions are printed as information; pass/fail only
- * uses bounds that follow from the rules (docs/ARCHITECTURE.md section 4), never wall time. */
+ * uses bounds that follow from the rules (docs/ARCHITECTURE.md section 4),
+ * never wall time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,6 +70,8 @@ typedef enum event_kind {
   EV_FLUSH,    /* conntrack -F on every router */
   EV_UDP_DOWN, /* iptables -I FORWARD -p udp -j DROP on router `router` */
   EV_UDP_UP,   /* ... and deleted again */
+  EV_REBIND,   /* router `router` maps to new ports (MASQUERADE
+                * --to-ports 40000-40999) and conntrack -F */
 } event_kind;
 
 typedef struct event {
@@ -110,12 +113,17 @@ typedef struct result {
   uint64_t direct_again_at; /* both direct again after that (or after a
                                flush), UINT64_MAX: never */
   uint64_t fallbacks;
+  /* both direct after the first event with peer 0 on another address
+   * than before it (UINT64_MAX: never) */
+  uint64_t followed_at;
   kw_sockaddr sel_addr[2];
   sim_stats st[2];
   uint64_t events;
 } result;
 
 static sim_world W; /* large: keep it off the stack */
+
+#define REBIND_PORT 40000
 
 static void apply(sim_world *w, const event *e) {
   switch (e->kind) {
@@ -130,6 +138,12 @@ static void apply(sim_world *w, const event *e) {
     break;
   case EV_UDP_UP:
     w->nats[e->router].udp_down = false;
+    break;
+  case EV_REBIND:
+    w->nats[e->router].cfg.preserve_port = false;
+    w->nats[e->router].cfg.random_port = false;
+    w->nats[e->router].next_port = REBIND_PORT;
+    sim_nat_flush(&w->nats[e->router]);
     break;
   }
 }
@@ -168,6 +182,9 @@ static result run_twin(const twin *t, uint64_t seed) {
   assert_true(sim_world_init(w, &cfg));
   assert_true(sim_start(w));
   r.both_direct_at = r.relay_at = r.direct_again_at = UINT64_MAX;
+  r.followed_at = UINT64_MAX;
+  kw_sockaddr before0;
+  memset(&before0, 0, sizeof(before0));
   const uint64_t step = 10 * SIM_MS;
   size_t next_ev = 0;
   bool xfer_on = false;
@@ -179,6 +196,8 @@ static result run_twin(const twin *t, uint64_t seed) {
     }
     if (next_ev < 2 && ev[next_ev].kind != EV_NONE && now > ev[next_ev].at) {
       assert_true(sim_run(w, ev[next_ev].at));
+      if (next_ev == 0 && sim_selected_kind(w, 0) == KW_PATH_DIRECT)
+        before0 = sim_selected(w, 0)->addr;
       apply(w, &ev[next_ev]);
       next_ev++;
     }
@@ -186,6 +205,9 @@ static result run_twin(const twin *t, uint64_t seed) {
     if (r.both_direct_at == UINT64_MAX && both(w, KW_PATH_DIRECT))
       r.both_direct_at = now;
     if (ev[0].kind != EV_NONE && next_ev > 0) {
+      if (r.followed_at == UINT64_MAX && both(w, KW_PATH_DIRECT) &&
+          !kw__sockaddr_equal(&sim_selected(w, 0)->addr, &before0))
+        r.followed_at = now;
       if (!r.relay_after_event && both(w, KW_PATH_RELAY)) {
         r.relay_after_event = true;
         r.relay_at = now;
@@ -465,6 +487,60 @@ static void twin_conntrack_flush_mid_transfer(void **state) {
     done[k] = r.xfer_done_at - LONG_AT;
   }
   assert_int_equal(fallbacks, 0);
+  report(t.name, "transfer took", done, SEEDS);
+  report(t.name, "longest delivery gap", gap, SEEDS);
+}
+
+/* The NAT lab's rebinding (bench/natlab_switch.sh at 28 s): the sender's
+ * router maps to new ports and forgets its mappings mid-transfer. Its
+ * packets now come from a new address, which the receiver's router
+ * filters (conntrack knows the old one only), and the receiver's packets
+ * to the old address find no mapping: nothing gets through either way.
+ * The sender's liveness under load turns suspect after 1 s, rechecks its
+ * reflexive address (STUN: the new port), and the round that change
+ * starts tells the receiver, whose Ping to the new address opens its
+ * router; the receiver then follows the new address (the rebind rule). */
+static void twin_nat_rebind_mid_transfer(void **state) {
+  (void)state;
+  twin t = {.name = "EIM/EIM NAT rebinding",
+            .r = {R_EIM, R_EIM},
+            .ev = {{EV_REBIND, EVENT_AT, 1}, {EV_NONE, 0, 0}},
+            .xfer_pkts = LONG_PKTS,
+            .xfer_at = LONG_AT,
+            .xfer_every = LONG_EVERY,
+            .run_ns = 25 * SIM_S};
+  static uint64_t gap[SEEDS], followed[SEEDS], done[SEEDS];
+  for (int k = 0; k < SEEDS; k++) {
+    uint64_t seed = seed_of(k);
+    result r = run_twin(&t, seed);
+    if (r.both_direct_at > r.ev_at[0])
+      FAIL_SEED(&t, seed, "not direct before the rebinding");
+    if (!r.complete)
+      FAIL_SEED(&t, seed, "transfer incomplete");
+    for (int i = 0; i < 2; i++)
+      if (r.kind[i] != KW_PATH_DIRECT)
+        FAIL_SEED(&t, seed, "peer %d ended %s", i,
+                  kw_path_kind_name(r.kind[i]));
+    /* the receiver follows the sender's new address ... */
+    if (r.sel_addr[0].port < REBIND_PORT ||
+        r.sel_addr[0].port >= REBIND_PORT + 1000)
+      FAIL_SEED(&t, seed, "peer 0 ended on port %u",
+                (unsigned)r.sel_addr[0].port);
+    /* ... well before the idle rule would even give the old one up (and
+     * long before the next STUN refresh, SIM_STUN_REFRESH_NS) */
+    if (r.followed_at == UINT64_MAX ||
+        r.followed_at - r.ev_at[0] >= KW_RP_DIRECT_DEAD_NS)
+      FAIL_SEED(&t, seed, "new address followed only %llu ms later",
+                (unsigned long long)((r.followed_at - r.ev_at[0]) / SIM_MS));
+    if (r.max_gap >= KW_RP_DIRECT_DEAD_NS)
+      FAIL_SEED(&t, seed, "delivery stalled %llu ms",
+                (unsigned long long)(r.max_gap / SIM_MS));
+    assert_true(r.st[1].rechecks >= 1);
+    gap[k] = r.max_gap;
+    followed[k] = r.followed_at - r.ev_at[0];
+    done[k] = r.xfer_done_at - LONG_AT;
+  }
+  report(t.name, "new address followed", followed, SEEDS);
   report(t.name, "transfer took", done, SEEDS);
   report(t.name, "longest delivery gap", gap, SEEDS);
 }
@@ -847,6 +923,7 @@ int main(void) {
       cmocka_unit_test(twin_udp_blocked_relay),
       cmocka_unit_test(twin_same_nat_lan_direct),
       cmocka_unit_test(twin_conntrack_flush_mid_transfer),
+      cmocka_unit_test(twin_nat_rebind_mid_transfer),
       cmocka_unit_test(twin_udp_dropped_mid_transfer),
       cmocka_unit_test(twin_udp_dropped_then_restored),
       cmocka_unit_test(twin_upnp_port_mapping_direct),
