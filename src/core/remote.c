@@ -698,7 +698,7 @@ static void watch_direct(kw__rp *r, uint64_t now) {
     return;
   }
   if (r->unanswered_ns && now - r->unanswered_ns >= busy_quiet(r)) {
-    if (now - r->direct_tx_ns <= KW_RP_BUSY_RECENT_NS) {
+    if (r->direct_tx_ns - r->unanswered_ns >= KW_RP_BUSY_SPAN_NS) {
       r->suspect_ns = now; /* sending and not heard: probe at once */
       r->suspect_ping_ns = now;
       (void)send_ping(r, d, now);

@@ -40,19 +40,20 @@
  *  - Liveness under load (the caller reports each send on the selected
  *    direct path, kw__rp_sent): our sends on it unanswered for
  *    busy_quiet = max(KW_RP_BUSY_QUIET_NS, KW_RP_BUSY_QUIET_RTTS x its
- *    RTT) while we sent within KW_RP_BUSY_RECENT_NS make it suspect: a
- *    Ping at once and every KW_RP_BUSY_PING_EVERY_NS, a CallMeMaybe
- *    through the relay (the remote's NAT may have lost its state for us:
- *    its answer pings us, below) and cbs.recheck (our own NAT may have
- *    rebound: the caller re-learns its reflexive address, a change comes
- *    back as kw__rp_local_candidates and its round tells the remote the
- *    new address, which its NAT lets in once it pinged it). Nothing heard for
- * busy_grace = max(KW_RP_BUSY_GRACE_NS, KW_RP_BUSY_GRACE_RTTS x RTT) after
- * that: it becomes inactive as above (the relay takes over, rounds keep pinging
- *    it). Sends that needed no answer (the last ACKs of a transfer) end
- *    in silence without a recent send: forgotten, the idle rule applies.
- *    Anything heard clears it all, so random loss never counts: under
- *    load a path that delivers anything is heard every few ms.
+ *    RTT), when they went on for KW_RP_BUSY_SPAN_NS or more, make it
+ *    suspect: a Ping at once and every KW_RP_BUSY_PING_EVERY_NS, a
+ *    CallMeMaybe through the relay (the remote's NAT may have lost its
+ *    state for us: its answer pings us, below) and cbs.recheck (our own
+ *    NAT may have rebound: the caller re-learns its reflexive address, a
+ *    change comes back as kw__rp_local_candidates and its round tells the
+ *    remote the new address, which its NAT lets in once it pinged it).
+ *    Nothing heard for busy_grace = max(KW_RP_BUSY_GRACE_NS,
+ *    KW_RP_BUSY_GRACE_RTTS x RTT) after that: it becomes inactive as
+ *    above (the relay takes over; its Pings, below, and rounds bring it
+ *    back). Sends that needed no answer (the last ACKs of a transfer, all
+ *    within a few ms) are forgotten: the idle rule applies. Anything
+ *    heard clears it all, so random loss never counts: under load a path
+ *    that delivers anything is heard every few ms.
  *  - A connection packet by the relay while the selected direct path has
  *    been quiet KW_RP_REBIND_QUIET_NS: the remote gave the path up; it is
  *    given up here too, as by liveness (a receiver that only sends ACKs
@@ -129,11 +130,12 @@
  *   every few ms (ACKs at least every other packet); 1 s, and at least 4
  *   RTTs (a slow path's ACK clock), of unanswered sending is no loss
  *   pattern. Capped at KW_RP_DIRECT_QUIET_NS: never slower than idle.
- * KW_RP_BUSY_RECENT_NS: "still sending" means a send in the last
- *   500 ms: a blocked QUIC sender's probe timeouts (PTO ~ RTT
- *   + 4 RTTVAR + 25 ms, doubling: ~0.25, 0.75 s at usual RTTs) put one
- *   there, while the last ACKs of a finished transfer are older (they
- *   needed no answer: not a sign of a dead path).
+ * KW_RP_BUSY_SPAN_NS: unanswered sends that went on this long are
+ *   QUIC's loss recovery at work (its probe timeouts, >= 25 ms and
+ *   doubling, resend what goes unanswered: the third comes >= ~175 ms
+ *   after the first even on a LAN), so something is waiting for an
+ *   answer; the last ACKs of a finished transfer go out within a few ms
+ *   of the packets they acknowledge and wait for nothing.
  * KW_RP_BUSY_PING_EVERY_NS: Pings of a suspect path; 3-4 of them in the
  *   grace time, so 5% loss each way loses all with p < 1e-3 and any
  *   answer (or any other packet) keeps the path.
@@ -156,7 +158,7 @@
 #define KW_RP_LOST_PING_FOR_NS (30000 * KW_RP_MS)
 #define KW_RP_BUSY_QUIET_NS (1000 * KW_RP_MS)
 #define KW_RP_BUSY_QUIET_RTTS 4
-#define KW_RP_BUSY_RECENT_NS (500 * KW_RP_MS)
+#define KW_RP_BUSY_SPAN_NS (100 * KW_RP_MS)
 #define KW_RP_BUSY_PING_EVERY_NS (200 * KW_RP_MS)
 #define KW_RP_BUSY_GRACE_NS (750 * KW_RP_MS)
 #define KW_RP_BUSY_GRACE_RTTS 3

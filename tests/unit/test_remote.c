@@ -835,6 +835,38 @@ static void test_rule_busy_unanswered_sends_then_idle_forgotten(void **state) {
   kw__rp_free(&r);
 }
 
+static void test_rule_busy_backed_off_sends_count(void **state) {
+  (void)state;
+  /* a blocked QUIC sender: its probe timeouts back off (0.4, 1.2, 2.8 s
+   * after the first unanswered send), so its last send may be long ago
+   * at busy_quiet: still suspect, sending went on for >= SPAN */
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t u = r.selected_ns + 4 * S;
+  while (kw__rp_next_deadline(&r) < u - 1 * MS) /* the round's re-pings */
+    kw__rp_handle_timeout(&r, kw__rp_next_deadline(&r));
+  kw__rp_packet(&r, kw__rp_direct(&r), u - 1 * MS);
+  kw__rp_sent(&r, u);
+  kw__rp_sent(&r, u + 400 * MS);
+  uint64_t q = u + KW_RP_BUSY_QUIET_NS;
+  while (kw__rp_next_deadline(&r) < q)
+    kw__rp_handle_timeout(&r, kw__rp_next_deadline(&r));
+  assert_int_equal(r.suspect_ns, 0);
+  kw__rp_handle_timeout(&r, q);
+  assert_int_equal(r.suspect_ns, q);
+  /* less than SPAN of sending (a burst of ACKs): forgotten instead */
+  kw__rp_packet(&r, kw__rp_direct(&r), q + 1 * MS);
+  uint64_t v = q + 2 * MS;
+  kw__rp_sent(&r, v);
+  kw__rp_sent(&r, v + KW_RP_BUSY_SPAN_NS - 1);
+  while (kw__rp_next_deadline(&r) <= v + KW_RP_BUSY_QUIET_NS)
+    kw__rp_handle_timeout(&r, kw__rp_next_deadline(&r));
+  assert_int_equal(r.suspect_ns, 0);
+  assert_int_equal(r.unanswered_ns, 0);
+  kw__rp_free(&r);
+}
+
 static void test_rule_busy_quiet_scales_with_rtt(void **state) {
   (void)state;
   rec c;
@@ -1417,6 +1449,7 @@ int main(void) {
       cmocka_unit_test(test_rule_busy_random_loss_is_not_dead),
       cmocka_unit_test(test_rule_busy_unanswered_sends_then_idle_forgotten),
       cmocka_unit_test(test_rule_busy_quiet_scales_with_rtt),
+      cmocka_unit_test(test_rule_busy_backed_off_sends_count),
       cmocka_unit_test(test_rule_lost_path_pinged_until_it_answers),
       cmocka_unit_test(test_rule_lost_path_pings_are_bounded),
       cmocka_unit_test(test_rule_busy_recheck_then_round_tells_remote),
