@@ -560,6 +560,13 @@ bool kw__rp_pong_received_on(kw__rp *r, const uint8_t tx_id[KW_DISCO_TXID_LEN],
     int idx;
     if (kw__paths_add(&r->pt, from, KW_PSRC_DISCO, now, &idx, NULL) != KW_OK)
       return true;
+    if (cur && r->suspect_ns && idx != kw__paths_selected(&r->pt)) {
+      /* another path answers while the selected one is suspect: move to
+       * it now (the remote's address changed; remote.h) */
+      int old = kw__paths_selected(&r->pt);
+      note(r, KW_RP_NOTE_REBIND, from, (uint64_t)(int64_t)old, 1);
+      (void)kw__paths_set_state(&r->pt, old, KW_PST_INACTIVE, now);
+    }
     /* a Pong revives a path given up as inactive */
     (void)kw__paths_set_state(&r->pt, idx, KW_PST_VALIDATED, now);
     (void)kw__paths_rtt_sample(&r->pt, idx, KW_RP_RTT_SLOT_DISCO, rtt);

@@ -54,6 +54,9 @@
  *    within a few ms) are forgotten: the idle rule applies. Anything
  *    heard clears it all, so random loss never counts: under load a path
  *    that delivers anything is heard every few ms.
+ *  - A Pong by another direct path while the selected one is suspect:
+ *    the selected one goes inactive and selection moves (as a rebinding:
+ *    a remote whose NAT rebound answers from its new address first).
  *  - A connection packet by the relay while the selected direct path has
  *    been quiet KW_RP_REBIND_QUIET_NS: the remote gave the path up; it is
  *    given up here too, as by liveness (a receiver that only sends ACKs
@@ -209,7 +212,8 @@ typedef enum kw__rp_nat {
 typedef enum kw__rp_note {
   KW_RP_NOTE_ROUND,         /* a round ran: a = pinged, b = CallMeMaybe ok */
   KW_RP_NOTE_PROBE_LIMITED, /* a = Pings refused by the probe budget */
-  KW_RP_NOTE_REBIND,        /* addr: the new source; a: the old path slot */
+  KW_RP_NOTE_REBIND,        /* addr: the new source; a: the old path slot;
+                             * b: 1 if by a Pong while suspect */
   KW_RP_NOTE_DIRECT_LOST,   /* addr: the path; a: silence, ns; b: why
                              * (KW_RP_LOST_*) */
   KW_RP_NOTE_SELECTED,      /* a = slot selected, b = redundant closed */

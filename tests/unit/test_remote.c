@@ -1036,6 +1036,34 @@ static void test_rule_answer_pings_quiet_selected_path(void **state) {
   kw__rp_free(&r);
 }
 
+static void test_rule_pong_by_other_path_while_suspect_moves(void **state) {
+  (void)state;
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t seed = 1, t0 = r.selected_ns;
+  uint64_t t = load(&r, t0, t0 + 3 * S, false, 0, &seed);
+  /* a Pong by another path while the selected one is heard: kept */
+  kw_sockaddr n = A("198.19.0.2:40000");
+  assert_true(kw__rp_candidate(&r, &n, KW_PSRC_DISCO, t));
+  kw__rp_call_me_maybe(&r, &n, 1, t); /* pings it */
+  assert_true(pong(&r, &c, "198.19.0.2:40000", t + 80 * MS));
+  kw_sockaddr o = A("198.19.0.2:1000");
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &o));
+  t = load(&r, t + 80 * MS, t + 1 * S, false, 0, &seed);
+  /* suspect: the remote's NAT rebound, it answers from 40000 */
+  t = load(&r, t, t + KW_RP_BUSY_QUIET_NS + 1 * MS, true, 0, &seed);
+  assert_true(r.suspect_ns != 0);
+  kw__rp_call_me_maybe(&r, &n, 1, t + 10 * MS); /* its new CallMeMaybe */
+  assert_true(last_ping_to(&c, "198.19.0.2:40000") >= 0);
+  assert_true(pong(&r, &c, "198.19.0.2:40000", t + 90 * MS));
+  assert_int_equal(c.rebinds, 1);
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &n));
+  assert_int_equal(path_of(&r, "198.19.0.2:1000")->state, KW_PST_INACTIVE);
+  assert_int_equal(c.lost, 0);
+  kw__rp_free(&r);
+}
+
 static void test_rule_busy_recheck_then_round_tells_remote(void **state) {
   (void)state;
   /* our NAT rebound: the remote's NAT filters our new port, so nothing
@@ -1453,6 +1481,7 @@ int main(void) {
       cmocka_unit_test(test_rule_lost_path_pinged_until_it_answers),
       cmocka_unit_test(test_rule_lost_path_pings_are_bounded),
       cmocka_unit_test(test_rule_busy_recheck_then_round_tells_remote),
+      cmocka_unit_test(test_rule_pong_by_other_path_while_suspect_moves),
       cmocka_unit_test(test_rule_busy_after_idle_counts_from_first_send),
       cmocka_unit_test(test_rule_remote_on_relay_while_quiet),
       cmocka_unit_test(test_rule_answer_pings_quiet_selected_path),
