@@ -691,6 +691,7 @@ static void watch_direct(kw__rp *r, uint64_t now) {
   }
   if (!d || !r->nconns || !r->keyed)
     return;
+  r->watched_ns = now;
   uint64_t quiet = now - r->direct_rx_ns;
   bool busy_dead = r->suspect_ns && now - r->suspect_ns >= busy_grace(r);
   if (quiet > KW_RP_DIRECT_DEAD_NS || busy_dead) {
@@ -749,6 +750,9 @@ uint64_t kw__rp_next_deadline(const kw__rp *r) {
                          r->direct_ping_ns + KW_RP_DIRECT_PING_EVERY_NS + 1));
       if (r->unanswered_ns)
         d = min64(d, r->unanswered_ns + busy_quiet(r));
+      else if (r->direct_rx_ns + busy_quiet(r) > r->watched_ns)
+        /* a send since (kw__rp_sent arms nothing) is checked then */
+        d = min64(d, r->direct_rx_ns + busy_quiet(r));
     }
   }
   return d;

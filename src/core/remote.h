@@ -299,6 +299,7 @@ typedef struct kw__rp {
   uint64_t unanswered_ns;   /* first send since it was last heard (0: none) */
   uint64_t suspect_ns;      /* liveness under load: suspect since (0: not) */
   uint64_t suspect_ping_ns; /* ... its last Ping */
+  uint64_t watched_ns;      /* the liveness watch last ran */
   kw_sockaddr lost;         /* the direct path liveness gave up ... */
   uint64_t lost_ns;         /* ... then (0: none) */
   uint64_t lost_ping_ns;    /* ... its last Ping */

@@ -867,6 +867,36 @@ static void test_rule_busy_backed_off_sends_count(void **state) {
   kw__rp_free(&r);
 }
 
+static void test_rule_busy_checked_without_rearm(void **state) {
+  (void)state;
+  /* the caller arms its timer at deadlines only; a send does not re-arm
+   * it: the deadline heard + busy_quiet is already there, once */
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t t = r.selected_ns + 4 * S;
+  while (kw__rp_next_deadline(&r) < t)
+    kw__rp_handle_timeout(&r, kw__rp_next_deadline(&r));
+  kw__rp_packet(&r, kw__rp_direct(&r), t);
+  kw__rp_handle_timeout(&r, t); /* a timer turn right after it */
+  uint64_t d = kw__rp_next_deadline(&r);
+  assert_int_equal(d, t + KW_RP_BUSY_QUIET_NS);
+  /* nothing was sent: the check finds nothing, and is not repeated */
+  kw__rp_handle_timeout(&r, d);
+  assert_int_equal(r.suspect_ns, 0);
+  assert_true(kw__rp_next_deadline(&r) > d);
+  /* sent since: the check at that deadline counts from the first send */
+  kw__rp_packet(&r, kw__rp_direct(&r), d + 10 * MS);
+  kw__rp_handle_timeout(&r, d + 10 * MS);
+  kw__rp_sent(&r, d + 11 * MS);
+  kw__rp_sent(&r, d + 300 * MS);
+  uint64_t e = kw__rp_next_deadline(&r);
+  assert_int_equal(e, d + 11 * MS + KW_RP_BUSY_QUIET_NS);
+  kw__rp_handle_timeout(&r, e);
+  assert_int_equal(r.suspect_ns, e);
+  kw__rp_free(&r);
+}
+
 static void test_rule_busy_quiet_scales_with_rtt(void **state) {
   (void)state;
   rec c;
@@ -1477,6 +1507,7 @@ int main(void) {
       cmocka_unit_test(test_rule_busy_random_loss_is_not_dead),
       cmocka_unit_test(test_rule_busy_unanswered_sends_then_idle_forgotten),
       cmocka_unit_test(test_rule_busy_quiet_scales_with_rtt),
+      cmocka_unit_test(test_rule_busy_checked_without_rearm),
       cmocka_unit_test(test_rule_busy_backed_off_sends_count),
       cmocka_unit_test(test_rule_lost_path_pinged_until_it_answers),
       cmocka_unit_test(test_rule_lost_path_pings_are_bounded),
