@@ -20,6 +20,9 @@
 #       rule with --to-ports 40000-40999) and forgets its mappings
 #       (conntrack -F), so a's packets arrive from a new address;
 #   38  the end: the receiver is stopped.
+# An entry "-" skips that change (KW_SWITCH_AT="- - - 30": no switch, a
+# check that random loss alone never costs the direct path).
+# KW_SWITCH_LOSS=PCT: random loss per WAN link direction (default 0).
 # For each injected change and each path event, the MB/s of every 100 ms
 # from 1 s before to 3 s after, the mean MB/s of the 2 s before and of
 # the 2 s from 1 s after, and how long until a 500 ms window reached half
@@ -34,6 +37,7 @@ RELAY=$build/keyway-relay
 LAB_DELAYLINK=$build/tests/kw_delaylink
 MIB=${KW_SWITCH_MIB:-4096}
 DELAY=${KW_SWITCH_DELAY_MS:-20}
+LOSS=${KW_SWITCH_LOSS:-0}
 read -r -a AT <<<"${KW_SWITCH_AT:-8 18 28 38}"
 if ! lab_have_root; then
   echo "bench/natlab_switch.sh: needs root and ip netns: skipped"
@@ -51,9 +55,9 @@ lab_init
 trap 'lab_cleanup; [ -n "${KW_SWITCH_KEEP:-}" ] && cp -r "$work" "$KW_SWITCH_KEEP"; rm -rf "$work"' EXIT
 lab_relay_cert "$work" 198.18.0.10
 lab_public_host relay 198.18.0.10
-lab_router_delay ra 198.18.0.1 1 eim "$DELAY" 0 11 || exit 1
+lab_router_delay ra 198.18.0.1 1 eim "$DELAY" "$LOSS" 11 || exit 1
 lab_lan_host a ra 1 10
-lab_router_delay rb 198.18.0.2 2 eim "$DELAY" 0 22 || exit 1
+lab_router_delay rb 198.18.0.2 2 eim "$DELAY" "$LOSS" 22 || exit 1
 lab_lan_host b rb 2 10
 lab_bg relay "$work/relay.log" "$RELAY" --listen 198.18.0.10:8443 \
   --stun-listen 198.18.0.10:3478 --tls-cert "$work/cert.pem" \
@@ -92,7 +96,7 @@ PY
 now() { echo "${EPOCHREALTIME:0:-3}"; } # bash 5: epoch seconds, no process
 
 echo "== keyway NAT-lab path switches ($(uname -r), $(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg))"
-echo "   EIM/EIM, ${DELAY} ms per WAN link direction, no loss; events at ${AT[*]} s"
+echo "   EIM/EIM, ${DELAY} ms per WAN link direction, ${LOSS}% loss per direction; events at ${AT[*]} s"
 rm -f "$work/t"
 head -c "${MIB}M" /dev/zero | ip netns exec "$(lab_ns a)" timeout 120 "$KW" \
   listen "${common[@]}" --once --ticket-file "$work/t" >/dev/null 2>"$work/l.err" &
@@ -109,6 +113,7 @@ LAB_PIDS+=("$cpid")
 
 at() { # at SECONDS: sleep until t0 + SECONDS (false when the receiver ended)
   local until
+  [ "$1" = - ] && return 1 # skipped
   # printf, not print: awk prints big numbers in %.6g (1.76e+09)
   until=$(awk -v a="$t0" -v s="$1" 'BEGIN { printf "%.3f\n", a + s }')
   while awk -v u="$until" -v n="$(now)" 'BEGIN { exit !(n < u) }'; do
