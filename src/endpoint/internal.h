@@ -68,11 +68,11 @@ struct kw_config {
   char relays[KW_MAX_RELAYS][KW_MAX_RELAY_URL + 1];
   size_t n_relays;
   char relay_ca[1024];
-  kw_dht_publish dht_publish; /* kw_config_set_dht_publish */
-  bool port_mapping; /* UPnP IGD / NAT-PMP on the default gateway */
-  bool no_birthday;  /* kw_config_set_birthday_probing(cfg, false) */
-  bool no4, no6;     /* kw_config_set_families */
-  int path_policy;   /* kw_path_policy */
+  kw_dht_publish dht_publish;   /* kw_config_set_dht_publish */
+  bool port_mapping;            /* UPnP IGD / NAT-PMP on the default gateway */
+  bool no_birthday;             /* kw_config_set_birthday_probing(cfg, false) */
+  bool no4, no6;                /* kw_config_set_families */
+  int path_policy;              /* kw_path_policy */
   struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */
   struct {
     kw_resolver_fn fn;
@@ -88,7 +88,31 @@ struct kw_config {
 typedef struct kw__src {
   kw_sockaddr addr;
   int relay; /* index into ep->relays, -1 for UDP */
+  /* UDP: the socket it came on, 0 our own, 1..KW_RP_BDAY_SOCKETS an extra
+   * socket of remote `xr` (birthday probing) */
+  unsigned sock;
+  struct kw__remote *xr;
 } kw__src;
+
+/* Birthday probing's extra UDP sockets (core/remote.h, "Birthday
+ * probing"). The table belongs to the magicsock: a remote's extra socket k
+ * lives in its `xs[k]`, opened by cbs.bday_send, closed by cbs.bday_close,
+ * by the remote's free and by the endpoint's close; nothing else opens or
+ * closes one.
+ * KW_XSOCK_MAX_PER_EP: every extra socket is a file descriptor; one
+ * attempt needs KW_RP_BDAY_SOCKETS (256), so at most one remote's attempt
+ * runs at full size at a time, and with the main sockets, relays, DNS and
+ * the application's own the endpoint stays far under the usual soft
+ * limit of 1024 descriptors. Beyond it bday_send refuses (the attempt
+ * runs with the sockets it got). */
+#define KW_XSOCK_MAX_PER_EP 256
+#define KW_XSOCK_RX_PER_WAKE 16 /* datagrams read per readiness: fairness */
+typedef struct kw__xsock {
+  kw__udp u; /* its poll watches u.fd */
+  struct kw__remote *r;
+  unsigned idx; /* 1..KW_RP_BDAY_SOCKETS */
+  bool closing; /* uv_close ran: frees itself in the close callback */
+} kw__xsock;
 
 /* One remote endpoint: its connections share its paths (docs/ARCHITECTURE.md
  * section 4). Its path policy is core's kw__rp (core/remote.h, sans-IO):
@@ -108,6 +132,10 @@ struct kw__remote {
   unsigned nconns;
   uint8_t disco_key[32]; /* wiped when the remote is freed */
   bool disco_key_ok;
+  /* birthday probing's extra sockets, index 1..KW_RP_BDAY_SOCKETS (NULL
+   * until the first is opened); the magicsock's */
+  kw__xsock **xs;
+  unsigned nxs;
 };
 
 /* The remote state of endpoint `id` (NULL: not known yet, for a direct
@@ -225,20 +253,20 @@ struct kw_conn {
   /* close bookkeeping */
   kw_err close_err;
   uint64_t close_app_code;
-  bool close_local;      /* we decided to close: send CONNECTION_CLOSE */
+  bool close_local; /* we decided to close: send CONNECTION_CLOSE */
   uint64_t local_app_code;
   char local_reason[64];
   bool notify_ready; /* deferred accepted/connected notification */
   bool handshake_done, confirmed;
-  bool halfopen;      /* an incoming handshake, counted in ep->nhalfopen */
-  uint64_t last_rx_ns;       /* last packet the remote's keys opened */
+  bool halfopen;       /* an incoming handshake, counted in ep->nhalfopen */
+  uint64_t last_rx_ns; /* last packet the remote's keys opened */
   size_t buffered;     /* stream bytes held for sending (unacknowledged) */
   bool budget_blocked; /* a write was cut short by a send budget */
   bool budget_notify;  /* room again: kw__conn_flush tells waiting streams */
   int64_t budget_last; /* the stream budget_notify served last */
   bool budget_last_ok;
   uint64_t inflight_since_ns; /* ack-eliciting bytes in flight since, 0: none */
-  uint8_t src_key[16]; /* who sent its first Initial (see src_key()) */
+  uint8_t src_key[16];        /* who sent its first Initial (see src_key()) */
   int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
   bool hp_counted; /* counted in the remote's hole-punch schedule */
   kw_path_info last_path;
@@ -273,8 +301,7 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
 bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
                    size_t *dcidlen);
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
-                     const uint8_t *from_id,
-                     const uint8_t *data, size_t len);
+                     const uint8_t *from_id, const uint8_t *data, size_t len);
 void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
                    size_t len);
 void kw__conn_mark_dirty(kw_conn *c);
@@ -335,8 +362,8 @@ void kw__lookup_stop(kw_endpoint *ep);
 /* Asks relay `relay`'s lookup store for `id` (waiting for the relay's
  * address until `deadline_ns`); cb runs once, on the loop, with a verified
  * record's address or an error. */
-kw_err kw__relay_lookup(kw_endpoint *ep, int relay,
-                        const uint8_t id[KW_ID_LEN], uint64_t deadline_ns,
+kw_err kw__relay_lookup(kw_endpoint *ep, int relay, const uint8_t id[KW_ID_LEN],
+                        uint64_t deadline_ns,
                         void (*cb)(kw_endpoint *ep, kw_err err,
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg);
@@ -356,7 +383,8 @@ void kw__resolve_stop(kw_endpoint *ep);
 /* kw_endpoint_free: frees what applications' resolvers never answered. */
 void kw__resolve_free(kw_endpoint *ep);
 
-/* ---- LAN discovery (lan.c) ------------------------------------------------- */
+/* ---- LAN discovery (lan.c) -------------------------------------------------
+ */
 
 struct kw__lan;
 /* Opens the mDNS sockets and starts announcing; does nothing unless
@@ -392,10 +420,16 @@ void kw__magicsock_trust_addr(kw_endpoint *ep, const kw_sockaddr *a,
  * the probe budgets) / a CallMeMaybe through its relay (core/remote.h). */
 bool kw__disco_send_ping(kw__remote *r, const kw_sockaddr *to,
                          const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe);
+/* The same from socket `sock` (0 our own, else the remote's extra socket,
+ * which must be open: kw__magicsock_xsend). */
+bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
+                              const kw_sockaddr *to,
+                              const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                              bool probe);
 bool kw__disco_send_call_me_maybe(kw__remote *r);
 /* A disco datagram arrived over UDP or through a relay. */
-void kw__disco_input(kw_endpoint *ep, const kw__src *from,
-                     const uint8_t *data, size_t len);
+void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
+                     size_t len);
 /* A connection of its remote is up / gone: the hole-punch schedule
  * follows. */
 void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c);
@@ -430,7 +464,8 @@ bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out);
 /* The network changed (new gateway or addresses): map again. */
 void kw__portmap_network_changed(kw_endpoint *ep);
 
-/* ---- network change monitor (netmon.c) ------------------------------------ */
+/* ---- network change monitor (netmon.c) ------------------------------------
+ */
 
 struct kw__netmon;
 /* Watches the kernel's address and route changes (netlink on Linux); a
@@ -509,9 +544,9 @@ struct kw_endpoint {
   size_t rx_last_cidlen;
   kw_conn *conns;
   unsigned nconns;
-  unsigned nhalfopen; /* incoming handshakes not yet completed */
-  size_t buffered;    /* sum of every connection's `buffered` */
-  bool budget_blocked; /* a write was cut short by endpoint_send_budget */
+  unsigned nhalfopen;       /* incoming handshakes not yet completed */
+  size_t buffered;          /* sum of every connection's `buffered` */
+  bool budget_blocked;      /* a write was cut short by endpoint_send_budget */
   uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
   kw_conn *dirty_head;
   bool reaping; /* kw__conn_reap is running */
@@ -528,8 +563,8 @@ struct kw_endpoint {
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
   struct kw__lookup *lookups; /* resolve.c: bare-id lookups in flight */
   struct kw_resolve_req *resolve_reqs; /* resolve.c: asked, not answered */
-  struct kw__lan *lan;              /* lan.c, NULL when LAN discovery is off */
-  uv_timer_t publish_timer; /* republishes our record */
+  struct kw__lan *lan;       /* lan.c, NULL when LAN discovery is off */
+  uv_timer_t publish_timer;  /* republishes our record */
   unsigned publish_failures; /* in a row: the retry backs off */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];
   struct kw__disco_replay *disco_replay;
@@ -548,9 +583,18 @@ struct kw_endpoint {
   kw_sockaddr observed[KW_OBSERVED_MAX];
   size_t n_observed;
   bool publish_timer_init;
-  struct kw__portmap *portmap; /* portmap.c */
-  struct kw__netmon *netmon;   /* netmon.c */
+  struct kw__portmap *portmap;    /* portmap.c */
+  struct kw__netmon *netmon;      /* netmon.c */
   struct kw__addr_filter *banned; /* sources of undecodable packets */
+  /* birthday probing's extra sockets (magicsock.c): how many are open,
+   * the one receive buffer they share (KW_RX_BUFSZ, on first read), and
+   * counters for the logs */
+  unsigned nxsock;
+  uint8_t *xsock_rxbuf;
+  uint64_t xsock_opened, xsock_refused, xsock_drops;
+  /* the NAT-kind check against 2..KW_NATCHK_SERVERS relays' STUN servers
+   * (stun_probe.c) */
+  struct kw__natchk *natchk;
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
@@ -566,6 +610,13 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
                           size_t seg, size_t *sent_segs);
 void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c);
 void kw__magicsock_start(kw_endpoint *ep);
+/* Birthday probing's extra sockets (kw__xsock): sends one datagram from
+ * the remote's extra socket `sock` (false if it is not open or the send
+ * failed; a full socket buffer drops it, counted in ep->xsock_drops) /
+ * closes every extra socket of every remote (the endpoint's close). */
+bool kw__magicsock_xsend(kw__remote *r, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t *p, size_t n);
+void kw__magicsock_xclose_all(kw_endpoint *ep);
 /* A datagram arrived (UDP or relay): demultiplex it. `from_id` is the
  * sender's id when a relay vouches for it, else NULL. */
 void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,

@@ -34,6 +34,7 @@ uint64_t kw__now(kw_endpoint *ep) {
 /* ---- remotes ------------------------------------------------------------ */
 
 static void path_known(kw_endpoint *ep, const kw_sockaddr *a);
+static kw__udp *sock_for(kw_endpoint *ep, const kw_sockaddr *to);
 
 static void rp_path_changed(void *user) {
   kw__remote_path_changed(user);
@@ -46,7 +47,9 @@ static void rp_path_known(void *user, const kw_sockaddr *a) {
 
 static void remote_free(kw__remote *r);
 
-static void rp_idle_expired(void *user) { remote_free(user); }
+static void rp_idle_expired(void *user) {
+  remote_free(user);
+}
 
 static void rp_random(void *user, uint8_t *buf, size_t n) {
   (void)user;
@@ -107,13 +110,20 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
     break;
   case KW_RP_NOTE_BDAY_HIT:
     kw__log(ep, KW_LOG_INFO, "disco",
-            "holepunch.birthday_hit remote=%s addr=%s sock=%llu sent=%llu", idb,
-            s, (unsigned long long)a, (unsigned long long)b);
+            "holepunch.birthday_hit remote=%s addr=%s sock=%llu sent=%llu "
+            "xsock_opened=%llu xsock_refused=%llu xsock_drops=%llu",
+            idb, s, (unsigned long long)a, (unsigned long long)b,
+            (unsigned long long)ep->xsock_opened,
+            (unsigned long long)ep->xsock_refused,
+            (unsigned long long)ep->xsock_drops);
     break;
   case KW_RP_NOTE_BDAY_MISS:
     kw__log(ep, KW_LOG_INFO, "disco",
-            "holepunch.birthday_miss remote=%s target=%s sent=%llu", idb, s,
-            (unsigned long long)a);
+            "holepunch.birthday_miss remote=%s target=%s sent=%llu "
+            "xsock_opened=%llu xsock_refused=%llu xsock_drops=%llu",
+            idb, s, (unsigned long long)a, (unsigned long long)ep->xsock_opened,
+            (unsigned long long)ep->xsock_refused,
+            (unsigned long long)ep->xsock_drops);
     break;
   case KW_RP_NOTE_SELECTED: {
     if (!kw__log_enabled(ep, KW_LOG_INFO))
@@ -139,7 +149,161 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
   }
 }
 
+/* ---- birthday probing's extra sockets (kw__xsock, internal.h) -------------
+ */
+
+static void xsock_poll_cb(uv_poll_t *h, int status, int events);
+
+static void xsock_freed(uv_handle_t *h) {
+  kw__xsock *x = h->data;
+  kw__udp_close_fd(&x->u);
+  free(x);
+}
+
+static void xsock_close(kw__xsock *x) {
+  kw__remote *r = x->r;
+  r->xs[x->idx] = NULL;
+  r->nxs--;
+  r->ep->nxsock--;
+  x->closing = true;
+  x->r = NULL;
+  if (x->u.poll_init) {
+    uv_poll_stop(&x->u.poll);
+    uv_close((uv_handle_t *)&x->u.poll, xsock_freed);
+    return;
+  }
+  kw__udp_close_fd(&x->u);
+  free(x);
+}
+
+/* Every extra socket of `r` but `keep` (0: all). */
+static void xsock_close_but(kw__remote *r, unsigned keep) {
+  if (!r->xs)
+    return;
+  for (unsigned i = 1; i <= KW_RP_BDAY_SOCKETS && r->nxs; i++)
+    if (i != keep && r->xs[i])
+      xsock_close(r->xs[i]);
+  if (keep && r->xs[keep])
+    kw__udp_grow_bufs(&r->xs[keep]->u); /* it carries the connection now */
+}
+
+void kw__magicsock_xclose_all(kw_endpoint *ep) {
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    xsock_close_but(r, 0);
+}
+
+/* Extra socket `sock` of `r` toward `to`'s family, opened on first use:
+ * bound to our own socket's address with an ephemeral port. */
+static kw__xsock *xsock_get(kw__remote *r, unsigned sock, const kw_sockaddr *to,
+                            bool open) {
+  kw_endpoint *ep = r->ep;
+  if (sock == 0 || sock > KW_RP_BDAY_SOCKETS)
+    return NULL;
+  kw__xsock *x = r->xs ? r->xs[sock] : NULL;
+  if (x || !open)
+    return x && x->u.bound.family == to->family ? x : NULL;
+  kw__udp *main = sock_for(ep, to);
+  if (!main || ep->closing)
+    return NULL;
+  if (ep->nxsock >= KW_XSOCK_MAX_PER_EP) {
+    ep->xsock_refused++;
+    return NULL;
+  }
+  if (!r->xs) {
+    r->xs = calloc(KW_RP_BDAY_SOCKETS + 1, sizeof *r->xs);
+    if (!r->xs)
+      return NULL;
+  }
+  x = calloc(1, sizeof *x);
+  if (!x)
+    return NULL;
+  kw_sockaddr b = main->bound;
+  b.port = 0;
+  if (kw__udp_open_small(&x->u, &b) != KW_OK) {
+    free(x);
+    ep->xsock_refused++;
+    return NULL;
+  }
+  if (uv_poll_init_socket(&ep->loop, &x->u.poll, x->u.fd) != 0) {
+    kw__udp_close_fd(&x->u);
+    free(x);
+    ep->xsock_refused++;
+    return NULL;
+  }
+  x->u.poll.data = x;
+  x->u.poll_init = true;
+  x->u.poll_events = UV_READABLE;
+  uv_poll_start(&x->u.poll, UV_READABLE, xsock_poll_cb);
+  x->r = r;
+  x->idx = sock;
+  r->xs[sock] = x;
+  r->nxs++;
+  ep->nxsock++;
+  ep->xsock_opened++;
+  return x;
+}
+
+bool kw__magicsock_xsend(kw__remote *r, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t *p, size_t n) {
+  kw__xsock *x = xsock_get(r, sock, to, false);
+  if (!x)
+    return false;
+  size_t sent = 0;
+  kw_err e = kw__udp_send(&x->u, to, p, n, 0, &sent);
+  if (e == KW_ERR_AGAIN)
+    r->ep->xsock_drops++; /* a probe: dropped, never queued */
+  if (e != KW_OK)
+    return false;
+  r->ep->stats.udp_pkts_sent++;
+  r->ep->stats.udp_bytes_sent += n;
+  return true;
+}
+
+static void xsock_poll_cb(uv_poll_t *h, int status, int events) {
+  kw__xsock *x = h->data;
+  if (status < 0 || !(events & UV_READABLE) || x->closing)
+    return;
+  kw_endpoint *ep = x->r->ep;
+  if (!ep->xsock_rxbuf) {
+    ep->xsock_rxbuf = malloc(KW_RX_BUFSZ); /* one for all extra sockets */
+    if (!ep->xsock_rxbuf)
+      return;
+  }
+  for (int i = 0; i < KW_XSOCK_RX_PER_WAKE && !x->closing; i++) {
+    kw_sockaddr from;
+    size_t len = 0;
+    if (kw__udp_recv_one(&x->u, ep->xsock_rxbuf, KW_RX_BUFSZ, &from, &len) <= 0)
+      break;
+    ep->stats.udp_pkts_recv++;
+    ep->stats.udp_bytes_recv += len;
+    kw__src src = {from, -1, x->idx, x->r};
+    ep->rx_batch_now = uv_hrtime();
+    /* may close x (a hit closes the others, a freed remote all): then
+     * x->closing stops the loop; x itself lives until its close callback */
+    kw__magicsock_input(ep, &src, NULL, ep->xsock_rxbuf, len);
+    ep->rx_batch_now = 0;
+  }
+}
+
+static bool rp_bday_send(void *user, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t tx_id[KW_DISCO_TXID_LEN]) {
+  kw__remote *r = user;
+  if (r->ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY)
+    return false;
+  if (sock == 0) /* the spray: our own socket, outside the probe budget */
+    return kw__disco_send_ping_from(r, 0, to, tx_id, false);
+  if (!xsock_get(r, sock, to, true))
+    return false;
+  return kw__disco_send_ping_from(r, sock, to, tx_id, false);
+}
+
+static void rp_bday_close(void *user, unsigned keep) {
+  xsock_close_but(user, keep);
+}
+
 static const kw__rp_cbs rp_cbs = {
+    .bday_send = rp_bday_send,
+    .bday_close = rp_bday_close,
     .send_ping = rp_send_ping,
     .send_call_me_maybe = rp_send_call_me_maybe,
     .path_changed = rp_path_changed,
@@ -213,6 +377,8 @@ static void remote_free(kw__remote *r) {
       break;
     }
   }
+  xsock_close_but(r, 0);
+  free(r->xs);
   kw__rp_free(&r->rp);
   sodium_memzero(r->disco_key, sizeof r->disco_key);
   free(r);
@@ -221,6 +387,8 @@ static void remote_free(kw__remote *r) {
 void kw__remotes_free(kw_endpoint *ep) {
   while (ep->remotes)
     remote_free(ep->remotes);
+  free(ep->xsock_rxbuf);
+  ep->xsock_rxbuf = NULL;
 }
 
 void kw__remote_unref(kw__remote *r) {
@@ -253,7 +421,9 @@ void kw__remote_set_id(kw__remote *r, const uint8_t id[KW_ID_LEN]) {
   remote_key(r);
 }
 
-void kw__remote_set_relay(kw__remote *r, int relay) { r->relay = relay; }
+void kw__remote_set_relay(kw__remote *r, int relay) {
+  r->relay = relay;
+}
 
 void kw__remotes_set_home(kw_endpoint *ep, int relay) {
   for (kw__remote *r = ep->remotes; r; r = r->next)
@@ -312,11 +482,11 @@ bool kw__remote_on_relay(const kw__remote *r) {
 void kw__remote_path_changed(kw__remote *r) {
   for (kw_conn *c = r->ep->conns; c; c = c->next)
     if (c->remote == r)
-      kw__conn_mark_dirty(c); /* its flush sends on the new path, tells the app */
+      kw__conn_mark_dirty(
+          c); /* its flush sends on the new path, tells the app */
 }
 
-bool kw__remote_confirm_path(kw__remote *r, const kw__src *from,
-                             uint64_t now) {
+bool kw__remote_confirm_path(kw__remote *r, const kw__src *from, uint64_t now) {
   if (from->relay >= 0)
     r->relay = from->relay; /* observed route */
   int before = kw__paths_selected(&r->rp.pt);
@@ -325,7 +495,8 @@ bool kw__remote_confirm_path(kw__remote *r, const kw__src *from,
   return kw__paths_selected(&r->rp.pt) != before || r->rp.selected_ns != at;
 }
 
-/* ---- sending -------------------------------------------------------------- */
+/* ---- sending --------------------------------------------------------------
+ */
 
 static kw__udp *sock_for(kw_endpoint *ep, const kw_sockaddr *to) {
   kw__udp *u = to->family == 4 ? &ep->udp4 : &ep->udp6;
@@ -342,7 +513,9 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   const kw_sockaddr *to =
       policy == KW_PATH_POLICY_RELAY_ONLY ? NULL : kw__remote_direct(r);
   if (to) {
-    kw__udp *u = sock_for(ep, to);
+    /* a birthday path is the mapping of its own extra socket */
+    kw__xsock *x = xsock_get(r, kw__rp_direct_sock(&r->rp), to, false);
+    kw__udp *u = x ? &x->u : sock_for(ep, to);
     if (!u)
       return KW_ERR_NO_PATH;
     kw_err e = kw__udp_send(u, to, data, len, seg, sent_segs);
@@ -352,21 +525,20 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   }
   if (kw__remote_on_relay(r) && r->relay >= 0 &&
       policy != KW_PATH_POLICY_DIRECT_ONLY)
-    return kw__relay_send_batch(ep, r->relay, r->id, data, len, seg,
-                                sent_segs);
+    return kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, sent_segs);
   /* racing: every path gets every packet; a full socket buffer on one path
    * is not worth holding the others for (QUIC resends) */
   bool any = false;
   size_t ndirect = 0;
   if (r->relay >= 0 && r->id_known && policy != KW_PATH_POLICY_DIRECT_ONLY) {
     size_t s = 0;
-    if (kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, &s) ==
-        KW_OK)
+    if (kw__relay_send_batch(ep, r->relay, r->id, data, len, seg, &s) == KW_OK)
       any = true;
   }
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
     const kw__path *p = kw__paths_get(&r->rp.pt, i);
-    if (!p || p->state == KW_PST_UNUSABLE || policy == KW_PATH_POLICY_RELAY_ONLY)
+    if (!p || p->state == KW_PST_UNUSABLE ||
+        policy == KW_PATH_POLICY_RELAY_ONLY)
       continue;
     /* a candidate only disco named (a CallMeMaybe, a Ping's source) gets
      * QUIC once a Pong validated it (then also while it is inactive: it
@@ -376,7 +548,8 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
         (p->sources & (KW_PSRC_APP | KW_PSRC_LOOKUP | KW_PSRC_CONN)) == 0)
       continue;
     ndirect++;
-    kw__udp *u = sock_for(ep, &p->addr);
+    kw__xsock *x = xsock_get(r, p->sock, &p->addr, false);
+    kw__udp *u = x ? &x->u : sock_for(ep, &p->addr);
     if (!u)
       continue;
     size_t s = 0;
@@ -420,7 +593,8 @@ void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c) {
   update_poll(ep, &ep->udp6);
 }
 
-/* ---- receiving ------------------------------------------------------------ */
+/* ---- receiving ------------------------------------------------------------
+ */
 
 static void on_datagram(void *arg, kw__udp *u, const kw_sockaddr *from,
                         const uint8_t *data, size_t len) {
@@ -428,7 +602,7 @@ static void on_datagram(void *arg, kw__udp *u, const kw_sockaddr *from,
   kw_endpoint *ep = arg;
   ep->stats.udp_pkts_recv++;
   ep->stats.udp_bytes_recv += len;
-  kw__src src = {*from, -1};
+  kw__src src = {*from, -1, 0, NULL};
   kw__magicsock_input(ep, &src, NULL, data, len);
 }
 
@@ -438,7 +612,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
   if (len == 0)
     return;
   if (kw__stun_is(data, len)) {
-    if (from->relay < 0)
+    if (from->relay < 0 && !from->sock)
       kw__stun_input(ep, &from->addr, data, len);
     else
       ep->stats.drops_unknown++;
@@ -475,7 +649,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     kw__conn_recv(c, from, data, len);
     return;
   }
-  if (quic && (data[0] & 0x80)) { /* long header: maybe an Initial */
+  if (quic && (data[0] & 0x80) && !from->sock) { /* maybe an Initial */
     /* a ban never stops a handshake: the source of the garbage that
      * earned it may have been spoofed, and whoever completes a handshake
      * from the address lifts it (kw__disco_conn_up) */
