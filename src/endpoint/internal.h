@@ -505,6 +505,21 @@ void kw__stun_start(kw_endpoint *ep);
 void kw__stun_stop(kw_endpoint *ep);
 /* Asks the home relay's STUN server again now (after a network change). */
 void kw__stun_refresh(kw_endpoint *ep);
+/* Our NAT's mapping behaviour from 2..KW_NATCHK_SERVERS relays' STUN
+ * servers (IPv4), fed to kw__disco_local_nat; a running check is left to
+ * finish. KW_NATCHK_TICKS ticks of KW_NATCHK_EVERY_MS (the relays'
+ * servers are collected as their connections come up; each is asked
+ * KW_NATCHK_SENDS times at most). Bounds: 4 servers x 3 Bindings per
+ * check. */
+#define KW_NATCHK_SERVERS 4
+#define KW_NATCHK_SENDS 3
+#define KW_NATCHK_EVERY_MS 500
+#define KW_NATCHK_TICKS 8
+typedef struct kw__natchk kw__natchk;
+void kw__stun_nat_check(kw_endpoint *ep);
+/* The netcheck verdict over mapped addresses (IPv4 ones count): 1 they
+ * differ (endpoint-dependent mapping), 0 all the same, -1 fewer than 2. */
+int kw__stun_mapping_varies(const kw_sockaddr *mapped, size_t n);
 
 /* ---- the endpoint (endpoint.c) ----------------------------------------- */
 
