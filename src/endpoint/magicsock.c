@@ -298,7 +298,20 @@ static bool rp_bday_send(void *user, unsigned sock, const kw_sockaddr *to,
 }
 
 static void rp_bday_close(void *user, unsigned keep) {
-  xsock_close_but(user, keep);
+  kw__remote *r = user;
+  unsigned had = r->nxs;
+  xsock_close_but(r, keep);
+  if (kw__log_enabled(r->ep, KW_LOG_INFO)) {
+    /* an attempt's end (a hit, a direct path by other means, its time
+     * up) or its chosen socket given up: what it used */
+    char idb[KW_ID_SHORTLEN + 1];
+    kw_id_to_short(r->id, idb, sizeof idb);
+    kw__log(r->ep, KW_LOG_INFO, "disco",
+            "holepunch.birthday_end remote=%s mode=%s sent=%u kept=%u "
+            "closed=%u xsock_open=%u",
+            idb, r->rp.bday.spray ? "spray" : "sockets", r->rp.bday.sent, keep,
+            had - r->nxs, r->ep->nxsock);
+  }
 }
 
 static const kw__rp_cbs rp_cbs = {

@@ -373,7 +373,7 @@ lab_bday_trial() {
   for f in "$work/$name-a.err" "$work/$name-b.err"; do
     # the EDM side's extra sockets (one Ping each), the EIM side's spray
     local n
-    n=$(grep -o 'holepunch.birthday_\(hit\|miss\) [^"]*' "$f" | head -1 | grep -o ' sent=[0-9]*' | cut -d= -f2)
+    n=$(grep -o 'holepunch.birthday_end [^"]*' "$f" | head -1 | grep -o ' sent=[0-9]*' | cut -d= -f2)
     if grep -q 'birthday_start.*mode=sockets' "$f"; then
       BDAY_SOCKS=${n:-0}
     elif grep -q 'birthday_start.*mode=spray' "$f"; then
