@@ -532,6 +532,13 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
     if (!u)
       return KW_ERR_NO_PATH;
     kw_err e = kw__udp_send(u, to, data, len, seg, sent_segs);
+    if (x && e == KW_ERR_AGAIN) {
+      /* the writable wait watches the main sockets only: a full extra
+       * socket drops the rest of the batch (counted; QUIC resends) */
+      ep->xsock_drops += nseg - *sent_segs;
+      *sent_segs = nseg;
+      e = KW_OK;
+    }
     ep->stats.udp_pkts_sent += *sent_segs;
     ep->stats.udp_bytes_sent += e == KW_OK ? len : *sent_segs * seg;
     return e;
