@@ -36,6 +36,16 @@ run() {
     grep -o 'holepunch[.a-z_]* [^"]*\|stun.nat_kind[^"]*\|disco.nat_hint[^"]*' \
       "$work/$name-a.err" "$work/$name-b.err" | tail -12
   fi
+  if [[ " $* " == *" --no-birthday "* ]]; then
+    # the dialer (b) opened no extra socket and sprayed nothing
+    if [ "$mb" = edm ] && [ "$BDAY_SOCKS" = 0 ]; then
+      ok "$name: the dialer with --no-birthday opened no extra socket"
+    elif [ "$mb" = eim ] && [ "$BDAY_PINGS" = 0 ]; then
+      ok "$name: the dialer with --no-birthday sprayed no Ping"
+    else
+      bad "$name: --no-birthday, yet sockets $BDAY_SOCKS, spray Pings $BDAY_PINGS"
+    fi
+  fi
   if [ "$BDAY_NAT_A" = "$ma" ] && [ "$BDAY_NAT_B" = "$mb" ]; then
     ok "$name: NAT kinds learned (a $BDAY_NAT_A, b $BDAY_NAT_B)"
   else
@@ -48,7 +58,7 @@ for i in 1 2; do
   run "eim-edm-$i" eim edm direct
   run "edm-eim-$i" edm eim direct
 done
-BDAY_TIMEOUT=5
+BDAY_TIMEOUT=4
 run edm-edm edm edm relay
 run eim-edm-off eim edm relay --no-birthday
 rm -rf "$work"
