@@ -149,8 +149,7 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
   }
 }
 
-/* ---- birthday probing's extra sockets (kw__xsock, internal.h) -------------
- */
+/* ---- birthday probing's extra sockets (kw__xsock, internal.h) ------- */
 
 static void xsock_poll_cb(uv_poll_t *h, int status, int events);
 
