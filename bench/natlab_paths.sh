@@ -13,13 +13,17 @@
 # fresh lab, then, alternating:
 #   keyway: `keyway listen --once --cc CC` on a sends KW_PATHS_MIB (default
 #     64) MiB, `keyway connect` on b receives (to /dev/null); MB/s over the
-#     whole run (handshake and relay phase included) and whether the run
-#     ended on the direct path (the last --json path event);
+#     whole run (handshake and relay phase included) and the receiver's
+#     paths in order (its --json path events: relay>direct), so a direct
+#     path given up under loss shows (relay>direct>relay);
 #   iperf3 TCP a -> b with -C cubic and -C bbr for KW_PATHS_SECS (default 10)
 #     s through the same NATs and links (b's router forwards 198.18.0.2:5201).
 # Every run is bounded (KW_PATHS_TIMEOUT, default 120 s per keyway run).
 # Prints one table: MB/s per case and the ratios keyway/iperf3 (same CC and
-# keyway-BBR / TCP-BBR). Skips (exit 0) without root.
+# keyway / TCP-BBR), each lossy keyway figure against the same lab without
+# loss, and per loss how many runs went direct and kept the direct path.
+# A keyway run its timeout stopped still counts with what it moved (marked
+# *). Skips (exit 0) without root.
 # KW_PATHS_CC (default "cubic bbr") picks keyway's controllers, KW_PATHS_REPS
 # (default 2) the alternating rounds;
 # KW_PATHS_KEEP=DIR keeps the logs (KW_PATHS_VERBOSE=1: with -v).
@@ -86,7 +90,7 @@ keyway_run() { # keyway_run LOSS CC N
   lpid=$!
   LAB_PIDS+=("$lpid")
   if ! lab_wait_file "$t" 15; then
-    printf '%s\tkeyway-%s\t-\tno-ticket\n' "$loss" "$cc" >>"$results"
+    printf '%s\tkeyway-%s\t-\tnone\tno-ticket\n' "$loss" "$cc" >>"$results"
     return
   fi
   ticket=$(cat "$t")
@@ -97,13 +101,17 @@ keyway_run() { # keyway_run LOSS CC N
   rc=${PIPESTATUS[0]}
   t1=$(date +%s.%N)
   timeout 20 tail --pid="$lpid" -f /dev/null
+  # the receiver's paths in order, repeats dropped: relay>direct
   last=$(grep -o '"event":"path".*"kind":"[a-z]*"' "$work/c-$loss-$cc-$n.err" |
-    grep -o '"kind":"[a-z]*"' | cut -d'"' -f4 | tail -1)
-  local mbs
+    grep -o '"kind":"[a-z]*"' | cut -d'"' -f4 | uniq | paste -sd'>')
+  local mbs status=ok note=""
   mbs=$(awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.1f", b / (z - a) / 1e6 }')
-  [ "$bytes" -eq $((MIB << 20)) ] || mbs="$mbs(short:$bytes,rc=$rc)"
-  printf '%s\tkeyway-%s\t%s\t%s\n' "$loss" "$cc" "$mbs" "${last:-none}" >>"$results"
-  echo "   loss $loss% keyway --cc $cc: $mbs MB/s, ended on ${last:-no path} (rc $rc)"
+  if [ "$bytes" -ne $((MIB << 20)) ]; then
+    status=short
+    note=" (short: $bytes of $((MIB << 20)) bytes when it ended)"
+  fi
+  printf '%s\tkeyway-%s\t%s\t%s\t%s\n' "$loss" "$cc" "$mbs" "${last:-none}" "$status" >>"$results"
+  echo "   loss $loss% keyway --cc $cc: $mbs MB/s$note, ended on ${last:-no path} (rc $rc)"
 }
 
 iperf_run() { # iperf_run LOSS CC N
@@ -119,7 +127,7 @@ iperf_run() { # iperf_run LOSS CC N
   timeout 10 tail --pid="$spid" -f /dev/null
   mbs=$(jq -r '.end.sum_received | .bytes / .seconds / 1e6 | . * 10 | round / 10' \
     "$work/ic-$loss-$cc-$n.json" 2>/dev/null)
-  printf '%s\ttcp-%s\t%s\t-\n' "$loss" "$cc" "${mbs:--}" >>"$results"
+  printf '%s\ttcp-%s\t%s\t-\tok\n' "$loss" "$cc" "${mbs:--}" >>"$results"
   echo "   loss $loss% iperf3 TCP -C $cc: ${mbs:--} MB/s"
 }
 
@@ -144,26 +152,34 @@ done
 
 python3 - "$results" <<'PY'
 import sys, re, collections
-rows = collections.defaultdict(list)
+rows = collections.defaultdict(list)   # (loss, what) -> [(MB/s, short)]
 ended = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    loss, what, mbs, last = line.rstrip("\n").split("\t")
-    m = re.match(r"^[0-9.]+$", mbs)
-    rows[(loss, what)].append(float(mbs) if m else None)
+    loss, what, mbs, last, status = line.rstrip("\n").split("\t")
+    if re.match(r"^[0-9.]+$", mbs):
+        rows[(loss, what)].append((float(mbs), status == "short"))
+    else:
+        rows[(loss, what)].append(None)
     if what.startswith("keyway"):
         ended[(loss, what)].append(last)
 losses = sorted({k[0] for k in rows}, key=float)
 whats = sorted({k[1] for k in rows})
 def best(v):
-    v = [x for x in v if x is not None]
+    v = [x for x in (v or []) if x is not None]
     return max(v) if v else None
+def fig(x):
+    return "%.1f%s" % (x[0], "*" if x[1] else "")
 def fmt(v):
-    ok = [x for x in v if x is not None]
+    ok = sorted(x for x in v if x is not None)
     if not ok:
         return "-"
-    return "%.1f" % ok[0] if len(ok) == 1 or min(ok) == max(ok) else "%.1f-%.1f" % (min(ok), max(ok))
+    return fig(ok[0]) if len(ok) == 1 or ok[0] == ok[-1] else "%s-%s" % (fig(ok[0]), fig(ok[-1]))
+def ratio(k, t):
+    if not k or not t or t[0] == 0:
+        return "-"
+    return "%.2f%s" % (k[0] / t[0], "*" if k[1] or t[1] else "")
 print()
-print("%-6s %-14s %14s %10s %10s  %s" % ("loss%", "sender", "MB/s (runs)", "/TCP same", "/TCP-BBR", "keyway ended on"))
+print("%-6s %-14s %16s %10s %10s  %s" % ("loss%", "sender", "MB/s (runs)", "/TCP same", "/TCP-BBR", "keyway paths, each run"))
 for loss in losses:
     for w in whats:
         v = rows.get((loss, w))
@@ -173,22 +189,29 @@ for loss in losses:
         if w.startswith("keyway"):
             cc = w.split("-", 1)[1]
             k = best(v)
-            t = best(rows.get((loss, "tcp-" + cc), []))
-            b = best(rows.get((loss, "tcp-bbr"), []))
-            if k and t:
-                r1 = "%.2f" % (k / t)
-            if k and b:
-                r2 = "%.2f" % (k / b)
-        print("%-6s %-14s %14s %10s %10s  %s" % (loss, w, fmt(v), r1, r2,
+            r1 = ratio(k, best(rows.get((loss, "tcp-" + cc))))
+            r2 = ratio(k, best(rows.get((loss, "tcp-bbr"))))
+        print("%-6s %-14s %16s %10s %10s  %s" % (loss, w, fmt(v), r1, r2,
               " ".join(ended.get((loss, w), []))))
-print("(ratios from the best run of each; keyway MB/s count the whole run: start-up, handshake, relay phase)")
-nol = {w: best(rows.get(("0", w), [])) for w in whats}
+print("(ratios from the best run of each; keyway MB/s count the whole run: start-up, handshake, relay phase;")
+print(" * a keyway run that had not finished when its timeout stopped it: MB/s of what it moved)")
+nol = {w: best(rows.get(("0", w))) for w in whats}
 for loss in losses:
     if loss == "0":
         continue
     for w in whats:
-        if w.startswith("keyway") and nol.get(w) and best(rows.get((loss, w), [])):
-            print("keyway %s at %s%% loss: %.2f of its no-loss figure" % (w.split("-", 1)[1], loss, best(rows[(loss, w)]) / nol[w]))
+        k = best(rows.get((loss, w)))
+        if w.startswith("keyway") and nol.get(w) and k:
+            print("keyway %s at %s%% loss: %s of its no-loss figure" % (w.split("-", 1)[1], loss, ratio(k, nol[w])))
+for loss in losses:
+    for w in whats:
+        e = ended.get((loss, w))
+        if e:
+            went = [x for x in e if "direct" in x.split(">")]
+            kept = [x for x in went if x.split(">")[-1] == "direct"]
+            print("keyway %s at %s%% loss: %d of %d runs went direct, %d of them kept the direct path to the end%s"
+                  % (w.split("-", 1)[1], loss, len(went), len(e), len(kept),
+                     "" if len(went) == len(e) else " (the others finished on the relay before a direct path was found)"))
 PY
 if [ -n "${KW_PATHS_KEEP:-}" ]; then cp -r "$work" "$KW_PATHS_KEEP"; fi
 exit 0

@@ -21,8 +21,9 @@
 #       (conntrack -F), so a's packets arrive from a new address;
 #   38  the end: the receiver is stopped.
 # For each injected change and each path event, the MB/s of every 100 ms
-# from 1 s before to 3 s after, and the mean MB/s of the 2 s before and of
-# the 2 s from 1 s after. Every wait is bounded.
+# from 1 s before to 3 s after, the mean MB/s of the 2 s before and of
+# the 2 s from 1 s after, and how long until a 500 ms window reached half
+# the rate of before (the outage a switch costs). Every wait is bounded.
 # KW_SWITCH_KEEP=DIR keeps the logs (KW_SWITCH_VERBOSE=1: keyway with -v).
 set -uo pipefail
 build=$(cd "${1:?usage: bench/natlab_switch.sh BUILD_DIR}" && pwd)
@@ -166,9 +167,20 @@ for t, what in events:
     if what == "dial":
         continue
     slots = [rate(t + k / 10 - 0.1, t + k / 10) for k in range(-9, 31)]
+    before = rate(t - 2, t)
+    # recovery: the first 500 ms window after the event whose mean is at
+    # least half the rate of the 2 s before (none within the data: "-")
+    back = "-"
+    if before > 0:
+        k = 0
+        while t + k / 10 + 0.5 <= meter[-1][0]:
+            if rate(t + k / 10, t + k / 10 + 0.5) >= before / 2:
+                back = "%.1f s" % (k / 10)
+                break
+            k += 1
     print()
-    print("-- %-16s at %5.1f s: %6.1f MB/s in the 2 s before, %6.1f MB/s from 1 s to 3 s after"
-          % (what, t - t0, rate(t - 2, t), rate(t + 1, t + 3)))
+    print("-- %-16s at %5.1f s: %6.1f MB/s in the 2 s before, %6.1f MB/s from 1 s to 3 s after, back to half of it after %s"
+          % (what, t - t0, before, rate(t + 1, t + 3), back))
     for row in range(4):
         part = slots[row * 10:(row + 1) * 10]
         print("   %+d s  %s" % (row - 1, " ".join("%5.1f" % x for x in part)))

@@ -650,8 +650,14 @@ KW_EXTERN void kw_conn_path(kw_conn *conn, kw_path_info *out);
 KW_EXTERN kw_err kw_conn_open_stream(kw_conn *conn, bool bidi, kw_stream **out);
 /* Largest datagram payload kw_conn_send_datagram takes now (0: none). */
 KW_EXTERN size_t kw_conn_max_datagram(kw_conn *conn);
-/* Sends an unreliable datagram. The queue holds up to 256 datagrams; when
- * full the oldest is dropped (datagrams are unreliable by contract).
+/* Sends an unreliable datagram. Datagrams wait in a queue until the
+ * congestion window lets them out: up to 256 per connection, and up to
+ * 1024 over all connections that share a remote endpoint's paths (those
+ * this endpoint opened to one id, and those that id opened to it through
+ * a relay; one accepted over plain UDP counts on its own). Past either
+ * bound the oldest queued datagram is dropped: the connection's own, or
+ * the oldest of any connection of the remote (datagrams are unreliable by
+ * contract).
  * Errors: KW_ERR_DGRAM_UNSUPPORTED, KW_ERR_DGRAM_TOO_LARGE, KW_ERR_CLOSED. */
 KW_EXTERN kw_err kw_conn_send_datagram(kw_conn *conn, const uint8_t *data,
                                        size_t len);

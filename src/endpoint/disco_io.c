@@ -188,11 +188,9 @@ static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
   }
 }
 
-void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c) {
-  kw__remote *r = c->remote;
-  if (c->hp_counted || !r->id_known)
-    return;
-  c->hp_counted = true;
+bool kw__disco_conn_up(kw_endpoint *ep, kw__remote *r) {
+  if (!r->id_known)
+    return false;
   /* the handshake completed: the direct addresses its packets came from
    * answered for the remote's key, so they are never banned on
    * (spoofable) garbage */
@@ -203,13 +201,11 @@ void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c) {
   }
   kw__rp_conn_up(&r->rp, kw__now(ep));
   kw__disco_arm(ep);
+  return true;
 }
 
-void kw__disco_conn_down(kw_endpoint *ep, kw_conn *c) {
-  if (c->hp_counted) {
-    c->hp_counted = false;
-    kw__rp_conn_down(&c->remote->rp, kw__now(ep));
-  }
+void kw__disco_conn_down(kw_endpoint *ep, kw__remote *r) {
+  kw__rp_conn_down(&r->rp, kw__now(ep));
 }
 
 void kw__disco_local_candidates(kw_endpoint *ep) {

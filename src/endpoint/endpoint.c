@@ -345,17 +345,7 @@ static void async_cb(uv_async_t *a) {
 static void prepare_cb(uv_prepare_t *p) {
   kw_endpoint *ep = p->data;
   /* flush every connection touched this turn: ACKs and data coalesce */
-  for (int rounds = 0; ep->dirty_head && rounds < 4; rounds++) {
-    kw_conn *list = ep->dirty_head;
-    ep->dirty_head = NULL;
-    while (list) {
-      kw_conn *c = list;
-      list = c->next_dirty;
-      c->dirty = false;
-      c->next_dirty = NULL;
-      kw__conn_flush(c);
-    }
-  }
+  kw__conn_flush_dirty(ep);
   kw__conn_reap(ep);
 }
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal structures of the io layer: the endpoint, its magicsock (UDP
- * sockets and the per-remote path state), QUIC connections and streams.
- * ngtcp2 and GnuTLS appear here only as opaque pointers; the transports
+ * Internal structures of the endpoint: the endpoint, its magicsock (UDP
+ * sockets and the per-remote path state), and the kw__ functions its files
+ * call in each other. QUIC connections and streams are only named here
+ * (their module defines them in quic_conn.h). ngtcp2 and GnuTLS appear
+ * here only as opaque pointers; the transports
  * (UDP socket, TLS stream, clock, OS addresses) are src/net's.
  */
 #ifndef KW_IO_INTERNAL_H
@@ -209,87 +211,34 @@ void kw__remote_path_changed(kw__remote *r);
 #define KW_DEAD_PEER_MS 10000
 #define KW_DEAD_PEER_PTOS 6
 
-/* Streams, their chunks and queued datagrams are the QUIC module's own:
- * defined in quic_conn.h. */
+/* Connections, streams, their chunks and queued datagrams are the QUIC
+ * module's own (quic*.c): defined in quic_conn.h, which no other file
+ * includes (tests/layers checks it). The rest of the endpoint reaches a
+ * connection through the kw__conn_* functions below. */
 typedef struct kw__chunk kw__chunk;
 typedef struct kw__dgram kw__dgram;
 
-#define KW_DGRAM_QUEUE_MAX 256
-
-typedef enum kw__conn_state {
-  KW_CONN_HANDSHAKE,
-  KW_CONN_ESTABLISHED,
-  KW_CONN_CLOSING, /* close decided; freed on the next flush */
-} kw__conn_state;
-
-struct kw_conn {
-  kw_conn *next; /* endpoint list */
-  kw_conn *next_dirty;
-  bool dirty;
-  kw_endpoint *ep;
-  kw__remote *remote;
-  struct ngtcp2_conn *qc;
-  struct kw__tls_sess *tls;
-  void *conn_ref; /* ngtcp2_crypto_conn_ref, owned */
-  bool is_client;
-  kw__conn_state state;
-  uint8_t remote_id[KW_ID_LEN];
-  bool remote_id_known;
-  char alpn[256];
-  void *user;
-  kw_connect_cb connect_cb;
-  void *connect_arg;
-  uv_timer_t timer;
-  uv_timer_t connect_timer;
-  kw_stream *streams;
-  kw_stream *tx_head, *tx_tail;
-  kw__dgram *dg_head, *dg_tail;
-  size_t dg_count;
-  /* pending GSO batch that hit EAGAIN */
-  uint8_t *pend;
-  size_t pend_len, pend_seg;
-  kw_sockaddr pend_to;
-  bool pend_all; /* send to every path (racing) */
-  /* close bookkeeping */
-  kw_err close_err;
-  uint64_t close_app_code;
-  bool close_local; /* we decided to close: send CONNECTION_CLOSE */
-  uint64_t local_app_code;
-  char local_reason[64];
-  bool notify_ready; /* deferred accepted/connected notification */
-  bool handshake_done, confirmed;
-  bool halfopen;       /* an incoming handshake, counted in ep->nhalfopen */
-  uint64_t last_rx_ns; /* last packet the remote's keys opened */
-  size_t buffered;     /* stream bytes held for sending (unacknowledged) */
-  bool budget_blocked; /* a write was cut short by a send budget */
-  bool budget_notify;  /* room again: kw__conn_flush tells waiting streams */
-  int64_t budget_last; /* the stream budget_notify served last */
-  bool budget_last_ok;
-  uint64_t inflight_since_ns; /* ack-eliciting bytes in flight since, 0: none */
-  uint8_t src_key[16];        /* who sent its first Initial (see src_key()) */
-  int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
-  bool hp_counted; /* counted in the remote's hole-punch schedule */
-  kw_path_info last_path;
-  bool path_reported; /* last_path has been reported once */
-  /* fake path generations (quic_path.c): a client's is in its fake local
-   * address, a server's in the peer's fake remote address */
-  uint16_t path_gen;     /* client: current; server: newest opened */
-  uint16_t path_gen_cur; /* server: the one of ngtcp2's current path */
-  bool migrate_pending;  /* client: waits for a spare connection id */
-  uint8_t rx_cid;        /* server: cids[] index of the last packet's id */
-  bool rx_fresh;         /* server: ... used for the first time, */
-  uint16_t rx_fresh_gen; /* ... shown in this generation */
-  uint64_t bytes_sent, bytes_recv, pkts_sent, pkts_recv;
-  struct {
-    uint8_t cid[20];
-    size_t len;
-    uint16_t gen; /* server: the path generation it was first used in */
-    bool used;    /* server: the peer sent a packet to it */
-  } cids[10];     /* our source connection ids registered in ep->cids: the 8
-                   * ngtcp2 holds at most (retired ones included) and a
-                   * server's original destination id */
-  size_t ncids;
-};
+/* What the magicsock, disco and TLS need of a connection (quic.c). */
+kw_endpoint *kw__conn_ep(const kw_conn *c);
+kw__remote *kw__conn_remote(const kw_conn *c);
+/* The handshake completed and no close is decided yet. */
+bool kw__conn_established(const kw_conn *c);
+/* The remote's paths-table RTT slot of the connection, -1 for none. */
+int kw__conn_rtt_slot(const kw_conn *c);
+/* Every connection of `r` is flushed on this loop turn (its selected path
+ * changed: the flush sends on the new one and reports it). */
+void kw__conn_mark_dirty_remote(kw__remote *r);
+/* Forgets the batch that hit EAGAIN (loss recovery resends it). */
+void kw__conn_drop_pending(kw_conn *c);
+/* Flushes every connection marked dirty this loop turn (a few rounds:
+ * a flush may dirty another); kw__conn_reap frees those that closed. */
+void kw__conn_flush_dirty(kw_endpoint *ep);
+/* The connection's TLS session, and what its certificate check found
+ * (tls.c, during the handshake): `err` KW_OK with the peer's key, or the
+ * failure (KW_ERR_CERT without a key, KW_ERR_KEY_MISMATCH with the key
+ * presented) the connection closes with. */
+struct kw__tls_sess *kw__conn_tls(const kw_conn *c);
+void kw__conn_peer_key(kw_conn *c, kw_err err, const uint8_t *id);
 
 kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
                            kw_connect_cb cb, void *arg, kw_conn **out);
@@ -319,8 +268,11 @@ void kw__conn_reap(kw_endpoint *ep);
 kw_err kw__tls_ctx_new(const uint8_t sk[KW_SECRET_KEY_LEN],
                        struct kw__tls_ctx **out);
 void kw__tls_ctx_free(struct kw__tls_ctx *t);
-/* Creates a session for `c`; a client pins `expect_id`, offers `alpn`. */
-kw_err kw__tls_sess_new(struct kw__tls_ctx *t, kw_conn *c, bool client,
+/* Creates a session for a connection (`conn_ref`: its
+ * ngtcp2_crypto_conn_ref, whose user_data is the kw_conn); a client pins
+ * `expect_id`, offers `alpn`. The certificate check reports to the
+ * connection through kw__conn_peer_key. */
+kw_err kw__tls_sess_new(struct kw__tls_ctx *t, void *conn_ref, bool client,
                         const uint8_t *expect_id, const char *alpn,
                         char alpns[][256], size_t n_alpns,
                         struct kw__tls_sess **out);
@@ -430,10 +382,11 @@ bool kw__disco_send_call_me_maybe(kw__remote *r);
 /* A disco datagram arrived over UDP or through a relay. */
 void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
                      size_t len);
-/* A connection of its remote is up / gone: the hole-punch schedule
- * follows. */
-void kw__disco_conn_up(kw_endpoint *ep, kw_conn *c);
-void kw__disco_conn_down(kw_endpoint *ep, kw_conn *c);
+/* A connection of remote `r` is up / gone: the hole-punch schedule
+ * follows. Up counts it only for a remote whose id is known (returns
+ * whether it did); down is called once for each connection up counted. */
+bool kw__disco_conn_up(kw_endpoint *ep, kw__remote *r);
+void kw__disco_conn_down(kw_endpoint *ep, kw__remote *r);
 /* Re-arms the disco timer at the earliest deadline of all remotes, after
  * anything that may have moved one. */
 void kw__disco_arm(kw_endpoint *ep);
@@ -559,9 +512,10 @@ struct kw_endpoint {
   size_t rx_last_cidlen;
   kw_conn *conns;
   unsigned nconns;
-  unsigned nhalfopen;       /* incoming handshakes not yet completed */
-  size_t buffered;          /* sum of every connection's `buffered` */
-  bool budget_blocked;      /* a write was cut short by endpoint_send_budget */
+  unsigned nhalfopen;  /* incoming handshakes not yet completed */
+  size_t buffered;     /* sum of every connection's `buffered` */
+  bool budget_blocked; /* a write was cut short by endpoint_send_budget */
+  uint64_t dg_seq;     /* quic_stream.c: the next queued datagram's number */
   uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
   kw_conn *dirty_head;
   bool reaping; /* kw__conn_reap is running */

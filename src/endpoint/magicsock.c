@@ -444,14 +444,15 @@ void kw__remotes_set_home(kw_endpoint *ep, int relay) {
 }
 
 void kw__remote_conn_rtt(kw_conn *c, uint64_t now) {
-  kw__remote *r = c->remote;
-  if (!r || !c->handshake_done || c->state != KW_CONN_ESTABLISHED ||
-      !kw__rp_rtt_due(&r->rp, c->rtt_slot, now))
+  kw__remote *r = kw__conn_remote(c);
+  if (!r || !kw__conn_established(c) ||
+      !kw__rp_rtt_due(&r->rp, kw__conn_rtt_slot(c), now))
     return; /* most packets: no sample due */
   kw_path_info pi;
   kw_conn_path(c, &pi);
   if (pi.rtt_ms > 0)
-    kw__rp_rtt_sample(&r->rp, c->rtt_slot, (uint64_t)(pi.rtt_ms * 1e6), now);
+    kw__rp_rtt_sample(&r->rp, kw__conn_rtt_slot(c), (uint64_t)(pi.rtt_ms * 1e6),
+                      now);
 }
 
 uint64_t kw__remotes_next_deadline(kw_endpoint *ep) {
@@ -492,10 +493,8 @@ bool kw__remote_on_relay(const kw__remote *r) {
 }
 
 void kw__remote_path_changed(kw__remote *r) {
-  for (kw_conn *c = r->ep->conns; c; c = c->next)
-    if (c->remote == r)
-      kw__conn_mark_dirty(
-          c); /* its flush sends on the new path, tells the app */
+  /* each connection's flush sends on the new path, tells the app */
+  kw__conn_mark_dirty_remote(r);
 }
 
 bool kw__remote_confirm_path(kw__remote *r, const kw__src *from, uint64_t now) {
@@ -517,8 +516,8 @@ static kw__udp *sock_for(kw_endpoint *ep, const kw_sockaddr *to) {
 
 kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
                           size_t seg, size_t *sent_segs) {
-  kw_endpoint *ep = c->ep;
-  kw__remote *r = c->remote;
+  kw_endpoint *ep = kw__conn_ep(c);
+  kw__remote *r = kw__conn_remote(c);
   *sent_segs = 0;
   size_t nseg = seg ? (len + seg - 1) / seg : 1;
   int policy = ep->cfg.path_policy; /* kw_config_set_path_policy */
@@ -602,9 +601,7 @@ void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c) {
     ep->blocked[ep->nblocked++] = c;
   } else {
     /* table full: drop the pending batch, loss recovery resends it */
-    free(c->pend);
-    c->pend = NULL;
-    c->pend_len = 0;
+    kw__conn_drop_pending(c);
     kw__conn_mark_dirty(c);
     return;
   }

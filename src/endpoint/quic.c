@@ -4,8 +4,10 @@
  * receive, the write loop, timers and close. Streams, send budgets and
  * datagrams are quic_stream.c, fake paths and migration quic_path.c; the
  * three (with tls.c) are the only files that know ngtcp2 (the magicsock
- * asks kw__quic_dcid for a packet's connection id; tests/layers checks). What quic.c and quic_stream.c share is
- * quic_conn.h.
+ * asks kw__quic_dcid for a packet's connection id; tests/layers checks).
+ * What the three share is quic_conn.h, with the struct kw_conn; the rest
+ * of the endpoint reaches a connection through the kw__conn_* functions
+ * of internal.h (the "what the rest of the endpoint reads" part below).
  *
  * QUIC never sees real addresses: every connection's path is a fake
  * local address and the remote's mapped address, with a path generation
@@ -259,6 +261,18 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   c->ep = ep;
   c->remote = r;
   c->rtt_slot = kw__remote_conn_attach(r);
+  c->rnext = c->rprev = c;
+  if (r->nconns > 1) { /* joins the ring of the remote's other connections */
+    for (kw_conn *o = ep->conns; o; o = o->next) {
+      if (o->remote == r) {
+        c->rnext = o->rnext;
+        c->rprev = o;
+        o->rnext->rprev = c;
+        o->rnext = c;
+        break;
+      }
+    }
+  }
   c->is_client = client;
   c->last_rx_ns = kw__now(ep);
   uv_timer_init(&ep->loop, &c->timer);
@@ -293,6 +307,9 @@ static void conn_destroy(kw_conn *c) {
     c->dg_head = d->next;
     free(d);
   }
+  c->rprev->rnext = c->rnext;
+  c->rnext->rprev = c->rprev;
+  c->rnext = c->rprev = c;
   for (size_t i = 0; i < c->ncids; i++)
     kw__cidmap_del(&ep->cids, c->cids[i].cid, c->cids[i].len);
   ep->rx_last_conn = NULL;
@@ -316,7 +333,10 @@ static void conn_destroy(kw_conn *c) {
   free(c->conn_ref);
   free(c->pend);
   if (c->remote) {
-    kw__disco_conn_down(ep, c);
+    if (c->hp_counted) {
+      c->hp_counted = false;
+      kw__disco_conn_down(ep, c->remote);
+    }
     kw__remote_conn_detach(c->remote, c->rtt_slot);
     kw__remote_unref(c->remote);
   }
@@ -334,8 +354,8 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
   c->connect_cb = cb;
   c->connect_arg = arg;
   memcpy(c->remote_id, r->id, KW_ID_LEN);
-  kw_err err = kw__tls_sess_new(ep->tls, c, true, r->id, alpn, NULL, 0,
-                                &c->tls);
+  kw_err err = kw__tls_sess_new(ep->tls, c->conn_ref, true, r->id, alpn, NULL,
+                                0, &c->tls);
   if (err != KW_OK)
     goto fail;
   ngtcp2_cid dcid, scid;
@@ -513,7 +533,7 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
   c->halfopen = true;
   ep->nhalfopen++;
   memcpy(c->src_key, key, 16);
-  if (kw__tls_sess_new(ep->tls, c, false, NULL, NULL, ep->cfg.alpns,
+  if (kw__tls_sess_new(ep->tls, c->conn_ref, false, NULL, NULL, ep->cfg.alpns,
                        ep->cfg.n_alpns, &c->tls) != KW_OK)
     goto fail;
   ngtcp2_cid scid;
@@ -649,6 +669,63 @@ void kw__conn_mark_dirty(kw_conn *c) {
   c->ep->dirty_head = c;
 }
 
+void kw__conn_mark_dirty_remote(kw__remote *r) {
+  for (kw_conn *c = r->ep->conns; c; c = c->next)
+    if (c->remote == r)
+      kw__conn_mark_dirty(c);
+}
+
+void kw__conn_flush_dirty(kw_endpoint *ep) {
+  for (int rounds = 0; ep->dirty_head && rounds < 4; rounds++) {
+    kw_conn *list = ep->dirty_head;
+    ep->dirty_head = NULL;
+    while (list) {
+      kw_conn *c = list;
+      list = c->next_dirty;
+      c->dirty = false;
+      c->next_dirty = NULL;
+      kw__conn_flush(c);
+    }
+  }
+}
+
+/* ---- what the rest of the endpoint reads of a connection ---- */
+
+kw_endpoint *kw__conn_ep(const kw_conn *c) {
+  return c->ep;
+}
+
+kw__remote *kw__conn_remote(const kw_conn *c) {
+  return c->remote;
+}
+
+bool kw__conn_established(const kw_conn *c) {
+  return c->handshake_done && c->state == KW_CONN_ESTABLISHED;
+}
+
+int kw__conn_rtt_slot(const kw_conn *c) {
+  return c->rtt_slot;
+}
+
+void kw__conn_drop_pending(kw_conn *c) {
+  free(c->pend);
+  c->pend = NULL;
+  c->pend_len = 0;
+}
+
+struct kw__tls_sess *kw__conn_tls(const kw_conn *c) {
+  return c->tls;
+}
+
+void kw__conn_peer_key(kw_conn *c, kw_err err, const uint8_t *id) {
+  if (err != KW_OK)
+    c->close_err = err;
+  if (id)
+    memcpy(c->remote_id, id, KW_ID_LEN);
+  if (err == KW_OK && id)
+    c->remote_id_known = true;
+}
+
 /* Sends CONNECTION_CLOSE (once: not in the closing or draining period)
  * with the error the connection is closing for. */
 static void send_close(kw_conn *c) {
@@ -719,8 +796,8 @@ static void notify_ready(kw_conn *c) {
           c->is_client ? "out" : "in", kw__tls_sess_cipher(c->tls));
   if (c->remote)
     kw__remote_set_id(c->remote, c->remote_id);
-  if (c->remote)
-    kw__disco_conn_up(ep, c); /* the hole-punch schedule counts it */
+  if (c->remote && !c->hp_counted) /* the hole-punch schedule counts it */
+    c->hp_counted = kw__disco_conn_up(ep, c->remote);
   if (c->is_client) {
     kw_connect_cb cb = c->connect_cb;
     c->connect_cb = NULL;

@@ -4,9 +4,11 @@
  * quic.c (connections: life cycle, handshake, accept, receive, the write
  * loop, timers, close) and quic_stream.c (streams, send budgets and
  * datagrams: the stream callbacks of ngtcp2, writing stream data into
- * packets, the kw_stream_* API). The structs only these two files touch
- * (kw_stream, kw__chunk, kw__dgram) are defined here; kw_conn is still in
- * internal.h, since the magicsock, disco and TLS read some of its fields.
+ * packets, the kw_stream_* API), with quic_path.c (the fake paths). The
+ * module's structs (kw_conn, kw_stream, kw__chunk, kw__dgram) are defined
+ * here and nowhere else: only src/endpoint/quic*.c include this header
+ * (tests/layers checks it); the magicsock, disco and TLS reach a
+ * connection through the kw__conn_* functions of internal.h.
  */
 #ifndef KW_ENDPOINT_QUIC_CONN_H
 #define KW_ENDPOINT_QUIC_CONN_H
@@ -53,8 +55,95 @@ struct kw_stream {
 
 struct kw__dgram {
   kw__dgram *next;
+  uint64_t seq; /* queue order across the endpoint (ep->dg_seq) */
   size_t len;
   uint8_t data[];
+};
+
+/* Datagrams queued for sending (kw_conn_send_datagram, include/keyway.h):
+ * at most KW_DGRAM_QUEUE_MAX per connection and KW_DGRAM_QUEUE_REMOTE_MAX
+ * over all connections of one remote (kw__remote: they share its paths);
+ * a datagram past either bound pushes out the oldest one queued (of the
+ * connection, or of any connection of the remote). */
+#define KW_DGRAM_QUEUE_MAX 256
+#define KW_DGRAM_QUEUE_REMOTE_MAX 1024
+
+typedef enum kw__conn_state {
+  KW_CONN_HANDSHAKE,
+  KW_CONN_ESTABLISHED,
+  KW_CONN_CLOSING, /* close decided; freed on the next flush */
+} kw__conn_state;
+
+struct kw_conn {
+  kw_conn *next; /* endpoint list */
+  kw_conn *next_dirty;
+  bool dirty;
+  kw_endpoint *ep;
+  kw__remote *remote;
+  struct ngtcp2_conn *qc;
+  struct kw__tls_sess *tls;
+  void *conn_ref; /* ngtcp2_crypto_conn_ref, owned */
+  bool is_client;
+  kw__conn_state state;
+  uint8_t remote_id[KW_ID_LEN];
+  bool remote_id_known;
+  char alpn[256];
+  void *user;
+  kw_connect_cb connect_cb;
+  void *connect_arg;
+  uv_timer_t timer;
+  uv_timer_t connect_timer;
+  kw_stream *streams;
+  kw_stream *tx_head, *tx_tail;
+  kw__dgram *dg_head, *dg_tail;
+  size_t dg_count;
+  /* the connections of the same remote, a ring through every one of them
+   * (alone: itself), for the remote's datagram bound */
+  kw_conn *rnext, *rprev;
+  /* pending GSO batch that hit EAGAIN */
+  uint8_t *pend;
+  size_t pend_len, pend_seg;
+  kw_sockaddr pend_to;
+  bool pend_all; /* send to every path (racing) */
+  /* close bookkeeping */
+  kw_err close_err;
+  uint64_t close_app_code;
+  bool close_local; /* we decided to close: send CONNECTION_CLOSE */
+  uint64_t local_app_code;
+  char local_reason[64];
+  bool notify_ready; /* deferred accepted/connected notification */
+  bool handshake_done, confirmed;
+  bool halfopen;       /* an incoming handshake, counted in ep->nhalfopen */
+  uint64_t last_rx_ns; /* last packet the remote's keys opened */
+  size_t buffered;     /* stream bytes held for sending (unacknowledged) */
+  bool budget_blocked; /* a write was cut short by a send budget */
+  bool budget_notify;  /* room again: kw__conn_flush tells waiting streams */
+  int64_t budget_last; /* the stream budget_notify served last */
+  bool budget_last_ok;
+  uint64_t inflight_since_ns; /* ack-eliciting bytes in flight since, 0: none */
+  uint8_t src_key[16];        /* who sent its first Initial (see src_key()) */
+  int rtt_slot;    /* the remote's paths-table RTT slot, -1 for none */
+  bool hp_counted; /* counted in the remote's hole-punch schedule */
+  kw_path_info last_path;
+  bool path_reported; /* last_path has been reported once */
+  /* fake path generations (quic_path.c): a client's is in its fake local
+   * address, a server's in the peer's fake remote address */
+  uint16_t path_gen;     /* client: current; server: newest opened */
+  uint16_t path_gen_cur; /* server: the one of ngtcp2's current path */
+  bool migrate_pending;  /* client: waits for a spare connection id */
+  uint8_t rx_cid;        /* server: cids[] index of the last packet's id */
+  bool rx_fresh;         /* server: ... used for the first time, */
+  uint16_t rx_fresh_gen; /* ... shown in this generation */
+  uint64_t bytes_sent, bytes_recv, pkts_sent, pkts_recv;
+  struct {
+    uint8_t cid[20];
+    size_t len;
+    uint16_t gen; /* server: the path generation it was first used in */
+    bool used;    /* server: the peer sent a packet to it */
+  } cids[10];     /* our source connection ids registered in ep->cids: the 8
+                   * ngtcp2 holds at most (retired ones included) and a
+                   * server's original destination id */
+  size_t ncids;
 };
 
 static inline kw_conn *kw__qc_conn_of(ngtcp2_conn *qc, void *user_data) {

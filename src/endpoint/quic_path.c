@@ -19,6 +19,7 @@
  *   still carry an older id keep their older generation (reordered
  *   stragglers are not taken for a move back).
  */
+#include "endpoint/quic_conn.h"
 #include "endpoint/quic_path.h"
 
 #include <string.h>

@@ -321,6 +321,32 @@ static size_t stream_vec(kw_stream *s, ngtcp2_vec *v, size_t max) {
   return n;
 }
 
+/* Frees the oldest datagram queued on `c` (there is one). */
+static void dgram_pop(kw_conn *c) {
+  kw__dgram *d = c->dg_head;
+  c->dg_head = d->next;
+  if (!c->dg_head)
+    c->dg_tail = NULL;
+  c->dg_count--;
+  free(d);
+}
+
+/* The connection of c's remote whose queue holds the remote's oldest
+ * datagram, if the remote's connections hold KW_DGRAM_QUEUE_REMOTE_MAX
+ * datagrams together; else NULL. */
+static kw_conn *dgram_remote_full(kw_conn *c) {
+  size_t n = 0;
+  kw_conn *oldest = NULL;
+  kw_conn *o = c;
+  do {
+    n += o->dg_count;
+    if (o->dg_head && (!oldest || o->dg_head->seq < oldest->dg_head->seq))
+      oldest = o;
+    o = o->rnext;
+  } while (o != c);
+  return n >= KW_DGRAM_QUEUE_REMOTE_MAX ? oldest : NULL;
+}
+
 ngtcp2_ssize kw__qs_write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
                               ngtcp2_tstamp ts) {
   ngtcp2_path_storage ps;
@@ -334,14 +360,9 @@ ngtcp2_ssize kw__qs_write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
       ngtcp2_ssize n = ngtcp2_conn_writev_datagram(
           c->qc, &ps.path, &pi, dest, destlen, &accepted,
           NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, ts);
-      if (accepted || (n < 0 && n != NGTCP2_ERR_WRITE_MORE)) {
+      if (accepted || (n < 0 && n != NGTCP2_ERR_WRITE_MORE))
         /* accepted, or refused for good (too large, unsupported): drop */
-        c->dg_head = d->next;
-        if (!c->dg_head)
-          c->dg_tail = NULL;
-        c->dg_count--;
-        free(d);
-      }
+        dgram_pop(c);
       if (n == NGTCP2_ERR_WRITE_MORE)
         continue;
       if (n < 0) {
@@ -463,18 +484,14 @@ kw_err kw_conn_send_datagram(kw_conn *c, const uint8_t *data, size_t len) {
   if (!d)
     return KW_ERR_NOMEM;
   d->next = NULL;
+  d->seq = c->ep->dg_seq++;
   d->len = len;
   if (len)
     memcpy(d->data, data, len);
-  if (c->dg_count >= KW_DGRAM_QUEUE_MAX) {
-    /* overflow policy: drop the oldest */
-    kw__dgram *o = c->dg_head;
-    c->dg_head = o->next;
-    if (!c->dg_head)
-      c->dg_tail = NULL;
-    c->dg_count--;
-    free(o);
-  }
+  /* overflow policy: drop the oldest, of the connection or of the remote */
+  kw_conn *full = c->dg_count >= KW_DGRAM_QUEUE_MAX ? c : dgram_remote_full(c);
+  if (full)
+    dgram_pop(full);
   if (c->dg_tail)
     c->dg_tail->next = d;
   else

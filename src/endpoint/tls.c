@@ -36,7 +36,6 @@ struct kw__tls_ctx {
 
 struct kw__tls_sess {
   gnutls_session_t s;
-  kw_conn *conn;
   bool client;
   uint8_t expect[KW_ID_LEN];
 };
@@ -128,25 +127,24 @@ static int peer_key(gnutls_session_t s, uint8_t out[KW_ID_LEN]) {
 static int verify_cb(gnutls_session_t s) {
   ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
   kw_conn *c = ref->user_data;
-  struct kw__tls_sess *ts = c->tls;
+  struct kw__tls_sess *ts = kw__conn_tls(c);
   uint8_t got[KW_ID_LEN];
   if (peer_key(s, got) != 0) {
-    c->close_err = KW_ERR_CERT;
-    kw__log(c->ep, KW_LOG_WARN, "tls", "tls.bad_cert reason=no_ed25519_key");
+    kw__conn_peer_key(c, KW_ERR_CERT, NULL);
+    kw__log(kw__conn_ep(c), KW_LOG_WARN, "tls",
+            "tls.bad_cert reason=no_ed25519_key");
     return GNUTLS_E_CERTIFICATE_ERROR;
   }
   if (ts->client && memcmp(got, ts->expect, KW_ID_LEN) != 0) {
     char g[KW_ID_STRLEN + 1], e[KW_ID_STRLEN + 1];
     kw_id_to_string(got, g, sizeof g);
     kw_id_to_string(ts->expect, e, sizeof e);
-    c->close_err = KW_ERR_KEY_MISMATCH;
-    memcpy(c->remote_id, got, KW_ID_LEN);
-    kw__log(c->ep, KW_LOG_WARN, "tls",
+    kw__conn_peer_key(c, KW_ERR_KEY_MISMATCH, got);
+    kw__log(kw__conn_ep(c), KW_LOG_WARN, "tls",
             "tls.key_mismatch presented=%s expected=%s", g, e);
     return GNUTLS_E_CERTIFICATE_ERROR;
   }
-  memcpy(c->remote_id, got, KW_ID_LEN);
-  c->remote_id_known = true;
+  kw__conn_peer_key(c, KW_OK, got);
   return 0;
 }
 
@@ -183,14 +181,13 @@ void kw__tls_ctx_free(struct kw__tls_ctx *t) {
   free(t);
 }
 
-kw_err kw__tls_sess_new(struct kw__tls_ctx *t, kw_conn *c, bool client,
+kw_err kw__tls_sess_new(struct kw__tls_ctx *t, void *conn_ref, bool client,
                         const uint8_t *expect_id, const char *alpn,
                         char alpns[][256], size_t n_alpns,
                         struct kw__tls_sess **out) {
   struct kw__tls_sess *ts = calloc(1, sizeof *ts);
   if (!ts)
     return KW_ERR_NOMEM;
-  ts->conn = c;
   ts->client = client;
   if (expect_id)
     memcpy(ts->expect, expect_id, KW_ID_LEN);
@@ -225,7 +222,7 @@ kw_err kw__tls_sess_new(struct kw__tls_ctx *t, kw_conn *c, bool client,
       gnutls_alpn_set_protocols(ts->s, protos, (unsigned)np,
                                 client ? 0 : GNUTLS_ALPN_MANDATORY) < 0)
     goto fail;
-  gnutls_session_set_ptr(ts->s, c->conn_ref);
+  gnutls_session_set_ptr(ts->s, conn_ref);
   *out = ts;
   return KW_OK;
 fail:

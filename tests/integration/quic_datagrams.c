@@ -6,7 +6,12 @@
  *    delivered intact and exactly once (sent with at most WINDOW in flight:
  *    the client sends the next one when an answer comes back);
  *  - a datagram of exactly the maximum size is delivered both ways;
- *  - one byte more, or far more, is refused with KW_ERR_DGRAM_TOO_LARGE.
+ *  - one byte more, or far more, is refused with KW_ERR_DGRAM_TOO_LARGE;
+ *  - the per-remote bound (include/keyway.h): BURST_CONNS connections to
+ *    the same server queue BURST_PER_CONN datagrams each in one loop turn,
+ *    more than KW_DGRAM_QUEUE_REMOTE_MAX together though each connection
+ *    stays within its own bound; the oldest go: none of the first
+ *    connection's arrives, and at most REMOTE_MAX do.
  * (A remote without datagram support cannot be built with the public API:
  * every keyway endpoint enables them, so KW_ERR_DGRAM_UNSUPPORTED is not
  * exercised here.)
@@ -16,6 +21,11 @@
 #define COUNT 500
 #define WINDOW 32
 #define ALPN "kw-test-dgram"
+/* KW_DGRAM_QUEUE_REMOTE_MAX (src/endpoint/quic_conn.h) */
+#define REMOTE_MAX 1024
+#define BURST_CONNS 5
+#define BURST_PER_CONN 256 /* KW_DGRAM_QUEUE_MAX: each connection's bound */
+#define BURST (BURST_CONNS * BURST_PER_CONN)
 
 typedef struct side {
   kw_conn *conn;          /* touched on this side's loop thread only */
@@ -78,6 +88,53 @@ static int take(side *me, char want_dir, const uint8_t *d, size_t n) {
   return i;
 }
 
+/* ---- the burst of the per-remote bound ---- */
+
+/* 'B', the burst's sequence number (2 bytes), filler; 'E': a connection's
+ * end-of-burst marker, queued after its burst (one loop turn later). */
+static bool burst_seen[BURST]; /* server loop thread only */
+static atomic_int burst_received, burst_first = BURST, burst_ends;
+
+static void srv_burst(const uint8_t *d, size_t n) {
+  if (d[0] == 'E') {
+    atomic_fetch_add(&burst_ends, 1);
+    return;
+  }
+  int g = n == 8 ? d[1] << 8 | d[2] : BURST;
+  if (g >= BURST || qt_verify(d + 3, n - 3, 900000 + (uint64_t)g, 0) != n - 3) {
+    EXPECT(0, "burst datagram of %zu bytes corrupted", n);
+    return;
+  }
+  EXPECT(!burst_seen[g], "burst datagram %d delivered twice", g);
+  if (burst_seen[g])
+    return;
+  burst_seen[g] = true;
+  atomic_fetch_add(&burst_received, 1);
+  if (g < atomic_load(&burst_first))
+    atomic_store(&burst_first, g);
+}
+
+static kw_conn *burst_conn[BURST_CONNS]; /* client; [0] is cli.conn */
+static kw_err burst_err[BURST_CONNS * 2];
+
+static void burst_send(kw_endpoint *ep, void *arg) {
+  for (int k = 0; k < BURST_CONNS; k++)
+    for (int i = 0; i < BURST_PER_CONN; i++) {
+      int g = k * BURST_PER_CONN + i;
+      uint8_t buf[8] = {'B', (uint8_t)(g >> 8), (uint8_t)g};
+      qt_fill(buf + 3, sizeof buf - 3, 900000 + (uint64_t)g, 0);
+      kw_err e = kw_conn_send_datagram(burst_conn[k], buf, sizeof buf);
+      if (e != KW_OK)
+        burst_err[k] = e;
+    }
+}
+
+static void burst_end(kw_endpoint *ep, void *arg) {
+  for (int k = 0; k < BURST_CONNS; k++)
+    burst_err[BURST_CONNS + k] =
+        kw_conn_send_datagram(burst_conn[k], (const uint8_t *)"E", 1);
+}
+
 /* ---- server: answers each numbered datagram with its own ---- */
 
 static void srv_accepted(kw_conn *c, void *u) {
@@ -86,6 +143,10 @@ static void srv_accepted(kw_conn *c, void *u) {
 }
 
 static void srv_datagram(kw_conn *c, const uint8_t *d, size_t n, void *u) {
+  if (n > 0 && (d[0] == 'B' || d[0] == 'E')) {
+    srv_burst(d, n);
+    return;
+  }
   int i = take(&srv, 'C', d, n);
   if (i >= 0)
     send_numbered(c, 'S', i);
@@ -207,6 +268,36 @@ int main(void) {
           "%s's %zu-byte datagram arrived as %d bytes", who, lr[k]->max,
           atomic_load(&peer[k]->max_seen));
   }
+
+  /* the per-remote bound: BURST_CONNS connections of one remote */
+  burst_conn[0] = cli.conn;
+  for (int k = 1; k < BURST_CONNS; k++) {
+    kw_err e = qt_dial(client, &target, ALPN, &burst_conn[k], 10000);
+    CHECK(e == KW_OK, "burst connection %d: %s", k, kw_errname(e));
+    if (e != KW_OK)
+      return qt_report();
+  }
+  qt_call(client, burst_send, NULL);
+  qt_call(client, burst_end, NULL); /* a later loop turn: after the flush */
+  for (int k = 0; k < BURST_CONNS * 2; k++)
+    CHECK(burst_err[k] == KW_OK, "burst send on connection %d: %s",
+          k % BURST_CONNS, kw_errname(burst_err[k]));
+  QT_WAIT(atomic_load(&burst_ends) == BURST_CONNS, 10000);
+  CHECK(atomic_load(&burst_ends) == BURST_CONNS, "%d of %d end markers arrived",
+        atomic_load(&burst_ends), BURST_CONNS);
+  int got = atomic_load(&burst_received), first = atomic_load(&burst_first);
+  printf("burst: %d of %d datagrams queued on %d connections of one remote "
+         "arrived, the oldest #%d\n",
+         got, BURST, BURST_CONNS, first);
+  CHECK(got <= REMOTE_MAX, "%d datagrams of one remote arrived, bound %d", got,
+        REMOTE_MAX);
+  CHECK(first >= BURST - REMOTE_MAX,
+        "datagram #%d arrived: the oldest %d should have been dropped", first,
+        BURST - REMOTE_MAX);
+  /* every datagram the bound kept arrives; an end marker queued while the
+   * burst still waited for the congestion window pushes out one more */
+  CHECK(got >= REMOTE_MAX - BURST_CONNS, "only %d of the newest %d arrived",
+        got, REMOTE_MAX);
 
   qt_call(client, close_conn, NULL);
   CHECK(kw_endpoint_close(client) == KW_OK, "close client");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # keyway listen / connect: 64 MiB each way at once, equal SHA-256 both
-# ways, the --json events, exit 0 when both directions ended.
+# ways, the --json events, exit 0 when both directions ended; with stdin
+# kept open, written bytes arrive without waiting for more.
 . "$(dirname "$0")/cli_lib.sh"
 
 head -c 64M /dev/urandom >"$WORK/a"
@@ -30,6 +31,42 @@ check "connected event" grep -q '"event":"connected","remote":"[a-z2-7]\{52\}","
 check "path event says direct" grep -q '"event":"path".*"kind":"direct"' "$WORK/c.err"
 check "stats event at exit" grep -q '"event":"stats".*"bytes_sent":67108864.*"bytes_received":67108864' "$WORK/c.err"
 check "stderr is only JSON objects" bash -c "! grep -v '^{' '$WORK/c.err'"
+
+# stdin kept open: what was written arrives without waiting for more input
+# or the end of it (a line alone, then a burst followed by a line: the
+# reader must not hold a short chunk back to fill it)
+mkfifo "$WORK/pin"
+"$KW" listen --ephemeral --once --bind 127.0.0.1:0 --ticket-file "$WORK/tp" \
+  </dev/null >"$WORK/lp.out" 2>"$WORK/lp.err" &
+lpid=$!
+PIDS+=("$lpid")
+wait_file "$WORK/tp" 10 || bad "open-stdin listener ticket"
+timeout 120 "$KW" connect --ephemeral -q "$(cat "$WORK/tp")" <"$WORK/pin" \
+  >/dev/null 2>"$WORK/cp.err" &
+cpid=$!
+PIDS+=("$cpid")
+exec 7>"$WORK/pin"
+echo first-line >&7
+for _ in $(seq 200); do grep -qx first-line "$WORK/lp.out" && break; sleep 0.05; done
+check "open stdin: a line arrives before more input" grep -qx first-line "$WORK/lp.out"
+head -c 16M /dev/zero >&7
+echo last-line >&7
+want=$((11 + (16 << 20) + 10))
+for _ in $(seq 400); do [ "$(stat -c %s "$WORK/lp.out")" -ge "$want" ] && break; sleep 0.05; done
+check "open stdin: a burst and the line after it arrive before more input" \
+  test "$(stat -c %s "$WORK/lp.out")" -eq "$want"
+check "open stdin: the last line is the last one" test "$(tail -c 10 "$WORK/lp.out")" = last-line
+exec 7>&-
+set +e
+timeout 30 tail --pid="$cpid" -f /dev/null
+wait "$cpid"
+crc=$?
+timeout 30 tail --pid="$lpid" -f /dev/null
+wait "$lpid"
+lrc=$?
+set -e
+check "open stdin: connect exits 0 once stdin ends (got $crc)" test "$crc" -eq 0
+check "open stdin: listen --once exits 0 (got $lrc)" test "$lrc" -eq 0
 
 # empty input, custom ALPN, IPv6 loopback
 "$KW" listen --ephemeral --once --alpn demo/1 --bind '[::1]:0' \

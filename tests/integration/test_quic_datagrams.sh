@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# QUIC datagrams on loopback: 500 each way, the size limit.
+# QUIC datagrams on loopback: 500 each way, the size limit, the per-remote
+# queue bound (5 connections to one remote).
 # Runs the C test binary quic_datagrams (see quic_datagrams.c); it prints "N passed, M failed".
 set -uo pipefail
 BUILD=${1:?usage: test_quic_datagrams.sh BUILD_DIR}

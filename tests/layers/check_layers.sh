@@ -43,6 +43,16 @@ includes)
     fail "only quic*.c/h and tls.c of src/endpoint may include ngtcp2:"
     echo "$hits" | sed "s|^$dir/||" >&2
   fi
+  # the QUIC module's own header (kw_conn, kw_stream and their parts):
+  # only the module's files, src/endpoint/quic*.c, include it
+  hits=$(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([a-z_/]*/)?quic_conn\.h' \
+    "$dir"/src "$dir"/tests "$dir"/bench "$dir"/tools "$dir"/examples \
+    --include='*.c' --include='*.h' 2>/dev/null |
+    grep -vE '^'"$dir"'/src/endpoint/quic[a-z_]*\.c$')
+  if [ -n "$hits" ]; then
+    fail "only src/endpoint/quic*.c may include quic_conn.h:"
+    echo "$hits" | sed "s|^$dir/||" >&2
+  fi
   ;;
 relay)
   bin=$dir/keyway-relay

@@ -2,7 +2,10 @@
 /*
  * keyway-bench — figures for the library on loopback, in one process.
  *
- *   keyway-bench throughput [--mib N] [--streams K]   bulk transfer, MB/s
+ *   keyway-bench throughput [--mib N] [--streams K] [--owned]
+ *                                   bulk transfer, MB/s; --owned hands the
+ *                                   stream the buffer (kw_stream_write_owned)
+ *                                   instead of having it copied
  *   keyway-bench latency [-n N]     connect to first echoed byte, ms
  *   keyway-bench idle-rss           memory of an idle endpoint, KiB
  *   --cc cubic|bbr|reno             congestion controller of both ends
@@ -123,11 +126,12 @@ static void print_json(json_t *o) {
 static struct {
   uint64_t per_stream, last_extra; /* bytes each stream sends */
   int streams;
+  bool owned; /* kw_stream_write_owned of tp.chunk, shared by all writes */
   uint8_t *chunk;
-  double t_start, t_end;       /* connect callback .. last fin at the listener */
-  uint64_t received;           /* listener loop thread */
+  double t_start, t_end; /* connect callback .. last fin at the listener */
+  uint64_t received;     /* listener loop thread */
   int fins;
-  kw_conn *conn;               /* dialer loop thread */
+  kw_conn *conn; /* dialer loop thread */
   kw_conn_stats stats;
 } tp;
 
@@ -135,8 +139,26 @@ typedef struct sender {
   uint64_t left;
 } sender;
 
+/* the stream only reads tp.chunk, which outlives both endpoints */
+static void tp_release(void *user, uint8_t *data) {
+  (void)user;
+  (void)data;
+}
+
 static void tp_pump(kw_stream *s) {
   sender *x = kw_stream_get_user(s);
+  while (tp.owned && x->left > 0) {
+    size_t n = x->left < CHUNK ? (size_t)x->left : CHUNK;
+    kw_err err =
+        kw_stream_write_owned(s, tp.chunk, n, x->left == n, tp_release, NULL);
+    if (err == KW_ERR_AGAIN)
+      return;
+    if (err) {
+      finish(err);
+      return;
+    }
+    x->left -= n;
+  }
   while (x->left > 0) {
     size_t n = x->left < CHUNK ? (size_t)x->left : CHUNK;
     size_t w = 0;
@@ -151,13 +173,16 @@ static void tp_pump(kw_stream *s) {
   }
 }
 
-static void tp_writable(kw_stream *s, void *u) { tp_pump(s); }
+static void tp_writable(kw_stream *s, void *u) {
+  tp_pump(s);
+}
 
 static void tp_closed_stream(kw_stream *s, kw_err err, uint64_t code, void *u) {
   free(kw_stream_get_user(s));
 }
 
-static void tp_recv(kw_stream *s, const uint8_t *d, size_t n, bool fin, void *u) {
+static void tp_recv(kw_stream *s, const uint8_t *d, size_t n, bool fin,
+                    void *u) {
   tp.received += n;
   if (fin && ++tp.fins == tp.streams) {
     tp.t_end = now_s();
@@ -196,11 +221,13 @@ static void tp_stats(kw_endpoint *ep, void *arg) {
   finish(KW_OK);
 }
 
-static int throughput(uint64_t mib, int streams, bool json) {
+static int throughput(uint64_t mib, int streams, bool owned, bool json) {
   kw_callbacks lcb = {.stream_data = tp_recv};
-  kw_callbacks dcb = {.stream_writable = tp_writable, .stream_closed = tp_closed_stream};
+  kw_callbacks dcb = {.stream_writable = tp_writable,
+                      .stream_closed = tp_closed_stream};
   uint64_t total = mib << 20;
   tp.streams = streams;
+  tp.owned = owned;
   tp.per_stream = total / (uint64_t)streams;
   tp.last_extra = total % (uint64_t)streams;
   tp.chunk = malloc(CHUNK);
@@ -227,16 +254,19 @@ static int throughput(uint64_t mib, int streams, bool json) {
   if (tp.received != total)
     die("received byte count", KW_ERR_STATE);
   if (json) {
-    print_json(json_pack("{s:s, s:I, s:i, s:f, s:f, s:f, s:I, s:f}", "mode", "throughput",
-                         "bytes", (json_int_t)tp.received, "streams", streams,
-                         "seconds", secs, "mbytes_per_s", mbps, "gbit_per_s",
-                         mbps * 8 / 1000, "pkts_lost", (json_int_t)tp.stats.pkts_lost,
+    print_json(json_pack("{s:s, s:I, s:i, s:b, s:f, s:f, s:f, s:I, s:f}",
+                         "mode", "throughput", "bytes", (json_int_t)tp.received,
+                         "streams", streams, "owned", owned, "seconds", secs,
+                         "mbytes_per_s", mbps, "gbit_per_s", mbps * 8 / 1000,
+                         "pkts_lost", (json_int_t)tp.stats.pkts_lost,
                          "min_rtt_ms", tp.stats.min_rtt_ms));
   } else {
-    printf("throughput: %llu MiB over %d stream%s in %.3f s: %.1f MB/s (%.2f Gbit/s), "
+    printf("throughput: %llu MiB over %d stream%s%s in %.3f s: %.1f MB/s (%.2f "
+           "Gbit/s), "
            "%llu packets lost, min RTT %.3f ms\n",
-           (unsigned long long)mib, streams, streams == 1 ? "" : "s", secs, mbps,
-           mbps * 8 / 1000, (unsigned long long)tp.stats.pkts_lost, tp.stats.min_rtt_ms);
+           (unsigned long long)mib, streams, streams == 1 ? "" : "s",
+           owned ? " (owned buffers)" : "", secs, mbps, mbps * 8 / 1000,
+           (unsigned long long)tp.stats.pkts_lost, tp.stats.min_rtt_ms);
   }
   return 0;
 }
@@ -252,7 +282,8 @@ static struct {
 
 static void lat_dial(kw_endpoint *ep, void *arg);
 
-static void lat_echo(kw_stream *s, const uint8_t *d, size_t n, bool fin, void *u) {
+static void lat_echo(kw_stream *s, const uint8_t *d, size_t n, bool fin,
+                     void *u) {
   size_t w;
   if (n)
     kw_stream_write(s, d, n, fin, &w);
@@ -260,7 +291,8 @@ static void lat_echo(kw_stream *s, const uint8_t *d, size_t n, bool fin, void *u
     kw_stream_finish(s);
 }
 
-static void lat_reply(kw_stream *s, const uint8_t *d, size_t n, bool fin, void *u) {
+static void lat_reply(kw_stream *s, const uint8_t *d, size_t n, bool fin,
+                      void *u) {
   if (n == 0 || kw_stream_get_user(s))
     return;
   kw_stream_set_user(s, s); /* first byte seen */
@@ -321,13 +353,16 @@ static int latency(int n, bool json) {
 
   qsort(lat.first_byte, (size_t)n, sizeof(double), cmp_double);
   qsort(lat.handshake, (size_t)n, sizeof(double), cmp_double);
-  double med = quantile(lat.first_byte, n, 0.5), p99 = quantile(lat.first_byte, n, 0.99);
+  double med = quantile(lat.first_byte, n, 0.5),
+         p99 = quantile(lat.first_byte, n, 0.99);
   double hs = quantile(lat.handshake, n, 0.5);
   if (json)
-    print_json(json_pack("{s:s, s:i, s:f, s:f, s:f}", "mode", "latency", "connections", n,
-                         "median_ms", med, "p99_ms", p99, "handshake_median_ms", hs));
+    print_json(json_pack("{s:s, s:i, s:f, s:f, s:f}", "mode", "latency",
+                         "connections", n, "median_ms", med, "p99_ms", p99,
+                         "handshake_median_ms", hs));
   else
-    printf("latency: %d connections, connect to first echoed byte: median %.3f ms, "
+    printf("latency: %d connections, connect to first echoed byte: median %.3f "
+           "ms, "
            "p99 %.3f ms (handshake alone: median %.3f ms)\n",
            n, med, p99, hs);
   free(lat.first_byte);
@@ -359,17 +394,20 @@ static int idle_rss(bool json) {
   kw_endpoint_close(ep);
   kw_endpoint_free(ep);
   if (json)
-    print_json(json_pack("{s:s, s:i, s:i, s:i}", "mode", "idle-rss", "vmrss_kib", (int)rss,
-                         "vmhwm_kib", (int)hwm, "rss_before_kib", (int)rss0));
+    print_json(json_pack("{s:s, s:i, s:i, s:i}", "mode", "idle-rss",
+                         "vmrss_kib", (int)rss, "vmhwm_kib", (int)hwm,
+                         "rss_before_kib", (int)rss0));
   else
-    printf("idle endpoint after 1 s: VmRSS %ld KiB, VmHWM %ld KiB (process before the "
+    printf("idle endpoint after 1 s: VmRSS %ld KiB, VmHWM %ld KiB (process "
+           "before the "
            "endpoint: %ld KiB)\n",
            rss, hwm, rss0);
   return 0;
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: keyway-bench throughput [--mib N] [--streams K] [--cc cubic|bbr|reno] [--json]\n"
+  fprintf(stderr, "usage: keyway-bench throughput [--mib N] [--streams K] "
+                  "[--owned] [--cc cubic|bbr|reno] [--json]\n"
                   "       keyway-bench latency [-n N] [--json]\n"
                   "       keyway-bench idle-rss [--json]\n");
   return 2;
@@ -380,12 +418,16 @@ int main(int argc, char **argv) {
     return usage();
   const char *mode = argv[1];
   long mib = 1024, streams = 1, n = 200;
-  bool json = false;
+  bool json = false, owned = false;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     char *end = NULL;
     if (!strcmp(a, "--json")) {
       json = true;
+      continue;
+    }
+    if (!strcmp(a, "--owned")) {
+      owned = true;
       continue;
     }
     if (i + 1 >= argc)
@@ -415,7 +457,7 @@ int main(int argc, char **argv) {
       return usage();
   }
   if (!strcmp(mode, "throughput"))
-    return throughput((uint64_t)mib, (int)streams, json);
+    return throughput((uint64_t)mib, (int)streams, owned, json);
   if (!strcmp(mode, "latency"))
     return latency((int)n, json);
   if (!strcmp(mode, "idle-rss"))

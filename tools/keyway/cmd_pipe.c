@@ -12,10 +12,14 @@
  *
  * A reader thread reads stdin in 256 KiB chunks into a queue bounded at
  * 8 MiB (it blocks beyond), and hands them to the loop with
- * cli_post; the loop gives each chunk to the stream whole, without a copy
- * (kw_stream_write_owned; the stream frees it once acknowledged), as the
- * stream's send buffer allows. The reader is woken only when it waits
- * for room. Bytes from the remote go to stdout from the loop.
+ * cli_post; the loop gives each chunk of 64 KiB or more to the stream
+ * whole, without a copy (kw_stream_write_owned; the stream releases it
+ * once acknowledged), and copies shorter ones, as the stream's send
+ * buffer allows. The reader is woken only when it waits
+ * for room. Released chunks go back to a free list for the reader to
+ * fill again (no malloc, page faults or munmap per chunk); the list holds
+ * at most PIPE_POOL_MAX chunks, a chunk released beyond that is freed.
+ * Bytes from the remote go to stdout from the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +35,16 @@
 #define PIPE_VERSION 0x01
 #define PIPE_CHUNK (256 * 1024)
 #define PIPE_QUEUE_MAX (8u << 20)
+/* a chunk with fewer bytes (a short read from a pipe or a terminal) is
+ * copied into the stream's buffer, which packs such reads together, and
+ * is reused at once: a whole chunk is not held for a few bytes */
+#define PIPE_OWN_MIN (64 * 1024)
+/* how long the reader waits for more input to fill a chunk while earlier
+ * chunks are still queued (it never waits when the queue is empty) */
+#define PIPE_FILL_WAIT_MS 2
+/* free chunks kept for reuse (16 MiB); never more chunks are alive than
+ * the most that were in flight at once (queue + stream buffer) */
+#define PIPE_POOL_MAX 64
 
 typedef struct chunk {
   struct chunk *next;
@@ -57,13 +71,43 @@ typedef struct pipe_state {
   int stdin_err;
   uint64_t sent, received;
   bool out_broken;
+  /* free chunks, shared by the reader (takes) and the loop (gives back
+   * from chunk_release); its own lock, never held while calling keyway */
+  pthread_mutex_t pool_mu;
+  chunk *pool;
+  size_t pooled;
 } pipe_state;
 
 static pipe_state P;
 
-/* ---- stdin ----------------------------------------------------------------- */
+/* ---- stdin -----------------------------------------------------------------
+ */
 
 static void drain(kw_endpoint *ep, void *arg);
+
+static chunk *chunk_get(void) {
+  pthread_mutex_lock(&P.pool_mu);
+  chunk *ch = P.pool;
+  if (ch) {
+    P.pool = ch->next;
+    P.pooled--;
+  }
+  pthread_mutex_unlock(&P.pool_mu);
+  return ch ? ch : malloc(sizeof *ch + PIPE_CHUNK);
+}
+
+static void chunk_put(chunk *ch) {
+  pthread_mutex_lock(&P.pool_mu);
+  bool keep = P.pooled < PIPE_POOL_MAX;
+  if (keep) {
+    ch->next = P.pool;
+    P.pool = ch;
+    P.pooled++;
+  }
+  pthread_mutex_unlock(&P.pool_mu);
+  if (!keep)
+    free(ch);
+}
 
 static void *reader(void *arg) {
   (void)arg;
@@ -78,11 +122,15 @@ static void *reader(void *arg) {
     pthread_mutex_unlock(&P.mu);
     if (stop)
       return NULL;
-    chunk *ch = malloc(sizeof *ch + PIPE_CHUNK);
+    chunk *ch = chunk_get();
     if (!ch)
       return NULL;
     /* fill the chunk while stdin has bytes ready: one hand-over to the
-     * loop per chunk, not per pipe-buffer's worth */
+     * loop per chunk, not per pipe-buffer's worth. While earlier chunks
+     * still wait in the queue (the stream is behind), this one would not
+     * go out sooner, so the reader waits up to PIPE_FILL_WAIT_MS for more
+     * input rather than hand over a short chunk; otherwise it does not
+     * wait at all. */
     ssize_t n = 0;
     size_t got = 0;
     for (;;) {
@@ -92,8 +140,13 @@ static void *reader(void *arg) {
       if (n <= 0)
         break;
       got += (size_t)n;
+      if (got == PIPE_CHUNK)
+        break;
+      pthread_mutex_lock(&P.mu);
+      int wait_ms = P.queued > 0 ? PIPE_FILL_WAIT_MS : 0;
+      pthread_mutex_unlock(&P.mu);
       struct pollfd pfd = {.fd = 0, .events = POLLIN};
-      if (got == PIPE_CHUNK || poll(&pfd, 1, 0) != 1)
+      if (poll(&pfd, 1, wait_ms) != 1)
         break;
     }
     if (got)
@@ -110,7 +163,7 @@ static void *reader(void *arg) {
       P.tail = ch;
       P.queued += (size_t)n;
     } else {
-      free(ch);
+      chunk_put(ch);
       P.eof = true;
       if (n < 0)
         P.stdin_err = errno;
@@ -128,12 +181,13 @@ static void *reader(void *arg) {
 
 static void chunk_release(void *user, uint8_t *data) {
   (void)data;
-  free(user);
+  chunk_put(user);
 }
 
 /* Loop thread: moves queued stdin chunks into the stream, each whole and
- * uncopied; a chunk the stream cannot take whole (a send buffer smaller
- * than a chunk, or a partly copied one) is copied as far as it fits. */
+ * uncopied; a short chunk (under PIPE_OWN_MIN) or one the stream cannot
+ * take whole (a send buffer smaller than a chunk, or a partly copied one)
+ * is copied as far as it fits. */
 static void drain(kw_endpoint *ep, void *arg) {
   (void)ep;
   (void)arg;
@@ -143,7 +197,7 @@ static void drain(kw_endpoint *ep, void *arg) {
     chunk *ch = P.head;
     size_t left = ch->len - ch->off;
     kw_err e = KW_ERR_INVALID_ARG;
-    if (ch->off == 0)
+    if (ch->off == 0 && ch->len >= PIPE_OWN_MIN)
       e = kw_stream_write_owned(P.s, ch->data, ch->len, false, chunk_release,
                                 ch);
     if (e == KW_OK) {
@@ -166,7 +220,7 @@ static void drain(kw_endpoint *ep, void *arg) {
     P.head = ch->next;
     if (!P.head)
       P.tail = NULL;
-    free(ch);
+    chunk_put(ch);
   }
   if (P.reader_waiting && P.queued < PIPE_QUEUE_MAX)
     pthread_cond_broadcast(&P.cv);
@@ -176,7 +230,8 @@ static void drain(kw_endpoint *ep, void *arg) {
     P.fin_sent = true;
 }
 
-/* ---- the stream -------------------------------------------------------------- */
+/* ---- the stream
+ * -------------------------------------------------------------- */
 
 static void write_out(const uint8_t *d, size_t n) {
   while (n && !P.out_broken) {
@@ -255,15 +310,18 @@ static void on_data(kw_stream *s, const uint8_t *d, size_t n, bool fin,
       uint8_t id[KW_ID_LEN];
       kw_conn_remote_id(conn, id);
       if (!P.c->once) {
-        cli_info(P.c, "peer %.10s: not a keyway pipe (first byte 0x%02x); "
-                      "a program with its own protocol needs --alpn on both "
-                      "sides", cli_id(id, idt), d[0]);
+        cli_info(P.c,
+                 "peer %.10s: not a keyway pipe (first byte 0x%02x); "
+                 "a program with its own protocol needs --alpn on both "
+                 "sides",
+                 cli_id(id, idt), d[0]);
         return;
       }
       cli_fail(P.c, KW_ERR_PARSE,
                "listen: %.10s does not speak keyway's pipe (first byte "
                "0x%02x); a program with its own protocol needs --alpn on "
-               "both sides", cli_id(id, idt), d[0]);
+               "both sides",
+               cli_id(id, idt), d[0]);
       finish_run(1);
       return;
     }
@@ -309,10 +367,11 @@ static void finish_run(int code) {
 }
 
 /* Loop thread, once at exit. */
-static void exit_stats(cli *c) { cli_emit_stats(c, P.sent, P.received); }
+static void exit_stats(cli *c) {
+  cli_emit_stats(c, P.sent, P.received);
+}
 
-static void on_stream_closed(kw_stream *s, kw_err err, uint64_t code,
-                             void *u) {
+static void on_stream_closed(kw_stream *s, kw_err err, uint64_t code, void *u) {
   (void)u;
   if (s != P.s)
     return;
@@ -328,8 +387,8 @@ static void on_stream_closed(kw_stream *s, kw_err err, uint64_t code,
       uint8_t id[KW_ID_LEN];
       char idt[KW_ID_STRLEN + 1];
       kw_conn_remote_id(conn, id);
-      cli_info(P.c, "peer %.10s went: it reset the stream: %s",
-               cli_id(id, idt), why);
+      cli_info(P.c, "peer %.10s went: it reset the stream: %s", cli_id(id, idt),
+               why);
       return;
     }
     cli_fail(P.c, err, "%s: the other side reset the stream: %s", P.c->cmd,
@@ -381,8 +440,7 @@ static void on_accepted(kw_conn *conn, void *u) {
   cli_emit_path(P.c, conn, &pi);
 }
 
-static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
-                           void *u) {
+static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code, void *u) {
   (void)u;
   if (conn != P.conn)
     return;
@@ -394,8 +452,8 @@ static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
   P.local_close = false;
   if (P.listener && !P.c->once) {
     /* a serving listener reports the peer that went and goes on */
-    bool clean = err == KW_OK || (err == KW_ERR_APP_CLOSED &&
-                                  code == CLI_CODE_DONE);
+    bool clean =
+        err == KW_OK || (err == KW_ERR_APP_CLOSED && code == CLI_CODE_DONE);
     if (had_stream || !clean) {
       cli_emit_disconnected(P.c, conn, err, code);
     } else if (!local) {
@@ -414,8 +472,8 @@ static void on_conn_closed(kw_conn *conn, kw_err err, uint64_t code,
     return;
   }
   char b[160];
-  cli_fail(P.c, err, "%s: %s", P.c->cmd, cli_close_reason(err, code, b,
-                                                          sizeof b));
+  cli_fail(P.c, err, "%s: %s", P.c->cmd,
+           cli_close_reason(err, code, b, sizeof b));
   finish_run(1);
 }
 
@@ -456,13 +514,17 @@ static int start(cli *c, bool listener) {
   P.listener = listener;
   P.raw = c->alpn && strcmp(c->alpn, CLI_ALPN_PIPE) != 0;
   pthread_mutex_init(&P.mu, NULL);
+  pthread_mutex_init(&P.pool_mu, NULL);
   pthread_cond_init(&P.cv, NULL);
   return 0;
 }
 
 static int run(cli *c) {
-  /* a larger pipe buffer lets each read take more (ignored if not a pipe) */
+  /* larger pipe buffers (ignored where not a pipe, or above the
+   * system's limit): each stdin read takes more, and a whole OUT_BUF
+   * flush fits in stdout's pipe in one write */
   (void)fcntl(0, F_SETPIPE_SZ, 1 << 20);
+  (void)fcntl(1, F_SETPIPE_SZ, 1 << 20);
   pthread_t th;
   if (pthread_create(&th, NULL, reader, NULL) != 0)
     return cli_fail(c, KW_ERR_IO, "cannot start the stdin reader");
@@ -495,7 +557,8 @@ int cmd_listen(cli *c) {
   return run(c);
 }
 
-/* ---- connect ----------------------------------------------------------------- */
+/* ---- connect
+ * ----------------------------------------------------------------- */
 
 static kw_endpoint_addr target;
 
@@ -529,8 +592,8 @@ static void dial(kw_endpoint *ep, void *arg) {
   kw_err e = kw_endpoint_connect(ep, &target, c->alpn ? c->alpn : CLI_ALPN_PIPE,
                                  connected, c);
   if (e != KW_OK) {
-    cli_fail(c, e, "connect: %s", e == KW_ERR_NO_PATH ? cli_no_path_reason(c)
-                                                      : kw_strerror(e));
+    cli_fail(c, e, "connect: %s",
+             e == KW_ERR_NO_PATH ? cli_no_path_reason(c) : kw_strerror(e));
     cli_done(c, 1);
   }
 }
