@@ -84,6 +84,7 @@ bench: deps
 	./bench/natlab.sh $(BUILD)
 	./bench/natlab_paths.sh $(BUILD)
 	./bench/natlab_switch.sh $(BUILD)
+	./bench/natlab_birthday.sh $(BUILD)
 	./bench/lookup.sh $(BUILD)
 
 # The prefix is a configure-time setting (the systemd unit names the

@@ -71,19 +71,19 @@ typedef enum kw_err {
   KW_ERR_STREAM_LIMIT = 17, /* the remote allows no more streams right now */
   KW_ERR_DGRAM_UNSUPPORTED = 18, /* the remote did not enable datagrams */
   KW_ERR_DGRAM_TOO_LARGE = 19,   /* larger than kw_conn_max_datagram() */
-  KW_ERR_STATE = 20,        /* not allowed in the current state */
-  KW_ERR_BUFFER = 21,       /* the output buffer is too small */
-  KW_ERR_FULL = 22,         /* a bounded queue or table is full */
-  KW_ERR_NO_PATH = 23,      /* no address to reach the remote */
-  KW_ERR_APP_CLOSED = 24,   /* the remote closed with an application code */
-  KW_ERR_IDLE = 25,         /* the connection timed out idle */
-  KW_ERR_UNSUPPORTED = 26,  /* not supported on this platform or build */
-  KW_ERR_NOT_FOUND = 27,    /* no such entry */
-  KW_ERR_RESET = 28,        /* the remote reset the stream */
-  KW_ERR_PEER = 29,         /* the remote closed with a transport error */
-  KW_ERR_CERT = 30,         /* the remote presented no usable certificate */
-  KW_ERR_LOOP = 31,         /* the event loop failed or is not running */
-  KW_ERR_UNREACHABLE = 32,  /* the remote stopped answering (dead peer) */
+  KW_ERR_STATE = 20,             /* not allowed in the current state */
+  KW_ERR_BUFFER = 21,            /* the output buffer is too small */
+  KW_ERR_FULL = 22,              /* a bounded queue or table is full */
+  KW_ERR_NO_PATH = 23,           /* no address to reach the remote */
+  KW_ERR_APP_CLOSED = 24,  /* the remote closed with an application code */
+  KW_ERR_IDLE = 25,        /* the connection timed out idle */
+  KW_ERR_UNSUPPORTED = 26, /* not supported on this platform or build */
+  KW_ERR_NOT_FOUND = 27,   /* no such entry */
+  KW_ERR_RESET = 28,       /* the remote reset the stream */
+  KW_ERR_PEER = 29,        /* the remote closed with a transport error */
+  KW_ERR_CERT = 30,        /* the remote presented no usable certificate */
+  KW_ERR_LOOP = 31,        /* the event loop failed or is not running */
+  KW_ERR_UNREACHABLE = 32, /* the remote stopped answering (dead peer) */
 } kw_err;
 
 /* A one-line English explanation of `err`; never NULL, static storage. */
@@ -95,7 +95,8 @@ KW_EXTERN const char *kw_errname(kw_err err);
 /* Keys and endpoint ids                                                     */
 
 #define KW_ID_LEN 32         /* an endpoint id is an Ed25519 public key */
-#define KW_SECRET_KEY_LEN 64 /* libsodium layout: 32-byte seed || public key */
+#define KW_SECRET_KEY_LEN 64 /* libsodium layout: 32-byte seed || public key   \
+                              */
 #define KW_ID_STRLEN 52      /* base32 text form, lowercase, no padding */
 #define KW_ID_SHORTLEN 10    /* short form used in logs */
 
@@ -179,9 +180,8 @@ KW_EXTERN kw_err kw_ticket_decode(const char *s, kw_endpoint_addr *a,
 /* As kw_ticket_encode, plus `token` (token_len 0: none, as
  * kw_ticket_encode). KW_ERR_INVALID_ARG for token_len above the maximum. */
 KW_EXTERN kw_err kw_ticket_encode_token(const kw_endpoint_addr *a,
-                                        const uint8_t *token,
-                                        size_t token_len, char *out,
-                                        size_t outlen);
+                                        const uint8_t *token, size_t token_len,
+                                        char *out, size_t outlen);
 /* As kw_ticket_decode, plus the token into `token` with its length in
  * `*token_len` (0 when the ticket has none; both may be NULL). */
 KW_EXTERN kw_err kw_ticket_decode_token(const char *s, kw_endpoint_addr *a,
@@ -229,15 +229,15 @@ typedef struct kw_path_info {
 } kw_path_info;
 
 typedef struct kw_conn_stats {
-  uint64_t bytes_sent;  /* UDP payload bytes */
+  uint64_t bytes_sent; /* UDP payload bytes */
   uint64_t bytes_recv;
   uint64_t pkts_sent;
   uint64_t pkts_recv;
   uint64_t pkts_lost;
-  double rtt_ms;      /* smoothed */
+  double rtt_ms; /* smoothed */
   double min_rtt_ms;
-  uint64_t cwnd;      /* congestion window, bytes */
-  uint64_t max_datagram; /* largest datagram payload now, 0 if unsupported */
+  uint64_t cwnd;          /* congestion window, bytes */
+  uint64_t max_datagram;  /* largest datagram payload now, 0 if unsupported */
   uint64_t send_buffered; /* stream bytes held for sending, all streams */
 } kw_conn_stats;
 
@@ -253,8 +253,7 @@ typedef struct kw_callbacks {
    * KW_ERR_UNREACHABLE (nothing acknowledged for 10 s),
    * KW_ERR_TIMEOUT, KW_ERR_KEY_MISMATCH... The handle (and its streams) are
    * freed when this returns. */
-  void (*conn_closed)(kw_conn *conn, kw_err err, uint64_t app_code,
-                      void *user);
+  void (*conn_closed)(kw_conn *conn, kw_err err, uint64_t app_code, void *user);
   /* The remote opened a stream. */
   void (*stream_opened)(kw_stream *stream, void *user);
   /* Data arrived in order. `fin` marks the end of the remote's direction
@@ -271,8 +270,7 @@ typedef struct kw_callbacks {
   void (*stream_closed)(kw_stream *stream, kw_err err, uint64_t app_code,
                         void *user);
   /* A QUIC DATAGRAM frame arrived. */
-  void (*datagram)(kw_conn *conn, const uint8_t *data, size_t len,
-                   void *user);
+  void (*datagram)(kw_conn *conn, const uint8_t *data, size_t len, void *user);
   /* The path of a connection changed: its kind or its remote address.
    * (RTT alone does not fire it; read it with kw_conn_path.) */
   void (*path_changed)(kw_conn *conn, const kw_path_info *path, void *user);
@@ -391,8 +389,8 @@ KW_EXTERN kw_err kw_config_set_relay_ca(kw_config *cfg, const char *path);
  * IPv4 UDP socket: PCP (RFC 6887, a UDP request to the gateway's port
  * 5351) at the same time as UPnP IGD (SSDP multicast on the LAN, then HTTP
  * to the gateway), else NAT-PMP; the first to grant holds the mapping
- * (PCP, when the gateway speaks it); leases of 2 h renewed at half time, retried
- * with back-off (15 s doubling to 10 min) on failure, deleted when the
+ * (PCP, when the gateway speaks it); leases of 2 h renewed at half time,
+ * retried with back-off (15 s doubling to 10 min) on failure, deleted when the
  * endpoint closes (kw_endpoint_close waits at most 1.5 s for that). The
  * mapped address becomes a candidate in tickets, lookup records and hole
  * punching, so peers behind NATs that change ports per destination can
@@ -416,21 +414,23 @@ typedef enum kw_dht_publish {
   KW_DHT_PUBLISH_ADDRS = 1,
   KW_DHT_PUBLISH_NONE = 2,
 } kw_dht_publish;
-KW_EXTERN kw_err kw_config_set_dht_publish(kw_config *cfg,
-                                           kw_dht_publish mode);
+KW_EXTERN kw_err kw_config_set_dht_publish(kw_config *cfg, kw_dht_publish mode);
 /* Birthday probing (default on; docs/protocol/disco.md "Birthday
  * probing"): when this endpoint's NAT maps a new public port per
  * destination (netcheck's mapping_varies_by_dest) and the remote's does
  * not, or the other way round, a bounded burst of disco Pings looks for a
  * direct path that plain hole punching cannot find: at most 256 extra UDP
- * sockets on the endpoint-dependent side, at most 2048 Pings to random
- * ports (about 270 KB in about a second) on the other, at most 2 attempts
- * a minute per remote; the relay carries the connection meanwhile. Turn
- * it off on networks where such bursts are unwelcome. The endpoint learns
- * its own mapping behaviour from kw_endpoint_netcheck and tells remotes
- * (a NatHint); the extra sockets are not implemented in the endpoint yet,
- * so today no probing runs either way. Errors: KW_ERR_INVALID_ARG (cfg
- * NULL). */
+ * sockets on the endpoint-dependent side (at most 256 per endpoint in
+ * all), at most 2048 Pings to random ports (about 270 KB in about a
+ * second) on the other, at most 2 attempts a minute per remote; the relay
+ * carries the connection meanwhile, and a hit moves it onto the socket
+ * that found the path (the others close at once). Turn it off on networks
+ * where such bursts are unwelcome. The endpoint learns its own mapping
+ * behaviour by itself when it has two or more relays whose STUN servers
+ * differ (and from kw_endpoint_netcheck), and tells remotes (a NatHint);
+ * without that knowledge on both sides nothing runs. Off, the endpoint
+ * still answers a remote's probing Pings like any Ping. Errors:
+ * KW_ERR_INVALID_ARG (cfg NULL). */
 KW_EXTERN kw_err kw_config_set_birthday_probing(kw_config *cfg, bool enable);
 /* Which paths connections may take (default KW_PATH_POLICY_ANY: direct UDP
  * when it works, the relay otherwise).
@@ -571,9 +571,9 @@ KW_EXTERN kw_err kw_endpoint_connect(kw_endpoint *ep,
 
 /* A reachability report (kw_endpoint_netcheck). */
 typedef struct kw_netcheck_report {
-  bool udp;          /* some STUN server answered over UDP */
-  kw_sockaddr ipv4;  /* server-reflexive IPv4 address, family 0 if none */
-  kw_sockaddr ipv6;  /* server-reflexive IPv6 address, family 0 if none */
+  bool udp;         /* some STUN server answered over UDP */
+  kw_sockaddr ipv4; /* server-reflexive IPv4 address, family 0 if none */
+  kw_sockaddr ipv6; /* server-reflexive IPv6 address, family 0 if none */
   /* 1: the NAT maps us to different ports for different destinations
    * (endpoint-dependent, "symmetric": hole punching will not work);
    * 0: the same mapping (endpoint-independent); -1: unknown (fewer than two
@@ -619,12 +619,12 @@ typedef struct kw_endpoint_stats {
   uint64_t udp_pkts_recv;
   uint64_t udp_bytes_sent;
   uint64_t udp_bytes_recv;
-  uint64_t drops_unknown;   /* undecodable or unknown-connection packets */
-  uint64_t drops_refused;   /* incoming connections refused (limit, ALPN) */
+  uint64_t drops_unknown; /* undecodable or unknown-connection packets */
+  uint64_t drops_refused; /* incoming connections refused (limit, ALPN) */
   uint64_t holepunch_attempts;
-  uint64_t retries_sent;    /* Retry packets (address validation) sent */
+  uint64_t retries_sent;           /* Retry packets (address validation) sent */
   uint64_t handshakes_in_progress; /* incoming, not yet completed (now) */
-  uint64_t send_buffered;   /* stream bytes held for sending (now) */
+  uint64_t send_buffered;          /* stream bytes held for sending (now) */
   /* connections moved to a new path: as a client, a QUIC migration begun
    * when the magicsock switched the remote's path (direct, relay, a NAT
    * rebinding); as a server, a peer's migration followed. Each resets the
@@ -647,8 +647,7 @@ KW_EXTERN void kw_conn_path(kw_conn *conn, kw_path_info *out);
 
 /* Opens a stream. Errors: KW_ERR_STREAM_LIMIT (wait for the remote to allow
  * more; retried automatically never), KW_ERR_CLOSED. */
-KW_EXTERN kw_err kw_conn_open_stream(kw_conn *conn, bool bidi,
-                                     kw_stream **out);
+KW_EXTERN kw_err kw_conn_open_stream(kw_conn *conn, bool bidi, kw_stream **out);
 /* Largest datagram payload kw_conn_send_datagram takes now (0: none). */
 KW_EXTERN size_t kw_conn_max_datagram(kw_conn *conn);
 /* Sends an unreliable datagram. Datagrams wait in a queue until the
@@ -681,8 +680,8 @@ KW_EXTERN void *kw_stream_get_user(const kw_stream *s);
  * stream_writable fires when there is room). `fin` ends our direction once
  * all bytes are taken. Returns KW_ERR_AGAIN if nothing could be taken,
  * KW_ERR_STATE after fin, KW_ERR_CLOSED. */
-KW_EXTERN kw_err kw_stream_write(kw_stream *s, const uint8_t *data,
-                                 size_t len, bool fin, size_t *written);
+KW_EXTERN kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
+                                 bool fin, size_t *written);
 /* Releases a buffer given to kw_stream_write_owned: `data` is the pointer
  * that was passed, `user` the pointer given with it. Runs on the loop
  * thread, exactly once per accepted write; it must not call keyway. */
@@ -698,9 +697,9 @@ typedef void (*kw_release_fn)(void *user, uint8_t *data);
  * Errors: KW_ERR_INVALID_ARG (no release function, len 0, or len larger
  * than the stream's send buffer or a budget, so it could never fit),
  * KW_ERR_STATE after fin, KW_ERR_CLOSED. */
-KW_EXTERN kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data,
-                                       size_t len, bool fin,
-                                       kw_release_fn release, void *user);
+KW_EXTERN kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len,
+                                       bool fin, kw_release_fn release,
+                                       void *user);
 /* Bytes queued but not yet acknowledged by the remote (they count against
  * the send budgets, see kw_config_set_send_budget). */
 KW_EXTERN size_t kw_stream_buffered(const kw_stream *s);

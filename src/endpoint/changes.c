@@ -38,6 +38,7 @@ void kw__endpoint_changed(kw_endpoint *ep, kw__change what, const char *why) {
     kw__endpoint_home_changed(ep); /* publish at the new home */
     kw__lan_record_changed(ep);    /* the LAN hears the new relay URL */
     kw__stun_start(ep);
+    kw__stun_nat_check(ep); /* our NAT's kind, for birthday probing */
     break;
   }
 }

@@ -18,9 +18,9 @@
  *    Pong are pinged again KW_RP_PUNCH_RETRY_NS later, KW_RP_PUNCH_TRIES in
  *    all.
  *  - The remote answers a CallMeMaybe by pinging our candidates at once
- *    (but the validated paths that answered its Pings already), so both NATs see outbound packets and open their
- *    mappings (a CallMeMaybe that runs no round is answered at most once
- *    per 2 s).
+ *    (but the validated paths that answered its Pings already), so both NATs
+ * see outbound packets and open their mappings (a CallMeMaybe that runs no
+ * round is answered at most once per 2 s).
  *  - Every Ping toward an address that is not a validated path comes out
  *    of the remote's and the endpoint's probe budgets (core/holepunch.h):
  *    a CallMeMaybe can name anyone's address, and the endpoint must not
@@ -49,7 +49,9 @@
 
 #define MS 1000000ull
 
-static uint64_t unix_ms(void) { return kw__unix_us() / 1000u; }
+static uint64_t unix_ms(void) {
+  return kw__unix_us() / 1000u;
+}
 
 static kw__remote *remote_by_id(kw_endpoint *ep, const uint8_t id[KW_ID_LEN]) {
   /* prefer a remote that has connections */
@@ -64,8 +66,8 @@ static kw__remote *remote_by_id(kw_endpoint *ep, const uint8_t id[KW_ID_LEN]) {
   return any;
 }
 
-static void send_udp(kw_endpoint *ep, const kw_sockaddr *to,
-                     const uint8_t *p, size_t n) {
+static void send_udp(kw_endpoint *ep, const kw_sockaddr *to, const uint8_t *p,
+                     size_t n) {
   kw__udp *u = to->family == 4 ? &ep->udp4 : &ep->udp6;
   size_t sent;
   if (u->fd >= 0 && ep->cfg.path_policy != KW_PATH_POLICY_RELAY_ONLY)
@@ -74,6 +76,13 @@ static void send_udp(kw_endpoint *ep, const kw_sockaddr *to,
 
 bool kw__disco_send_ping(kw__remote *r, const kw_sockaddr *to,
                          const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe) {
+  return kw__disco_send_ping_from(r, 0, to, tx_id, probe);
+}
+
+bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
+                              const kw_sockaddr *to,
+                              const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                              bool probe) {
   kw_endpoint *ep = r->ep;
   if (!r->disco_key_ok)
     return false;
@@ -95,6 +104,8 @@ bool kw__disco_send_ping(kw__remote *r, const kw_sockaddr *to,
    * remote's and the endpoint's probe budgets */
   if (probe && !kw__probe_allow(&r->rp.probes, &ep->probes, kw__now(ep), n))
     return false;
+  if (sock)
+    return kw__magicsock_xsend(r, sock, to, buf, n);
   send_udp(ep, to, buf, n);
   return true;
 }
@@ -141,8 +152,7 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
   kw__disco_key_wipe(&k);
   if (e != KW_OK)
     return false;
-  return kw__relay_send_batch(ep, r->relay, r->id, buf, n, 0, &sent) ==
-         KW_OK;
+  return kw__relay_send_batch(ep, r->relay, r->id, buf, n, 0, &sent) == KW_OK;
 }
 
 /* Our address as the remote saw it (a Pong's observed source): a
@@ -163,8 +173,8 @@ static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
   for (; !known && i < ep->n_observed; i++)
     known = kw__sockaddr_equal(a, &ep->observed[i]);
   if (!known) {
-    size_t n = ep->n_observed < KW_OBSERVED_MAX ? ep->n_observed + 1
-                                                 : KW_OBSERVED_MAX;
+    size_t n =
+        ep->n_observed < KW_OBSERVED_MAX ? ep->n_observed + 1 : KW_OBSERVED_MAX;
     memmove(&ep->observed[1], &ep->observed[0],
             (n - 1) * sizeof ep->observed[0]); /* the oldest falls off */
     ep->observed[0] = *a;
@@ -313,8 +323,8 @@ void kw__disco_free(kw_endpoint *ep) {
   }
 }
 
-void kw__disco_input(kw_endpoint *ep, const kw__src *from,
-                     const uint8_t *data, size_t len) {
+void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
+                     size_t len) {
   uint8_t sender[KW_ID_LEN];
   if (kw__disco_peek_sender(data, len, sender) != KW_OK) {
     ep->stats.drops_unknown++;
@@ -322,6 +332,8 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     return;
   }
   kw__remote *r = remote_by_id(ep, sender);
+  if (r && from->sock && from->xr != r)
+    r = NULL; /* a remote's extra socket serves that remote only */
   if (!r || !r->disco_key_ok) {
     /* disco only serves remotes we have a connection with */
     ep->stats.drops_unknown++;
@@ -355,21 +367,27 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     uint8_t buf[KW_DISCO_MAX_LEN];
     size_t n;
     if (kw__disco_seal_pong(&k, ep->id, len, m.tx_id, &from->addr, unix_ms(),
-                            buf, sizeof buf, &n) == KW_OK)
-      send_udp(ep, &from->addr, buf, n);
-    kw__rp_ping_received(&r->rp, &from->addr, kw__now(ep));
+                            buf, sizeof buf, &n) == KW_OK) {
+      if (from->sock) /* answered from the socket it found */
+        (void)kw__magicsock_xsend(r, from->sock, &from->addr, buf, n);
+      else
+        send_udp(ep, &from->addr, buf, n);
+    }
+    kw__rp_ping_received_on(&r->rp, &from->addr, from->sock, kw__now(ep));
     kw__disco_arm(ep);
     break;
   }
   case KW_DISCO_PONG: {
     uint64_t now = kw__now(ep), rtt = 0;
     bool was_direct = kw__remote_direct(r) != NULL;
-    if (!kw__rp_pong_received(&r->rp, m.tx_id, &from->addr, now, &rtt))
+    if (!kw__rp_pong_received_on(&r->rp, m.tx_id, &from->addr, from->sock, now,
+                                 &rtt))
       break;
     char a[KW_SOCKADDR_STRLEN];
     kw_sockaddr_format(&from->addr, a, sizeof a);
-    kw__log(ep, KW_LOG_INFO, "disco", "disco.pong remote=%s addr=%s rtt_ms=%.2f",
-            idb, a, (double)rtt / 1e6);
+    kw__log(ep, KW_LOG_INFO, "disco",
+            "disco.pong remote=%s addr=%s sock=%u rtt_ms=%.2f", idb, a,
+            from->sock, (double)rtt / 1e6);
     note_observed(ep, &m.addr);
     if (!was_direct && kw__remote_direct(r))
       kw__log(ep, KW_LOG_INFO, "disco", "holepunch.direct remote=%s addr=%s",
@@ -378,8 +396,8 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     break;
   }
   case KW_DISCO_CALL_ME_MAYBE: {
-    kw__log(ep, KW_LOG_DEBUG, "disco", "disco.call_me_maybe remote=%s addrs=%zu",
-            idb, m.n_addrs);
+    kw__log(ep, KW_LOG_DEBUG, "disco",
+            "disco.call_me_maybe remote=%s addrs=%zu", idb, m.n_addrs);
     if (from->relay >= 0)
       kw__remote_set_relay(r, from->relay); /* the route it reached us by */
     kw__rp_call_me_maybe(&r->rp, m.addrs, m.n_addrs, kw__now(ep));
@@ -387,9 +405,8 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from,
     break;
   }
   case KW_DISCO_NAT_HINT:
-    /* the remote's mapping behaviour, for birthday probing (core/remote
-     * runs it only with the extra-socket callbacks, which the magicsock
-     * does not provide yet) */
+    /* the remote's mapping behaviour and reflexive address, for birthday
+     * probing (core/remote; the magicsock's extra sockets) */
     kw__log(ep, KW_LOG_DEBUG, "disco", "disco.nat_hint remote=%s nat=%u", idb,
             (unsigned)m.nat);
     kw__rp_remote_nat(&r->rp,

@@ -126,12 +126,12 @@ static kw__cand_filter *cand_filter(kw_config *cfg) {
   return cfg->cand;
 }
 
-#define CAND_SETTER(fn, core_fn)                                            \
-  kw_err fn(kw_config *cfg, const char *arg) {                               \
-    if (!cfg || !arg)                                                        \
-      return KW_ERR_INVALID_ARG;                                             \
-    kw__cand_filter *f = cand_filter(cfg);                                   \
-    return f ? core_fn(f, arg) : KW_ERR_NOMEM;                               \
+#define CAND_SETTER(fn, core_fn)                                               \
+  kw_err fn(kw_config *cfg, const char *arg) {                                 \
+    if (!cfg || !arg)                                                          \
+      return KW_ERR_INVALID_ARG;                                               \
+    kw__cand_filter *f = cand_filter(cfg);                                     \
+    return f ? core_fn(f, arg) : KW_ERR_NOMEM;                                 \
   }
 CAND_SETTER(kw_config_allow_interface, kw__cand_filter_allow_iface)
 CAND_SETTER(kw_config_deny_interface, kw__cand_filter_deny_iface)
@@ -258,9 +258,9 @@ kw_err kw_config_set_birthday_probing(kw_config *cfg, bool enable) {
 }
 
 kw_err kw_config_set_path_policy(kw_config *cfg, kw_path_policy policy) {
-  if (!cfg || (policy != KW_PATH_POLICY_ANY &&
-               policy != KW_PATH_POLICY_RELAY_ONLY &&
-               policy != KW_PATH_POLICY_DIRECT_ONLY))
+  if (!cfg ||
+      (policy != KW_PATH_POLICY_ANY && policy != KW_PATH_POLICY_RELAY_ONLY &&
+       policy != KW_PATH_POLICY_DIRECT_ONLY))
     return KW_ERR_INVALID_ARG;
   cfg->path_policy = policy;
   return KW_OK;
@@ -288,7 +288,8 @@ kw_err kw_config_set_callbacks(kw_config *cfg, const kw_callbacks *cbs,
   return KW_OK;
 }
 
-/* ---- loop plumbing --------------------------------------------------------- */
+/* ---- loop plumbing ---------------------------------------------------------
+ */
 
 static void run_posts(kw_endpoint *ep) {
   uv_mutex_lock(&ep->mu);
@@ -303,14 +304,15 @@ static void run_posts(kw_endpoint *ep) {
   }
 }
 
-static void handle_noop_close(uv_handle_t *h) { (void)h; }
+static void handle_noop_close(uv_handle_t *h) {
+  (void)h;
+}
 
 static void do_close(kw_endpoint *ep) {
   if (ep->closing)
     return;
   ep->closing = true;
-  kw__log(ep, KW_LOG_INFO, "endpoint", "endpoint.closing conns=%u",
-          ep->nconns);
+  kw__log(ep, KW_LOG_INFO, "endpoint", "endpoint.closing conns=%u", ep->nconns);
   /* posted work accepted before the close still runs, connections alive */
   run_posts(ep);
   kw__conn_shutdown_all(ep);
@@ -321,6 +323,7 @@ static void do_close(kw_endpoint *ep) {
   kw__lookup_stop(ep);
   kw__stun_stop(ep);
   kw__disco_stop(ep);
+  kw__magicsock_xclose_all(ep); /* birthday probing's extra sockets */
   if (ep->udp4.poll_init)
     uv_close((uv_handle_t *)&ep->udp4.poll, handle_noop_close);
   if (ep->udp6.poll_init)
@@ -346,7 +349,8 @@ static void prepare_cb(uv_prepare_t *p) {
   kw__conn_reap(ep);
 }
 
-/* ---- endpoint ---------------------------------------------------------------- */
+/* ---- endpoint
+ * ---------------------------------------------------------------- */
 
 kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   if (!cfg || !out)
@@ -401,12 +405,14 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   kw_err e4 = ep->cfg.no4 ? KW_OK : kw__udp_open(&ep->udp4, &ep->cfg.bind4);
   kw_err e6 = ep->cfg.no6 ? KW_OK : kw__udp_open(&ep->udp6, &ep->cfg.bind6);
   /* a family the machine lacks is fine, unless the caller bound it */
-  bool need4 = !ep->cfg.no4 &&
-               (ep->cfg.bind4.port != 0 ||
-                !kw__sockaddr_equal(&ep->cfg.bind4, &(kw_sockaddr){.family = 4}));
-  bool need6 = !ep->cfg.no6 &&
-               (ep->cfg.bind6.port != 0 ||
-                !kw__sockaddr_equal(&ep->cfg.bind6, &(kw_sockaddr){.family = 6}));
+  bool need4 =
+      !ep->cfg.no4 &&
+      (ep->cfg.bind4.port != 0 ||
+       !kw__sockaddr_equal(&ep->cfg.bind4, &(kw_sockaddr){.family = 4}));
+  bool need6 =
+      !ep->cfg.no6 &&
+      (ep->cfg.bind6.port != 0 ||
+       !kw__sockaddr_equal(&ep->cfg.bind6, &(kw_sockaddr){.family = 6}));
   if (ep->cfg.no4 && e6 != KW_OK)
     need6 = true; /* the only family asked for must work */
   if (ep->cfg.no6 && e4 != KW_OK)
@@ -492,7 +498,9 @@ kw_err kw_endpoint_run(kw_endpoint *ep) {
   return rv < 0 ? KW_ERR_LOOP : KW_OK;
 }
 
-static void thread_main(void *arg) { (void)kw_endpoint_run(arg); }
+static void thread_main(void *arg) {
+  (void)kw_endpoint_run(arg);
+}
 
 kw_err kw_endpoint_start(kw_endpoint *ep) {
   if (!ep)
@@ -694,7 +702,7 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
           continue;
         kw__sockaddr_from_os(sa, &a);
         int rank = ifs[i].is_internal ? KW_CAND_RANK_LOOPBACK
-                                       : kw__cand_rank(ifs[i].name, &a);
+                                      : kw__cand_rank(ifs[i].name, &a);
         if (rank != pass || !kw__cand_allowed(ep->cfg.cand, ifs[i].name, &a))
           continue; /* never (link-local, ...), another pass, or filtered */
         a.port = u->bound.port;
@@ -762,8 +770,8 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
   char idb[KW_ID_SHORTLEN + 1];
   kw_id_to_short(to->id, idb, sizeof idb);
   kw__log(ep, KW_LOG_INFO, "conn",
-          "conn.dial remote=%s alpn=%s direct=%zu relay=%d", idb, alpn,
-          usable, r->relay);
+          "conn.dial remote=%s alpn=%s direct=%zu relay=%d", idb, alpn, usable,
+          r->relay);
   /* on failure the remote goes with the connection */
   return kw__conn_client_new(ep, r, alpn, cb, arg, NULL);
 }

@@ -70,11 +70,11 @@ struct kw_config {
   char relays[KW_MAX_RELAYS][KW_MAX_RELAY_URL + 1];
   size_t n_relays;
   char relay_ca[1024];
-  kw_dht_publish dht_publish; /* kw_config_set_dht_publish */
-  bool port_mapping; /* UPnP IGD / NAT-PMP on the default gateway */
-  bool no_birthday;  /* kw_config_set_birthday_probing(cfg, false) */
-  bool no4, no6;     /* kw_config_set_families */
-  int path_policy;   /* kw_path_policy */
+  kw_dht_publish dht_publish;   /* kw_config_set_dht_publish */
+  bool port_mapping;            /* UPnP IGD / NAT-PMP on the default gateway */
+  bool no_birthday;             /* kw_config_set_birthday_probing(cfg, false) */
+  bool no4, no6;                /* kw_config_set_families */
+  int path_policy;              /* kw_path_policy */
   struct kw__cand_filter *cand; /* allow/deny lists, NULL: none */
   struct {
     kw_resolver_fn fn;
@@ -90,7 +90,31 @@ struct kw_config {
 typedef struct kw__src {
   kw_sockaddr addr;
   int relay; /* index into ep->relays, -1 for UDP */
+  /* UDP: the socket it came on, 0 our own, 1..KW_RP_BDAY_SOCKETS an extra
+   * socket of remote `xr` (birthday probing) */
+  unsigned sock;
+  struct kw__remote *xr;
 } kw__src;
+
+/* Birthday probing's extra UDP sockets (core/remote.h, "Birthday
+ * probing"). The table belongs to the magicsock: a remote's extra socket k
+ * lives in its `xs[k]`, opened by cbs.bday_send, closed by cbs.bday_close,
+ * by the remote's free and by the endpoint's close; nothing else opens or
+ * closes one.
+ * KW_XSOCK_MAX_PER_EP: every extra socket is a file descriptor; one
+ * attempt needs KW_RP_BDAY_SOCKETS (256), so at most one remote's attempt
+ * runs at full size at a time, and with the main sockets, relays, DNS and
+ * the application's own the endpoint stays far under the usual soft
+ * limit of 1024 descriptors. Beyond it bday_send refuses (the attempt
+ * runs with the sockets it got). */
+#define KW_XSOCK_MAX_PER_EP 256
+#define KW_XSOCK_RX_PER_WAKE 16 /* datagrams read per readiness: fairness */
+typedef struct kw__xsock {
+  kw__udp u; /* its poll watches u.fd */
+  struct kw__remote *r;
+  unsigned idx; /* 1..KW_RP_BDAY_SOCKETS */
+  bool closing; /* uv_close ran: frees itself in the close callback */
+} kw__xsock;
 
 /* One remote endpoint: its connections share its paths (docs/ARCHITECTURE.md
  * section 4). Its path policy is core's kw__rp (core/remote.h, sans-IO):
@@ -110,6 +134,10 @@ struct kw__remote {
   unsigned nconns;
   uint8_t disco_key[32]; /* wiped when the remote is freed */
   bool disco_key_ok;
+  /* birthday probing's extra sockets, index 1..KW_RP_BDAY_SOCKETS (NULL
+   * until the first is opened); the magicsock's */
+  kw__xsock **xs;
+  unsigned nxs;
 };
 
 /* The remote state of endpoint `id` (NULL: not known yet, for a direct
@@ -222,8 +250,7 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
 bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
                    size_t *dcidlen);
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
-                     const uint8_t *from_id,
-                     const uint8_t *data, size_t len);
+                     const uint8_t *from_id, const uint8_t *data, size_t len);
 void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
                    size_t len);
 void kw__conn_mark_dirty(kw_conn *c);
@@ -287,8 +314,8 @@ void kw__lookup_stop(kw_endpoint *ep);
 /* Asks relay `relay`'s lookup store for `id` (waiting for the relay's
  * address until `deadline_ns`); cb runs once, on the loop, with a verified
  * record's address or an error. */
-kw_err kw__relay_lookup(kw_endpoint *ep, int relay,
-                        const uint8_t id[KW_ID_LEN], uint64_t deadline_ns,
+kw_err kw__relay_lookup(kw_endpoint *ep, int relay, const uint8_t id[KW_ID_LEN],
+                        uint64_t deadline_ns,
                         void (*cb)(kw_endpoint *ep, kw_err err,
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg);
@@ -308,7 +335,8 @@ void kw__resolve_stop(kw_endpoint *ep);
 /* kw_endpoint_free: frees what applications' resolvers never answered. */
 void kw__resolve_free(kw_endpoint *ep);
 
-/* ---- LAN discovery (lan.c) ------------------------------------------------- */
+/* ---- LAN discovery (lan.c) -------------------------------------------------
+ */
 
 struct kw__lan;
 /* Opens the mDNS sockets and starts announcing; does nothing unless
@@ -344,10 +372,16 @@ void kw__magicsock_trust_addr(kw_endpoint *ep, const kw_sockaddr *a,
  * the probe budgets) / a CallMeMaybe through its relay (core/remote.h). */
 bool kw__disco_send_ping(kw__remote *r, const kw_sockaddr *to,
                          const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe);
+/* The same from socket `sock` (0 our own, else the remote's extra socket,
+ * which must be open: kw__magicsock_xsend). */
+bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
+                              const kw_sockaddr *to,
+                              const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                              bool probe);
 bool kw__disco_send_call_me_maybe(kw__remote *r);
 /* A disco datagram arrived over UDP or through a relay. */
-void kw__disco_input(kw_endpoint *ep, const kw__src *from,
-                     const uint8_t *data, size_t len);
+void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
+                     size_t len);
 /* A connection of remote `r` is up / gone: the hole-punch schedule
  * follows. Up counts it only for a remote whose id is known (returns
  * whether it did); down is called once for each connection up counted. */
@@ -383,7 +417,8 @@ bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out);
 /* The network changed (new gateway or addresses): map again. */
 void kw__portmap_network_changed(kw_endpoint *ep);
 
-/* ---- network change monitor (netmon.c) ------------------------------------ */
+/* ---- network change monitor (netmon.c) ------------------------------------
+ */
 
 struct kw__netmon;
 /* Watches the kernel's address and route changes (netlink on Linux); a
@@ -423,6 +458,21 @@ void kw__stun_start(kw_endpoint *ep);
 void kw__stun_stop(kw_endpoint *ep);
 /* Asks the home relay's STUN server again now (after a network change). */
 void kw__stun_refresh(kw_endpoint *ep);
+/* Our NAT's mapping behaviour from 2..KW_NATCHK_SERVERS relays' STUN
+ * servers (IPv4), fed to kw__disco_local_nat; a running check is left to
+ * finish. KW_NATCHK_TICKS ticks of KW_NATCHK_EVERY_MS (the relays'
+ * servers are collected as their connections come up; each is asked
+ * KW_NATCHK_SENDS times at most). Bounds: 4 servers x 3 Bindings per
+ * check. */
+#define KW_NATCHK_SERVERS 4
+#define KW_NATCHK_SENDS 3
+#define KW_NATCHK_EVERY_MS 500
+#define KW_NATCHK_TICKS 8
+typedef struct kw__natchk kw__natchk;
+void kw__stun_nat_check(kw_endpoint *ep);
+/* The netcheck verdict over mapped addresses (IPv4 ones count): 1 they
+ * differ (endpoint-dependent mapping), 0 all the same, -1 fewer than 2. */
+int kw__stun_mapping_varies(const kw_sockaddr *mapped, size_t n);
 
 /* ---- the endpoint (endpoint.c) ----------------------------------------- */
 
@@ -462,8 +512,8 @@ struct kw_endpoint {
   size_t rx_last_cidlen;
   kw_conn *conns;
   unsigned nconns;
-  unsigned nhalfopen; /* incoming handshakes not yet completed */
-  size_t buffered;    /* sum of every connection's `buffered` */
+  unsigned nhalfopen;  /* incoming handshakes not yet completed */
+  size_t buffered;     /* sum of every connection's `buffered` */
   bool budget_blocked; /* a write was cut short by endpoint_send_budget */
   uint64_t dg_seq;     /* quic_stream.c: the next queued datagram's number */
   uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
@@ -482,8 +532,8 @@ struct kw_endpoint {
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
   struct kw__lookup *lookups; /* resolve.c: bare-id lookups in flight */
   struct kw_resolve_req *resolve_reqs; /* resolve.c: asked, not answered */
-  struct kw__lan *lan;              /* lan.c, NULL when LAN discovery is off */
-  uv_timer_t publish_timer; /* republishes our record */
+  struct kw__lan *lan;       /* lan.c, NULL when LAN discovery is off */
+  uv_timer_t publish_timer;  /* republishes our record */
   unsigned publish_failures; /* in a row: the retry backs off */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];
   struct kw__disco_replay *disco_replay;
@@ -502,9 +552,18 @@ struct kw_endpoint {
   kw_sockaddr observed[KW_OBSERVED_MAX];
   size_t n_observed;
   bool publish_timer_init;
-  struct kw__portmap *portmap; /* portmap.c */
-  struct kw__netmon *netmon;   /* netmon.c */
+  struct kw__portmap *portmap;    /* portmap.c */
+  struct kw__netmon *netmon;      /* netmon.c */
   struct kw__addr_filter *banned; /* sources of undecodable packets */
+  /* birthday probing's extra sockets (magicsock.c): how many are open,
+   * the one receive buffer they share (KW_RX_BUFSZ, on first read), and
+   * counters for the logs */
+  unsigned nxsock;
+  uint8_t *xsock_rxbuf;
+  uint64_t xsock_opened, xsock_refused, xsock_drops;
+  /* the NAT-kind check against 2..KW_NATCHK_SERVERS relays' STUN servers
+   * (stun_probe.c) */
+  struct kw__natchk *natchk;
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
@@ -520,6 +579,13 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
                           size_t seg, size_t *sent_segs);
 void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c);
 void kw__magicsock_start(kw_endpoint *ep);
+/* Birthday probing's extra sockets (kw__xsock): sends one datagram from
+ * the remote's extra socket `sock` (false if it is not open or the send
+ * failed; a full socket buffer drops it, counted in ep->xsock_drops) /
+ * closes every extra socket of every remote (the endpoint's close). */
+bool kw__magicsock_xsend(kw__remote *r, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t *p, size_t n);
+void kw__magicsock_xclose_all(kw_endpoint *ep);
 /* A datagram arrived (UDP or relay): demultiplex it. `from_id` is the
  * sender's id when a relay vouches for it, else NULL. */
 void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,

@@ -34,6 +34,7 @@ uint64_t kw__now(kw_endpoint *ep) {
 /* ---- remotes ------------------------------------------------------------ */
 
 static void path_known(kw_endpoint *ep, const kw_sockaddr *a);
+static kw__udp *sock_for(kw_endpoint *ep, const kw_sockaddr *to);
 
 static void rp_path_changed(void *user) {
   kw__remote_path_changed(user);
@@ -112,13 +113,20 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
     break;
   case KW_RP_NOTE_BDAY_HIT:
     kw__log(ep, KW_LOG_INFO, "disco",
-            "holepunch.birthday_hit remote=%s addr=%s sock=%llu sent=%llu", idb,
-            s, (unsigned long long)a, (unsigned long long)b);
+            "holepunch.birthday_hit remote=%s addr=%s sock=%llu sent=%llu "
+            "xsock_opened=%llu xsock_refused=%llu xsock_drops=%llu",
+            idb, s, (unsigned long long)a, (unsigned long long)b,
+            (unsigned long long)ep->xsock_opened,
+            (unsigned long long)ep->xsock_refused,
+            (unsigned long long)ep->xsock_drops);
     break;
   case KW_RP_NOTE_BDAY_MISS:
     kw__log(ep, KW_LOG_INFO, "disco",
-            "holepunch.birthday_miss remote=%s target=%s sent=%llu", idb, s,
-            (unsigned long long)a);
+            "holepunch.birthday_miss remote=%s target=%s sent=%llu "
+            "xsock_opened=%llu xsock_refused=%llu xsock_drops=%llu",
+            idb, s, (unsigned long long)a, (unsigned long long)ep->xsock_opened,
+            (unsigned long long)ep->xsock_refused,
+            (unsigned long long)ep->xsock_drops);
     break;
   case KW_RP_NOTE_SELECTED: {
     if (!kw__log_enabled(ep, KW_LOG_INFO))
@@ -144,6 +152,170 @@ static void rp_note(void *user, kw__rp_note what, const kw_sockaddr *addr,
   }
 }
 
+/* ---- birthday probing's extra sockets (kw__xsock, internal.h) ------- */
+
+static void xsock_poll_cb(uv_poll_t *h, int status, int events);
+
+static void xsock_freed(uv_handle_t *h) {
+  kw__xsock *x = h->data;
+  kw__udp_close_fd(&x->u);
+  free(x);
+}
+
+static void xsock_close(kw__xsock *x) {
+  kw__remote *r = x->r;
+  r->xs[x->idx] = NULL;
+  r->nxs--;
+  r->ep->nxsock--;
+  x->closing = true;
+  x->r = NULL;
+  if (x->u.poll_init) {
+    uv_poll_stop(&x->u.poll);
+    uv_close((uv_handle_t *)&x->u.poll, xsock_freed);
+    return;
+  }
+  kw__udp_close_fd(&x->u);
+  free(x);
+}
+
+/* Every extra socket of `r` but `keep` (0: all). */
+static void xsock_close_but(kw__remote *r, unsigned keep) {
+  if (!r->xs)
+    return;
+  for (unsigned i = 1; i <= KW_RP_BDAY_SOCKETS && r->nxs; i++)
+    if (i != keep && r->xs[i])
+      xsock_close(r->xs[i]);
+  if (keep && r->xs[keep])
+    kw__udp_grow_bufs(&r->xs[keep]->u); /* it carries the connection now */
+}
+
+void kw__magicsock_xclose_all(kw_endpoint *ep) {
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    xsock_close_but(r, 0);
+}
+
+/* Extra socket `sock` of `r` toward `to`'s family, opened on first use:
+ * bound to our own socket's address with an ephemeral port. */
+static kw__xsock *xsock_get(kw__remote *r, unsigned sock, const kw_sockaddr *to,
+                            bool open) {
+  kw_endpoint *ep = r->ep;
+  if (sock == 0 || sock > KW_RP_BDAY_SOCKETS)
+    return NULL;
+  kw__xsock *x = r->xs ? r->xs[sock] : NULL;
+  if (x || !open)
+    return x && x->u.bound.family == to->family ? x : NULL;
+  kw__udp *main = sock_for(ep, to);
+  if (!main || ep->closing)
+    return NULL;
+  if (ep->nxsock >= KW_XSOCK_MAX_PER_EP) {
+    ep->xsock_refused++;
+    return NULL;
+  }
+  if (!r->xs) {
+    r->xs = calloc(KW_RP_BDAY_SOCKETS + 1, sizeof *r->xs);
+    if (!r->xs)
+      return NULL;
+  }
+  x = calloc(1, sizeof *x);
+  if (!x)
+    return NULL;
+  kw_sockaddr b = main->bound;
+  b.port = 0;
+  if (kw__udp_open_small(&x->u, &b) != KW_OK) {
+    free(x);
+    ep->xsock_refused++;
+    return NULL;
+  }
+  if (uv_poll_init_socket(&ep->loop, &x->u.poll, x->u.fd) != 0) {
+    kw__udp_close_fd(&x->u);
+    free(x);
+    ep->xsock_refused++;
+    return NULL;
+  }
+  x->u.poll.data = x;
+  x->u.poll_init = true;
+  x->u.poll_events = UV_READABLE;
+  uv_poll_start(&x->u.poll, UV_READABLE, xsock_poll_cb);
+  x->r = r;
+  x->idx = sock;
+  r->xs[sock] = x;
+  r->nxs++;
+  ep->nxsock++;
+  ep->xsock_opened++;
+  return x;
+}
+
+bool kw__magicsock_xsend(kw__remote *r, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t *p, size_t n) {
+  kw__xsock *x = xsock_get(r, sock, to, false);
+  if (!x)
+    return false;
+  size_t sent = 0;
+  kw_err e = kw__udp_send(&x->u, to, p, n, 0, &sent);
+  if (e == KW_ERR_AGAIN)
+    r->ep->xsock_drops++; /* a probe: dropped, never queued */
+  if (e != KW_OK)
+    return false;
+  r->ep->stats.udp_pkts_sent++;
+  r->ep->stats.udp_bytes_sent += n;
+  return true;
+}
+
+static void xsock_poll_cb(uv_poll_t *h, int status, int events) {
+  kw__xsock *x = h->data;
+  if (status < 0 || !(events & UV_READABLE) || x->closing)
+    return;
+  kw_endpoint *ep = x->r->ep;
+  if (!ep->xsock_rxbuf) {
+    ep->xsock_rxbuf = malloc(KW_RX_BUFSZ); /* one for all extra sockets */
+    if (!ep->xsock_rxbuf)
+      return;
+  }
+  for (int i = 0; i < KW_XSOCK_RX_PER_WAKE && !x->closing; i++) {
+    kw_sockaddr from;
+    size_t len = 0;
+    if (kw__udp_recv_one(&x->u, ep->xsock_rxbuf, KW_RX_BUFSZ, &from, &len) <= 0)
+      break;
+    ep->stats.udp_pkts_recv++;
+    ep->stats.udp_bytes_recv += len;
+    kw__src src = {from, -1, x->idx, x->r};
+    ep->rx_batch_now = uv_hrtime();
+    /* may close x (a hit closes the others, a freed remote all): then
+     * x->closing stops the loop; x itself lives until its close callback */
+    kw__magicsock_input(ep, &src, NULL, ep->xsock_rxbuf, len);
+    ep->rx_batch_now = 0;
+  }
+}
+
+static bool rp_bday_send(void *user, unsigned sock, const kw_sockaddr *to,
+                         const uint8_t tx_id[KW_DISCO_TXID_LEN]) {
+  kw__remote *r = user;
+  if (r->ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY)
+    return false;
+  if (sock == 0) /* the spray: our own socket, outside the probe budget */
+    return kw__disco_send_ping_from(r, 0, to, tx_id, false);
+  if (!xsock_get(r, sock, to, true))
+    return false;
+  return kw__disco_send_ping_from(r, sock, to, tx_id, false);
+}
+
+static void rp_bday_close(void *user, unsigned keep) {
+  kw__remote *r = user;
+  unsigned had = r->nxs;
+  xsock_close_but(r, keep);
+  if (kw__log_enabled(r->ep, KW_LOG_INFO)) {
+    /* an attempt's end (a hit, a direct path by other means, its time
+     * up) or its chosen socket given up: what it used */
+    char idb[KW_ID_SHORTLEN + 1];
+    kw_id_to_short(r->id, idb, sizeof idb);
+    kw__log(r->ep, KW_LOG_INFO, "disco",
+            "holepunch.birthday_end remote=%s mode=%s sent=%u kept=%u "
+            "closed=%u xsock_open=%u",
+            idb, r->rp.bday.spray ? "spray" : "sockets", r->rp.bday.sent, keep,
+            had - r->nxs, r->ep->nxsock);
+  }
+}
+
 /* The direct path fell silent under load: our NAT may have rebound. */
 static void rp_recheck(void *user) {
   kw__remote *r = user;
@@ -151,6 +323,8 @@ static void rp_recheck(void *user) {
 }
 
 static const kw__rp_cbs rp_cbs = {
+    .bday_send = rp_bday_send,
+    .bday_close = rp_bday_close,
     .send_ping = rp_send_ping,
     .send_call_me_maybe = rp_send_call_me_maybe,
     .path_changed = rp_path_changed,
@@ -225,6 +399,8 @@ static void remote_free(kw__remote *r) {
       break;
     }
   }
+  xsock_close_but(r, 0);
+  free(r->xs);
   kw__rp_free(&r->rp);
   sodium_memzero(r->disco_key, sizeof r->disco_key);
   free(r);
@@ -233,6 +409,8 @@ static void remote_free(kw__remote *r) {
 void kw__remotes_free(kw_endpoint *ep) {
   while (ep->remotes)
     remote_free(ep->remotes);
+  free(ep->xsock_rxbuf);
+  ep->xsock_rxbuf = NULL;
 }
 
 void kw__remote_unref(kw__remote *r) {
@@ -356,11 +534,20 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   const kw_sockaddr *to =
       policy == KW_PATH_POLICY_RELAY_ONLY ? NULL : kw__remote_direct(r);
   if (to) {
-    kw__udp *u = sock_for(ep, to);
+    /* a birthday path is the mapping of its own extra socket */
+    kw__xsock *x = xsock_get(r, kw__rp_direct_sock(&r->rp), to, false);
+    kw__udp *u = x ? &x->u : sock_for(ep, to);
     if (!u)
       return KW_ERR_NO_PATH;
     kw_err e = kw__udp_send(u, to, data, len, seg, sent_segs);
     kw__rp_sent(&r->rp, kw__now(ep)); /* liveness under load */
+    if (x && e == KW_ERR_AGAIN) {
+      /* the writable wait watches the main sockets only: a full extra
+       * socket drops the rest of the batch (counted; QUIC resends) */
+      ep->xsock_drops += nseg - *sent_segs;
+      *sent_segs = nseg;
+      e = KW_OK;
+    }
     ep->stats.udp_pkts_sent += *sent_segs;
     ep->stats.udp_bytes_sent += e == KW_OK ? len : *sent_segs * seg;
     return e;
@@ -390,7 +577,8 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
         (p->sources & (KW_PSRC_APP | KW_PSRC_LOOKUP | KW_PSRC_CONN)) == 0)
       continue;
     ndirect++;
-    kw__udp *u = sock_for(ep, &p->addr);
+    kw__xsock *x = xsock_get(r, p->sock, &p->addr, false);
+    kw__udp *u = x ? &x->u : sock_for(ep, &p->addr);
     if (!u)
       continue;
     size_t s = 0;
@@ -441,7 +629,7 @@ static void on_datagram(void *arg, kw__udp *u, const kw_sockaddr *from,
   kw_endpoint *ep = arg;
   ep->stats.udp_pkts_recv++;
   ep->stats.udp_bytes_recv += len;
-  kw__src src = {*from, -1};
+  kw__src src = {*from, -1, 0, NULL};
   kw__magicsock_input(ep, &src, NULL, data, len);
 }
 
@@ -451,7 +639,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
   if (len == 0)
     return;
   if (kw__stun_is(data, len)) {
-    if (from->relay < 0)
+    if (from->relay < 0 && !from->sock)
       kw__stun_input(ep, &from->addr, data, len);
     else
       ep->stats.drops_unknown++;
@@ -488,7 +676,7 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
     kw__conn_recv(c, from, data, len);
     return;
   }
-  if (quic && (data[0] & 0x80)) { /* long header: maybe an Initial */
+  if (quic && (data[0] & 0x80) && !from->sock) { /* maybe an Initial */
     /* a ban never stops a handshake: the source of the garbage that
      * earned it may have been spoofed, and whoever completes a handshake
      * from the address lifts it (kw__disco_conn_up) */

@@ -34,7 +34,9 @@ typedef struct netcheck {
   size_t nprobes;
 } netcheck;
 
-static void nc_free(uv_handle_t *h) { free(h->data); }
+static void nc_free(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void answered(kw_endpoint *ep, int relay, const kw_sockaddr *to,
                      const kw_sockaddr *mapped, void *arg) {
@@ -53,8 +55,8 @@ static void finish(netcheck *n) {
   kw_endpoint *ep = n->ep;
   kw__stun_probe_cancel(ep, n);
   kw_netcheck_report *r = &n->rep;
-  kw_sockaddr first4 = {0};
-  int distinct4 = 0, servers4 = 0;
+  kw_sockaddr mapped[sizeof n->probes / sizeof n->probes[0]];
+  size_t nmapped = 0;
   for (size_t i = 0; i < n->nprobes; i++) {
     if (!n->probes[i].answered)
       continue;
@@ -62,17 +64,11 @@ static void finish(netcheck *n) {
     r->udp = true;
     if (m->family == 6 && !r->ipv6.family)
       r->ipv6 = *m;
-    if (m->family != 4)
-      continue;
-    servers4++;
-    if (!first4.family) {
-      first4 = *m;
+    if (m->family == 4 && !r->ipv4.family)
       r->ipv4 = *m;
-    } else if (!kw__sockaddr_equal(&first4, m)) {
-      distinct4 = 1;
-    }
+    mapped[nmapped++] = *m;
   }
-  r->mapping_varies_by_dest = servers4 >= 2 ? distinct4 : -1;
+  r->mapping_varies_by_dest = kw__stun_mapping_varies(mapped, nmapped);
   r->n_relays = ep->n_relays < 8 ? ep->n_relays : 8;
   for (size_t i = 0; i < r->n_relays; i++) {
     snprintf(r->relays[i].url, sizeof r->relays[i].url, "%s",

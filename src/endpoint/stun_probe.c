@@ -2,10 +2,18 @@
 /*
  * STUN probing from the endpoint's own UDP sockets: the server-reflexive
  * address (what a NAT maps us to), kept fresh every 25 s against the home
- * relay's STUN server, and the one-shot probes of a netcheck.
+ * relay's STUN server, the one-shot probes of a netcheck, and the NAT-kind
+ * check (kw__stun_nat_check): with two or more relays whose STUN servers
+ * differ, one Binding to each (at most KW_NATCHK_SERVERS, resent twice
+ * KW_NATCHK_EVERY_MS apart) when the home relay is chosen, on a network
+ * change and at each refresh while the kind is unknown; two mapped
+ * addresses that differ mean endpoint-dependent mapping, all the same
+ * endpoint-independent (kw__disco_local_nat: the NatHint and birthday
+ * probing).
  *
- * Anti-leak rule (docs/ARCHITECTURE.md section 4, "STUN"): STUN goes only to the IP address a
- * relay's TLS connection reached, never through a separate DNS lookup.
+ * Anti-leak rule (docs/ARCHITECTURE.md section 4, "STUN"): STUN goes only to
+ * the IP address a relay's TLS connection reached, never through a separate DNS
+ * lookup.
  */
 #include "endpoint/changes.h"
 #include "endpoint/internal.h"
@@ -24,8 +32,8 @@ typedef kw__stun_tx stun_tx;
 static kw_err send_request(kw_endpoint *ep, stun_tx *t) {
   uint8_t buf[KW_STUN_MAX_BUILD];
   size_t n;
-  kw_err e = kw__stun_build_request(buf, sizeof buf, &n, t->txid, "keyway",
-                                    true);
+  kw_err e =
+      kw__stun_build_request(buf, sizeof buf, &n, t->txid, "keyway", true);
   if (e != KW_OK)
     return e;
   kw__udp *u = t->to.family == 4 ? &ep->udp4 : &ep->udp6;
@@ -87,7 +95,8 @@ void kw__stun_input(kw_endpoint *ep, const kw_sockaddr *from,
   ep->stats.drops_unknown++;
 }
 
-/* ---- the reflexive address, kept fresh ------------------------------------ */
+/* ---- the reflexive address, kept fresh ------------------------------------
+ */
 
 static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
                          const kw_sockaddr *mapped, void *arg) {
@@ -111,6 +120,8 @@ static void refresh(uv_timer_t *t) {
   int home = kw__relay_home(ep);
   if (home < 0 || ep->closing)
     return;
+  if (ep->nat_kind == KW_RP_NAT_UNKNOWN)
+    kw__stun_nat_check(ep); /* a second relay may have come up since */
   kw_sockaddr to;
   if (!kw__relay_stun_target(ep, home, &to))
     return;
@@ -118,11 +129,136 @@ static void refresh(uv_timer_t *t) {
 }
 
 void kw__stun_refresh(kw_endpoint *ep) {
-  if (ep->stun_timer_init)
+  if (ep->stun_timer_init) {
+    kw__stun_nat_check(ep); /* the network changed: maybe the NAT too */
     refresh(&ep->stun_timer);
+  }
+}
+
+/* ---- our NAT's mapping behaviour, without a netcheck ----------------------
+ */
+
+int kw__stun_mapping_varies(const kw_sockaddr *mapped, size_t n) {
+  const kw_sockaddr *first = NULL;
+  int servers = 0, distinct = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (mapped[i].family != 4)
+      continue;
+    servers++;
+    if (!first)
+      first = &mapped[i];
+    else if (!kw__sockaddr_equal(first, &mapped[i]))
+      distinct = 1;
+  }
+  return servers >= 2 ? distinct : -1;
+}
+
+struct kw__natchk {
+  kw_endpoint *ep;
+  uv_timer_t timer;
+  bool running;
+  unsigned ticks; /* of this check */
+  size_t n;
+  struct {
+    kw_sockaddr server, mapped;
+    unsigned sends, first_tick;
+    bool answered;
+  } s[KW_NATCHK_SERVERS];
+};
+
+static void natchk_answered(kw_endpoint *ep, int relay, const kw_sockaddr *to,
+                            const kw_sockaddr *mapped, void *arg) {
+  (void)ep;
+  (void)relay;
+  kw__natchk *c = arg;
+  for (size_t i = 0; i < c->n; i++) {
+    if (kw__sockaddr_equal(&c->s[i].server, to) && !c->s[i].answered) {
+      c->s[i].answered = true;
+      c->s[i].mapped = *mapped;
+    }
+  }
+}
+
+static void natchk_finish(kw__natchk *c, int varies, size_t answered) {
+  kw_endpoint *ep = c->ep;
+  c->running = false;
+  uv_timer_stop(&c->timer);
+  kw__stun_probe_cancel(ep, c);
+  if (varies < 0)
+    return; /* fewer than two servers answered: the kind stays as it was */
+  kw__log(ep, KW_LOG_INFO, "stun", "stun.nat_kind kind=%s servers=%zu",
+          varies ? "edm" : "eim", answered);
+  kw__disco_local_nat(ep, varies); /* NatHint, birthday probing */
+}
+
+static void natchk_tick(uv_timer_t *t) {
+  kw__natchk *c = t->data;
+  kw_endpoint *ep = c->ep;
+  if (ep->closing) {
+    natchk_finish(c, -1, 0);
+    return;
+  }
+  /* the relays' STUN servers as their connections come up (IPv4: the
+   * mapping behaviour birthday probing needs is the NAT's) */
+  for (size_t i = 0; i < ep->n_relays && c->n < KW_NATCHK_SERVERS; i++) {
+    kw_sockaddr a;
+    if (!kw__relay_stun_target(ep, (int)i, &a) || a.family != 4)
+      continue;
+    bool known = false;
+    for (size_t j = 0; j < c->n; j++)
+      known = known || kw__sockaddr_equal(&c->s[j].server, &a);
+    if (known)
+      continue;
+    memset(&c->s[c->n], 0, sizeof c->s[0]);
+    c->s[c->n].server = a;
+    c->s[c->n].first_tick = c->ticks;
+    c->n++;
+  }
+  kw_sockaddr mapped[KW_NATCHK_SERVERS];
+  size_t answered = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    if (c->s[i].answered) {
+      mapped[answered++] = c->s[i].mapped;
+      continue;
+    }
+    /* sent when found, then again every tick, KW_NATCHK_SENDS in all */
+    if (c->n >= 2 && c->s[i].sends < KW_NATCHK_SENDS &&
+        kw__stun_probe(ep, -1, &c->s[i].server, natchk_answered, c) == KW_OK)
+      c->s[i].sends++;
+  }
+  int varies = kw__stun_mapping_varies(mapped, answered);
+  if (varies == 1 || (varies == 0 && answered == c->n) ||
+      ++c->ticks > KW_NATCHK_TICKS) {
+    natchk_finish(c, varies, answered);
+    return;
+  }
+  uv_timer_start(&c->timer, natchk_tick, KW_NATCHK_EVERY_MS, 0);
+}
+
+void kw__stun_nat_check(kw_endpoint *ep) {
+  kw__natchk *c = ep->natchk;
+  if (!c || ep->closing || c->running)
+    return;
+  c->running = true;
+  c->ticks = 0;
+  c->n = 0;
+  uv_timer_start(&c->timer, natchk_tick, 0, 0);
+}
+
+static void natchk_freed(uv_handle_t *h) {
+  free(h->data);
 }
 
 void kw__stun_start(kw_endpoint *ep) {
+  if (!ep->natchk) {
+    kw__natchk *c = calloc(1, sizeof *c);
+    if (c) { /* without it the kind is learned by netcheck only */
+      c->ep = ep;
+      uv_timer_init(&ep->loop, &c->timer);
+      c->timer.data = c;
+      ep->natchk = c;
+    }
+  }
   if (ep->stun_timer_init)
     return;
   uv_timer_init(&ep->loop, &ep->stun_timer);
@@ -132,6 +268,12 @@ void kw__stun_start(kw_endpoint *ep) {
 }
 
 void kw__stun_stop(kw_endpoint *ep) {
+  if (ep->natchk) {
+    kw__stun_probe_cancel(ep, ep->natchk);
+    uv_timer_stop(&ep->natchk->timer);
+    uv_close((uv_handle_t *)&ep->natchk->timer, natchk_freed);
+    ep->natchk = NULL;
+  }
   if (!ep->stun_timer_init)
     return;
   uv_timer_stop(&ep->stun_timer);

@@ -27,7 +27,7 @@
 #define SOL_UDP 17
 #endif
 
-kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to) {
+static kw_err udp_open(kw__udp *u, const kw_sockaddr *bind_to, bool big) {
   int fam = bind_to->family == 4 ? AF_INET : AF_INET6;
   u->fd = -1;
   u->family = fam;
@@ -40,13 +40,10 @@ kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to) {
     close(fd);
     return KW_ERR_IO;
   }
-  /* Large buffers carry bursts at line rate; the *FORCE variants work as
-   * root and fall back to the sysctl-capped ones otherwise. */
-  int bufsz = 8 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz) != 0)
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz) != 0)
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
+  u->fd = fd;
+  if (big)
+    kw__udp_grow_bufs(u);
+  u->fd = -1;
   struct sockaddr_storage ss;
   socklen_t sl;
   kw__sockaddr_to_os(bind_to, &ss, &sl);
@@ -73,9 +70,44 @@ kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to) {
   int seg = 0;
   socklen_t segl = sizeof seg;
   u->gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, &segl) == 0;
-  u->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  u->gro = big && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   u->fd = fd;
   return KW_OK;
+}
+
+kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to) {
+  return udp_open(u, bind_to, true);
+}
+
+kw_err kw__udp_open_small(kw__udp *u, const kw_sockaddr *bind_to) {
+  return udp_open(u, bind_to, false);
+}
+
+void kw__udp_grow_bufs(kw__udp *u) {
+  /* Large buffers carry bursts at line rate; the *FORCE variants work as
+   * root and fall back to the sysctl-capped ones otherwise. */
+  int bufsz = 8 << 20;
+  if (u->fd < 0)
+    return;
+  if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz) != 0)
+    (void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
+  if (setsockopt(u->fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz) != 0)
+    (void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
+}
+
+int kw__udp_recv_one(kw__udp *u, uint8_t *buf, size_t cap, kw_sockaddr *from,
+                     size_t *len) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  ssize_t n;
+  do {
+    n = recvfrom(u->fd, buf, cap, 0, (struct sockaddr *)&ss, &sl);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+  kw__sockaddr_from_os((struct sockaddr *)&ss, from);
+  *len = (size_t)n;
+  return 1;
 }
 
 void kw__udp_close_fd(kw__udp *u) {
@@ -182,8 +214,8 @@ kw_err kw__udp_send(kw__udp *u, const kw_sockaddr *to, const uint8_t *data,
 
 int kw__udp_recv_batch(kw__udp *u,
                        void (*fn)(void *arg, kw__udp *u,
-                                  const kw_sockaddr *from,
-                                  const uint8_t *data, size_t len),
+                                  const kw_sockaddr *from, const uint8_t *data,
+                                  size_t len),
                        void *arg) {
   if (!u->rxbuf) {
     u->rxbuf = malloc((size_t)KW_RX_BATCH * KW_RX_BUFSZ);

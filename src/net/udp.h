@@ -28,13 +28,19 @@ typedef struct kw__udp {
   uv_poll_t poll;
   bool poll_init;
   int poll_events;
-  bool gso;       /* UDP_SEGMENT works */
-  bool gro;       /* UDP_GRO enabled */
+  bool gso; /* UDP_SEGMENT works */
+  bool gro; /* UDP_GRO enabled */
   kw_sockaddr bound;
   uint8_t *rxbuf; /* KW_RX_BATCH * KW_RX_BUFSZ, allocated on first read */
 } kw__udp;
 
 kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to);
+/* A socket for a short life (birthday probing's extra sockets): the
+ * system's default buffers (a few hundred of them must not reserve 8 MiB
+ * each), no GRO (read it with kw__udp_recv_one). kw__udp_grow_bufs gives
+ * it kw__udp_open's 8 MiB buffers once it carries a connection. */
+kw_err kw__udp_open_small(kw__udp *u, const kw_sockaddr *bind_to);
+void kw__udp_grow_bufs(kw__udp *u);
 void kw__udp_close_fd(kw__udp *u);
 /* Sends `n` segments of `seg` bytes (the last may be shorter) as one GSO
  * call, or one by one without GSO. Returns KW_OK, KW_ERR_AGAIN (nothing
@@ -46,8 +52,13 @@ kw_err kw__udp_send(kw__udp *u, const kw_sockaddr *to, const uint8_t *data,
  * fn(arg, from, data, len). Returns datagrams seen, 0 on EAGAIN, <0 error. */
 int kw__udp_recv_batch(kw__udp *u,
                        void (*fn)(void *arg, kw__udp *u,
-                                  const kw_sockaddr *from,
-                                  const uint8_t *data, size_t len),
+                                  const kw_sockaddr *from, const uint8_t *data,
+                                  size_t len),
                        void *arg);
+
+/* Receives one datagram into the caller's `buf` (cap bytes; a longer one
+ * is cut). Returns 1 (*from, *len set), 0 on EAGAIN, -1 on an error. */
+int kw__udp_recv_one(kw__udp *u, uint8_t *buf, size_t cap, kw_sockaddr *from,
+                     size_t *len);
 
 #endif /* KW_NET_UDP_H */

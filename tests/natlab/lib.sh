@@ -197,12 +197,16 @@ lab_lan_host() {
   lab_exec "$n" ip route add default via "198.18.$idx.1"
 }
 
-# lab_relay_cert DIR IP: DIR/cert.pem and DIR/key.pem for a relay at IP
-# (kept across relay restarts; clients pass DIR/cert.pem as --relay-ca)
+# lab_relay_cert DIR IP...: DIR/cert.pem and DIR/key.pem for a relay at IP
+# (kept across relay restarts; clients pass DIR/cert.pem as --relay-ca);
+# more IPs: one certificate for relays at each of them
 lab_relay_cert() {
+  local dir=$1 san="" ip
+  shift
+  for ip in "$@"; do san+="${san:+,}IP:$ip"; done
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$1/key.pem" -out "$1/cert.pem" -days 2 -subj /CN=relay \
-    -addext "subjectAltName=IP:$2" 2>/dev/null
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 -subj /CN=relay \
+    -addext "subjectAltName=$san" 2>/dev/null
 }
 
 # lab_wait_file FILE SECONDS: wait until FILE exists and is not empty
@@ -321,4 +325,60 @@ lab_slow_source() {
     dd if="$1" bs=1M skip="$i" count=1 status=none
     sleep 0.05
   done
+}
+
+# lab_bday_trial NAME MODE_A MODE_B [DIALER_OPTS...]: one birthday-probing
+# trial in a fresh lab (test_birthday.sh, bench/natlab_birthday.sh): two
+# relays with STUN on the public segment (198.18.0.10 and .11, one
+# certificate: lab_relay_cert "$work" both), host a behind router ra
+# (MODE_A), host b behind rb (MODE_B); a fresh `keyway listen` on a, then
+# `keyway ping --until-direct` from a fresh dialer on b (DIALER_OPTS added,
+# e.g. --no-birthday). Sets BDAY_DIRECT (1: a reply came over a direct
+# path), BDAY_MS (dial to the ping's exit), BDAY_NAT_A / BDAY_NAT_B (the
+# kind each endpoint learned, "-" if none), BDAY_SOCKS (extra sockets the
+# EDM side opened), BDAY_PINGS (spray Pings of the EIM side), BDAY_TIMEOUT
+# (seconds the dialer may take, default 20). Logs: $work/NAME-{a,b}.err.
+lab_bday_trial() {
+  local name=$1 ma=$2 mb=$3
+  shift 3
+  lab_init
+  lab_public_host relay1 198.18.0.10
+  lab_public_host relay2 198.18.0.11
+  lab_router ra 198.18.0.1 1 "$ma"
+  lab_lan_host a ra 1 10
+  lab_router rb 198.18.0.2 2 "$mb"
+  lab_lan_host b rb 2 10
+  BDAY_DIRECT=0 BDAY_MS=0 BDAY_NAT_A=- BDAY_NAT_B=- BDAY_SOCKS=0 BDAY_PINGS=0
+  lab_start_relay relay1 198.18.0.10 "$work/$name-relay1.log" -q || return 1
+  lab_start_relay relay2 198.18.0.11 "$work/$name-relay2.log" -q || return 1
+  local common=(--ephemeral --json -v --relay https://198.18.0.10:8443
+    --relay https://198.18.0.11:8443 --relay-ca "$work/cert.pem")
+  rm -f "$work/t"
+  lab_bg a "$work/$name-a.err" "$KW" listen "${common[@]}" --ticket-file "$work/t" \
+    </dev/null >/dev/null
+  lab_wait_file "$work/t" 15 || return 1
+  local s e rc f
+  s=$(date +%s%N)
+  timeout "${BDAY_TIMEOUT:-20}" ip netns exec "$(lab_ns b)" "$KW" ping "${common[@]}" \
+    "$@" -c 400 -i 0.05 --until-direct "$(cat "$work/t")" >"$work/$name-b.out" \
+    2>"$work/$name-b.err"
+  rc=$?
+  e=$(date +%s%N)
+  [ "$rc" -eq 0 ] && BDAY_DIRECT=1
+  BDAY_MS=$(((e - s) / 1000000))
+  sleep 0.3 # the listener's last log lines
+  BDAY_NAT_A=$(grep -o 'stun.nat_kind kind=[a-z]*' "$work/$name-a.err" | tail -1 | cut -d= -f2)
+  BDAY_NAT_B=$(grep -o 'stun.nat_kind kind=[a-z]*' "$work/$name-b.err" | tail -1 | cut -d= -f2)
+  BDAY_NAT_A=${BDAY_NAT_A:--} BDAY_NAT_B=${BDAY_NAT_B:--}
+  for f in "$work/$name-a.err" "$work/$name-b.err"; do
+    # the EDM side's extra sockets (one Ping each), the EIM side's spray
+    local n
+    n=$(grep -o 'holepunch.birthday_end [^"]*' "$f" | head -1 | grep -o ' sent=[0-9]*' | cut -d= -f2)
+    if grep -q 'birthday_start.*mode=sockets' "$f"; then
+      BDAY_SOCKS=${n:-0}
+    elif grep -q 'birthday_start.*mode=spray' "$f"; then
+      BDAY_PINGS=${n:-0}
+    fi
+  done
+  lab_cleanup
 }

@@ -7,7 +7,9 @@
 #   no NAT (two public hosts)       -> direct
 #   EIM/EIM (MASQUERADE both)      -> direct (hole punched)
 #   EIM/public                      -> direct
-#   EIM/EDM, EDM/EDM (--random-fully) -> connected, relay
+#   EIM/EDM, EDM/EDM (--random-fully) -> connected, relay (one relay:
+#                                      the NAT kind stays unknown, so no
+#                                      birthday probing; test_birthday.sh)
 #   UDP blocked on one side         -> connected, relay
 #   two hosts behind one NAT        -> direct (their LAN addresses)
 #   EIM/EIM, NAT mappings flushed (conntrack -F) in the middle of a 64 MiB

@@ -78,16 +78,15 @@ int cli_fail_connect(cli *c, const uint8_t id[KW_ID_LEN], const char *alpn,
     return cli_fail(c, err, "%s: the remote did not present key %s", c->cmd,
                     tgt);
   case KW_ERR_TIMEOUT:
-    return cli_fail(c, err, "%s: no answer from %.10s within %g s", c->cmd,
-                    tgt, c->timeout_s > 0 ? c->timeout_s : 10.0);
+    return cli_fail(c, err, "%s: no answer from %.10s within %g s", c->cmd, tgt,
+                    c->timeout_s > 0 ? c->timeout_s : 10.0);
   case KW_ERR_NOT_FOUND:
     return cli_fail(c, err,
                     "%s: %.10s is unknown at the relay (not online, or "
                     "using another relay)",
                     c->cmd, tgt);
   case KW_ERR_ALPN:
-    return cli_fail(c, err, "%s: %.10s does not accept %s", c->cmd, tgt,
-                    alpn);
+    return cli_fail(c, err, "%s: %.10s does not accept %s", c->cmd, tgt, alpn);
   default:
     return cli_fail(c, err, "%s: cannot connect to %.10s: %s", c->cmd, tgt,
                     kw_strerror(err));
@@ -152,9 +151,9 @@ void cli_emit_disconnected(cli *c, kw_conn *conn, kw_err err, uint64_t code) {
   cli_id(id, idt);
   const char *why = cli_close_reason(err, code, b, sizeof b);
   if (c->json) {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "event", "disconnected",
-                          "remote", idt, "reason", kw_errname(err), "message",
-                          why);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s}", "event", "disconnected", "remote",
+                  idt, "reason", kw_errname(err), "message", why);
     if (err == KW_ERR_APP_CLOSED)
       json_object_set_new(o, "code", json_integer((json_int_t)code));
     emit_json(o);
@@ -189,7 +188,8 @@ int cli_usage_error(cli *c, const char *fmt, ...) {
   return 2;
 }
 
-/* ---- keys ------------------------------------------------------------------ */
+/* ---- keys ------------------------------------------------------------------
+ */
 
 static int default_key_path(char *out, size_t n) {
   const char *x = getenv("XDG_CONFIG_HOME");
@@ -198,8 +198,7 @@ static int default_key_path(char *out, size_t n) {
   const char *h = getenv("HOME");
   if (!h || !*h)
     return -1;
-  return snprintf(out, n, "%s/.config/keyway/secret.key", h) < (int)n ? 0
-                                                                      : -1;
+  return snprintf(out, n, "%s/.config/keyway/secret.key", h) < (int)n ? 0 : -1;
 }
 
 int cli_load_key(cli *c, uint8_t sk[KW_SECRET_KEY_LEN], bool *have) {
@@ -239,7 +238,8 @@ int cli_load_key(cli *c, uint8_t sk[KW_SECRET_KEY_LEN], bool *have) {
   return 0;
 }
 
-/* ---- the endpoint ------------------------------------------------------------ */
+/* ---- the endpoint
+ * ------------------------------------------------------------ */
 
 static const char *level_name(kw_log_level l) {
   static const char *n[] = {"error", "warn", "info", "debug", "trace"};
@@ -270,8 +270,8 @@ static void note_relay(cli *c, const char *msg) {
     why = "resolve";
   else if (!strncmp(msg, "relay.connect_failed", 20))
     why = !strcmp(reason, "CERT") || !strcmp(reason, "TLS") ? "certificate"
-          : !strcmp(reason, "IO")                          ? "refused"
-                                                           : "io";
+          : !strcmp(reason, "IO")                           ? "refused"
+                                                            : "io";
   pthread_mutex_lock(&c->mu);
   bool first = strcmp(c->relay_why[i], why) != 0;
   snprintf(c->relay_why[i], sizeof c->relay_why[i], "%s", why);
@@ -280,8 +280,8 @@ static void note_relay(cli *c, const char *msg) {
     const char *k;
     const char *text = cli_relay_why(c, url, &k);
     if (c->json)
-      emit_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "relay_error",
-                          "url", url, "reason", k, "message", text));
+      emit_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "relay_error", "url",
+                          url, "reason", k, "message", text));
     else if (c->verbosity >= 0)
       fprintf(stderr, "keyway: relay %s: %s\n", url, text);
   }
@@ -428,8 +428,7 @@ static const char *join_cas(cli *c) {
     dir = getenv("TMPDIR");
   if (!dir || !*dir)
     dir = "/tmp";
-  snprintf(c->relay_ca_tmp, sizeof c->relay_ca_tmp, "%s/keyway-ca.XXXXXX",
-           dir);
+  snprintf(c->relay_ca_tmp, sizeof c->relay_ca_tmp, "%s/keyway-ca.XXXXXX", dir);
   int fd = mkstemp(c->relay_ca_tmp);
   if (fd < 0) {
     snprintf(c->mismatch, sizeof c->mismatch, "%.200s: %s", c->relay_ca_tmp,
@@ -535,7 +534,7 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
       return cli_usage_error(c, "--relay-ca %s: path too long", ca);
     }
   }
-  kw_config_set_path_policy(cfg, c->relay_only ? KW_PATH_POLICY_RELAY_ONLY
+  kw_config_set_path_policy(cfg, c->relay_only    ? KW_PATH_POLICY_RELAY_ONLY
                                  : c->direct_only ? KW_PATH_POLICY_DIRECT_ONLY
                                                   : KW_PATH_POLICY_ANY);
   if (c->cc)
@@ -545,6 +544,7 @@ int cli_start_endpoint(cli *c, const char *const *alpns,
   kw_config_set_port_mapping(cfg, c->portmap);
   kw_config_set_dht_publish(cfg, (kw_dht_publish)c->dht_publish);
   kw_config_set_lan_discovery(cfg, c->lan);
+  kw_config_set_birthday_probing(cfg, !c->no_birthday);
   uint32_t tmo = (uint32_t)(c->timeout_s * 1000);
   kw_config_set_connect_timeout(cfg, tmo ? tmo : 10000);
   kw_config_set_keepalive(cfg, 5000);
@@ -582,7 +582,8 @@ int cli_parse_target(cli *c, const char *s, kw_endpoint_addr *a) {
                          s);
 }
 
-/* ---- events --------------------------------------------------------------------- */
+/* ---- events
+ * --------------------------------------------------------------------- */
 
 static int write_atomic(const char *path, const char *text, mode_t mode) {
   char tmp[4200];
@@ -657,8 +658,8 @@ int cli_emit_ticket(cli *c) {
     char line[KW_TICKET_MAX + 2];
     snprintf(line, sizeof line, "%s\n", t);
     /* a ticket with a capability is a secret: owner only */
-    if (write_atomic(c->ticket_file, line,
-                     c->ticket_token_len ? 0600 : 0644) != 0)
+    if (write_atomic(c->ticket_file, line, c->ticket_token_len ? 0600 : 0644) !=
+        0)
       return cli_fail(c, KW_ERR_IO, "--ticket-file %s: %s", c->ticket_file,
                       strerror(errno));
   }
@@ -674,8 +675,8 @@ void cli_emit_connected(cli *c, kw_conn *conn) {
   c->path_known = false; /* a new connection: its first path is news */
   pthread_mutex_unlock(&c->mu);
   if (c->json)
-    emit_json(json_pack("{s:s, s:s, s:s}", "event", "connected", "remote",
-                        idt, "alpn", kw_conn_alpn(conn)));
+    emit_json(json_pack("{s:s, s:s, s:s}", "event", "connected", "remote", idt,
+                        "alpn", kw_conn_alpn(conn)));
   else if (c->verbosity >= 0)
     fprintf(stderr, "connected: %s (%s)\n", idt, kw_conn_alpn(conn));
 }
@@ -698,9 +699,9 @@ void cli_emit_path(cli *c, kw_conn *conn, const kw_path_info *p) {
   if (same)
     return; /* one event per change */
   if (c->json) {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "event", "path", "remote",
-                          idt, "kind", kw_path_kind_name(p->kind), "addr",
-                          addr);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s}", "event", "path", "remote", idt,
+                  "kind", kw_path_kind_name(p->kind), "addr", addr);
     json_object_set_new(o, "rtt_ms", json_real(p->rtt_ms));
     emit_json(o);
   } else if (c->verbosity >= 0) {
@@ -735,9 +736,9 @@ void cli_emit_summary(cli *c, const char *verb, const uint8_t id[KW_ID_LEN],
   bool sent = strcmp(verb, "sent") == 0;
   double mbps = secs > 0 ? (double)bytes / secs / 1e6 : 0.0;
   if (c->json) {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "event", verb, "remote", idt,
-                          "bytes", (json_int_t)bytes, "path",
-                          kw_path_kind_name(kind));
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:s}", "event", verb, "remote", idt, "bytes",
+                  (json_int_t)bytes, "path", kw_path_kind_name(kind));
     json_object_set_new(o, "seconds", json_real(secs));
     json_object_set_new(o, "mb_per_s", json_real(mbps));
     emit_json(o);
@@ -748,7 +749,8 @@ void cli_emit_summary(cli *c, const char *verb, const uint8_t id[KW_ID_LEN],
   }
 }
 
-/* ---- completion ------------------------------------------------------------------- */
+/* ---- completion
+ * ------------------------------------------------------------------- */
 
 void cli_done(cli *c, int code) {
   pthread_mutex_lock(&c->mu);

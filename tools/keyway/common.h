@@ -57,11 +57,12 @@ typedef struct cli {
   int n_relay_cas;
   bool no_relay;
   bool relay_only, direct_only; /* --relay-only / --direct-only */
-  int cc; /* --cc: CLI_CC_*, 0 the library's default */
+  int cc;                       /* --cc: CLI_CC_*, 0 the library's default */
   cli_ticket_type ticket_type;
-  bool portmap; /* --portmap: UPnP IGD / NAT-PMP on the gateway */
-  int dht_publish; /* kw_dht_publish: --dht-publish-addrs, --no-dht-publish */
-  bool lan;     /* --lan: mDNS announcements and lookups on the link */
+  bool portmap;     /* --portmap: UPnP IGD / NAT-PMP on the gateway */
+  int dht_publish;  /* kw_dht_publish: --dht-publish-addrs, --no-dht-publish */
+  bool lan;         /* --lan: mDNS announcements and lookups on the link */
+  bool no_birthday; /* --no-birthday: kw_config_set_birthday_probing off */
   const char *binds[2];
   int n_binds;
   /* --allow-iface/--deny-iface/--allow-prefix/--deny-prefix, in order */
@@ -77,10 +78,10 @@ typedef struct cli {
   double timeout_s;
   bool once;
   const char *out_dir;
-  bool force;       /* receive --force */
+  bool force;        /* receive --force */
   bool public_share; /* send --public */
-  bool no_progress; /* send/receive --no-progress */
-  long count;       /* ping -c (0 with count_set: until interrupted) */
+  bool no_progress;  /* send/receive --no-progress */
+  long count;        /* ping -c (0 with count_set: until interrupted) */
   bool count_set;
   double interval_s; /* ping -i, 0: the default */
   bool until_direct; /* ping --until-direct */

@@ -26,8 +26,8 @@ enum {
   C_LTCP = 1u << 7,
   C_CTCP = 1u << 8,
   C_ALL = 0x1ff,
-  C_NET = C_ALL & ~C_ID,                  /* run an endpoint */
-  C_TICKET = C_LISTEN | C_SEND | C_LTCP,  /* print a ticket */
+  C_NET = C_ALL & ~C_ID,                 /* run an endpoint */
+  C_TICKET = C_LISTEN | C_SEND | C_LTCP, /* print a ticket */
   C_DIAL = C_CONNECT | C_RECEIVE | C_PING | C_CTCP,
 };
 
@@ -91,6 +91,7 @@ enum {
   O_FROM,
   O_CC,
   O_LAN,
+  O_NO_BIRTHDAY,
 };
 
 typedef struct optdoc {
@@ -105,7 +106,8 @@ static const optdoc opts[] = {
     {"key", O_KEY, "FILE", C_ALL,
      "secret key file (default $XDG_CONFIG_HOME/keyway/secret.key,\n"
      "created with mode 0600 if missing)"},
-    {"ephemeral", O_EPHEMERAL, NULL, C_ALL, "use a fresh key for this run only"},
+    {"ephemeral", O_EPHEMERAL, NULL, C_ALL,
+     "use a fresh key for this run only"},
     {"relay", O_RELAY, "URL", C_NET,
      "a relay, https://HOST:PORT[/?stun=PORT] (repeatable)"},
     {"relay-ca", O_RELAY_CA, "FILE", C_NET,
@@ -145,6 +147,10 @@ static const optdoc opts[] = {
      "LAN discovery: announce this endpoint by mDNS on the local\n"
      "link and resolve bare ids there too (off by default: it\n"
      "multicasts this endpoint's id and addresses to the network)"},
+    {"no-birthday", O_NO_BIRTHDAY, NULL, C_NET,
+     "no birthday probing: between an endpoint-dependent NAT and an\n"
+     "endpoint-independent one, do not open up to 256 extra UDP\n"
+     "sockets or spray up to 2048 Pings to go direct (on by default)"},
     {"ticket-file", O_TICKET_FILE, "FILE", C_TICKET,
      "also write the ticket there (atomically)"},
     {"ticket-type", O_TICKET_TYPE, "T", C_TICKET,
@@ -157,8 +163,7 @@ static const optdoc opts[] = {
      "bytes"},
     {"timeout", O_TIMEOUT, "SECS", C_DIAL | C_NETCHECK,
      "give up connecting after SECS (default 10; netcheck: 3)"},
-    {"once", O_ONCE, NULL, C_LISTEN | C_SEND,
-     "exit after one peer is done"},
+    {"once", O_ONCE, NULL, C_LISTEN | C_SEND, "exit after one peer is done"},
     {"out", 'o', "DIR", C_RECEIVE, "where to write (default .)"},
     {"force", O_FORCE, NULL, C_RECEIVE,
      "replace existing files of the same name"},
@@ -234,10 +239,9 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < NOPTS; i++)
     print_opt(f, &opts[i]);
   fprintf(f, "  %-24s %s\n", "    --version", "print the version and exit");
-  fprintf(f,
-          "\nThe ticket is printed on stderr as 'ticket: kw1...'. Exit "
-          "status: 0 success,\n1 failure (one-line reason on stderr), 2 "
-          "usage error, 130 interrupted.\nSee keyway(1).\n");
+  fprintf(f, "\nThe ticket is printed on stderr as 'ticket: kw1...'. Exit "
+             "status: 0 success,\n1 failure (one-line reason on stderr), 2 "
+             "usage error, 130 interrupted.\nSee keyway(1).\n");
 }
 
 static void cmd_usage(FILE *f, const subcmd *sc) {
@@ -348,6 +352,9 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
     case O_NO_RELAY:
       c->no_relay = true;
       break;
+    case O_NO_BIRTHDAY:
+      c->no_birthday = true;
+      break;
     case O_RELAY_ONLY:
       c->relay_only = true;
       break;
@@ -362,8 +369,7 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
       else if (!strcmp(optarg, "reno"))
         c->cc = CLI_CC_RENO;
       else
-        return cli_usage_error(c, "--cc: bbr, cubic or reno, not '%s'",
-                               optarg);
+        return cli_usage_error(c, "--cc: bbr, cubic or reno, not '%s'", optarg);
       break;
     case O_BIND:
       if (c->n_binds >= 2)
@@ -455,8 +461,10 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
     case 'i':
       c->interval_s = strtod(optarg, &end);
       if (*end || !(c->interval_s >= 0.01) || c->interval_s > 3600)
-        return cli_usage_error(c, "-i %s: not a number of seconds (0.01 to "
-                                  "3600)", optarg);
+        return cli_usage_error(c,
+                               "-i %s: not a number of seconds (0.01 to "
+                               "3600)",
+                               optarg);
       break;
     case 'v':
       c->verbosity = c->verbosity < 0 ? 1 : c->verbosity + 1;
@@ -478,8 +486,8 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
         return cli_usage_error(c, "%s needs an argument", bad);
       const char *s = suggest_opt(bad);
       if (s)
-        return cli_usage_error(c, "unknown option %s (did you mean --%s?)",
-                               bad, s);
+        return cli_usage_error(c, "unknown option %s (did you mean --%s?)", bad,
+                               s);
       return cli_usage_error(c, "unknown option %s", bad);
     }
     }
@@ -492,8 +500,8 @@ static int parse(cli *c, const subcmd *sc, int argc, char **argv) {
   if (c->relay_only && c->direct_only)
     return cli_usage_error(c, "--relay-only and --direct-only exclude each "
                               "other");
-  if (c->relay_only && (c->no_relay || c->n_relays == 0) &&
-      (sc->bit & C_NET) && !(sc->bit & C_NETCHECK))
+  if (c->relay_only && (c->no_relay || c->n_relays == 0) && (sc->bit & C_NET) &&
+      !(sc->bit & C_NETCHECK))
     return cli_usage_error(c, "--relay-only needs a --relay URL");
   return 0;
 }
@@ -526,14 +534,18 @@ int main(int argc, char **argv) {
   c.cmd = argv[1];
   c.interrupt_exit = 130; /* a command's interrupt hook may choose another */
   if (!sc) {
-    const char *s = argv[1][0] == '-' ? suggest_opt(argv[1])
-                                      : suggest_cmd(argv[1]);
+    const char *s =
+        argv[1][0] == '-' ? suggest_opt(argv[1]) : suggest_cmd(argv[1]);
     if (argv[1][0] == '-')
-      fprintf(stderr, "keyway: '%s' comes after a command (see 'keyway "
-                      "--help')\n", argv[1]);
+      fprintf(stderr,
+              "keyway: '%s' comes after a command (see 'keyway "
+              "--help')\n",
+              argv[1]);
     else if (s)
-      fprintf(stderr, "keyway: unknown command '%s': did you mean '%s'? "
-                      "(see 'keyway --help')\n", argv[1], s);
+      fprintf(stderr,
+              "keyway: unknown command '%s': did you mean '%s'? "
+              "(see 'keyway --help')\n",
+              argv[1], s);
     else
       fprintf(stderr, "keyway: unknown command '%s' (see 'keyway --help')\n",
               argv[1]);
