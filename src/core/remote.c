@@ -74,6 +74,7 @@ static bool reselect(kw__rp *r, uint64_t now) {
   heard_direct(r, now);
   r->direct_ping_ns = now;
   r->direct_tx_ns = 0;
+  r->direct_by_conn = false;
   note(r, KW_RP_NOTE_SELECTED, NULL, (uint64_t)(int64_t)s, n);
   bday_reap(r);
   if (r->cbs->path_changed)
@@ -437,7 +438,7 @@ void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   int idx;
   if (!from) {
     const kw_sockaddr *cur = kw__rp_direct(r);
-    if (cur && r->nconns && r->keyed &&
+    if (cur && r->direct_by_conn && r->nconns && r->keyed &&
         now - r->direct_rx_ns >= KW_RP_REBIND_QUIET_NS)
       /* the remote's packets come by the relay while the direct path is
        * quiet: it gave that path up; so do we (the lost path's Pings
@@ -451,6 +452,7 @@ void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
     const kw_sockaddr *cur = kw__rp_direct(r);
     if (cur && kw__sockaddr_equal(cur, from)) {
       heard_direct(r, now);
+      r->direct_by_conn = true;
       return; /* the common case: a packet on the selected path */
     }
     /* the remote's packets come from another address while the selected
@@ -705,7 +707,8 @@ static void watch_direct(kw__rp *r, uint64_t now) {
     }
     return;
   }
-  if (r->unanswered_ns && now - r->unanswered_ns >= busy_quiet(r)) {
+  if (r->unanswered_ns && r->direct_by_conn &&
+      now - r->unanswered_ns >= busy_quiet(r)) {
     if (r->direct_tx_ns - r->unanswered_ns >= KW_RP_BUSY_SPAN_NS) {
       r->suspect_ns = now; /* sending and not heard: probe at once */
       r->suspect_ping_ns = now;
@@ -748,11 +751,13 @@ uint64_t kw__rp_next_deadline(const kw__rp *r) {
     } else {
       d = min64(d, max64(r->direct_rx_ns + KW_RP_DIRECT_QUIET_NS + 1,
                          r->direct_ping_ns + KW_RP_DIRECT_PING_EVERY_NS + 1));
-      if (r->unanswered_ns)
-        d = min64(d, r->unanswered_ns + busy_quiet(r));
-      else if (r->direct_rx_ns + busy_quiet(r) > r->watched_ns)
-        /* a send since (kw__rp_sent arms nothing) is checked then */
-        d = min64(d, r->direct_rx_ns + busy_quiet(r));
+      /* liveness under load (only on a path the remote used) */
+      uint64_t b = r->unanswered_ns ? r->unanswered_ns : r->direct_rx_ns;
+      /* with nothing sent yet, a send since (kw__rp_sent arms nothing)
+       * is checked busy_quiet after the path was last heard, once */
+      if (r->direct_by_conn &&
+          (r->unanswered_ns || b + busy_quiet(r) > r->watched_ns))
+        d = min64(d, b + busy_quiet(r));
     }
   }
   return d;

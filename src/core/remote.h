@@ -53,12 +53,16 @@
  *    back). Sends that needed no answer (the last ACKs of a transfer, all
  *    within a few ms) are forgotten: the idle rule applies. Anything
  *    heard clears it all, so random loss never counts: under load a path
- *    that delivers anything is heard every few ms.
+ *    that delivers anything is heard every few ms. Only for a path the
+ *    remote's connection packets came by since it was selected (one a
+ *    Pong validated may not carry the remote's side yet: it may still
+ *    be switching; the idle rule covers it).
  *  - A Pong by another direct path while the selected one is suspect:
  *    the selected one goes inactive and selection moves (as a rebinding:
  *    a remote whose NAT rebound answers from its new address first).
- *  - A connection packet by the relay while the selected direct path has
- *    been quiet KW_RP_REBIND_QUIET_NS: the remote gave the path up; it is
+ *  - A connection packet by the relay while the selected direct path (one
+ *    the remote's connection packets came by) has been quiet
+ *    KW_RP_REBIND_QUIET_NS: the remote gave the path up; it is
  *    given up here too, as by liveness (a receiver that only sends ACKs
  *    would otherwise send them into a dead path until its own rule).
  *  - A direct path given up by liveness gets a Ping every
@@ -300,6 +304,7 @@ typedef struct kw__rp {
   uint64_t suspect_ns;      /* liveness under load: suspect since (0: not) */
   uint64_t suspect_ping_ns; /* ... its last Ping */
   uint64_t watched_ns;      /* the liveness watch last ran */
+  bool direct_by_conn;      /* the remote's connection packets came by it */
   kw_sockaddr lost;         /* the direct path liveness gave up ... */
   uint64_t lost_ns;         /* ... then (0: none) */
   uint64_t lost_ping_ns;    /* ... its last Ping */

@@ -996,7 +996,8 @@ static void test_rule_busy_after_idle_counts_from_first_send(void **state) {
   rec c;
   kw__rp r;
   on_direct(&r, &c);
-  uint64_t t = r.selected_ns, first = t + 3 * S;
+  uint64_t t = r.selected_ns + 1 * MS, first = t + 3 * S;
+  kw__rp_packet(&r, kw__rp_direct(&r), t); /* the remote used it */
   for (uint64_t x = t; x < first; x += 10 * MS)
     while (kw__rp_next_deadline(&r) <= x)
       kw__rp_handle_timeout(&r, x);
@@ -1016,6 +1017,32 @@ static void test_rule_busy_after_idle_counts_from_first_send(void **state) {
   assert_true(kw__rp_on_relay(&r));
   assert_int_equal(c.lost, 1);
   assert_true(c.lost_under_load);
+  kw__rp_free(&r);
+}
+
+static void test_rule_busy_only_on_path_remote_used(void **state) {
+  (void)state;
+  /* a path only a Pong validated: the remote may still be switching to
+   * it (its packets still come by the relay); neither the rule under
+   * load nor the relay rule gives it up, the idle rule does */
+  rec c;
+  kw__rp r;
+  on_direct(&r, &c);
+  uint64_t t0 = r.selected_ns;
+  for (uint64_t x = t0; x < t0 + 4 * S; x += 1 * MS) {
+    kw__rp_sent(&r, x);
+    kw__rp_packet(&r, NULL, x);
+    while (kw__rp_next_deadline(&r) <= x)
+      kw__rp_handle_timeout(&r, x);
+  }
+  assert_int_equal(c.lost, 0);
+  assert_int_equal(r.suspect_ns, 0);
+  assert_non_null(kw__rp_direct(&r));
+  for (uint64_t x = t0 + 4 * S; x < t0 + 6 * S; x += 1 * MS)
+    while (kw__rp_next_deadline(&r) <= x)
+      kw__rp_handle_timeout(&r, x);
+  assert_int_equal(c.lost, 1);
+  assert_int_equal(c.lost_why, KW_RP_LOST_IDLE);
   kw__rp_free(&r);
 }
 
@@ -1515,6 +1542,7 @@ int main(void) {
       cmocka_unit_test(test_rule_pong_by_other_path_while_suspect_moves),
       cmocka_unit_test(test_rule_busy_after_idle_counts_from_first_send),
       cmocka_unit_test(test_rule_remote_on_relay_while_quiet),
+      cmocka_unit_test(test_rule_busy_only_on_path_remote_used),
       cmocka_unit_test(test_rule_answer_pings_quiet_selected_path),
       cmocka_unit_test(test_rule_rtt_credited_once_settled),
       cmocka_unit_test(test_rule_rtt_nothing_selected),
