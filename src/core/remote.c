@@ -479,6 +479,16 @@ void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now) {
   (void)reselect(r, now);
 }
 
+void kw__rp_packet_on(kw__rp *r, const kw_sockaddr *from, unsigned sock,
+                      uint64_t now) {
+  if (sock && from) {
+    const kw__path *p = kw__paths_get(&r->pt, kw__paths_find(&r->pt, from));
+    if (!p || p->sock != sock)
+      return; /* its Pong (or the remote's next Ping there) makes the path */
+  }
+  kw__rp_packet(r, from, now);
+}
+
 void kw__rp_sent(kw__rp *r, uint64_t now) {
   r->direct_tx_ns = now;
   if (!r->unanswered_ns)

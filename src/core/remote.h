@@ -349,6 +349,13 @@ bool kw__rp_candidate(kw__rp *r, const kw_sockaddr *a, uint8_t source,
                       uint64_t now);
 /* An authenticated connection packet from `from` (NULL: a relay). */
 void kw__rp_packet(kw__rp *r, const kw_sockaddr *from, uint64_t now);
+/* The same, arrived on socket `sock` (as kw__path.sock; 0 is
+ * kw__rp_packet). On an extra socket it counts only for a path already
+ * known on that socket: a birthday path is made by its Pong (which names
+ * the socket), so a QUIC packet that overtakes the Pong cannot make a path
+ * on our own socket, where the remote's NAT would not let it through. */
+void kw__rp_packet_on(kw__rp *r, const kw_sockaddr *from, unsigned sock,
+                      uint64_t now);
 /* Connection packets went out on the selected direct path (once per
  * batch is enough): liveness under load. */
 void kw__rp_sent(kw__rp *r, uint64_t now);

@@ -512,7 +512,10 @@ bool kw__remote_confirm_path(kw__remote *r, const kw__src *from, uint64_t now) {
     r->relay = from->relay; /* observed route */
   int before = kw__paths_selected(&r->rp.pt);
   uint64_t at = r->rp.selected_ns;
-  kw__rp_packet(&r->rp, from->relay >= 0 ? NULL : &from->addr, now);
+  if (from->relay >= 0)
+    kw__rp_packet(&r->rp, NULL, now);
+  else
+    kw__rp_packet_on(&r->rp, &from->addr, from->sock, now);
   return kw__paths_selected(&r->rp.pt) != before || r->rp.selected_ns != at;
 }
 

@@ -1324,6 +1324,37 @@ static void test_bday_edm_side_opens_bounded_sockets(void **state) {
   kw__rp_free(&r);
 }
 
+/* A QUIC packet on an extra socket that overtakes its Pong (the remote
+ * answers a Ping from socket 9 with the Pong and its connection's packets
+ * at once) makes no path on our own socket and does not end the attempt;
+ * the Pong on socket 9 then is the hit, and later packets there keep it. */
+static void test_bday_packet_before_pong(void **state) {
+  (void)state;
+  kw__rp r;
+  rec c;
+  on_relay(&r, &c);
+  kw_sockaddr eim = A("198.19.0.2:1000");
+  kw__rp_local_nat(&r, KW_RP_NAT_EDM, T0 + 10 * MS);
+  kw__rp_remote_nat(&r, KW_RP_NAT_EIM, &eim, T0 + 20 * MS);
+  assert_int_equal(c.bstarts, 1);
+  size_t k = 8; /* socket 9's Ping */
+  assert_int_equal(c.bsock[k], 9);
+  kw__rp_packet_on(&r, &eim, 9, T0 + 60 * MS);
+  assert_true(kw__rp_on_relay(&r));
+  assert_null(kw__rp_direct(&r));
+  assert_int_equal(c.bcloses, 0);
+  assert_int_equal(c.bhits, 0);
+  assert_true(
+      kw__rp_pong_received_on(&r, c.btx[k], &eim, 9, T0 + 61 * MS, NULL));
+  assert_int_equal(c.bhits, 1);
+  assert_int_equal(c.bkeep, 9);
+  assert_int_equal(kw__rp_direct_sock(&r), 9);
+  kw__rp_packet_on(&r, &eim, 9, T0 + 70 * MS);
+  assert_true(kw__sockaddr_equal(kw__rp_direct(&r), &eim));
+  assert_int_equal(kw__rp_direct_sock(&r), 9);
+  kw__rp_free(&r);
+}
+
 static void test_bday_eim_side_sprays_paced_random_ports(void **state) {
   (void)state;
   kw__rp r;
@@ -1551,6 +1582,7 @@ int main(void) {
       cmocka_unit_test(test_rule_rerace_demotes_validated),
       cmocka_unit_test(test_conn_down_stops_rounds),
       cmocka_unit_test(test_bday_edm_side_opens_bounded_sockets),
+      cmocka_unit_test(test_bday_packet_before_pong),
       cmocka_unit_test(test_bday_eim_side_sprays_paced_random_ports),
       cmocka_unit_test(test_bday_miss_closes_and_attempts_are_rate_limited),
       cmocka_unit_test(test_bday_only_eim_against_edm),
