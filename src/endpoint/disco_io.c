@@ -102,7 +102,7 @@ bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
   /* a Ping toward an address that is not a validated path may be aimed at
    * a third party (a CallMeMaybe names any address): it comes out of the
    * remote's and the endpoint's probe budgets */
-  if (probe && !kw__probe_allow(&r->rp.probes, &ep->probes, kw__now(ep), n))
+  if (probe && !kw__remote_probe_allow(r, n, kw__now(ep)))
     return false;
   if (sock)
     return kw__magicsock_xsend(r, sock, to, buf, n);
@@ -199,13 +199,13 @@ bool kw__disco_conn_up(kw_endpoint *ep, kw__remote *r) {
     if (p && p->state == KW_PST_VALIDATED && (p->sources & KW_PSRC_CONN))
       kw__magicsock_trust_addr(ep, &p->addr, "handshake");
   }
-  kw__rp_conn_up(&r->rp, kw__now(ep));
+  kw__remote_conn_up(r, kw__now(ep));
   kw__disco_arm(ep);
   return true;
 }
 
 void kw__disco_conn_down(kw_endpoint *ep, kw__remote *r) {
-  kw__rp_conn_down(&r->rp, kw__now(ep));
+  kw__remote_conn_down(r, kw__now(ep));
 }
 
 void kw__disco_local_candidates(kw_endpoint *ep) {
@@ -213,7 +213,7 @@ void kw__disco_local_candidates(kw_endpoint *ep) {
     return;
   uint64_t now = kw__now(ep);
   for (kw__remote *r = ep->remotes; r; r = r->next)
-    kw__rp_local_candidates(&r->rp, now);
+    kw__remote_local_candidates(r, now);
   kw__disco_arm(ep);
 }
 
@@ -226,7 +226,7 @@ void kw__disco_local_nat(kw_endpoint *ep, int varies) {
   ep->nat_kind = k;
   uint64_t now = kw__now(ep);
   for (kw__remote *r = ep->remotes; r; r = r->next)
-    kw__rp_local_nat(&r->rp, (kw__rp_nat)k, now);
+    kw__remote_local_nat(r, (kw__rp_nat)k, now);
   kw__disco_arm(ep);
 }
 
@@ -235,7 +235,7 @@ void kw__disco_network_change(kw_endpoint *ep) {
     return;
   uint64_t now = kw__now(ep);
   for (kw__remote *r = ep->remotes; r; r = r->next)
-    kw__rp_network_change(&r->rp, now);
+    kw__remote_network_change(r, now);
   kw__disco_arm(ep);
 }
 
@@ -373,15 +373,14 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
       else
         send_udp(ep, &from->addr, buf, n);
     }
-    kw__rp_ping_received_on(&r->rp, &from->addr, from->sock, kw__now(ep));
+    kw__remote_ping_received(r, from, kw__now(ep));
     kw__disco_arm(ep);
     break;
   }
   case KW_DISCO_PONG: {
     uint64_t now = kw__now(ep), rtt = 0;
     bool was_direct = kw__remote_direct(r) != NULL;
-    if (!kw__rp_pong_received_on(&r->rp, m.tx_id, &from->addr, from->sock, now,
-                                 &rtt))
+    if (!kw__remote_pong_received(r, m.tx_id, from, now, &rtt))
       break;
     char a[KW_SOCKADDR_STRLEN];
     kw_sockaddr_format(&from->addr, a, sizeof a);
@@ -400,7 +399,7 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
             "disco.call_me_maybe remote=%s addrs=%zu", idb, m.n_addrs);
     if (from->relay >= 0)
       kw__remote_set_relay(r, from->relay); /* the route it reached us by */
-    kw__rp_call_me_maybe(&r->rp, m.addrs, m.n_addrs, kw__now(ep));
+    kw__remote_call_me_maybe(r, m.addrs, m.n_addrs, kw__now(ep));
     kw__disco_arm(ep);
     break;
   }
@@ -409,11 +408,11 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
      * probing (core/remote; the magicsock's extra sockets) */
     kw__log(ep, KW_LOG_DEBUG, "disco", "disco.nat_hint remote=%s nat=%u", idb,
             (unsigned)m.nat);
-    kw__rp_remote_nat(&r->rp,
-                      m.nat == KW_DISCO_NAT_EDM   ? KW_RP_NAT_EDM
-                      : m.nat == KW_DISCO_NAT_EIM ? KW_RP_NAT_EIM
-                                                  : KW_RP_NAT_UNKNOWN,
-                      m.has_addr ? &m.addr : NULL, kw__now(ep));
+    kw__remote_remote_nat(r,
+                          m.nat == KW_DISCO_NAT_EDM   ? KW_RP_NAT_EDM
+                          : m.nat == KW_DISCO_NAT_EIM ? KW_RP_NAT_EIM
+                                                      : KW_RP_NAT_UNKNOWN,
+                          m.has_addr ? &m.addr : NULL, kw__now(ep));
     kw__disco_arm(ep);
     break;
   default:

@@ -183,6 +183,24 @@ bool kw__remote_confirm_path(kw__remote *r, const kw__src *from, uint64_t now);
 /* The remote's selected path changed: every connection of it is flushed
  * (on the new path) and reports the change. */
 void kw__remote_path_changed(kw__remote *r);
+/* Events for the remote's policy (core/remote), from disco and the
+ * endpoint's change fan-out: the magicsock owns `r->rp`, the others call
+ * these (each is the kw__rp_* call of the same name at `now`). */
+bool kw__remote_probe_allow(kw__remote *r, size_t bytes, uint64_t now);
+void kw__remote_conn_up(kw__remote *r, uint64_t now);
+void kw__remote_conn_down(kw__remote *r, uint64_t now);
+void kw__remote_local_candidates(kw__remote *r, uint64_t now);
+void kw__remote_local_nat(kw__remote *r, kw__rp_nat nat, uint64_t now);
+void kw__remote_network_change(kw__remote *r, uint64_t now);
+void kw__remote_ping_received(kw__remote *r, const kw__src *from, uint64_t now);
+bool kw__remote_pong_received(kw__remote *r,
+                              const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                              const kw__src *from, uint64_t now,
+                              uint64_t *rtt_ns);
+void kw__remote_call_me_maybe(kw__remote *r, const kw_sockaddr *addrs, size_t n,
+                              uint64_t now);
+void kw__remote_remote_nat(kw__remote *r, kw__rp_nat nat,
+                           const kw_sockaddr *refl, uint64_t now);
 
 /* ---- streams and connections (quic.c) ---------------------------------- */
 

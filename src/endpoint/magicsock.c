@@ -502,6 +502,53 @@ bool kw__remote_on_relay(const kw__remote *r) {
   return kw__rp_on_relay(&r->rp);
 }
 
+bool kw__remote_probe_allow(kw__remote *r, size_t bytes, uint64_t now) {
+  return kw__probe_allow(&r->rp.probes, &r->ep->probes, now, bytes);
+}
+
+void kw__remote_conn_up(kw__remote *r, uint64_t now) {
+  kw__rp_conn_up(&r->rp, now);
+}
+
+void kw__remote_conn_down(kw__remote *r, uint64_t now) {
+  kw__rp_conn_down(&r->rp, now);
+}
+
+void kw__remote_local_candidates(kw__remote *r, uint64_t now) {
+  kw__rp_local_candidates(&r->rp, now);
+}
+
+void kw__remote_local_nat(kw__remote *r, kw__rp_nat nat, uint64_t now) {
+  kw__rp_local_nat(&r->rp, nat, now);
+}
+
+void kw__remote_network_change(kw__remote *r, uint64_t now) {
+  kw__rp_network_change(&r->rp, now);
+}
+
+void kw__remote_ping_received(kw__remote *r, const kw__src *from,
+                              uint64_t now) {
+  kw__rp_ping_received_on(&r->rp, &from->addr, from->sock, now);
+}
+
+bool kw__remote_pong_received(kw__remote *r,
+                              const uint8_t tx_id[KW_DISCO_TXID_LEN],
+                              const kw__src *from, uint64_t now,
+                              uint64_t *rtt_ns) {
+  return kw__rp_pong_received_on(&r->rp, tx_id, &from->addr, from->sock, now,
+                                 rtt_ns);
+}
+
+void kw__remote_call_me_maybe(kw__remote *r, const kw_sockaddr *addrs, size_t n,
+                              uint64_t now) {
+  kw__rp_call_me_maybe(&r->rp, addrs, n, now);
+}
+
+void kw__remote_remote_nat(kw__remote *r, kw__rp_nat nat,
+                           const kw_sockaddr *refl, uint64_t now) {
+  kw__rp_remote_nat(&r->rp, nat, refl, now);
+}
+
 void kw__remote_path_changed(kw__remote *r) {
   /* each connection's flush sends on the new path, tells the app */
   kw__conn_mark_dirty_remote(r);
