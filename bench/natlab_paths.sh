@@ -39,7 +39,9 @@
 # (default 2) the alternating rounds;
 # KW_PATHS_KEEP=DIR keeps the logs (receiver stderr with seconds since the
 # dial in front, the byte meter's log, UDP and link drop counters per lab
-# host after each keyway run; KW_PATHS_VERBOSE=1: with -v).
+# host after each keyway run, and per router the disco Pings and Pongs
+# that left the LAN, came in on the WAN and were let through the NAT;
+# KW_PATHS_VERBOSE=1: with -v, 2: -vv).
 set -uo pipefail
 build=$(cd "${1:?usage: bench/natlab_paths.sh BUILD_DIR}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -90,10 +92,24 @@ lab_up() { # lab_up LOSS
       -j DNAT --to-destination 198.18.2.10
   done
   lab_exec rb iptables -I FORWARD -i eth0 -o lanbr -m conntrack --ctstate DNAT -j ACCEPT
+  if [ -n "${KW_PATHS_KEEP:-}" ]; then
+    # count disco datagrams at each router: Pings (133 bytes and up, IP
+    # length 161; counted 155-171) and Pongs (120, 148) leaving the LAN, arriving on the
+    # WAN side (before the NAT's filtering) and let through to the LAN
+    local r len
+    for r in ra rb; do
+      for len in 155:171 148; do
+        lab_exec "$r" iptables -t mangle -A POSTROUTING -o eth0 -p udp -m length --length "$len"
+        lab_exec "$r" iptables -t mangle -A PREROUTING -i eth0 -p udp -m length --length "$len"
+        lab_exec "$r" iptables -t mangle -A POSTROUTING -o lanbr -p udp -m length --length "$len"
+      done
+    done
+  fi
 }
 
 common=(--ephemeral --json --relay https://198.18.0.10:8443)
 [ -n "${KW_PATHS_VERBOSE:-}" ] && common+=(-v) # logs in KW_PATHS_KEEP
+[ "${KW_PATHS_VERBOSE:-}" = 2 ] && common+=(-v) # -vv: debug
 
 # The receiver's stdout goes through this meter: it counts the bytes and
 # writes "SECONDS BYTES" (seconds since the dial) at the first byte and at
@@ -150,6 +166,11 @@ keyway_run() { # keyway_run LOSS CC N
         >>"$work/udp-$loss-$cc-$n"
       lab_exec "$h" ip -s link >>"$work/udp-$loss-$cc-$n" 2>/dev/null
       lab_exec "$h" tc -s qdisc >>"$work/udp-$loss-$cc-$n" 2>/dev/null
+    done
+    for h in ra rb; do # the disco counters above, zeroed for the next run
+      echo "== $h disco (155:171: Ping, 148: Pong)" >>"$work/disco-$loss-$cc-$n"
+      lab_exec "$h" iptables -t mangle -L -v -n -x -Z 2>/dev/null | grep -E 'Chain|length' \
+        >>"$work/disco-$loss-$cc-$n"
     done
   fi
   # the receiver's paths in order, repeats dropped: relay>direct
