@@ -205,6 +205,8 @@ for l in open(sys.argv[1]):
         first = float(f[0])
     elif len(f) >= 2:
         pts.append((float(f[0]), int(f[1])))
+if first is not None:
+    pts.insert(0, (first, 0))
 direct = None
 for l in open(sys.argv[2]):
     if '"event":"path"' in l and '"kind":"direct"' in l:
@@ -228,6 +230,8 @@ if direct is not None:
     out.append("direct at %.2fs after %.1f MiB on the relay" % (direct, onrelay / 1048576))
 else:
     out.append("never direct")
+if total >= 1 << 20:
+    out.append("1 MiB at %.2fs" % at(1 << 20))
 q = [rate(total * i // 4, total * (i + 1) // 4) for i in range(4)]
 out.append("MB/s per quarter " + " ".join("%.1f" % x for x in q))
 out.append("last half %.1f MB/s" % half)
@@ -256,6 +260,7 @@ iperf_run() { # iperf_run LOSS CC N MODE: MODE t = KW_PATHS_SECS s, n = MIB MiB
   [ "$mode" = n ] && tmo=$TCP_TMO
   lab_exec a timeout "$tmo" iperf3 -c 198.18.0.2 "${arg[@]}" -C "$cc" -J \
     >"$work/ic-$loss-$cc-$n-$mode.json" 2>/dev/null
+  local irc=$?
   t1=$(date +%s.%N)
   timeout 10 tail --pid="$spid" -f /dev/null
   local status=ok
@@ -265,7 +270,7 @@ iperf_run() { # iperf_run LOSS CC N MODE: MODE t = KW_PATHS_SECS s, n = MIB MiB
     local got
     got=$(jq -r '(.end.sum_received.bytes // ([.intervals[]?.sum.bytes] | add) // 0) | floor' \
       "$work/ic-$loss-$cc-$n-$mode.json" 2>/dev/null)
-    [ "${got:-0}" -lt $((MIB << 20)) ] && status=short
+    [ "$irc" = 124 ] && status=short
     mbs=$(awk -v b="${got:-0}" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.1f", b / (z - a) / 1e6 }')
   else
     mbs=$(jq -r '.end.sum_received | .bytes / .seconds / 1e6 | . * 10 | round / 10' \
