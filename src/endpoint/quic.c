@@ -30,7 +30,6 @@
 
 /* ------------------------------------------------------------------------ */
 
-
 static ngtcp2_conn *get_conn_ref(ngtcp2_crypto_conn_ref *ref) {
   kw_conn *c = ref->user_data;
   return c->qc;
@@ -381,8 +380,8 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
     ngtcp2_conn_set_keep_alive_timeout(
         c->qc, (ngtcp2_duration)ep->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
   cid_register(c, scid.data, scid.datalen);
-  uv_timer_start(&c->connect_timer, connect_timer_cb, ep->cfg.connect_timeout_ms,
-                 0);
+  uv_timer_start(&c->connect_timer, connect_timer_cb,
+                 ep->cfg.connect_timeout_ms, 0);
   ep->stats.conns_opened++;
   kw__conn_mark_dirty(c);
   if (out)
@@ -451,9 +450,9 @@ static void send_retry(kw_endpoint *ep, const kw__src *from,
   if (tl < 0)
     return;
   uint8_t buf[256];
-  ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd->version,
-                                             &hd->scid, &scid, &hd->dcid,
-                                             token, (size_t)tl);
+  ngtcp2_ssize n =
+      ngtcp2_crypto_write_retry(buf, sizeof buf, hd->version, &hd->scid, &scid,
+                                &hd->dcid, token, (size_t)tl);
   if (n <= 0)
     return;
   send_raw(ep, from, from_id, buf, (size_t)n);
@@ -502,8 +501,8 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     src_sockaddr(key, &sa);
     if (ngtcp2_crypto_verify_retry_token(
             &odcid, hd.token, hd.tokenlen, ep->retry_secret,
-            sizeof ep->retry_secret, hd.version,
-            (const ngtcp2_sockaddr *)&sa, sizeof sa, &hd.dcid,
+            sizeof ep->retry_secret, hd.version, (const ngtcp2_sockaddr *)&sa,
+            sizeof sa, &hd.dcid,
             (ngtcp2_duration)KW_RETRY_TOKEN_TIMEOUT_MS * NGTCP2_MILLISECONDS,
             kw__now(ep)) != 0) {
       ep->stats.drops_unknown++; /* forged, stale, or from elsewhere */
@@ -743,9 +742,9 @@ static void send_close(kw_conn *c) {
   } else if (c->close_err == KW_ERR_FULL) {
     ngtcp2_ccerr_set_transport_error(&ce, NGTCP2_CONNECTION_REFUSED, NULL, 0);
   } else {
-    ngtcp2_ccerr_set_application_error(
-        &ce, c->local_app_code, (const uint8_t *)c->local_reason,
-        strlen(c->local_reason));
+    ngtcp2_ccerr_set_application_error(&ce, c->local_app_code,
+                                       (const uint8_t *)c->local_reason,
+                                       strlen(c->local_reason));
   }
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
@@ -850,8 +849,7 @@ static void arm_timer(kw_conn *c) {
   uv_timer_start(&c->timer, timer_cb, ms, 0);
 }
 
-static bool send_batch(kw_conn *c, const uint8_t *buf, size_t len,
-                       size_t seg) {
+static bool send_batch(kw_conn *c, const uint8_t *buf, size_t len, size_t seg) {
   size_t sent = 0;
   kw_err e = kw__magicsock_send(c, buf, len, seg, &sent);
   c->pkts_sent += seg ? (len + seg - 1) / seg : 1;
@@ -929,9 +927,12 @@ void kw__conn_flush(kw_conn *c) {
     ep->txbuf_cap = need;
   }
   ngtcp2_tstamp ts = kw__now(ep);
+  /* the current path's packet size (what PMTUD has confirmed): the send
+   * quantum counts packets of that size, and a larger packet is a probe */
+  size_t pmax = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
   size_t max_pkts = KW_GSO_MAX_SEGS;
   if (c->handshake_done) {
-    size_t q = ngtcp2_conn_get_send_quantum(c->qc) / maxpkt;
+    size_t q = ngtcp2_conn_get_send_quantum(c->qc) / pmax;
     if (q < max_pkts)
       max_pkts = q < 2 ? 2 : q;
   }
@@ -950,6 +951,20 @@ void kw__conn_flush(kw_conn *c) {
     if (n == 0)
       break;
     npkts++;
+    if ((size_t)n > pmax) {
+      /* a PMTU probe goes alone: one larger than the link fails at the
+       * socket, and in a GSO batch it would take the batch's other
+       * packets with it (real losses: the congestion controller backs
+       * off) */
+      if (off)
+        ok = send_batch(c, buf, off, seg);
+      if (ok)
+        ok = send_batch(c, buf + off, (size_t)n, (size_t)n);
+      off = 0;
+      if (!ok)
+        break;
+      continue;
+    }
     if (off == 0) {
       seg = (size_t)n;
       off = (size_t)n;
@@ -963,7 +978,8 @@ void kw__conn_flush(kw_conn *c) {
         break;
       continue;
     } else {
-      /* larger (a PMTU probe): send the batch before it, then restart */
+      /* larger (PMTUD confirmed a larger size): the batch before it goes
+       * first, then a new one starts */
       ok = send_batch(c, buf, off, seg);
       if (!ok)
         break;
@@ -1055,15 +1071,16 @@ void kw__conn_reap(kw_endpoint *ep) {
     }
     char idb[KW_ID_SHORTLEN + 1];
     kw_id_to_short(c->remote_id, idb, sizeof idb);
-    kw__log(ep, KW_LOG_INFO, "conn", "conn.closed remote=%s reason=%s code=%llu",
-            idb, kw_errname(c->close_err),
-            (unsigned long long)c->close_app_code);
+    kw__log(ep, KW_LOG_INFO, "conn",
+            "conn.closed remote=%s reason=%s code=%llu", idb,
+            kw_errname(c->close_err), (unsigned long long)c->close_app_code);
     if (c->is_client && c->connect_cb) {
       kw_connect_cb cb = c->connect_cb;
       c->connect_cb = NULL;
       cb(NULL, c->close_err != KW_OK ? c->close_err : KW_ERR_CLOSED,
          c->connect_arg);
-    } else if (c->state == KW_CONN_CLOSING && (c->handshake_done || c->is_client)) {
+    } else if (c->state == KW_CONN_CLOSING &&
+               (c->handshake_done || c->is_client)) {
       ep->stats.conns_closed++;
       if ((c->is_client || c->remote_id_known) && !c->notify_ready)
         app_conn_closed(ep, c, c->close_err, c->close_app_code);
@@ -1086,16 +1103,25 @@ void kw__conn_shutdown_all(kw_endpoint *ep) {
   kw__conn_reap(ep);
 }
 
-/* ---- public: connections --------------------------------------------------- */
+/* ---- public: connections ---------------------------------------------------
+ */
 
 void kw_conn_remote_id(const kw_conn *c, uint8_t id[KW_ID_LEN]) {
   memcpy(id, c->remote_id, KW_ID_LEN);
 }
 
-const char *kw_conn_alpn(const kw_conn *c) { return c->alpn; }
-bool kw_conn_is_client(const kw_conn *c) { return c->is_client; }
-void kw_conn_set_user(kw_conn *c, void *user) { c->user = user; }
-void *kw_conn_get_user(const kw_conn *c) { return c->user; }
+const char *kw_conn_alpn(const kw_conn *c) {
+  return c->alpn;
+}
+bool kw_conn_is_client(const kw_conn *c) {
+  return c->is_client;
+}
+void kw_conn_set_user(kw_conn *c, void *user) {
+  c->user = user;
+}
+void *kw_conn_get_user(const kw_conn *c) {
+  return c->user;
+}
 
 void kw_conn_stats_get(kw_conn *c, kw_conn_stats *out) {
   memset(out, 0, sizeof *out);
