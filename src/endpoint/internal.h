@@ -561,6 +561,7 @@ struct kw_endpoint {
   bool disco_timer_init;
   uv_timer_t stun_timer;
   bool stun_timer_init;
+  uint64_t stun_retry_ms; /* wait before resending an unanswered refresh */
   kw_sockaddr reflexive4, reflexive6; /* under mu */
   /* our NAT's mapping behaviour (KW_RP_NAT_*) as the last netcheck saw
    * it; 0 unknown. Loop thread. Sent to remotes as a NatHint. */

@@ -25,7 +25,13 @@
 
 #include "core/stun.h"
 
+/* The reflexive address is asked for every KW_STUN_REFRESH_MS; a request
+ * without an answer is sent again KW_STUN_RETRY_MS later, the wait doubling
+ * up to KW_STUN_REFRESH_MS (at most 6 extra requests a refresh). Without
+ * it one lost request left the endpoint without its public address (no
+ * ticket or CallMeMaybe named it) for a whole refresh period. */
 #define KW_STUN_REFRESH_MS 25000
+#define KW_STUN_RETRY_MS 500
 
 typedef kw__stun_tx stun_tx;
 
@@ -98,11 +104,21 @@ void kw__stun_input(kw_endpoint *ep, const kw_sockaddr *from,
 /* ---- the reflexive address, kept fresh ------------------------------------
  */
 
+static void refresh(uv_timer_t *t);
+
+/* The next refresh in `ms`. */
+static void refresh_in(kw_endpoint *ep, uint64_t ms) {
+  if (ep->stun_timer_init && !ep->closing)
+    uv_timer_start(&ep->stun_timer, refresh, ms, 0);
+}
+
 static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
                          const kw_sockaddr *mapped, void *arg) {
   (void)relay;
   (void)to;
   (void)arg;
+  ep->stun_retry_ms = 0; /* answered: the next one a period from now */
+  refresh_in(ep, KW_STUN_REFRESH_MS);
   kw_sockaddr *slot = mapped->family == 4 ? &ep->reflexive4 : &ep->reflexive6;
   if (kw__sockaddr_equal(slot, mapped))
     return;
@@ -118,19 +134,30 @@ static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
 static void refresh(uv_timer_t *t) {
   kw_endpoint *ep = t->data;
   int home = kw__relay_home(ep);
-  if (home < 0 || ep->closing)
+  if (ep->closing)
     return;
-  if (ep->nat_kind == KW_RP_NAT_UNKNOWN)
-    kw__stun_nat_check(ep); /* a second relay may have come up since */
   kw_sockaddr to;
-  if (!kw__relay_stun_target(ep, home, &to))
+  if (home < 0 || !kw__relay_stun_target(ep, home, &to)) {
+    ep->stun_retry_ms = 0;
+    refresh_in(ep, KW_STUN_REFRESH_MS);
     return;
-  kw__stun_probe(ep, home, &to, reflexive_cb, NULL);
+  }
+  /* a retry (the request before had no answer) is not a new refresh */
+  if (!ep->stun_retry_ms && ep->nat_kind == KW_RP_NAT_UNKNOWN)
+    kw__stun_nat_check(ep); /* a second relay may have come up since */
+  kw__stun_probe_cancel(ep, &ep->stun_timer); /* the unanswered one */
+  (void)kw__stun_probe(ep, home, &to, reflexive_cb, &ep->stun_timer);
+  ep->stun_retry_ms =
+      ep->stun_retry_ms ? ep->stun_retry_ms * 2 : KW_STUN_RETRY_MS;
+  if (ep->stun_retry_ms > KW_STUN_REFRESH_MS)
+    ep->stun_retry_ms = KW_STUN_REFRESH_MS;
+  refresh_in(ep, ep->stun_retry_ms);
 }
 
 void kw__stun_refresh(kw_endpoint *ep) {
   if (ep->stun_timer_init) {
     kw__stun_nat_check(ep); /* the network changed: maybe the NAT too */
+    ep->stun_retry_ms = 0;
     refresh(&ep->stun_timer);
   }
 }
@@ -264,7 +291,8 @@ void kw__stun_start(kw_endpoint *ep) {
   uv_timer_init(&ep->loop, &ep->stun_timer);
   ep->stun_timer.data = ep;
   ep->stun_timer_init = true;
-  uv_timer_start(&ep->stun_timer, refresh, 0, KW_STUN_REFRESH_MS);
+  ep->stun_retry_ms = 0;
+  uv_timer_start(&ep->stun_timer, refresh, 0, 0);
 }
 
 void kw__stun_stop(kw_endpoint *ep) {
