@@ -17,7 +17,7 @@ static const char *change_name(kw__change what) {
 }
 
 void kw__endpoint_changed(kw_endpoint *ep, kw__change what, const char *why) {
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return;
   kw__log(ep, KW_LOG_DEBUG, "endpoint", "change what=%s why=%s",
           change_name(what), why ? why : "-");

@@ -53,25 +53,10 @@ static uint64_t unix_ms(void) {
   return kw__unix_us() / 1000u;
 }
 
-static kw__remote *remote_by_id(kw_endpoint *ep, const uint8_t id[KW_ID_LEN]) {
-  /* prefer a remote that has connections */
-  kw__remote *any = NULL;
-  for (kw__remote *r = ep->remotes; r; r = r->next) {
-    if (!r->id_known || memcmp(r->id, id, KW_ID_LEN) != 0)
-      continue;
-    if (r->nconns)
-      return r;
-    any = r;
-  }
-  return any;
-}
-
 static void send_udp(kw_endpoint *ep, const kw_sockaddr *to, const uint8_t *p,
                      size_t n) {
-  kw__udp *u = to->family == 4 ? &ep->udp4 : &ep->udp6;
-  size_t sent;
-  if (u->fd >= 0 && ep->cfg.path_policy != KW_PATH_POLICY_RELAY_ONLY)
-    (void)kw__udp_send(u, to, p, n, 0, &sent);
+  if (kw__ep_cfg(ep)->path_policy != KW_PATH_POLICY_RELAY_ONLY)
+    (void)kw__magicsock_send_raw(ep, to, p, n);
 }
 
 bool kw__disco_send_ping(kw__remote *r, const kw_sockaddr *to,
@@ -95,7 +80,7 @@ bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
   size_t n;
   kw__disco_key k;
   memcpy(k.k, r->disco_key, sizeof k.k);
-  kw_err e = kw__disco_seal(&k, ep->id, &m, buf, sizeof buf, &n);
+  kw_err e = kw__disco_seal(&k, kw__ep_id(ep), &m, buf, sizeof buf, &n);
   kw__disco_key_wipe(&k);
   if (e != KW_OK)
     return false;
@@ -120,21 +105,20 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
   if (kw_endpoint_get_addr(ep, &me) != KW_OK)
     return false;
   kw__disco_msg m;
-  if (ep->nat_kind != KW_RP_NAT_UNKNOWN) {
+  if (kw__disco_nat_kind(ep) != KW_RP_NAT_UNKNOWN) {
     /* the NatHint first (birthday probing; older remotes drop it) */
     memset(&m, 0, sizeof m);
     m.type = KW_DISCO_NAT_HINT;
     m.ts_ms = unix_ms();
-    m.nat = ep->nat_kind == KW_RP_NAT_EDM ? KW_DISCO_NAT_EDM : KW_DISCO_NAT_EIM;
-    uv_mutex_lock(&ep->mu);
-    m.addr = ep->reflexive4;
-    uv_mutex_unlock(&ep->mu);
+    m.nat = kw__disco_nat_kind(ep) == KW_RP_NAT_EDM ? KW_DISCO_NAT_EDM
+                                                    : KW_DISCO_NAT_EIM;
+    kw__stun_reflexive(ep, &m.addr, NULL);
     m.has_addr = m.addr.family == 4 && m.addr.port != 0;
     uint8_t hb[KW_DISCO_MAX_LEN];
     size_t hn, hs;
     kw__disco_key hk;
     memcpy(hk.k, r->disco_key, sizeof hk.k);
-    if (kw__disco_seal(&hk, ep->id, &m, hb, sizeof hb, &hn) == KW_OK)
+    if (kw__disco_seal(&hk, kw__ep_id(ep), &m, hb, sizeof hb, &hn) == KW_OK)
       (void)kw__relay_send_batch(ep, r->relay, r->id, hb, hn, 0, &hs);
     kw__disco_key_wipe(&hk);
   }
@@ -148,7 +132,7 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
   size_t n, sent;
   kw__disco_key k;
   memcpy(k.k, r->disco_key, sizeof k.k);
-  kw_err e = kw__disco_seal(&k, ep->id, &m, buf, sizeof buf, &n);
+  kw_err e = kw__disco_seal(&k, kw__ep_id(ep), &m, buf, sizeof buf, &n);
   kw__disco_key_wipe(&k);
   if (e != KW_OK)
     return false;
@@ -161,14 +145,27 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
  * reflexive addresses in tickets, records and CallMeMaybe; it triggers no
  * round by itself (behind an endpoint-dependent NAT every remote sees
  * another port, and rounds for all on each would be churn). */
+uint8_t kw__disco_nat_kind(const kw_endpoint *ep) {
+  return ep->nat_kind;
+}
+
+size_t kw__disco_observed(kw_endpoint *ep, kw_sockaddr *out, size_t cap) {
+  kw__ep_lock(ep);
+  size_t n = ep->n_observed < cap ? ep->n_observed : cap;
+  memcpy(out, ep->observed, n * sizeof *out);
+  kw__ep_unlock(ep);
+  return n;
+}
+
 static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
   int rank = kw__cand_rank(NULL, a);
   if (rank == KW_CAND_RANK_NEVER || rank == KW_CAND_RANK_LOOPBACK ||
       a->port == 0)
     return;
-  uv_mutex_lock(&ep->mu);
-  bool known = kw__sockaddr_equal(a, &ep->reflexive4) ||
-               kw__sockaddr_equal(a, &ep->reflexive6);
+  kw_sockaddr r4, r6;
+  kw__stun_reflexive(ep, &r4, &r6);
+  kw__ep_lock(ep);
+  bool known = kw__sockaddr_equal(a, &r4) || kw__sockaddr_equal(a, &r6);
   size_t i = 0;
   for (; !known && i < ep->n_observed; i++)
     known = kw__sockaddr_equal(a, &ep->observed[i]);
@@ -180,7 +177,7 @@ static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
     ep->observed[0] = *a;
     ep->n_observed = n;
   }
-  uv_mutex_unlock(&ep->mu);
+  kw__ep_unlock(ep);
   if (!known && kw__log_enabled(ep, KW_LOG_DEBUG)) {
     char s[KW_SOCKADDR_STRLEN];
     kw_sockaddr_format(a, s, sizeof s);
@@ -209,39 +206,36 @@ void kw__disco_conn_down(kw_endpoint *ep, kw__remote *r) {
 }
 
 void kw__disco_local_candidates(kw_endpoint *ep) {
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return;
   uint64_t now = kw__now(ep);
-  for (kw__remote *r = ep->remotes; r; r = r->next)
-    kw__remote_local_candidates(r, now);
+  kw__remotes_local_candidates(ep, now);
   kw__disco_arm(ep);
 }
 
 void kw__disco_local_nat(kw_endpoint *ep, int varies) {
-  if (ep->closing || varies < 0)
+  if (kw__ep_closing(ep) || varies < 0)
     return;
   uint8_t k = varies ? KW_RP_NAT_EDM : KW_RP_NAT_EIM;
   if (ep->nat_kind == k)
     return;
   ep->nat_kind = k;
   uint64_t now = kw__now(ep);
-  for (kw__remote *r = ep->remotes; r; r = r->next)
-    kw__remote_local_nat(r, (kw__rp_nat)k, now);
+  kw__remotes_local_nat(ep, (kw__rp_nat)k, now);
   kw__disco_arm(ep);
 }
 
 void kw__disco_network_change(kw_endpoint *ep) {
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return;
   uint64_t now = kw__now(ep);
-  for (kw__remote *r = ep->remotes; r; r = r->next)
-    kw__remote_network_change(r, now);
+  kw__remotes_network_change(ep, now);
   kw__disco_arm(ep);
 }
 
 static void timer_cb(uv_timer_t *t) {
   kw_endpoint *ep = t->data;
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return;
   kw__remotes_timeout(ep, kw__now(ep));
   kw__disco_arm(ep);
@@ -251,7 +245,7 @@ static void timer_cb(uv_timer_t *t) {
  * each remote's: its rounds, re-pings, liveness, idle expiry); none while
  * nothing is due. */
 void kw__disco_arm(kw_endpoint *ep) {
-  if (!ep->disco_timer_init || ep->closing)
+  if (!ep->disco_timer_init || kw__ep_closing(ep))
     return;
   uint64_t next = kw__remotes_next_deadline(ep);
   if (next == KW_RP_NEVER) {
@@ -290,7 +284,7 @@ kw_err kw__disco_start(kw_endpoint *ep) {
   kw__probe_budget_init_endpoint(&ep->probes);
   ep->disco_replay = rp;
   ep->disco_pongs = pl;
-  uv_timer_init(&ep->loop, &ep->disco_timer);
+  uv_timer_init(kw__ep_loop(ep), &ep->disco_timer);
   ep->disco_timer.data = ep;
   ep->disco_timer_init = true;
   return kw__netmon_start(ep);
@@ -331,7 +325,7 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
     kw__magicsock_strike(ep, from);
     return;
   }
-  kw__remote *r = remote_by_id(ep, sender);
+  kw__remote *r = kw__remote_find(ep, sender);
   if (r && from->sock && from->xr != r)
     r = NULL; /* a remote's extra socket serves that remote only */
   if (!r || !r->disco_key_ok) {
@@ -366,8 +360,8 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
       break;
     uint8_t buf[KW_DISCO_MAX_LEN];
     size_t n;
-    if (kw__disco_seal_pong(&k, ep->id, len, m.tx_id, &from->addr, unix_ms(),
-                            buf, sizeof buf, &n) == KW_OK) {
+    if (kw__disco_seal_pong(&k, kw__ep_id(ep), len, m.tx_id, &from->addr,
+                            unix_ms(), buf, sizeof buf, &n) == KW_OK) {
       if (from->sock) /* answered from the socket it found */
         (void)kw__magicsock_xsend(r, from->sock, &from->addr, buf, n);
       else

@@ -37,6 +37,28 @@ void kw__log(kw_endpoint *ep, kw_log_level lvl, const char *module,
 
 /* ---- config ------------------------------------------------------------- */
 
+uv_loop_t *kw__ep_loop(kw_endpoint *ep) {
+  return &ep->loop;
+}
+const kw_config *kw__ep_cfg(const kw_endpoint *ep) {
+  return &ep->cfg;
+}
+const uint8_t *kw__ep_id(const kw_endpoint *ep) {
+  return ep->id;
+}
+bool kw__ep_closing(const kw_endpoint *ep) {
+  return ep->closing;
+}
+struct kw__tls_ctx *kw__ep_tls(const kw_endpoint *ep) {
+  return ep->tls;
+}
+void kw__ep_lock(kw_endpoint *ep) {
+  uv_mutex_lock(&ep->mu);
+}
+void kw__ep_unlock(kw_endpoint *ep) {
+  uv_mutex_unlock(&ep->mu);
+}
+
 kw_err kw_config_new(kw_config **out) {
   if (!out)
     return KW_ERR_INVALID_ARG;
@@ -718,12 +740,10 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
       kw__cand_allowed_external(ep->cfg.cand, &mapped))
     add_addr(out, &mapped);
   /* server-reflexive addresses learned by STUN go last */
-  uv_mutex_lock(&ep->mu);
-  kw_sockaddr refl[2 + KW_OBSERVED_MAX] = {ep->reflexive4, ep->reflexive6};
-  size_t nrefl = 2;
-  for (size_t i = 0; i < ep->n_observed; i++) /* seen in Pongs, newest first */
-    refl[nrefl++] = ep->observed[i];
-  uv_mutex_unlock(&ep->mu);
+  kw_sockaddr refl[2 + KW_OBSERVED_MAX];
+  kw__stun_reflexive(ep, &refl[0], &refl[1]);
+  /* then our addresses as remotes saw them in Pongs, newest first */
+  size_t nrefl = 2 + kw__disco_observed(ep, refl + 2, KW_OBSERVED_MAX);
   for (size_t i = 0; i < nrefl; i++)
     if (refl[i].family && kw__cand_allowed_external(ep->cfg.cand, &refl[i]))
       add_addr(out, &refl[i]);

@@ -42,6 +42,21 @@ void kw__log(kw_endpoint *ep, kw_log_level lvl, const char *module,
     ;
 bool kw__log_enabled(const kw_endpoint *ep, kw_log_level lvl);
 
+/* ---- what every module reads of the endpoint (endpoint.c) ------------- */
+
+/* The endpoint's loop, its configuration (a copy made by kw_endpoint_new,
+ * read-only), its id, whether it is closing (every handle is being
+ * closed: nothing new starts), its TLS credentials. The lock guards what
+ * other threads read: the home relay's URL, the reflexive and observed
+ * addresses, the port mapping's external address. */
+uv_loop_t *kw__ep_loop(kw_endpoint *ep);
+const kw_config *kw__ep_cfg(const kw_endpoint *ep);
+const uint8_t *kw__ep_id(const kw_endpoint *ep);
+bool kw__ep_closing(const kw_endpoint *ep);
+struct kw__tls_ctx *kw__ep_tls(const kw_endpoint *ep);
+void kw__ep_lock(kw_endpoint *ep);
+void kw__ep_unlock(kw_endpoint *ep);
+
 /* ---- configuration ---------------------------------------------------- */
 
 #define KW_MAX_ALPNS 16
@@ -189,9 +204,12 @@ void kw__remote_path_changed(kw__remote *r);
 bool kw__remote_probe_allow(kw__remote *r, size_t bytes, uint64_t now);
 void kw__remote_conn_up(kw__remote *r, uint64_t now);
 void kw__remote_conn_down(kw__remote *r, uint64_t now);
-void kw__remote_local_candidates(kw__remote *r, uint64_t now);
-void kw__remote_local_nat(kw__remote *r, kw__rp_nat nat, uint64_t now);
-void kw__remote_network_change(kw__remote *r, uint64_t now);
+/* ... and for every remote of the endpoint at once. */
+void kw__remotes_local_candidates(kw_endpoint *ep, uint64_t now);
+void kw__remotes_local_nat(kw_endpoint *ep, kw__rp_nat nat, uint64_t now);
+void kw__remotes_network_change(kw_endpoint *ep, uint64_t now);
+/* The remote of endpoint `id` (one with connections first), or NULL. */
+kw__remote *kw__remote_find(kw_endpoint *ep, const uint8_t id[KW_ID_LEN]);
 void kw__remote_ping_received(kw__remote *r, const kw__src *from, uint64_t now);
 bool kw__remote_pong_received(kw__remote *r,
                               const uint8_t tx_id[KW_DISCO_TXID_LEN],
@@ -267,6 +285,10 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
  * so that only the QUIC module knows ngtcp2). */
 bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
                    size_t *dcidlen);
+/* The connection a packet with this destination connection id belongs
+ * to, or NULL. */
+kw_conn *kw__quic_conn_by_dcid(kw_endpoint *ep, const uint8_t *dcid,
+                               size_t dcidlen);
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *from_id, const uint8_t *data, size_t len);
 void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
@@ -292,7 +314,7 @@ void kw__tls_ctx_free(struct kw__tls_ctx *t);
  * connection through kw__conn_peer_key. */
 kw_err kw__tls_sess_new(struct kw__tls_ctx *t, void *conn_ref, bool client,
                         const uint8_t *expect_id, const char *alpn,
-                        char alpns[][256], size_t n_alpns,
+                        const char alpns[][256], size_t n_alpns,
                         struct kw__tls_sess **out);
 void kw__tls_sess_free(struct kw__tls_sess *s);
 void *kw__tls_sess_native(struct kw__tls_sess *s);
@@ -320,6 +342,8 @@ kw_err kw__relays_start(kw_endpoint *ep);
 void kw__relays_stop(kw_endpoint *ep);
 void kw__relays_free(kw_endpoint *ep);
 const char *kw__relay_url_of(kw_endpoint *ep, int relay);
+/* How many relays the map holds. */
+size_t kw__relay_count(const kw_endpoint *ep);
 /* The relay's STUN server: the IP its TLS connection reached, STUN port. */
 bool kw__relay_stun_target(kw_endpoint *ep, int relay, kw_sockaddr *out);
 double kw__relay_latency(kw_endpoint *ep, int relay);
@@ -360,6 +384,8 @@ struct kw__lan;
 /* Opens the mDNS sockets and starts announcing; does nothing unless
  * cfg.lan. Sets ep->lan. */
 kw_err kw__lan_start(kw_endpoint *ep);
+/* Whether LAN discovery runs. */
+bool kw__lan_on(const kw_endpoint *ep);
 /* Says goodbye (TTL 0) and closes the sockets; pending lookups end with
  * KW_ERR_CLOSED. kw__lan_free after the loop's handles are closed. */
 void kw__lan_stop(kw_endpoint *ep);
@@ -417,6 +443,12 @@ void kw__disco_local_candidates(kw_endpoint *ep);
  * unknown): every remote's policy learns it (and the remotes with the
  * next CallMeMaybe's NatHint). */
 void kw__disco_local_nat(kw_endpoint *ep, int mapping_varies_by_dest);
+/* Our NAT's mapping behaviour as netcheck last saw it (KW_RP_NAT_*, 0
+ * unknown). */
+uint8_t kw__disco_nat_kind(const kw_endpoint *ep);
+/* Our addresses as remotes saw them in Pongs, newest first (at most
+ * KW_OBSERVED_MAX): copies up to `cap`, returns how many (any thread). */
+size_t kw__disco_observed(kw_endpoint *ep, kw_sockaddr *out, size_t cap);
 
 /* ---- port mapping (portmap.c) ------------------------------------------- */
 
@@ -432,6 +464,8 @@ void kw__portmap_stop(kw_endpoint *ep);
 void kw__portmap_free(kw_endpoint *ep);
 /* The external address of the current mapping, if there is one. */
 bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out);
+/* Whether port mapping runs. */
+bool kw__portmap_on(const kw_endpoint *ep);
 /* The network changed (new gateway or addresses): map again. */
 void kw__portmap_network_changed(kw_endpoint *ep);
 
@@ -476,6 +510,9 @@ void kw__stun_start(kw_endpoint *ep);
 void kw__stun_stop(kw_endpoint *ep);
 /* Asks the home relay's STUN server again now (after a network change). */
 void kw__stun_refresh(kw_endpoint *ep);
+/* Our server-reflexive addresses (family 0: none known), either pointer
+ * may be NULL (any thread). */
+void kw__stun_reflexive(kw_endpoint *ep, kw_sockaddr *v4, kw_sockaddr *v6);
 /* Our NAT's mapping behaviour from 2..KW_NATCHK_SERVERS relays' STUN
  * servers (IPv4), fed to kw__disco_local_nat; a running check is left to
  * finish. KW_NATCHK_TICKS ticks of KW_NATCHK_EVERY_MS (the relays'
@@ -597,6 +634,14 @@ void kw__lookup_home_reconnected(kw_endpoint *ep);
 kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
                           size_t seg, size_t *sent_segs);
 void kw__magicsock_watch_writable(kw_endpoint *ep, kw_conn *c);
+/* A connection is freed: it no longer waits for a writable socket. */
+void kw__magicsock_forget_conn(kw_endpoint *ep, kw_conn *c);
+/* Sends one datagram outside any connection (disco, STUN, a QUIC Retry)
+ * from our socket of `to`'s family: KW_ERR_NO_PATH when there is none. */
+kw_err kw__magicsock_send_raw(kw_endpoint *ep, const kw_sockaddr *to,
+                              const uint8_t *p, size_t n);
+/* Whether our socket of `family` (4, 6) is open, and its bound address. */
+bool kw__magicsock_bound(const kw_endpoint *ep, int family, kw_sockaddr *out);
 void kw__magicsock_start(kw_endpoint *ep);
 /* Birthday probing's extra sockets (kw__xsock): sends one datagram from
  * the remote's extra socket `sock` (false if it is not open or the send

@@ -44,7 +44,7 @@ typedef struct lan_iface {
   size_t n_addrs;
   bool has4, has6;
   bool joined[2];
-  uint64_t last_resp_ns[2]; /* last multicast response, per family */
+  uint64_t last_resp_ns[2];  /* last multicast response, per family */
   uint64_t last_uresp_ns[2]; /* last unicast answer to a QU question */
 } lan_iface;
 
@@ -135,7 +135,7 @@ static void scan_ifaces(kw__lan *l) {
     kw_sockaddr a;
     kw__sockaddr_from_os((const struct sockaddr *)&ifs[i].address, &a);
     if (kw__cand_rank(ifs[i].name, &a) == KW_CAND_RANK_NEVER ||
-        !kw__cand_allowed(ep->cfg.cand, ifs[i].name, &a))
+        !kw__cand_allowed(kw__ep_cfg(ep)->cand, ifs[i].name, &a))
       continue;
     if (iface_named(l, ifs[i].name) || l->n_ifs >= KW_LAN_MAX_IFACES)
       continue;
@@ -240,15 +240,16 @@ static bool encode_self(kw__lan *l, const lan_iface *ifc, int fam, uint32_t ttl,
   rec.ttl_s = KW_LAN_RECORD_TTL_S;
   uint8_t rb[KW_RECORD_MAX_LEN];
   size_t rl;
-  if (kw__record_encode(&rec, ep->cfg.sk, rb, sizeof rb, &rl) != KW_OK)
+  if (kw__record_encode(&rec, kw__ep_cfg(ep)->sk, rb, sizeof rb, &rl) != KW_OK)
     return false;
   kw__mdns_self s;
   memset(&s, 0, sizeof s);
-  memcpy(s.id, ep->id, KW_ID_LEN);
-  const kw__udp *u = fam == 0 ? &ep->udp4 : &ep->udp6;
-  if (u->fd < 0)
-    u = ep->udp4.fd >= 0 ? &ep->udp4 : &ep->udp6;
-  s.port = u->bound.port;
+  memcpy(s.id, kw__ep_id(ep), KW_ID_LEN);
+  kw_sockaddr b;
+  if (!kw__magicsock_bound(ep, fam == 0 ? 4 : 6, &b) &&
+      !kw__magicsock_bound(ep, 4, &b) && !kw__magicsock_bound(ep, 6, &b))
+    return false;
+  s.port = b.port;
   s.relay_url = rec.addr.relay_url;
   s.record = rb;
   s.record_len = rl;
@@ -347,8 +348,8 @@ static void got_response(kw__lan *l, const uint8_t *p, size_t len) {
   size_t n = 0;
   kw__mdns_rejects rej;
   uint64_t now_us = kw__unix_us();
-  if (kw__mdns_parse_response(p, len, now_us, kw__now(ep), &l->lim, ep->id,
-                              found, 8, &n, &rej) != KW_OK)
+  if (kw__mdns_parse_response(p, len, now_us, kw__now(ep), &l->lim,
+                              kw__ep_id(ep), found, 8, &n, &rej) != KW_OK)
     return;
   /* one log line per second at most, whatever a flood sends */
   l->rej.unsigned_ += rej.unsigned_;
@@ -385,19 +386,19 @@ static void got_query(kw__lan *l, int fam, lan_iface *ifc,
                       const struct sockaddr *from, socklen_t fromlen,
                       uint16_t sport, const uint8_t *p, size_t len) {
   kw__mdns_ask ask;
-  if (kw__mdns_parse_query(p, len, sport, l->ep->id, &ask) != KW_OK ||
+  if (kw__mdns_parse_query(p, len, sport, kw__ep_id(l->ep), &ask) != KW_OK ||
       !ask.respond)
     return;
   uint64_t now = kw__now(l->ep);
-  bool held = ifc->last_resp_ns[fam] != 0 &&
-              now - ifc->last_resp_ns[fam] <
-                  KW_MDNS_RESPONSE_GAP_MS * 1000000ull;
+  bool held =
+      ifc->last_resp_ns[fam] != 0 &&
+      now - ifc->last_resp_ns[fam] < KW_MDNS_RESPONSE_GAP_MS * 1000000ull;
   /* held back by the multicast gap: only a QU question (RFC 6762 5.4) is
    * answered then, by unicast, under its own gap */
-  bool qu_now = held && !ask.legacy && ask.unicast &&
-                (ifc->last_uresp_ns[fam] == 0 ||
-                 now - ifc->last_uresp_ns[fam] >=
-                     KW_MDNS_UNICAST_GAP_MS * 1000000ull);
+  bool qu_now =
+      held && !ask.legacy && ask.unicast &&
+      (ifc->last_uresp_ns[fam] == 0 ||
+       now - ifc->last_uresp_ns[fam] >= KW_MDNS_UNICAST_GAP_MS * 1000000ull);
   if (held && !qu_now)
     return; /* answered on this link less than a second ago */
   uint8_t msg[KW_MDNS_MAX_TX];
@@ -525,15 +526,19 @@ static int open_sock(int fam) {
   return fd;
 }
 
+bool kw__lan_on(const kw_endpoint *ep) {
+  return ep->lan != NULL;
+}
+
 kw_err kw__lan_start(kw_endpoint *ep) {
-  if (!ep->cfg.lan)
+  if (!kw__ep_cfg(ep)->lan)
     return KW_OK;
   kw__lan *l = calloc(1, sizeof *l);
   if (!l)
     return KW_ERR_NOMEM;
   l->ep = ep;
   for (int f = 0; f < 2; f++) {
-    bool want = f == 0 ? ep->udp4.fd >= 0 : ep->udp6.fd >= 0;
+    bool want = kw__magicsock_bound(ep, f == 0 ? 4 : 6, NULL);
     l->fd[f] = want ? open_sock(f) : -1;
     if (want && l->fd[f] < 0)
       kw__log(ep, KW_LOG_WARN, "lan", "lan.socket_failed family=%d errno=%d",
@@ -547,12 +552,12 @@ kw_err kw__lan_start(kw_endpoint *ep) {
   for (int f = 0; f < 2; f++) {
     if (l->fd[f] < 0)
       continue;
-    uv_poll_init(&ep->loop, &l->poll[f], l->fd[f]);
+    uv_poll_init(kw__ep_loop(ep), &l->poll[f], l->fd[f]);
     l->poll[f].data = l;
     l->poll_init[f] = true;
     uv_poll_start(&l->poll[f], UV_READABLE, poll_cb);
   }
-  uv_timer_init(&ep->loop, &l->timer);
+  uv_timer_init(kw__ep_loop(ep), &l->timer);
   l->timer.data = l;
   l->timer_init = true;
   ep->lan = l;

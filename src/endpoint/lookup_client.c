@@ -43,13 +43,15 @@ static kw_err https_request(kw_endpoint *ep, int relay, const char *method,
   const char *host;
   if (!kw__relay_tls_target(ep, relay, &to, &host))
     return KW_ERR_NO_PATH;
-  const char *ca = ep->cfg.relay_ca[0] ? ep->cfg.relay_ca : NULL;
-  return kw__http_exchange(&ep->loop, &to, host, ca, method, path, body,
+  const char *ca =
+      kw__ep_cfg(ep)->relay_ca[0] ? kw__ep_cfg(ep)->relay_ca : NULL;
+  return kw__http_exchange(kw__ep_loop(ep), &to, host, ca, method, path, body,
                            bodylen, KW_HTTP_MAX_HEADER + KW_RECORD_MAX_LEN + 64,
                            cb, arg);
 }
 
-/* ---- publishing --------------------------------------------------------------- */
+/* ---- publishing
+ * --------------------------------------------------------------- */
 
 static void republish_cb(uv_timer_t *t);
 
@@ -57,7 +59,7 @@ static void republish_cb(uv_timer_t *t);
  * to the regular interval: a record must not stay unknown for 10 minutes
  * because one PUT met a relay still starting. */
 static void publish_retry(kw_endpoint *ep) {
-  if (ep->closing || !ep->publish_timer_init)
+  if (kw__ep_closing(ep) || !ep->publish_timer_init)
     return;
   uint64_t d = KW_REPUBLISH_RETRY_MS;
   for (unsigned i = 0; i < ep->publish_failures && d < KW_REPUBLISH_MS; i++)
@@ -69,8 +71,8 @@ static void publish_retry(kw_endpoint *ep) {
   uv_timer_start(&ep->publish_timer, republish_cb, d, KW_REPUBLISH_MS);
 }
 
-static void published(kw_err err, int status, const uint8_t *body,
-                      size_t len, void *arg) {
+static void published(kw_err err, int status, const uint8_t *body, size_t len,
+                      void *arg) {
   kw_endpoint *ep = arg;
   (void)body;
   (void)len;
@@ -103,17 +105,19 @@ static void dht_published(kw_err err, int status, const uint8_t *body,
  * allows the addresses; addresses dropped from the end until the pkarr
  * packet fits its 1000 bytes. */
 static void publish_dht(kw_endpoint *ep, int home, const kw__record *full) {
-  if (ep->cfg.dht_publish == KW_DHT_PUBLISH_NONE)
+  if (kw__ep_cfg(ep)->dht_publish == KW_DHT_PUBLISH_NONE)
     return;
   kw__record rec = *full;
-  if (ep->cfg.dht_publish != KW_DHT_PUBLISH_ADDRS)
+  if (kw__ep_cfg(ep)->dht_publish != KW_DHT_PUBLISH_ADDRS)
     rec.addr.n_addrs = 0;
   uint8_t buf[KW_RECORD_MAX_LEN], body[KW_PKARR_MAX_BODY];
   size_t n, bl;
   for (;;) {
-    if (kw__record_encode(&rec, ep->cfg.sk, buf, sizeof buf, &n) != KW_OK)
+    if (kw__record_encode(&rec, kw__ep_cfg(ep)->sk, buf, sizeof buf, &n) !=
+        KW_OK)
       return;
-    kw_err e = kw__pkarr_body(buf, n, ep->cfg.sk, body, sizeof body, &bl);
+    kw_err e =
+        kw__pkarr_body(buf, n, kw__ep_cfg(ep)->sk, body, sizeof body, &bl);
     if (e == KW_OK)
       break;
     if (e != KW_ERR_BUFFER || rec.addr.n_addrs == 0)
@@ -122,7 +126,7 @@ static void publish_dht(kw_endpoint *ep, int home, const kw__record *full) {
   }
   char path[16 + KW_ID_STRLEN];
   char idt[KW_ID_STRLEN + 1];
-  kw_id_to_string(ep->id, idt, sizeof idt);
+  kw_id_to_string(kw__ep_id(ep), idt, sizeof idt);
   snprintf(path, sizeof path, "/pkarr/%s", idt);
   if (https_request(ep, home, "PUT", path, body, bl, dht_published, ep) !=
       KW_OK)
@@ -131,7 +135,7 @@ static void publish_dht(kw_endpoint *ep, int home, const kw__record *full) {
 
 static void publish(kw_endpoint *ep) {
   int home = kw__relay_home(ep);
-  if (home < 0 || ep->closing)
+  if (home < 0 || kw__ep_closing(ep))
     return;
   kw__record rec;
   memset(&rec, 0, sizeof rec);
@@ -141,11 +145,11 @@ static void publish(kw_endpoint *ep) {
   rec.ttl_s = KW_RECORD_TTL_S;
   uint8_t buf[KW_RECORD_MAX_LEN];
   size_t n;
-  if (kw__record_encode(&rec, ep->cfg.sk, buf, sizeof buf, &n) != KW_OK)
+  if (kw__record_encode(&rec, kw__ep_cfg(ep)->sk, buf, sizeof buf, &n) != KW_OK)
     return;
   char path[16 + KW_ID_STRLEN];
   char idt[KW_ID_STRLEN + 1];
-  kw_id_to_string(ep->id, idt, sizeof idt);
+  kw_id_to_string(kw__ep_id(ep), idt, sizeof idt);
   snprintf(path, sizeof path, "/lookup/%s", idt);
   if (https_request(ep, home, "PUT", path, buf, n, published, ep) != KW_OK) {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=connect");
@@ -154,11 +158,13 @@ static void publish(kw_endpoint *ep) {
   publish_dht(ep, home, &rec);
 }
 
-static void republish_cb(uv_timer_t *t) { publish(t->data); }
+static void republish_cb(uv_timer_t *t) {
+  publish(t->data);
+}
 
 void kw__endpoint_home_changed(kw_endpoint *ep) {
   if (!ep->publish_timer_init) {
-    uv_timer_init(&ep->loop, &ep->publish_timer);
+    uv_timer_init(kw__ep_loop(ep), &ep->publish_timer);
     ep->publish_timer.data = ep;
     ep->publish_timer_init = true;
   }
@@ -168,9 +174,10 @@ void kw__endpoint_home_changed(kw_endpoint *ep) {
 }
 
 void kw__lookup_home_reconnected(kw_endpoint *ep) {
-  if (ep->closing || kw__relay_home(ep) < 0)
+  if (kw__ep_closing(ep) || kw__relay_home(ep) < 0)
     return;
-  kw__log(ep, KW_LOG_INFO, "lookup", "lookup.republish reason=home_reconnected");
+  kw__log(ep, KW_LOG_INFO, "lookup",
+          "lookup.republish reason=home_reconnected");
   kw__endpoint_home_changed(ep); /* publishes now, restarts the 10 min timer */
 }
 
@@ -182,7 +189,8 @@ void kw__lookup_stop(kw_endpoint *ep) {
   }
 }
 
-/* ---- resolving ------------------------------------------------------------------ */
+/* ---- resolving
+ * ------------------------------------------------------------------ */
 
 /* One GET /lookup/<id> at one relay: a source of resolve.c. */
 typedef struct lookup_req {
@@ -196,15 +204,17 @@ typedef struct lookup_req {
   uint64_t deadline_ns;
 } lookup_req;
 
-static void lookup_free(uv_handle_t *h) { free(h->data); }
+static void lookup_free(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void lookup_done(lookup_req *q, kw_err err, const kw_endpoint_addr *a) {
   q->cb(q->ep, err, a, q->arg);
   uv_close((uv_handle_t *)&q->wait, lookup_free);
 }
 
-static void got_record(kw_err err, int status, const uint8_t *body,
-                       size_t len, void *arg) {
+static void got_record(kw_err err, int status, const uint8_t *body, size_t len,
+                       void *arg) {
   lookup_req *q = arg;
   kw_endpoint *ep = q->ep;
   char idb[KW_ID_SHORTLEN + 1];
@@ -221,8 +231,8 @@ static void got_record(kw_err err, int status, const uint8_t *body,
   }
   kw__record rec;
   uint64_t now = kw__unix_us();
-  kw_err de = status == 200 ? kw__record_decode_at(body, len, now, &rec)
-                            : KW_ERR_PARSE;
+  kw_err de =
+      status == 200 ? kw__record_decode_at(body, len, now, &rec) : KW_ERR_PARSE;
   if (de == KW_ERR_STATE) {
     /* signed by the id, but expired (a relay kept or replays an old one)
      * or dated beyond the skew: no answer, not a wrong one */
@@ -252,7 +262,7 @@ static void got_record(kw_err err, int status, const uint8_t *body,
 static void try_lookup(uv_timer_t *t) {
   lookup_req *q = t->data;
   kw_endpoint *ep = q->ep;
-  if (ep->closing) {
+  if (kw__ep_closing(ep)) {
     lookup_done(q, KW_ERR_CLOSED, NULL);
     return;
   }
@@ -268,19 +278,19 @@ static void try_lookup(uv_timer_t *t) {
   char idt[KW_ID_STRLEN + 1];
   kw_id_to_string(q->id, idt, sizeof idt);
   snprintf(path, sizeof path, "/lookup/%s", idt);
-  kw_err e = !ready ? KW_ERR_NO_PATH
-                    : https_request(ep, q->relay, "GET", path, NULL, 0,
-                                    got_record, q);
+  kw_err e =
+      !ready ? KW_ERR_NO_PATH
+             : https_request(ep, q->relay, "GET", path, NULL, 0, got_record, q);
   if (e != KW_OK)
     lookup_done(q, e, NULL);
 }
 
-kw_err kw__relay_lookup(kw_endpoint *ep, int relay,
-                        const uint8_t id[KW_ID_LEN], uint64_t deadline_ns,
+kw_err kw__relay_lookup(kw_endpoint *ep, int relay, const uint8_t id[KW_ID_LEN],
+                        uint64_t deadline_ns,
                         void (*cb)(kw_endpoint *ep, kw_err err,
                                    const kw_endpoint_addr *addr, void *arg),
                         void *arg) {
-  if (relay < 0 || (size_t)relay >= ep->n_relays)
+  if (relay < 0 || (size_t)relay >= kw__relay_count(ep))
     return KW_ERR_NO_PATH;
   lookup_req *q = calloc(1, sizeof *q);
   if (!q)
@@ -291,7 +301,7 @@ kw_err kw__relay_lookup(kw_endpoint *ep, int relay,
   q->cb = cb;
   q->arg = arg;
   q->deadline_ns = deadline_ns;
-  uv_timer_init(&ep->loop, &q->wait);
+  uv_timer_init(kw__ep_loop(ep), &q->wait);
   q->wait.data = q;
   uv_timer_start(&q->wait, try_lookup, 0, 0);
   return KW_OK;

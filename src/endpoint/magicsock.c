@@ -205,7 +205,7 @@ static kw__xsock *xsock_get(kw__remote *r, unsigned sock, const kw_sockaddr *to,
   if (x || !open)
     return x && x->u.bound.family == to->family ? x : NULL;
   kw__udp *main = sock_for(ep, to);
-  if (!main || ep->closing)
+  if (!main || kw__ep_closing(ep))
     return NULL;
   if (ep->nxsock >= KW_XSOCK_MAX_PER_EP) {
     ep->xsock_refused++;
@@ -226,7 +226,7 @@ static kw__xsock *xsock_get(kw__remote *r, unsigned sock, const kw_sockaddr *to,
     ep->xsock_refused++;
     return NULL;
   }
-  if (uv_poll_init_socket(&ep->loop, &x->u.poll, x->u.fd) != 0) {
+  if (uv_poll_init_socket(kw__ep_loop(ep), &x->u.poll, x->u.fd) != 0) {
     kw__udp_close_fd(&x->u);
     free(x);
     ep->xsock_refused++;
@@ -290,7 +290,7 @@ static void xsock_poll_cb(uv_poll_t *h, int status, int events) {
 static bool rp_bday_send(void *user, unsigned sock, const kw_sockaddr *to,
                          const uint8_t tx_id[KW_DISCO_TXID_LEN]) {
   kw__remote *r = user;
-  if (r->ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY)
+  if (kw__ep_cfg(r->ep)->path_policy == KW_PATH_POLICY_RELAY_ONLY)
     return false;
   if (sock == 0) /* the spray: our own socket, outside the probe budget */
     return kw__disco_send_ping_from(r, 0, to, tx_id, false);
@@ -340,7 +340,7 @@ static void remote_key(kw__remote *r) {
   if (r->disco_key_ok || !r->id_known)
     return;
   kw__disco_key k;
-  if (kw__disco_key_derive(r->ep->cfg.sk, r->id, &k) != KW_OK)
+  if (kw__disco_key_derive(kw__ep_cfg(r->ep)->sk, r->id, &k) != KW_OK)
     return;
   memcpy(r->disco_key, k.k, sizeof r->disco_key);
   kw__disco_key_wipe(&k);
@@ -365,9 +365,10 @@ kw__remote *kw__remote_new(kw_endpoint *ep, const uint8_t *id) {
     return NULL;
   r->ep = ep;
   kw__rp_init(&r->rp, &rp_cbs, r);
-  kw__rp_set_birthday(&r->rp, !ep->cfg.no_birthday);
-  if (ep->nat_kind)
-    kw__rp_local_nat(&r->rp, (kw__rp_nat)ep->nat_kind, kw__now(ep));
+  kw__rp_set_birthday(&r->rp, !kw__ep_cfg(ep)->no_birthday);
+  uint8_t nat = kw__disco_nat_kind(ep);
+  if (nat)
+    kw__rp_local_nat(&r->rp, (kw__rp_nat)nat, kw__now(ep));
   if (id) {
     memcpy(r->id, id, KW_ID_LEN);
     r->id_known = true;
@@ -416,7 +417,7 @@ void kw__remotes_free(kw_endpoint *ep) {
 void kw__remote_unref(kw__remote *r) {
   if (r->nconns > 0)
     return;
-  if (!r->id_known || r->ep->closing) {
+  if (!r->id_known || kw__ep_closing(r->ep)) {
     remote_free(r);
     return;
   }
@@ -514,16 +515,59 @@ void kw__remote_conn_down(kw__remote *r, uint64_t now) {
   kw__rp_conn_down(&r->rp, now);
 }
 
-void kw__remote_local_candidates(kw__remote *r, uint64_t now) {
-  kw__rp_local_candidates(&r->rp, now);
+void kw__remotes_local_candidates(kw_endpoint *ep, uint64_t now) {
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    kw__rp_local_candidates(&r->rp, now);
 }
 
-void kw__remote_local_nat(kw__remote *r, kw__rp_nat nat, uint64_t now) {
-  kw__rp_local_nat(&r->rp, nat, now);
+void kw__remotes_local_nat(kw_endpoint *ep, kw__rp_nat nat, uint64_t now) {
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    kw__rp_local_nat(&r->rp, nat, now);
 }
 
-void kw__remote_network_change(kw__remote *r, uint64_t now) {
-  kw__rp_network_change(&r->rp, now);
+void kw__remotes_network_change(kw_endpoint *ep, uint64_t now) {
+  for (kw__remote *r = ep->remotes; r; r = r->next)
+    kw__rp_network_change(&r->rp, now);
+}
+
+kw__remote *kw__remote_find(kw_endpoint *ep, const uint8_t id[KW_ID_LEN]) {
+  /* prefer a remote that has connections */
+  kw__remote *any = NULL;
+  for (kw__remote *r = ep->remotes; r; r = r->next) {
+    if (!r->id_known || memcmp(r->id, id, KW_ID_LEN) != 0)
+      continue;
+    if (r->nconns)
+      return r;
+    any = r;
+  }
+  return any;
+}
+
+kw_err kw__magicsock_send_raw(kw_endpoint *ep, const kw_sockaddr *to,
+                              const uint8_t *p, size_t n) {
+  kw__udp *u = to->family == 4 ? &ep->udp4 : &ep->udp6;
+  if (u->fd < 0)
+    return KW_ERR_NO_PATH;
+  size_t sent;
+  return kw__udp_send(u, to, p, n, 0, &sent);
+}
+
+bool kw__magicsock_bound(const kw_endpoint *ep, int family, kw_sockaddr *out) {
+  const kw__udp *u = family == 4 ? &ep->udp4 : &ep->udp6;
+  if (u->fd < 0)
+    return false;
+  if (out)
+    *out = u->bound;
+  return true;
+}
+
+void kw__magicsock_forget_conn(kw_endpoint *ep, kw_conn *c) {
+  for (size_t i = 0; i < ep->nblocked; i++) {
+    if (ep->blocked[i] == c) {
+      ep->blocked[i] = ep->blocked[--ep->nblocked];
+      break;
+    }
+  }
 }
 
 void kw__remote_ping_received(kw__remote *r, const kw__src *from,
@@ -580,7 +624,7 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
   kw__remote *r = kw__conn_remote(c);
   *sent_segs = 0;
   size_t nseg = seg ? (len + seg - 1) / seg : 1;
-  int policy = ep->cfg.path_policy; /* kw_config_set_path_policy */
+  int policy = kw__ep_cfg(ep)->path_policy; /* kw_config_set_path_policy */
   const kw_sockaddr *to =
       policy == KW_PATH_POLICY_RELAY_ONLY ? NULL : kw__remote_direct(r);
   if (to) {
@@ -643,7 +687,7 @@ kw_err kw__magicsock_send(kw_conn *c, const uint8_t *data, size_t len,
 static void poll_cb(uv_poll_t *h, int status, int events);
 
 static void update_poll(kw_endpoint *ep, kw__udp *u) {
-  if (!u->poll_init || ep->closing)
+  if (!u->poll_init || kw__ep_closing(ep))
     return;
   int ev = UV_READABLE;
   if (ep->nblocked)
@@ -700,27 +744,17 @@ void kw__magicsock_input(kw_endpoint *ep, const kw__src *from,
   bool disco = kw__disco_is(data, len);
   /* kw_config_set_path_policy: relay-only takes nothing but STUN by UDP;
    * direct-only takes nothing but disco by a relay */
-  if ((from->relay < 0 && ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY) ||
+  if ((from->relay < 0 &&
+       kw__ep_cfg(ep)->path_policy == KW_PATH_POLICY_RELAY_ONLY) ||
       (from->relay >= 0 && !disco &&
-       ep->cfg.path_policy == KW_PATH_POLICY_DIRECT_ONLY)) {
+       kw__ep_cfg(ep)->path_policy == KW_PATH_POLICY_DIRECT_ONLY)) {
     ep->stats.drops_unknown++;
     return;
   }
   bool quic = !disco && kw__quic_dcid(data, len, &dcid, &dcidlen);
   kw_conn *c = NULL;
   if (quic) {
-    /* a batch is mostly one connection's packets: one hash lookup */
-    if (ep->rx_last_conn && dcidlen == ep->rx_last_cidlen &&
-        !memcmp(dcid, ep->rx_last_cid, dcidlen)) {
-      c = ep->rx_last_conn;
-    } else {
-      c = kw__cidmap_get(&ep->cids, dcid, dcidlen);
-      if (c && dcidlen <= sizeof ep->rx_last_cid) {
-        ep->rx_last_conn = c;
-        memcpy(ep->rx_last_cid, dcid, dcidlen);
-        ep->rx_last_cidlen = dcidlen;
-      }
-    }
+    c = kw__quic_conn_by_dcid(ep, dcid, dcidlen);
   }
   if (c) { /* a known connection's packets bypass the punishment table */
     kw__conn_recv(c, from, data, len);
@@ -842,7 +876,7 @@ void kw__magicsock_start(kw_endpoint *ep) {
     kw__udp *u = socks[i];
     if (u->fd < 0 || u->poll_init)
       continue;
-    if (uv_poll_init_socket(&ep->loop, &u->poll, u->fd) != 0)
+    if (uv_poll_init_socket(kw__ep_loop(ep), &u->poll, u->fd) != 0)
       continue;
     u->poll.data = u;
     u->poll_init = true;

@@ -69,7 +69,7 @@ static void finish(netcheck *n) {
     mapped[nmapped++] = *m;
   }
   r->mapping_varies_by_dest = kw__stun_mapping_varies(mapped, nmapped);
-  r->n_relays = ep->n_relays < 8 ? ep->n_relays : 8;
+  r->n_relays = kw__relay_count(ep) < 8 ? kw__relay_count(ep) : 8;
   for (size_t i = 0; i < r->n_relays; i++) {
     snprintf(r->relays[i].url, sizeof r->relays[i].url, "%s",
              kw__relay_url_of(ep, (int)i));
@@ -80,7 +80,7 @@ static void finish(netcheck *n) {
    * port mapping is off: nothing was asked) */
   (void)kw__portmap_probe_state(ep, &r->upnp, &r->natpmp);
   (void)kw__portmap_pcp_state(ep, &r->pcp, &r->pcp_result, &r->pcp_external);
-  r->pcp_probed = ep->cfg.port_mapping && ep->portmap != NULL;
+  r->pcp_probed = kw__ep_cfg(ep)->port_mapping && kw__portmap_on(ep);
   kw__log(ep, KW_LOG_INFO, "netcheck",
           "netcheck.done udp=%d servers=%zu mapping_varies=%d", r->udp,
           n->nprobes, r->mapping_varies_by_dest);
@@ -93,12 +93,12 @@ static void step(uv_timer_t *t) {
   netcheck *n = t->data;
   kw_endpoint *ep = n->ep;
   uint64_t now = kw__now(ep);
-  if (ep->closing) {
+  if (kw__ep_closing(ep)) {
     finish(n);
     return;
   }
   /* learn the STUN servers of relays as their connections come up */
-  for (size_t i = 0; i < ep->n_relays; i++) {
+  for (size_t i = 0; i < kw__relay_count(ep); i++) {
     kw_sockaddr s;
     if (!kw__relay_stun_target(ep, (int)i, &s))
       continue;
@@ -113,7 +113,7 @@ static void step(uv_timer_t *t) {
   }
   bool all = n->nprobes > 0;
   bool relays_known = true;
-  for (size_t i = 0; i < ep->n_relays; i++) {
+  for (size_t i = 0; i < kw__relay_count(ep); i++) {
     kw_sockaddr s;
     if (!kw__relay_stun_target(ep, (int)i, &s))
       relays_known = false;
@@ -132,7 +132,7 @@ static void step(uv_timer_t *t) {
   }
   /* relay latencies come from their own pings */
   bool latencies = true;
-  for (size_t i = 0; i < ep->n_relays; i++)
+  for (size_t i = 0; i < kw__relay_count(ep); i++)
     if (kw__relay_latency(ep, (int)i) < 0)
       latencies = false;
   /* with port mapping on, its first probe (about 2 s) must have answered */
@@ -142,7 +142,7 @@ static void step(uv_timer_t *t) {
   bool portmap =
       kw__portmap_probe_state(ep, &pm_upnp, &pm_natpmp) &&
       kw__portmap_pcp_state(ep, &pm_pcp, &pm_pcp_result, &pm_pcp_ext);
-  bool stun = (all && relays_known && latencies) || ep->n_relays == 0;
+  bool stun = (all && relays_known && latencies) || kw__relay_count(ep) == 0;
   if ((stun && portmap) || now >= n->deadline_ns) {
     finish(n);
     return;
@@ -154,7 +154,7 @@ kw_err kw_endpoint_netcheck(kw_endpoint *ep, uint32_t timeout_ms,
                             kw_netcheck_cb cb, void *arg) {
   if (!ep || !cb)
     return KW_ERR_INVALID_ARG;
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return KW_ERR_CLOSED;
   netcheck *n = calloc(1, sizeof *n);
   if (!n)
@@ -167,7 +167,7 @@ kw_err kw_endpoint_netcheck(kw_endpoint *ep, uint32_t timeout_ms,
   n->start_ns = kw__now(ep);
   n->deadline_ns =
       n->start_ns + (uint64_t)(timeout_ms ? timeout_ms : 3000) * 1000000u;
-  uv_timer_init(&ep->loop, &n->timer);
+  uv_timer_init(kw__ep_loop(ep), &n->timer);
   n->timer.data = n;
   uv_timer_start(&n->timer, step, 0, 0);
   return KW_OK;

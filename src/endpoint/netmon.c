@@ -41,7 +41,7 @@ struct kw__netmon {
   uv_poll_t poll;
   uv_timer_t settle;
   int open_handles;
-  unsigned pending; /* KW_NL_* bits seen since the last settle */
+  unsigned pending;  /* KW_NL_* bits seen since the last settle */
   uint64_t addr_sig; /* hash of the interface address set */
   uint64_t changes;
 };
@@ -75,7 +75,7 @@ static void settle_cb(uv_timer_t *t) {
   kw_endpoint *ep = nm->ep;
   unsigned bits = nm->pending;
   nm->pending = 0;
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return;
   uint64_t sig = addr_signature();
   bool addrs = sig != nm->addr_sig;
@@ -88,8 +88,7 @@ static void settle_cb(uv_timer_t *t) {
           "netmon.change addrs=%s default_route=%s overrun=%s n=%llu",
           addrs ? "changed" : "same",
           bits & KW_NL_DEFAULT_ROUTE ? "changed" : "same",
-          bits & KW_NL_OVERRUN ? "yes" : "no",
-          (unsigned long long)nm->changes);
+          bits & KW_NL_OVERRUN ? "yes" : "no", (unsigned long long)nm->changes);
   kw__endpoint_changed(ep, KW__CHANGE_NETWORK, "netmon");
 }
 
@@ -130,7 +129,7 @@ kw_err kw__netmon_start(kw_endpoint *ep) {
     return KW_ERR_NOMEM;
   }
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-      uv_poll_init_socket(&ep->loop, &nm->poll, fd) != 0) {
+      uv_poll_init_socket(kw__ep_loop(ep), &nm->poll, fd) != 0) {
     kw__log(ep, KW_LOG_INFO, "netmon", "netmon.unavailable errno=%d", errno);
     close(fd);
     free(nm);
@@ -139,7 +138,7 @@ kw_err kw__netmon_start(kw_endpoint *ep) {
   nm->ep = ep;
   nm->fd = fd;
   nm->poll.data = nm;
-  uv_timer_init(&ep->loop, &nm->settle);
+  uv_timer_init(kw__ep_loop(ep), &nm->settle);
   nm->settle.data = nm;
   nm->open_handles = 2;
   nm->addr_sig = addr_signature();

@@ -285,9 +285,9 @@ kw__pcp *kw__pcp_new(kw_endpoint *ep, uint16_t internal_port,
  * learns our address toward it. A reason on failure. */
 static const char *open_socket(kw__pcp *pc) {
   if (!pc->handles) {
-    if (uv_udp_init(&pc->ep->loop, &pc->udp) != 0)
+    if (uv_udp_init(kw__ep_loop(pc->ep), &pc->udp) != 0)
       return "no-socket";
-    uv_timer_init(&pc->ep->loop, &pc->timer);
+    uv_timer_init(kw__ep_loop(pc->ep), &pc->timer);
     pc->udp.data = pc;
     pc->timer.data = pc;
     pc->handles = true;

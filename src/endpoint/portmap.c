@@ -484,12 +484,12 @@ static void handle_closed(uv_handle_t *h) {
 static void set_external(struct kw__portmap *pm, int proto,
                          const kw_sockaddr *ext) {
   kw_endpoint *ep = pm->ep;
-  uv_mutex_lock(&ep->mu);
+  kw__ep_lock(ep);
   if (ext)
     pm->ext = *ext;
   else
     memset(&pm->ext, 0, sizeof pm->ext);
-  uv_mutex_unlock(&ep->mu);
+  kw__ep_unlock(ep);
   pm->proto = proto;
 }
 
@@ -552,9 +552,9 @@ static void apply(struct kw__portmap *pm, const pm_result *res) {
   char ext[KW_SOCKADDR_STRLEN];
   if (res->proto != PM_PROTO_NONE) {
     kw_sockaddr old;
-    uv_mutex_lock(&ep->mu);
+    kw__ep_lock(ep);
     old = pm->ext;
-    uv_mutex_unlock(&ep->mu);
+    kw__ep_unlock(ep);
     bool changed =
         pm->proto != res->proto || !kw__sockaddr_equal(&old, &res->ext);
     set_external(pm, res->proto, &res->ext);
@@ -687,7 +687,7 @@ static void timer_cb(uv_timer_t *t) {
 }
 
 kw_err kw__portmap_start(kw_endpoint *ep) {
-  if (!ep->cfg.port_mapping || ep->portmap || ep->udp4.fd < 0)
+  if (!kw__ep_cfg(ep)->port_mapping || ep->portmap || ep->udp4.fd < 0)
     return KW_OK;
   struct kw__portmap *pm = calloc(1, sizeof *pm);
   pm_job *j = calloc(1, sizeof *j);
@@ -708,14 +708,17 @@ kw_err kw__portmap_start(kw_endpoint *ep) {
     return KW_ERR_NOMEM;
   }
   j->refs = 1; /* ours; the worker's is added when it starts */
-  j->local_port = ep->udp4.bound.port;
+  kw_sockaddr b4;
+  memset(&b4, 0, sizeof b4);
+  (void)kw__magicsock_bound(ep, 4, &b4);
+  j->local_port = b4.port;
   static const uint8_t any[4] = {0};
-  if (memcmp(ep->udp4.bound.ip, any, 4) != 0)
-    inet_ntop(AF_INET, ep->udp4.bound.ip, j->bind_ip, sizeof j->bind_ip);
+  if (memcmp(b4.ip, any, 4) != 0)
+    inet_ntop(AF_INET, b4.ip, j->bind_ip, sizeof j->bind_ip);
   pm->ep = ep;
   pm->job = j;
-  uv_async_init(&ep->loop, &pm->async, async_cb);
-  uv_timer_init(&ep->loop, &pm->timer);
+  uv_async_init(kw__ep_loop(ep), &pm->async, async_cb);
+  uv_timer_init(kw__ep_loop(ep), &pm->timer);
   pm->async.data = pm;
   pm->timer.data = pm;
   pm->open_handles = 2;
@@ -736,7 +739,7 @@ kw_err kw__portmap_start(kw_endpoint *ep) {
   }
   pthread_detach(th);
   kw__log(ep, KW_LOG_DEBUG, "portmap", "portmap.start port=%u", j->local_port);
-  pm->pcp = kw__pcp_new(ep, j->local_port, ep->udp4.bound.ip, pcp_answer, pm);
+  pm->pcp = kw__pcp_new(ep, j->local_port, b4.ip, pcp_answer, pm);
   if (pm->pcp)
     (void)kw__pcp_map(pm->pcp, KW_PM_LEASE_S); /* beside the worker's */
   return KW_OK;
@@ -776,13 +779,17 @@ void kw__portmap_free(kw_endpoint *ep) {
   free(pm);
 }
 
+bool kw__portmap_on(const kw_endpoint *ep) {
+  return ep->portmap != NULL;
+}
+
 bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out) {
   struct kw__portmap *pm = ep->portmap;
   if (!pm)
     return false;
-  uv_mutex_lock(&ep->mu);
+  kw__ep_lock(ep);
   *out = pm->ext;
-  uv_mutex_unlock(&ep->mu);
+  kw__ep_unlock(ep);
   return out->family != 0;
 }
 
@@ -807,7 +814,7 @@ void kw__portmap_network_changed(kw_endpoint *ep) {
 bool kw__portmap_probe_state(kw_endpoint *ep, bool *upnp, bool *natpmp) {
   struct kw__portmap *pm = ep->portmap;
   *upnp = *natpmp = false;
-  if (!ep->cfg.port_mapping || !pm)
+  if (!kw__ep_cfg(ep)->port_mapping || !pm)
     return true;
   if (!pm->probed)
     return false;
@@ -822,7 +829,7 @@ bool kw__portmap_pcp_state(kw_endpoint *ep, bool *answered, int *result,
   *answered = false;
   *result = -1;
   memset(external, 0, sizeof *external);
-  if (!ep->cfg.port_mapping || !pm || !pm->pcp)
+  if (!kw__ep_cfg(ep)->port_mapping || !pm || !pm->pcp)
     return true;
   bool done = kw__pcp_probe_state(pm->pcp, answered, result, external);
   if (pm->proto != PM_PROTO_PCP)

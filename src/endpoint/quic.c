@@ -110,7 +110,7 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data) {
   if (!c->is_client) {
     kw_endpoint *ep = c->ep;
     halfopen_end(c);
-    if (ep->nconns - ep->nhalfopen > ep->cfg.max_conns) {
+    if (ep->nconns - ep->nhalfopen > kw__ep_cfg(ep)->max_conns) {
       /* established connections are at their limit: refuse this one
        * (it is no longer counted as a handshake in progress) */
       ep->stats.drops_refused++;
@@ -274,8 +274,8 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   }
   c->is_client = client;
   c->last_rx_ns = kw__now(ep);
-  uv_timer_init(&ep->loop, &c->timer);
-  uv_timer_init(&ep->loop, &c->connect_timer);
+  uv_timer_init(kw__ep_loop(ep), &c->timer);
+  uv_timer_init(kw__ep_loop(ep), &c->connect_timer);
   c->timer.data = c;
   c->connect_timer.data = c;
   c->next = ep->conns;
@@ -320,12 +320,7 @@ static void conn_destroy(kw_conn *c) {
     }
   }
   ep->nconns--;
-  for (size_t i = 0; i < ep->nblocked; i++) {
-    if (ep->blocked[i] == c) {
-      ep->blocked[i] = ep->blocked[--ep->nblocked];
-      break;
-    }
-  }
+  kw__magicsock_forget_conn(ep, c);
   if (c->qc)
     ngtcp2_conn_del(c->qc);
   kw__tls_sess_free(c->tls);
@@ -353,8 +348,8 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
   c->connect_cb = cb;
   c->connect_arg = arg;
   memcpy(c->remote_id, r->id, KW_ID_LEN);
-  kw_err err = kw__tls_sess_new(ep->tls, c->conn_ref, true, r->id, alpn, NULL,
-                                0, &c->tls);
+  kw_err err = kw__tls_sess_new(kw__ep_tls(ep), c->conn_ref, true, r->id, alpn,
+                                NULL, 0, &c->tls);
   if (err != KW_OK)
     goto fail;
   ngtcp2_cid dcid, scid;
@@ -376,12 +371,13 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
     goto fail;
   }
   ngtcp2_conn_set_tls_native_handle(c->qc, kw__tls_sess_native(c->tls));
-  if (ep->cfg.keepalive_ms)
+  if (kw__ep_cfg(ep)->keepalive_ms)
     ngtcp2_conn_set_keep_alive_timeout(
-        c->qc, (ngtcp2_duration)ep->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
+        c->qc,
+        (ngtcp2_duration)kw__ep_cfg(ep)->keepalive_ms * NGTCP2_MILLISECONDS);
   cid_register(c, scid.data, scid.datalen);
   uv_timer_start(&c->connect_timer, connect_timer_cb,
-                 ep->cfg.connect_timeout_ms, 0);
+                 kw__ep_cfg(ep)->connect_timeout_ms, 0);
   ep->stats.conns_opened++;
   kw__conn_mark_dirty(c);
   if (out)
@@ -420,6 +416,21 @@ static void src_sockaddr(const uint8_t key[16], struct sockaddr_in6 *sa) {
   memcpy(&sa->sin6_addr, key, 16);
 }
 
+kw_conn *kw__quic_conn_by_dcid(kw_endpoint *ep, const uint8_t *dcid,
+                               size_t dcidlen) {
+  /* a batch is mostly one connection's packets: one hash lookup */
+  if (ep->rx_last_conn && dcidlen == ep->rx_last_cidlen &&
+      !memcmp(dcid, ep->rx_last_cid, dcidlen))
+    return ep->rx_last_conn;
+  kw_conn *c = kw__cidmap_get(&ep->cids, dcid, dcidlen);
+  if (c && dcidlen <= sizeof ep->rx_last_cid) {
+    ep->rx_last_conn = c;
+    memcpy(ep->rx_last_cid, dcid, dcidlen);
+    ep->rx_last_cidlen = dcidlen;
+  }
+  return c;
+}
+
 /* Sends a packet outside any connection back where `from` came from. */
 static void send_raw(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *from_id, const uint8_t *p, size_t n) {
@@ -429,9 +440,7 @@ static void send_raw(kw_endpoint *ep, const kw__src *from,
       (void)kw__relay_send_batch(ep, from->relay, from_id, p, n, 0, &sent);
     return;
   }
-  kw__udp *u = from->addr.family == 4 ? &ep->udp4 : &ep->udp6;
-  if (u->fd >= 0)
-    (void)kw__udp_send(u, &from->addr, p, n, 0, &sent);
+  (void)kw__magicsock_send_raw(ep, &from->addr, p, n);
 }
 
 /* Answers an Initial with a Retry carrying a token bound to its source. */
@@ -484,8 +493,8 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     ep->stats.drops_unknown++;
     return;
   }
-  if (ep->cfg.n_alpns == 0 || ep->closing ||
-      ep->nconns - ep->nhalfopen >= ep->cfg.max_conns ||
+  if (kw__ep_cfg(ep)->n_alpns == 0 || kw__ep_closing(ep) ||
+      ep->nconns - ep->nhalfopen >= kw__ep_cfg(ep)->max_conns ||
       ep->nhalfopen >= KW_HALFOPEN_MAX) {
     ep->stats.drops_refused++;
     return;
@@ -510,7 +519,7 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     }
     validated = true;
   }
-  if (!validated && ep->nhalfopen >= ep->cfg.retry_threshold) {
+  if (!validated && ep->nhalfopen >= kw__ep_cfg(ep)->retry_threshold) {
     send_retry(ep, from, from_id, &hd, key);
     return;
   }
@@ -532,8 +541,9 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
   c->halfopen = true;
   ep->nhalfopen++;
   memcpy(c->src_key, key, 16);
-  if (kw__tls_sess_new(ep->tls, c->conn_ref, false, NULL, NULL, ep->cfg.alpns,
-                       ep->cfg.n_alpns, &c->tls) != KW_OK)
+  if (kw__tls_sess_new(kw__ep_tls(ep), c->conn_ref, false, NULL, NULL,
+                       kw__ep_cfg(ep)->alpns, kw__ep_cfg(ep)->n_alpns,
+                       &c->tls) != KW_OK)
     goto fail;
   ngtcp2_cid scid;
   scid.datalen = KW_CIDLEN;
@@ -560,15 +570,16 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
                              &cbs, &st, &tp, NULL, c) != 0)
     goto fail;
   ngtcp2_conn_set_tls_native_handle(c->qc, kw__tls_sess_native(c->tls));
-  if (ep->cfg.keepalive_ms)
+  if (kw__ep_cfg(ep)->keepalive_ms)
     ngtcp2_conn_set_keep_alive_timeout(
-        c->qc, (ngtcp2_duration)ep->cfg.keepalive_ms * NGTCP2_MILLISECONDS);
+        c->qc,
+        (ngtcp2_duration)kw__ep_cfg(ep)->keepalive_ms * NGTCP2_MILLISECONDS);
   cid_register(c, scid.data, scid.datalen);
   cid_register(c, hd.dcid.data, hd.dcid.datalen);
   /* an unauthenticated handshake gets little time (and never more than a
    * dial) */
-  uint32_t hs_ms = ep->cfg.connect_timeout_ms < KW_HALFOPEN_TIMEOUT_MS
-                       ? ep->cfg.connect_timeout_ms
+  uint32_t hs_ms = kw__ep_cfg(ep)->connect_timeout_ms < KW_HALFOPEN_TIMEOUT_MS
+                       ? kw__ep_cfg(ep)->connect_timeout_ms
                        : KW_HALFOPEN_TIMEOUT_MS;
   uv_timer_start(&c->connect_timer, connect_timer_cb, hs_ms, 0);
   kw__conn_recv(c, from, data, len);

@@ -21,7 +21,7 @@
 
 struct kw__chunk {
   kw__chunk *next;
-  uint64_t off; /* stream offset of the chunk's first byte */
+  uint64_t off;    /* stream offset of the chunk's first byte */
   size_t len, cap; /* an owned chunk has cap == len: never appended to */
   /* kw_stream_write_owned: the caller's bytes, released through `release`
    * when the chunk is freed; NULL: the bytes are data[] (a copy) */
@@ -161,8 +161,8 @@ static inline void app_stream_opened(kw_endpoint *ep, kw_stream *s) {
     ep->cfg.cbs.stream_opened(s, ep->cfg.cb_user);
 }
 
-static inline void app_stream_data(kw_endpoint *ep, kw_stream *s, const uint8_t *d,
-                            size_t n, bool fin) {
+static inline void app_stream_data(kw_endpoint *ep, kw_stream *s,
+                                   const uint8_t *d, size_t n, bool fin) {
   static const uint8_t empty[1];
   if (ep->cfg.cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
     ep->cfg.cbs.stream_data(s, d ? d : empty, n, fin, ep->cfg.cb_user);
@@ -174,19 +174,19 @@ static inline void app_stream_writable(kw_endpoint *ep, kw_stream *s) {
 }
 
 static inline void app_stream_closed(kw_endpoint *ep, kw_stream *s, kw_err err,
-                              uint64_t code) {
+                                     uint64_t code) {
   if (ep->cfg.cbs.stream_closed)
     ep->cfg.cbs.stream_closed(s, err, code, ep->cfg.cb_user);
 }
 
 static inline void app_datagram(kw_endpoint *ep, kw_conn *c, const uint8_t *d,
-                         size_t n) {
+                                size_t n) {
   if (ep->cfg.cbs.datagram)
     ep->cfg.cbs.datagram(c, d, n, ep->cfg.cb_user);
 }
 
 static inline void app_path_changed(kw_endpoint *ep, kw_conn *c,
-                             const kw_path_info *pi) {
+                                    const kw_path_info *pi) {
   if (ep->cfg.cbs.path_changed)
     ep->cfg.cbs.path_changed(c, pi, ep->cfg.cb_user);
 }
@@ -197,7 +197,7 @@ static inline void app_conn_accepted(kw_endpoint *ep, kw_conn *c) {
 }
 
 static inline void app_conn_closed(kw_endpoint *ep, kw_conn *c, kw_err err,
-                            uint64_t code) {
+                                   uint64_t code) {
   if (ep->cfg.cbs.conn_closed)
     ep->cfg.cbs.conn_closed(c, err, code, ep->cfg.cb_user);
 }

@@ -84,7 +84,8 @@ static bool stream_has_tx(const kw_stream *s) {
  * short, the endpoint remembers to wake it: its own releases may be over. */
 static void budget_wake(kw_conn *c) {
   kw_endpoint *ep = c->ep;
-  size_t b = ep->cfg.conn_send_budget, e = ep->cfg.endpoint_send_budget;
+  size_t b = kw__ep_cfg(ep)->conn_send_budget,
+         e = kw__ep_cfg(ep)->endpoint_send_budget;
   if (!c->budget_blocked || c->state == KW_CONN_CLOSING ||
       c->buffered + b / 8 > b)
     return;
@@ -105,7 +106,7 @@ static void budget_release(kw_conn *c, size_t n) {
   c->buffered -= n;
   ep->buffered -= n;
   budget_wake(c);
-  size_t e = ep->cfg.endpoint_send_budget;
+  size_t e = kw__ep_cfg(ep)->endpoint_send_budget;
   if (ep->budget_blocked && ep->buffered + e / 8 <= e) {
     ep->budget_blocked = false;
     for (kw_conn *o = ep->conns; o; o = o->next)
@@ -132,7 +133,7 @@ void kw__qs_budget_notify(kw_conn *c) {
   for (size_t i = 0; i < n && s; i++) {
     kw_stream *next = s->next_all ? s->next_all : c->streams;
     if (s->want_writable && !s->closed &&
-        kw_stream_buffered(s) < ep->cfg.stream_send_buffer) {
+        kw_stream_buffered(s) < kw__ep_cfg(ep)->stream_send_buffer) {
       s->want_writable = false;
       c->budget_last = s->id;
       c->budget_last_ok = true;
@@ -186,8 +187,8 @@ void kw__qs_stream_closed_notify(kw_conn *c, kw_stream *s, kw_err err,
   stream_free(c, s);
 }
 
-
-/* ---- ngtcp2 stream and datagram callbacks --------------------------------- */
+/* ---- ngtcp2 stream and datagram callbacks ---------------------------------
+ */
 
 static int stream_open_cb(ngtcp2_conn *qc, int64_t sid, void *user_data) {
   kw_conn *c = kw__qc_conn_of(qc, user_data);
@@ -247,7 +248,7 @@ static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
     s->head = s->tail = NULL;
   }
   if (s->want_writable &&
-      s->write_off - s->acked_off < c->ep->cfg.stream_send_buffer) {
+      s->write_off - s->acked_off < kw__ep_cfg(c->ep)->stream_send_buffer) {
     s->want_writable = false;
     app_stream_writable(c->ep, s);
   }
@@ -272,7 +273,7 @@ static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
              app_error_code != 0;
   s->closed = true;
   kw__qs_stream_closed_notify(c, s, err ? KW_ERR_RESET : KW_OK,
-                       err ? app_error_code : 0);
+                              err ? app_error_code : 0);
   kw__conn_mark_dirty(c);
   return 0;
 }
@@ -303,7 +304,8 @@ static int recv_datagram_cb(ngtcp2_conn *qc, uint32_t flags,
   return 0;
 }
 
-/* ---- writing -------------------------------------------------------------- */
+/* ---- writing --------------------------------------------------------------
+ */
 
 /* Builds an iovec of unsent stream data starting at sent_off. */
 static size_t stream_vec(kw_stream *s, ngtcp2_vec *v, size_t max) {
@@ -395,8 +397,7 @@ ngtcp2_ssize kw__qs_write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
                                   &ndatalen, flags, sid, vec, nv, ts);
     if (s && ndatalen >= 0) {
       s->sent_off += (uint64_t)ndatalen;
-      if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) &&
-          s->sent_off == s->write_off)
+      if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent_off == s->write_off)
         s->fin_sent = true;
       /* round robin: move to the back, or off the list when done */
       tx_pop_head(c);
@@ -429,7 +430,8 @@ ngtcp2_ssize kw__qs_write_pkt(kw_conn *c, uint8_t *dest, size_t destlen,
   }
 }
 
-/* ---- public: streams and datagrams of a connection ------------------------ */
+/* ---- public: streams and datagrams of a connection ------------------------
+ */
 
 kw_err kw_conn_open_stream(kw_conn *c, bool bidi, kw_stream **out) {
   if (!c || !out)
@@ -502,12 +504,21 @@ kw_err kw_conn_send_datagram(kw_conn *c, const uint8_t *data, size_t len) {
   return KW_OK;
 }
 
-/* ---- public: streams ------------------------------------------------------- */
+/* ---- public: streams -------------------------------------------------------
+ */
 
-int64_t kw_stream_id(const kw_stream *s) { return s->id; }
-kw_conn *kw_stream_conn(const kw_stream *s) { return s->conn; }
-void kw_stream_set_user(kw_stream *s, void *user) { s->user = user; }
-void *kw_stream_get_user(const kw_stream *s) { return s->user; }
+int64_t kw_stream_id(const kw_stream *s) {
+  return s->id;
+}
+kw_conn *kw_stream_conn(const kw_stream *s) {
+  return s->conn;
+}
+void kw_stream_set_user(kw_stream *s, void *user) {
+  s->user = user;
+}
+void *kw_stream_get_user(const kw_stream *s) {
+  return s->user;
+}
 
 size_t kw_stream_buffered(const kw_stream *s) {
   return (size_t)(s->write_off - s->acked_off);
@@ -519,10 +530,11 @@ size_t kw_stream_buffered(const kw_stream *s) {
 static size_t write_room(kw_stream *s, size_t len) {
   kw_conn *c = s->conn;
   kw_endpoint *ep = c->ep;
-  size_t limit = ep->cfg.stream_send_buffer;
+  size_t limit = kw__ep_cfg(ep)->stream_send_buffer;
   size_t buffered = kw_stream_buffered(s);
   size_t room = buffered >= limit ? 0 : limit - buffered;
-  size_t b = ep->cfg.conn_send_budget, eb = ep->cfg.endpoint_send_budget;
+  size_t b = kw__ep_cfg(ep)->conn_send_budget,
+         eb = kw__ep_cfg(ep)->endpoint_send_budget;
   size_t croom = c->buffered >= b ? 0 : b - c->buffered;
   size_t eroom = ep->buffered >= eb ? 0 : eb - ep->buffered;
   size_t take = len < room ? len : room;
@@ -563,16 +575,17 @@ static void write_queued(kw_stream *s, size_t done, bool fin) {
   kw__conn_mark_dirty(c);
 }
 
-kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len,
-                             bool fin, kw_release_fn release, void *user) {
+kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len, bool fin,
+                             kw_release_fn release, void *user) {
   if (!s || !data || !len || !release)
     return KW_ERR_INVALID_ARG;
   kw_err e = write_check(s);
   if (e != KW_OK)
     return e;
   kw_endpoint *ep = s->conn->ep;
-  if (len > ep->cfg.stream_send_buffer || len > ep->cfg.conn_send_budget ||
-      len > ep->cfg.endpoint_send_budget)
+  if (len > kw__ep_cfg(ep)->stream_send_buffer ||
+      len > kw__ep_cfg(ep)->conn_send_budget ||
+      len > kw__ep_cfg(ep)->endpoint_send_budget)
     return KW_ERR_INVALID_ARG;
   if (write_room(s, len) < len) {
     s->want_writable = true;
@@ -597,8 +610,8 @@ kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len,
   return KW_OK;
 }
 
-kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len,
-                       bool fin, size_t *written) {
+kw_err kw_stream_write(kw_stream *s, const uint8_t *data, size_t len, bool fin,
+                       size_t *written) {
   if (written)
     *written = 0;
   if (!s || (!data && len))

@@ -60,7 +60,7 @@ struct kw__relay {
   bool want; /* keep (or get) connected */
   kw__tls_stream *ts;
   kw__relay_dec dec;
-  kw__http_rx hrx; /* the HTTP answer while upgrading */
+  kw__http_rx hrx;  /* the HTTP answer while upgrading */
   kw_sockaddr addr; /* the IP the TLS connection reached (STUN target) */
   bool have_addr;
   uv_getaddrinfo_t gai;
@@ -81,7 +81,8 @@ struct kw__relay {
 
 static void relay_dial(kw__relay *r);
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 static void relay_log_state(kw__relay *r, const char *ev, const char *extra) {
   kw__log(r->ep, KW_LOG_INFO, "relay", "relay.%s url=%s%s%s", ev, r->url,
@@ -164,17 +165,18 @@ static void choose_home(kw_endpoint *ep) {
   kw__endpoint_changed(ep, KW__CHANGE_HOME_RELAY, "relay");
 }
 
-/* ---- the connection --------------------------------------------------------- */
+/* ---- the connection ---------------------------------------------------------
+ */
 
 static void schedule_redial(kw__relay *r) {
-  if (!r->want || r->ep->closing)
+  if (!r->want || kw__ep_closing(r->ep))
     return;
   uint64_t b = r->backoff_ms ? r->backoff_ms : KW_RELAY_BACKOFF_MIN_MS;
   /* jitter: 75-125 % */
   uint64_t j = b * (75 + randombytes_uniform(51)) / 100;
   r->next_dial_ns = kw__now(r->ep) + j * 1000000ull;
-  r->backoff_ms = b * 2 > KW_RELAY_BACKOFF_MAX_MS ? KW_RELAY_BACKOFF_MAX_MS
-                                                   : b * 2;
+  r->backoff_ms =
+      b * 2 > KW_RELAY_BACKOFF_MAX_MS ? KW_RELAY_BACKOFF_MAX_MS : b * 2;
 }
 
 /* Every change of r->state goes through here. Entering R_IDLE means the
@@ -190,7 +192,7 @@ static void relay_enter(kw__relay *r, relay_state s, const char *ev,
     return;
   r->ping_out = false;
   pending_clear(r);
-  if (!r->ep->closing)
+  if (!kw__ep_closing(r->ep))
     schedule_redial(r);
 }
 
@@ -203,7 +205,8 @@ static void on_ready(kw__relay *r) {
            kw__tls_stream_cipher(r->ts, cbuf, sizeof cbuf));
   relay_enter(r, R_READY, "connected", extra);
   if (r->ep->home_relay == r->idx)
-    kw__lookup_home_reconnected(r->ep); /* a restarted relay forgot our record */
+    kw__lookup_home_reconnected(
+        r->ep); /* a restarted relay forgot our record */
   send_ping(r);
   /* flush what waited for the connection */
   while (r->pend_head) {
@@ -245,13 +248,13 @@ static void handle_frame(kw__relay *r, const kw__relay_frame *f) {
     kw__relay_msg a;
     memset(&a, 0, sizeof a);
     a.type = KW_RELAY_CLIENT_AUTH;
-    memcpy(a.id, r->ep->id, KW_ID_LEN);
+    memcpy(a.id, kw__ep_id(r->ep), KW_ID_LEN);
     host_value(r, host, sizeof host);
     if (m.version != KW_RELAY_VERSION ||
         kw__tls_stream_exporter(r->ts, KW_RELAY_EXPORTER_LABEL, ex,
                                 sizeof ex) != KW_OK ||
-        kw__relay_auth2_sign(r->ep->cfg.sk, m.challenge, ex, host, a.sig) !=
-            KW_OK) {
+        kw__relay_auth2_sign(kw__ep_cfg(r->ep)->sk, m.challenge, ex, host,
+                             a.sig) != KW_OK) {
       kw__log(r->ep, KW_LOG_WARN, "relay",
               "relay.auth_failed url=%s version=%u", r->url, m.version);
       kw__tls_stream_abort(r->ts, KW_ERR_PARSE);
@@ -358,8 +361,8 @@ static void ts_data(kw__tls_stream *s, const uint8_t *p, size_t n, void *ud) {
     }
     size_t consumed = 0;
     int status = 0;
-    kw_err e = kw__relay_http_resp_parse(r->hrx.buf, r->hrx.len, &consumed,
-                                         &status);
+    kw_err e =
+        kw__relay_http_resp_parse(r->hrx.buf, r->hrx.len, &consumed, &status);
     if (e == KW_ERR_AGAIN)
       return;
     if (e != KW_OK) {
@@ -406,9 +409,10 @@ static const kw__tls_stream_cbs ts_cbs = {ts_open, ts_data, ts_writable,
 
 static void start_tls(kw__relay *r) {
   kw__relay_dec_init(&r->dec, 0);
-  const char *ca = r->ep->cfg.relay_ca[0] ? r->ep->cfg.relay_ca : NULL;
+  const char *ca =
+      kw__ep_cfg(r->ep)->relay_ca[0] ? kw__ep_cfg(r->ep)->relay_ca : NULL;
   relay_enter(r, R_CONNECTING, NULL, NULL);
-  kw_err e = kw__tls_stream_connect(&r->ep->loop, &r->addr, r->u.host, ca,
+  kw_err e = kw__tls_stream_connect(kw__ep_loop(r->ep), &r->addr, r->u.host, ca,
                                     &ts_cbs, r, &r->ts);
   if (e != KW_OK) {
     kw__relay_dec_free(&r->dec);
@@ -421,14 +425,14 @@ static void start_tls(kw__relay *r) {
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   kw__relay *r = req->data;
   r->gai_busy = false;
-  if (r->ep->closing || r->state != R_RESOLVING) {
+  if (kw__ep_closing(r->ep) || r->state != R_RESOLVING) {
     if (res)
       uv_freeaddrinfo(res);
     return;
   }
   struct addrinfo *pick = NULL;
   for (struct addrinfo *a = res; status == 0 && a; a = a->ai_next) {
-    if (a->ai_family == AF_INET && r->ep->udp4.fd >= 0) {
+    if (a->ai_family == AF_INET && kw__magicsock_bound(r->ep, 4, NULL)) {
       pick = a;
       break;
     }
@@ -449,7 +453,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 }
 
 static void relay_dial(kw__relay *r) {
-  if (r->state != R_IDLE || r->ep->closing)
+  if (r->state != R_IDLE || kw__ep_closing(r->ep))
     return;
   r->next_dial_ns = 0;
   if (r->u.host_is_ip) {
@@ -473,7 +477,7 @@ static void relay_dial(kw__relay *r) {
   struct addrinfo hints;
   memset(&hints, 0, sizeof hints);
   hints.ai_socktype = SOCK_STREAM;
-  if (uv_getaddrinfo(&r->ep->loop, &r->gai, gai_cb, r->u.host, port,
+  if (uv_getaddrinfo(kw__ep_loop(r->ep), &r->gai, gai_cb, r->u.host, port,
                      &hints) != 0) {
     relay_enter(r, R_IDLE, "resolve_failed", NULL);
     return;
@@ -484,10 +488,11 @@ static void relay_dial(kw__relay *r) {
 static void tick(uv_timer_t *t) {
   kw__relay *r = t->data;
   kw_endpoint *ep = r->ep;
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return;
   uint64_t now = kw__now(ep);
-  if (r->state == R_IDLE && r->want && r->next_dial_ns && now >= r->next_dial_ns)
+  if (r->state == R_IDLE && r->want && r->next_dial_ns &&
+      now >= r->next_dial_ns)
     relay_dial(r);
   if (r->state == R_READY) {
     bool home = ep->home_relay == r->idx;
@@ -504,7 +509,8 @@ static void tick(uv_timer_t *t) {
   }
 }
 
-/* ---- interface to the rest of the endpoint ---------------------------------- */
+/* ---- interface to the rest of the endpoint ----------------------------------
+ */
 
 static kw__relay *relay_new(kw_endpoint *ep, const char *url) {
   if (ep->n_relays >= KW_MAX_RELAYS)
@@ -520,7 +526,7 @@ static kw__relay *relay_new(kw_endpoint *ep, const char *url) {
   r->ep = ep;
   r->idx = (int)ep->n_relays;
   r->latency_ms = -1;
-  uv_timer_init(&ep->loop, &r->timer);
+  uv_timer_init(kw__ep_loop(ep), &r->timer);
   r->timer.data = r;
   uv_timer_start(&r->timer, tick, KW_RELAY_TICK_MS, KW_RELAY_TICK_MS);
   ep->relays[ep->n_relays++] = r;
@@ -531,17 +537,19 @@ int kw__relay_index(kw_endpoint *ep, const char *url, bool add) {
   for (size_t i = 0; i < ep->n_relays; i++)
     if (strcmp(ep->relays[i]->url, url) == 0)
       return (int)i;
-  if (!add || ep->closing)
+  if (!add || kw__ep_closing(ep))
     return -1;
   kw__relay *r = relay_new(ep, url);
   return r ? r->idx : -1;
 }
 
-int kw__relay_home(kw_endpoint *ep) { return ep->home_relay; }
+int kw__relay_home(kw_endpoint *ep) {
+  return ep->home_relay;
+}
 
 kw_err kw__relays_start(kw_endpoint *ep) {
-  for (size_t i = 0; i < ep->cfg.n_relays; i++) {
-    kw__relay *r = relay_new(ep, ep->cfg.relays[i]);
+  for (size_t i = 0; i < kw__ep_cfg(ep)->n_relays; i++) {
+    kw__relay *r = relay_new(ep, kw__ep_cfg(ep)->relays[i]);
     if (!r)
       return KW_ERR_NOMEM;
     r->want = true; /* measure every relay once to pick the home */
@@ -554,7 +562,7 @@ kw_err kw__relay_send_batch(kw_endpoint *ep, int relay, const uint8_t *dst_id,
                             const uint8_t *data, size_t len, size_t seg,
                             size_t *sent_segs) {
   *sent_segs = 0;
-  if (relay < 0 || (size_t)relay >= ep->n_relays || ep->closing)
+  if (relay < 0 || (size_t)relay >= ep->n_relays || kw__ep_closing(ep))
     return KW_ERR_NO_PATH;
   kw__relay *r = ep->relays[relay];
   if (seg == 0)
@@ -629,6 +637,10 @@ void kw__relays_free(kw_endpoint *ep) {
     free(r);
   }
   ep->n_relays = 0;
+}
+
+size_t kw__relay_count(const kw_endpoint *ep) {
+  return ep->n_relays;
 }
 
 const char *kw__relay_url_of(kw_endpoint *ep, int relay) {

@@ -202,14 +202,16 @@ static void ask_resolver(kw__lookup *lk, int i) {
   lk->asked++;
   uint8_t id[KW_ID_LEN];
   memcpy(id, lk->id, KW_ID_LEN);
-  ep->cfg.resolvers[i].fn(ep, id, req, ep->cfg.resolvers[i].user);
+  kw__ep_cfg(ep)->resolvers[i].fn(ep, id, req,
+                                  kw__ep_cfg(ep)->resolvers[i].user);
 }
 
 /* ---- lookups ----------------------------------------------------------- */
 
 kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
                    kw__resolve_cb cb, void *arg) {
-  if (ep->n_relays == 0 && !ep->lan && ep->cfg.n_resolvers == 0)
+  if (kw__relay_count(ep) == 0 && !kw__lan_on(ep) &&
+      kw__ep_cfg(ep)->n_resolvers == 0)
     return KW_ERR_NO_PATH;
   kw__lookup *lk = calloc(1, sizeof *lk);
   if (!lk)
@@ -224,9 +226,9 @@ kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
     lk->next->pprev = &lk->next;
   lk->pprev = &ep->lookups;
   ep->lookups = lk;
-  uv_timer_init(&ep->loop, &lk->timer);
+  uv_timer_init(kw__ep_loop(ep), &lk->timer);
   lk->timer.data = lk;
-  uint64_t timeout_ms = ep->cfg.connect_timeout_ms;
+  uint64_t timeout_ms = kw__ep_cfg(ep)->connect_timeout_ms;
   uv_timer_start(&lk->timer, deadline_cb, timeout_ms, 0);
   uint64_t deadline_ns = kw__now(ep) + timeout_ms * 1000000u;
   lk->asking = true;
@@ -234,10 +236,10 @@ kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
   int home = kw__relay_home(ep);
   if (home >= 0)
     ask_relay(lk, home, deadline_ns);
-  for (size_t i = 0; i < ep->n_relays; i++)
+  for (size_t i = 0; i < kw__relay_count(ep); i++)
     if ((int)i != home)
       ask_relay(lk, (int)i, deadline_ns);
-  if (ep->lan) {
+  if (kw__lan_on(ep)) {
     lk->refs++;
     lk->asked++;
     if (kw__lan_lookup(ep, id, deadline_ns, lan_answered, lk) != KW_OK) {
@@ -245,7 +247,7 @@ kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
       lk->asked--;
     }
   }
-  for (size_t i = 0; i < ep->cfg.n_resolvers && !lk->have_ok; i++)
+  for (size_t i = 0; i < kw__ep_cfg(ep)->n_resolvers && !lk->have_ok; i++)
     ask_resolver(lk, (int)i);
   lk->asking = false;
   if (lk->asked == 0 && lk->err == KW_OK)

@@ -42,12 +42,8 @@ static kw_err send_request(kw_endpoint *ep, stun_tx *t) {
       kw__stun_build_request(buf, sizeof buf, &n, t->txid, "keyway", true);
   if (e != KW_OK)
     return e;
-  kw__udp *u = t->to.family == 4 ? &ep->udp4 : &ep->udp6;
-  if (u->fd < 0)
-    return KW_ERR_NO_PATH;
-  size_t sent;
   t->sent_ns = kw__now(ep);
-  return kw__udp_send(u, &t->to, buf, n, 0, &sent);
+  return kw__magicsock_send_raw(ep, &t->to, buf, n);
 }
 
 kw_err kw__stun_probe(kw_endpoint *ep, int relay, const kw_sockaddr *to,
@@ -108,7 +104,7 @@ static void refresh(uv_timer_t *t);
 
 /* The next refresh in `ms`. */
 static void refresh_in(kw_endpoint *ep, uint64_t ms) {
-  if (ep->stun_timer_init && !ep->closing)
+  if (ep->stun_timer_init && !kw__ep_closing(ep))
     uv_timer_start(&ep->stun_timer, refresh, ms, 0);
 }
 
@@ -124,17 +120,26 @@ static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
     return;
   char a[KW_SOCKADDR_STRLEN];
   kw_sockaddr_format(mapped, a, sizeof a);
-  uv_mutex_lock(&ep->mu);
+  kw__ep_lock(ep);
   *slot = *mapped;
-  uv_mutex_unlock(&ep->mu);
+  kw__ep_unlock(ep);
   kw__log(ep, KW_LOG_INFO, "stun", "stun.reflexive addr=%s", a);
   kw__endpoint_changed(ep, KW__CHANGE_LOCAL_CANDIDATES, "reflexive");
+}
+
+void kw__stun_reflexive(kw_endpoint *ep, kw_sockaddr *v4, kw_sockaddr *v6) {
+  kw__ep_lock(ep);
+  if (v4)
+    *v4 = ep->reflexive4;
+  if (v6)
+    *v6 = ep->reflexive6;
+  kw__ep_unlock(ep);
 }
 
 static void refresh(uv_timer_t *t) {
   kw_endpoint *ep = t->data;
   int home = kw__relay_home(ep);
-  if (ep->closing)
+  if (kw__ep_closing(ep))
     return;
   kw_sockaddr to;
   if (home < 0 || !kw__relay_stun_target(ep, home, &to)) {
@@ -143,7 +148,7 @@ static void refresh(uv_timer_t *t) {
     return;
   }
   /* a retry (the request before had no answer) is not a new refresh */
-  if (!ep->stun_retry_ms && ep->nat_kind == KW_RP_NAT_UNKNOWN)
+  if (!ep->stun_retry_ms && kw__disco_nat_kind(ep) == KW_RP_NAT_UNKNOWN)
     kw__stun_nat_check(ep); /* a second relay may have come up since */
   kw__stun_probe_cancel(ep, &ep->stun_timer); /* the unanswered one */
   (void)kw__stun_probe(ep, home, &to, reflexive_cb, &ep->stun_timer);
@@ -221,13 +226,13 @@ static void natchk_finish(kw__natchk *c, int varies, size_t answered) {
 static void natchk_tick(uv_timer_t *t) {
   kw__natchk *c = t->data;
   kw_endpoint *ep = c->ep;
-  if (ep->closing) {
+  if (kw__ep_closing(ep)) {
     natchk_finish(c, -1, 0);
     return;
   }
   /* the relays' STUN servers as their connections come up (IPv4: the
    * mapping behaviour birthday probing needs is the NAT's) */
-  for (size_t i = 0; i < ep->n_relays && c->n < KW_NATCHK_SERVERS; i++) {
+  for (size_t i = 0; i < kw__relay_count(ep) && c->n < KW_NATCHK_SERVERS; i++) {
     kw_sockaddr a;
     if (!kw__relay_stun_target(ep, (int)i, &a) || a.family != 4)
       continue;
@@ -264,7 +269,7 @@ static void natchk_tick(uv_timer_t *t) {
 
 void kw__stun_nat_check(kw_endpoint *ep) {
   kw__natchk *c = ep->natchk;
-  if (!c || ep->closing || c->running)
+  if (!c || kw__ep_closing(ep) || c->running)
     return;
   c->running = true;
   c->ticks = 0;
@@ -281,14 +286,14 @@ void kw__stun_start(kw_endpoint *ep) {
     kw__natchk *c = calloc(1, sizeof *c);
     if (c) { /* without it the kind is learned by netcheck only */
       c->ep = ep;
-      uv_timer_init(&ep->loop, &c->timer);
+      uv_timer_init(kw__ep_loop(ep), &c->timer);
       c->timer.data = c;
       ep->natchk = c;
     }
   }
   if (ep->stun_timer_init)
     return;
-  uv_timer_init(&ep->loop, &ep->stun_timer);
+  uv_timer_init(kw__ep_loop(ep), &ep->stun_timer);
   ep->stun_timer.data = ep;
   ep->stun_timer_init = true;
   ep->stun_retry_ms = 0;

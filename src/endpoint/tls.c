@@ -183,7 +183,7 @@ void kw__tls_ctx_free(struct kw__tls_ctx *t) {
 
 kw_err kw__tls_sess_new(struct kw__tls_ctx *t, void *conn_ref, bool client,
                         const uint8_t *expect_id, const char *alpn,
-                        char alpns[][256], size_t n_alpns,
+                        const char alpns[][256], size_t n_alpns,
                         struct kw__tls_sess **out) {
   struct kw__tls_sess *ts = calloc(1, sizeof *ts);
   if (!ts)
@@ -191,8 +191,8 @@ kw_err kw__tls_sess_new(struct kw__tls_ctx *t, void *conn_ref, bool client,
   ts->client = client;
   if (expect_id)
     memcpy(ts->expect, expect_id, KW_ID_LEN);
-  unsigned flags = (client ? GNUTLS_CLIENT : GNUTLS_SERVER) |
-                   GNUTLS_NO_END_OF_EARLY_DATA;
+  unsigned flags =
+      (client ? GNUTLS_CLIENT : GNUTLS_SERVER) | GNUTLS_NO_END_OF_EARLY_DATA;
   if (!client)
     flags |= GNUTLS_NO_AUTO_SEND_TICKET;
   if (gnutls_init(&ts->s, flags) < 0) {
@@ -218,9 +218,8 @@ kw_err kw__tls_sess_new(struct kw__tls_ctx *t, void *conn_ref, bool client,
     }
     gnutls_certificate_server_set_request(ts->s, GNUTLS_CERT_REQUIRE);
   }
-  if (np &&
-      gnutls_alpn_set_protocols(ts->s, protos, (unsigned)np,
-                                client ? 0 : GNUTLS_ALPN_MANDATORY) < 0)
+  if (np && gnutls_alpn_set_protocols(ts->s, protos, (unsigned)np,
+                                      client ? 0 : GNUTLS_ALPN_MANDATORY) < 0)
     goto fail;
   gnutls_session_set_ptr(ts->s, conn_ref);
   *out = ts;
@@ -238,7 +237,9 @@ void kw__tls_sess_free(struct kw__tls_sess *s) {
   free(s);
 }
 
-void *kw__tls_sess_native(struct kw__tls_sess *s) { return s->s; }
+void *kw__tls_sess_native(struct kw__tls_sess *s) {
+  return s->s;
+}
 
 void kw__tls_sess_alpn(struct kw__tls_sess *s, char *out, size_t outlen) {
   gnutls_datum_t p;
