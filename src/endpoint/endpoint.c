@@ -42,6 +42,9 @@ uv_loop_t *kw__ep_loop(kw_endpoint *ep) {
 const kw_config *kw__ep_cfg(const kw_endpoint *ep) {
   return &ep->cfg;
 }
+struct kw__quic *kw__ep_quic(const kw_endpoint *ep) {
+  return ep->quic;
+}
 const uint8_t *kw__ep_id(const kw_endpoint *ep) {
   return ep->id;
 }
@@ -82,7 +85,8 @@ static void do_close(kw_endpoint *ep) {
   if (ep->closing)
     return;
   ep->closing = true;
-  kw__log(ep, KW_LOG_INFO, "endpoint", "endpoint.closing conns=%u", ep->nconns);
+  kw__log(ep, KW_LOG_INFO, "endpoint", "endpoint.closing conns=%u",
+          kw__quic_nconns(ep));
   /* posted work accepted before the close still runs, connections alive */
   run_posts(ep);
   kw__conn_shutdown_all(ep);
@@ -137,10 +141,7 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
     goto fail;
   memcpy(ep->id, ep->cfg.sk + 32, KW_ID_LEN);
   kw_id_to_short(ep->id, ep->id_short, sizeof ep->id_short);
-  randombytes_buf(ep->retry_secret, sizeof ep->retry_secret);
-  /* an established connection registers up to 10 ids, a handshake 2 */
-  if ((err = kw__cidmap_init(&ep->cids, (size_t)ep->cfg.max_conns * 10 +
-                                            KW_HALFOPEN_MAX * 2 + 64)))
+  if ((err = kw__quic_new(ep, &ep->quic)) != KW_OK)
     goto fail;
   if (uv_mutex_init(&ep->mu) != 0) {
     err = KW_ERR_NOMEM;
@@ -216,7 +217,7 @@ fail_loop:
 fail_mu:
   uv_mutex_destroy(&ep->mu);
 fail_cids:
-  kw__cidmap_free(&ep->cids);
+  kw__quic_free(ep->quic);
 fail:
   kw__config_clear(&ep->cfg);
   free(ep);
@@ -361,9 +362,8 @@ void kw_endpoint_free(kw_endpoint *ep) {
   kw__udp_close_fd(&ep->udp6);
   uv_loop_close(&ep->loop);
   kw__tls_ctx_free(ep->tls);
-  kw__cidmap_free(&ep->cids);
+  kw__quic_free(ep->quic);
   uv_mutex_destroy(&ep->mu);
-  free(ep->txbuf);
   kw__config_clear(&ep->cfg);
   free(ep);
 }
@@ -568,6 +568,5 @@ void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
   if (!ep || !out)
     return;
   *out = ep->stats;
-  out->handshakes_in_progress = ep->nhalfopen;
-  out->send_buffered = ep->buffered;
+  kw__quic_stats(ep, out);
 }

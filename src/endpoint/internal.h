@@ -2,8 +2,9 @@
 /*
  * Internal structures of the endpoint: the endpoint, its magicsock (UDP
  * sockets and the per-remote path state), and the kw__ functions its files
- * call in each other. QUIC connections and streams are only named here
- * (their module defines them in quic_conn.h). ngtcp2 and GnuTLS appear
+ * call in each other. QUIC connections and streams are only named
+ * (their module's interface is quic.h, its structs are in quic_conn.h;
+ * TLS's interface is tls.h). ngtcp2 and GnuTLS appear
  * here only as opaque pointers; the transports
  * (UDP socket, TLS stream, clock, OS addresses) are src/net's.
  */
@@ -52,6 +53,8 @@ bool kw__log_enabled(const kw_endpoint *ep, kw_log_level lvl);
  * addresses, the port mapping's external address. */
 uv_loop_t *kw__ep_loop(kw_endpoint *ep);
 const kw_config *kw__ep_cfg(const kw_endpoint *ep);
+/* The QUIC module's state (kw__quic_new; quic*.c only know its fields). */
+struct kw__quic *kw__ep_quic(const kw_endpoint *ep);
 const uint8_t *kw__ep_id(const kw_endpoint *ep);
 bool kw__ep_closing(const kw_endpoint *ep);
 struct kw__tls_ctx *kw__ep_tls(const kw_endpoint *ep);
@@ -179,108 +182,13 @@ void kw__remote_call_me_maybe(kw__remote *r, const kw_sockaddr *addrs, size_t n,
 void kw__remote_remote_nat(kw__remote *r, kw__rp_nat nat,
                            const kw_sockaddr *refl, uint64_t now);
 
-/* ---- streams and connections (quic.c) ---------------------------------- */
+/* ---- streams and connections (quic.c): endpoint/quic.h ---------------- */
 
-/* Incoming handshakes (docs/PROTOCOL.md, "Handshakes in progress"): past
- * KW_RETRY_THRESHOLD of them, an Initial without a valid Retry token is
- * answered with a Retry; at most KW_HALFOPEN_MAX exist at once (further
- * Initials are dropped; kw_config_set_retry_threshold sets the first
- * bound); once half of them are taken, a source address (or
- * relayed id) that holds KW_HALFOPEN_PER_SRC gets no more; each must
- * complete within
- * KW_HALFOPEN_TIMEOUT_MS. Established connections are counted apart,
- * against kw_config_set_max_conns. */
-#define KW_RETRY_THRESHOLD 16
-#define KW_HALFOPEN_MAX 128
-#define KW_HALFOPEN_PER_SRC 8
-#define KW_HALFOPEN_TIMEOUT_MS 5000
-#define KW_RETRY_TOKEN_TIMEOUT_MS 5000
+#include "endpoint/quic.h"
 
-/* Dead peer: an established connection with ack-eliciting data in flight
- * that hears nothing from the remote for KW_DEAD_PEER_MS (or 6 PTOs, if
- * longer; and at least half that since the data went in flight) closes
- * with KW_ERR_UNREACHABLE. A receiver has something in flight once its
- * keep-alive PING is out. Longer than a path switch: a
- * direct path is declared dead after 5 s of silence and the relay takes
- * over (core/remote.h), which answers again well within the rest. */
-#define KW_DEAD_PEER_MS 10000
-#define KW_DEAD_PEER_PTOS 6
+/* ---- TLS (tls.c): endpoint/tls.h ----------------------------------------- */
 
-/* Connections, streams, their chunks and queued datagrams are the QUIC
- * module's own (quic*.c): defined in quic_conn.h, which no other file
- * includes (tests/layers checks it). The rest of the endpoint reaches a
- * connection through the kw__conn_* functions below. */
-typedef struct kw__chunk kw__chunk;
-typedef struct kw__dgram kw__dgram;
-
-/* What the magicsock, disco and TLS need of a connection (quic.c). */
-kw_endpoint *kw__conn_ep(const kw_conn *c);
-kw__remote *kw__conn_remote(const kw_conn *c);
-/* The handshake completed and no close is decided yet. */
-bool kw__conn_established(const kw_conn *c);
-/* The remote's paths-table RTT slot of the connection, -1 for none. */
-int kw__conn_rtt_slot(const kw_conn *c);
-/* Every connection of `r` is flushed on this loop turn (its selected path
- * changed: the flush sends on the new one and reports it). */
-void kw__conn_mark_dirty_remote(kw__remote *r);
-/* Forgets the batch that hit EAGAIN (loss recovery resends it). */
-void kw__conn_drop_pending(kw_conn *c);
-/* Flushes every connection marked dirty this loop turn (a few rounds:
- * a flush may dirty another); kw__conn_reap frees those that closed. */
-void kw__conn_flush_dirty(kw_endpoint *ep);
-/* The connection's TLS session, and what its certificate check found
- * (tls.c, during the handshake): `err` KW_OK with the peer's key, or the
- * failure (KW_ERR_CERT without a key, KW_ERR_KEY_MISMATCH with the key
- * presented) the connection closes with. */
-struct kw__tls_sess *kw__conn_tls(const kw_conn *c);
-void kw__conn_peer_key(kw_conn *c, kw_err err, const uint8_t *id);
-
-kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
-                           kw_connect_cb cb, void *arg, kw_conn **out);
-/* Handles a datagram whose connection id is unknown: maybe a new incoming
- * connection. */
-/* A QUIC packet's destination connection id (pointing into data): false
- * when the bytes are not a QUIC packet of a version keyway speaks (quic.c,
- * so that only the QUIC module knows ngtcp2). */
-bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
-                   size_t *dcidlen);
-/* The connection a packet with this destination connection id belongs
- * to, or NULL. */
-kw_conn *kw__quic_conn_by_dcid(kw_endpoint *ep, const uint8_t *dcid,
-                               size_t dcidlen);
-void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
-                     const uint8_t *from_id, const uint8_t *data, size_t len);
-void kw__conn_recv(kw_conn *c, const kw__src *from, const uint8_t *data,
-                   size_t len);
-void kw__conn_mark_dirty(kw_conn *c);
-/* Writes everything QUIC wants to send now and re-arms the timer. */
-void kw__conn_flush(kw_conn *c);
-/* Blocked socket became writable. */
-void kw__conn_retry_pending(kw_conn *c);
-/* Closes every connection now (endpoint shutdown): sends CONNECTION_CLOSE. */
-void kw__conn_shutdown_all(kw_endpoint *ep);
-/* Frees connections marked closing. */
-void kw__conn_reap(kw_endpoint *ep);
-
-/* ---- TLS (tls.c) ------------------------------------------------------- */
-
-kw_err kw__tls_ctx_new(const uint8_t sk[KW_SECRET_KEY_LEN],
-                       struct kw__tls_ctx **out);
-void kw__tls_ctx_free(struct kw__tls_ctx *t);
-/* Creates a session for a connection (`conn_ref`: its
- * ngtcp2_crypto_conn_ref, whose user_data is the kw_conn); a client pins
- * `expect_id`, offers `alpn`. The certificate check reports to the
- * connection through kw__conn_peer_key. */
-kw_err kw__tls_sess_new(struct kw__tls_ctx *t, void *conn_ref, bool client,
-                        const uint8_t *expect_id, const char *alpn,
-                        const char alpns[][256], size_t n_alpns,
-                        struct kw__tls_sess **out);
-void kw__tls_sess_free(struct kw__tls_sess *s);
-void *kw__tls_sess_native(struct kw__tls_sess *s);
-/* After the handshake: copies the negotiated ALPN. */
-void kw__tls_sess_alpn(struct kw__tls_sess *s, char *out, size_t outlen);
-/* The negotiated cipher's name, for logs. */
-const char *kw__tls_sess_cipher(struct kw__tls_sess *s);
+#include "endpoint/tls.h"
 
 /* ---- relay client (relay_client.c) ------------------------------------- */
 
@@ -516,29 +424,14 @@ struct kw_endpoint {
   bool closed;          /* all handles closed */
   kw__udp udp4, udp6;
   struct kw__tls_ctx *tls;
-  kw__cidmap cids;
+  struct kw__quic *quic; /* quic.c: connections, connection ids, Retry */
   /* the receive fast path: the clock read once per recvmmsg batch (0 when
-   * no batch is being handled, see kw__now) and the connection of the last
-   * short-header packet's CID (cleared whenever a CID leaves cids) */
+   * no batch is being handled, see kw__now) */
   uint64_t rx_batch_now;
-  kw_conn *rx_last_conn;
-  uint8_t rx_last_cid[20];
-  size_t rx_last_cidlen;
-  kw_conn *conns;
-  unsigned nconns;
-  unsigned nhalfopen;  /* incoming handshakes not yet completed */
-  size_t buffered;     /* sum of every connection's `buffered` */
-  bool budget_blocked; /* a write was cut short by endpoint_send_budget */
-  uint64_t dg_seq;     /* quic_stream.c: the next queued datagram's number */
-  uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
-  kw_conn *dirty_head;
-  bool reaping; /* kw__conn_reap is running */
   kw_conn *blocked[64];
   size_t nblocked;
   kw__remote *remotes;
   uint64_t next_mapped;
-  uint8_t *txbuf; /* KW_GSO_MAX_SEGS * max packet */
-  size_t txbuf_cap;
   kw_endpoint_stats stats;
   kw__relay *relays[KW_MAX_RELAYS];
   size_t n_relays;

@@ -5,9 +5,11 @@
  * datagrams are quic_stream.c, fake paths and migration quic_path.c; the
  * three (with tls.c) are the only files that know ngtcp2 (the magicsock
  * asks kw__quic_dcid for a packet's connection id; tests/layers checks).
- * What the three share is quic_conn.h, with the struct kw_conn; the rest
- * of the endpoint reaches a connection through the kw__conn_* functions
- * of internal.h (the "what the rest of the endpoint reads" part below).
+ * What the three share is quic_conn.h, with the struct kw_conn and the
+ * module's state struct kw__quic (the endpoint keeps only its pointer);
+ * the rest of the endpoint reaches a connection through the kw__conn_*
+ * functions of quic.h (the "what the rest of the endpoint reads" part
+ * below).
  *
  * QUIC never sees real addresses: every connection's path is a fake
  * local address and the remote's mapped address, with a path generation
@@ -28,6 +30,54 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <sodium.h>
 
+/* ---- the module's state ------------------------------------------------ */
+
+kw_err kw__quic_new(kw_endpoint *ep, struct kw__quic **out) {
+  *out = NULL;
+  struct kw__quic *q = calloc(1, sizeof *q);
+  if (!q)
+    return KW_ERR_NOMEM;
+  q->ep = ep;
+  q->cfg = kw__ep_cfg(ep);
+  randombytes_buf(q->retry_secret, sizeof q->retry_secret);
+  /* an established connection registers up to 10 ids, a handshake 2 */
+  kw_err err = kw__cidmap_init(&q->cids, (size_t)q->cfg->max_conns * 10 +
+                                             KW_HALFOPEN_MAX * 2 + 64);
+  if (err != KW_OK) {
+    sodium_memzero(q->retry_secret, sizeof q->retry_secret);
+    free(q);
+    return err;
+  }
+  *out = q;
+  return KW_OK;
+}
+
+void kw__quic_free(struct kw__quic *q) {
+  if (!q)
+    return;
+  kw__cidmap_free(&q->cids);
+  free(q->txbuf);
+  sodium_memzero(q->retry_secret, sizeof q->retry_secret);
+  free(q);
+}
+
+void kw__quic_stats(const kw_endpoint *ep, kw_endpoint_stats *out) {
+  const struct kw__quic *q = kw__ep_quic(ep);
+  out->conns_opened += q->stats.conns_opened;
+  out->conns_closed += q->stats.conns_closed;
+  out->conns_direct += q->stats.conns_direct;
+  out->drops_unknown += q->stats.drops_unknown;
+  out->drops_refused += q->stats.drops_refused;
+  out->retries_sent += q->stats.retries_sent;
+  out->path_migrations += q->stats.path_migrations;
+  out->handshakes_in_progress = q->nhalfopen;
+  out->send_buffered = q->buffered;
+}
+
+unsigned kw__quic_nconns(const kw_endpoint *ep) {
+  return kw__ep_quic(ep)->nconns;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static ngtcp2_conn *get_conn_ref(ngtcp2_crypto_conn_ref *ref) {
@@ -38,7 +88,7 @@ static ngtcp2_conn *get_conn_ref(ngtcp2_crypto_conn_ref *ref) {
 static void cid_register(kw_conn *c, const uint8_t *cid, size_t len) {
   if (c->ncids >= sizeof c->cids / sizeof c->cids[0])
     return;
-  if (kw__cidmap_put(&c->ep->cids, cid, len, c) != KW_OK)
+  if (kw__cidmap_put(&c->q->cids, cid, len, c) != KW_OK)
     return;
   memcpy(c->cids[c->ncids].cid, cid, len);
   c->cids[c->ncids].len = len;
@@ -50,8 +100,8 @@ static void cid_register(kw_conn *c, const uint8_t *cid, size_t len) {
 static void cid_unregister(kw_conn *c, const uint8_t *cid, size_t len) {
   for (size_t i = 0; i < c->ncids; i++) {
     if (c->cids[i].len == len && memcmp(c->cids[i].cid, cid, len) == 0) {
-      kw__cidmap_del(&c->ep->cids, cid, len);
-      c->ep->rx_last_conn = NULL;
+      kw__cidmap_del(&c->q->cids, cid, len);
+      c->q->rx_last_conn = NULL;
       if (c->rx_cid == i) /* the last packet's (quic_path.c) */
         c->rx_fresh = false;
       else if (c->rx_cid == c->ncids - 1)
@@ -102,18 +152,19 @@ static void halfopen_end(kw_conn *c) {
   if (!c->halfopen)
     return;
   c->halfopen = false;
-  c->ep->nhalfopen--;
+  c->q->nhalfopen--;
 }
 
 static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data) {
   kw_conn *c = kw__qc_conn_of(qc, user_data);
   if (!c->is_client) {
     kw_endpoint *ep = c->ep;
+    struct kw__quic *q = c->q;
     halfopen_end(c);
-    if (ep->nconns - ep->nhalfopen > kw__ep_cfg(ep)->max_conns) {
+    if (q->nconns - q->nhalfopen > kw__ep_cfg(ep)->max_conns) {
       /* established connections are at their limit: refuse this one
        * (it is no longer counted as a handshake in progress) */
-      ep->stats.drops_refused++;
+      q->stats.drops_refused++;
       c->close_err = KW_ERR_FULL;
       c->close_local = true;
       kw__conn_mark_dirty(c);
@@ -199,7 +250,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, bool client) {
 
 static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
                           ngtcp2_transport_params *tp, bool client) {
-  const kw_config *cfg = &ep->cfg;
+  const kw_config *cfg = kw__ep_cfg(ep);
   ngtcp2_settings_default(st);
   st->initial_ts = kw__now(ep);
   switch (cfg->cc) {
@@ -247,6 +298,7 @@ static void timer_cb(uv_timer_t *t);
 static void connect_timer_cb(uv_timer_t *t);
 
 static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
+  struct kw__quic *q = kw__ep_quic(ep);
   kw_conn *c = calloc(1, sizeof *c);
   ngtcp2_crypto_conn_ref *ref = calloc(1, sizeof *ref);
   if (!c || !ref) {
@@ -258,11 +310,12 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   ref->user_data = c;
   c->conn_ref = ref;
   c->ep = ep;
+  c->q = q;
   c->remote = r;
   c->rtt_slot = kw__remote_conn_attach(r);
   c->rnext = c->rprev = c;
   if (r->nconns > 1) { /* joins the ring of the remote's other connections */
-    for (kw_conn *o = ep->conns; o; o = o->next) {
+    for (kw_conn *o = q->conns; o; o = o->next) {
       if (o->remote == r) {
         c->rnext = o->rnext;
         c->rprev = o;
@@ -278,9 +331,9 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   uv_timer_init(kw__ep_loop(ep), &c->connect_timer);
   c->timer.data = c;
   c->connect_timer.data = c;
-  c->next = ep->conns;
-  ep->conns = c;
-  ep->nconns++;
+  c->next = q->conns;
+  q->conns = c;
+  q->nconns++;
   return c;
 }
 
@@ -298,6 +351,7 @@ static void handle_closed(uv_handle_t *h) {
 
 static void conn_destroy(kw_conn *c) {
   kw_endpoint *ep = c->ep;
+  struct kw__quic *q = c->q;
   halfopen_end(c);
   while (c->streams)
     kw__qs_stream_closed_notify(c, c->streams, KW_ERR_CLOSED, 0);
@@ -310,16 +364,16 @@ static void conn_destroy(kw_conn *c) {
   c->rnext->rprev = c->rprev;
   c->rnext = c->rprev = c;
   for (size_t i = 0; i < c->ncids; i++)
-    kw__cidmap_del(&ep->cids, c->cids[i].cid, c->cids[i].len);
-  ep->rx_last_conn = NULL;
+    kw__cidmap_del(&q->cids, c->cids[i].cid, c->cids[i].len);
+  q->rx_last_conn = NULL;
   c->ncids = 0;
-  for (kw_conn **pp = &ep->conns; *pp; pp = &(*pp)->next) {
+  for (kw_conn **pp = &q->conns; *pp; pp = &(*pp)->next) {
     if (*pp == c) {
       *pp = c->next;
       break;
     }
   }
-  ep->nconns--;
+  q->nconns--;
   kw__magicsock_forget_conn(ep, c);
   if (c->qc)
     ngtcp2_conn_del(c->qc);
@@ -378,7 +432,7 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
   cid_register(c, scid.data, scid.datalen);
   uv_timer_start(&c->connect_timer, connect_timer_cb,
                  kw__ep_cfg(ep)->connect_timeout_ms, 0);
-  ep->stats.conns_opened++;
+  c->q->stats.conns_opened++;
   kw__conn_mark_dirty(c);
   if (out)
     *out = c;
@@ -418,15 +472,16 @@ static void src_sockaddr(const uint8_t key[16], struct sockaddr_in6 *sa) {
 
 kw_conn *kw__quic_conn_by_dcid(kw_endpoint *ep, const uint8_t *dcid,
                                size_t dcidlen) {
+  struct kw__quic *q = kw__ep_quic(ep);
   /* a batch is mostly one connection's packets: one hash lookup */
-  if (ep->rx_last_conn && dcidlen == ep->rx_last_cidlen &&
-      !memcmp(dcid, ep->rx_last_cid, dcidlen))
-    return ep->rx_last_conn;
-  kw_conn *c = kw__cidmap_get(&ep->cids, dcid, dcidlen);
-  if (c && dcidlen <= sizeof ep->rx_last_cid) {
-    ep->rx_last_conn = c;
-    memcpy(ep->rx_last_cid, dcid, dcidlen);
-    ep->rx_last_cidlen = dcidlen;
+  if (q->rx_last_conn && dcidlen == q->rx_last_cidlen &&
+      !memcmp(dcid, q->rx_last_cid, dcidlen))
+    return q->rx_last_conn;
+  kw_conn *c = kw__cidmap_get(&q->cids, dcid, dcidlen);
+  if (c && dcidlen <= sizeof q->rx_last_cid) {
+    q->rx_last_conn = c;
+    memcpy(q->rx_last_cid, dcid, dcidlen);
+    q->rx_last_cidlen = dcidlen;
   }
   return c;
 }
@@ -447,6 +502,7 @@ static void send_raw(kw_endpoint *ep, const kw__src *from,
 static void send_retry(kw_endpoint *ep, const kw__src *from,
                        const uint8_t *from_id, const ngtcp2_pkt_hd *hd,
                        const uint8_t key[16]) {
+  struct kw__quic *q = kw__ep_quic(ep);
   ngtcp2_cid scid;
   scid.datalen = KW_CIDLEN;
   randombytes_buf(scid.data, KW_CIDLEN);
@@ -454,7 +510,7 @@ static void send_retry(kw_endpoint *ep, const kw__src *from,
   src_sockaddr(key, &sa);
   uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
   ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
-      token, ep->retry_secret, sizeof ep->retry_secret, hd->version,
+      token, q->retry_secret, sizeof q->retry_secret, hd->version,
       (const ngtcp2_sockaddr *)&sa, sizeof sa, &scid, &hd->dcid, kw__now(ep));
   if (tl < 0)
     return;
@@ -465,12 +521,13 @@ static void send_retry(kw_endpoint *ep, const kw__src *from,
   if (n <= 0)
     return;
   send_raw(ep, from, from_id, buf, (size_t)n);
-  ep->stats.retries_sent++;
+  q->stats.retries_sent++;
 }
 
 static unsigned halfopen_from(kw_endpoint *ep, const uint8_t key[16]) {
+  struct kw__quic *q = kw__ep_quic(ep);
   unsigned n = 0;
-  for (kw_conn *c = ep->conns; c; c = c->next)
+  for (kw_conn *c = q->conns; c; c = c->next)
     if (c->halfopen && memcmp(c->src_key, key, 16) == 0)
       n++;
   return n;
@@ -488,15 +545,16 @@ bool kw__quic_dcid(const uint8_t *data, size_t len, const uint8_t **dcid,
 
 void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
                      const uint8_t *from_id, const uint8_t *data, size_t len) {
+  struct kw__quic *q = kw__ep_quic(ep);
   ngtcp2_pkt_hd hd;
   if (ngtcp2_accept(&hd, data, len) != 0 || hd.type != NGTCP2_PKT_INITIAL) {
-    ep->stats.drops_unknown++;
+    q->stats.drops_unknown++;
     return;
   }
   if (kw__ep_cfg(ep)->n_alpns == 0 || kw__ep_closing(ep) ||
-      ep->nconns - ep->nhalfopen >= kw__ep_cfg(ep)->max_conns ||
-      ep->nhalfopen >= KW_HALFOPEN_MAX) {
-    ep->stats.drops_refused++;
+      q->nconns - q->nhalfopen >= kw__ep_cfg(ep)->max_conns ||
+      q->nhalfopen >= KW_HALFOPEN_MAX) {
+    q->stats.drops_refused++;
     return;
   }
   uint8_t key[16];
@@ -509,23 +567,23 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     struct sockaddr_in6 sa;
     src_sockaddr(key, &sa);
     if (ngtcp2_crypto_verify_retry_token(
-            &odcid, hd.token, hd.tokenlen, ep->retry_secret,
-            sizeof ep->retry_secret, hd.version, (const ngtcp2_sockaddr *)&sa,
+            &odcid, hd.token, hd.tokenlen, q->retry_secret,
+            sizeof q->retry_secret, hd.version, (const ngtcp2_sockaddr *)&sa,
             sizeof sa, &hd.dcid,
             (ngtcp2_duration)KW_RETRY_TOKEN_TIMEOUT_MS * NGTCP2_MILLISECONDS,
             kw__now(ep)) != 0) {
-      ep->stats.drops_unknown++; /* forged, stale, or from elsewhere */
+      q->stats.drops_unknown++; /* forged, stale, or from elsewhere */
       return;
     }
     validated = true;
   }
-  if (!validated && ep->nhalfopen >= kw__ep_cfg(ep)->retry_threshold) {
+  if (!validated && q->nhalfopen >= kw__ep_cfg(ep)->retry_threshold) {
     send_retry(ep, from, from_id, &hd, key);
     return;
   }
-  if (ep->nhalfopen >= KW_HALFOPEN_MAX / 2 &&
+  if (q->nhalfopen >= KW_HALFOPEN_MAX / 2 &&
       halfopen_from(ep, key) >= KW_HALFOPEN_PER_SRC) {
-    ep->stats.drops_refused++;
+    q->stats.drops_refused++;
     return;
   }
   /* a relay vouches for the sender's id; TLS checks it again */
@@ -539,7 +597,7 @@ void kw__conn_accept(kw_endpoint *ep, const kw__src *from,
     return;
   }
   c->halfopen = true;
-  ep->nhalfopen++;
+  q->nhalfopen++;
   memcpy(c->src_key, key, 16);
   if (kw__tls_sess_new(kw__ep_tls(ep), c->conn_ref, false, NULL, NULL,
                        kw__ep_cfg(ep)->alpns, kw__ep_cfg(ep)->n_alpns,
@@ -675,20 +733,21 @@ void kw__conn_mark_dirty(kw_conn *c) {
   if (c->dirty)
     return;
   c->dirty = true;
-  c->next_dirty = c->ep->dirty_head;
-  c->ep->dirty_head = c;
+  c->next_dirty = c->q->dirty_head;
+  c->q->dirty_head = c;
 }
 
 void kw__conn_mark_dirty_remote(kw__remote *r) {
-  for (kw_conn *c = r->ep->conns; c; c = c->next)
+  for (kw_conn *c = kw__ep_quic(r->ep)->conns; c; c = c->next)
     if (c->remote == r)
       kw__conn_mark_dirty(c);
 }
 
 void kw__conn_flush_dirty(kw_endpoint *ep) {
-  for (int rounds = 0; ep->dirty_head && rounds < 4; rounds++) {
-    kw_conn *list = ep->dirty_head;
-    ep->dirty_head = NULL;
+  struct kw__quic *q = kw__ep_quic(ep);
+  for (int rounds = 0; q->dirty_head && rounds < 4; rounds++) {
+    kw_conn *list = q->dirty_head;
+    q->dirty_head = NULL;
     while (list) {
       kw_conn *c = list;
       list = c->next_dirty;
@@ -785,18 +844,19 @@ static void notify_path(kw_conn *c) {
     return;
   c->last_path = pi;
   if (pi.kind == KW_PATH_DIRECT)
-    c->ep->stats.conns_direct++;
+    c->q->stats.conns_direct++;
   char a[KW_SOCKADDR_STRLEN] = "-";
   if (pi.addr.family)
     kw_sockaddr_format(&pi.addr, a, sizeof a);
   kw__log(c->ep, KW_LOG_INFO, "path", "path.selected kind=%s addr=%s",
           kw_path_kind_name(pi.kind), a);
   kw__qpath_changed(c, &pi); /* a new path: the client migrates */
-  app_path_changed(c->ep, c, &pi);
+  app_path_changed(c->q, c, &pi);
 }
 
 static void notify_ready(kw_conn *c) {
   kw_endpoint *ep = c->ep;
+  struct kw__quic *q = c->q;
   c->notify_ready = false;
   uv_timer_stop(&c->connect_timer);
   char idb[KW_ID_SHORTLEN + 1];
@@ -814,8 +874,8 @@ static void notify_ready(kw_conn *c) {
     if (cb)
       cb(c, KW_OK, c->connect_arg);
   } else {
-    ep->stats.conns_opened++;
-    app_conn_accepted(ep, c);
+    q->stats.conns_opened++;
+    app_conn_accepted(q, c);
   }
 }
 
@@ -901,6 +961,7 @@ void kw__conn_retry_pending(kw_conn *c) {
 
 void kw__conn_flush(kw_conn *c) {
   kw_endpoint *ep = c->ep;
+  struct kw__quic *q = c->q;
   if (c->state == KW_CONN_CLOSING)
     return;
   if (c->close_local) {
@@ -930,12 +991,12 @@ void kw__conn_flush(kw_conn *c) {
    * path maximum, or probing never runs. */
   size_t maxpkt = ngtcp2_conn_get_max_tx_udp_payload_size(c->qc);
   size_t need = maxpkt * KW_GSO_MAX_SEGS;
-  if (ep->txbuf_cap < need) {
-    uint8_t *b = realloc(ep->txbuf, need);
+  if (q->txbuf_cap < need) {
+    uint8_t *b = realloc(q->txbuf, need);
     if (!b)
       return;
-    ep->txbuf = b;
-    ep->txbuf_cap = need;
+    q->txbuf = b;
+    q->txbuf_cap = need;
   }
   ngtcp2_tstamp ts = kw__now(ep);
   /* the current path's packet size (what PMTUD has confirmed): the send
@@ -943,11 +1004,11 @@ void kw__conn_flush(kw_conn *c) {
   size_t pmax = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
   size_t max_pkts = KW_GSO_MAX_SEGS;
   if (c->handshake_done) {
-    size_t q = ngtcp2_conn_get_send_quantum(c->qc) / pmax;
-    if (q < max_pkts)
-      max_pkts = q < 2 ? 2 : q;
+    size_t quantum = ngtcp2_conn_get_send_quantum(c->qc) / pmax;
+    if (quantum < max_pkts)
+      max_pkts = quantum < 2 ? 2 : quantum;
   }
-  uint8_t *buf = ep->txbuf;
+  uint8_t *buf = q->txbuf;
   size_t off = 0, seg = 0, npkts = 0;
   bool ok = true;
   while (npkts < max_pkts) {
@@ -1058,12 +1119,13 @@ static void connect_timer_cb(uv_timer_t *t) {
 }
 
 void kw__conn_reap(kw_endpoint *ep) {
+  struct kw__quic *q = kw__ep_quic(ep);
   /* a callback below may close the endpoint or other connections: the
    * outermost reap finishes the job, nested calls return at once */
-  if (ep->reaping)
+  if (q->reaping)
     return;
-  ep->reaping = true;
-  kw_conn **pp = &ep->conns;
+  q->reaping = true;
+  kw_conn **pp = &q->conns;
   while (*pp) {
     kw_conn *c = *pp;
     if (c->state != KW_CONN_CLOSING) {
@@ -1072,7 +1134,7 @@ void kw__conn_reap(kw_endpoint *ep) {
     }
     /* take it off the dirty list if it is there */
     if (c->dirty) {
-      for (kw_conn **d = &ep->dirty_head; *d; d = &(*d)->next_dirty) {
+      for (kw_conn **d = &q->dirty_head; *d; d = &(*d)->next_dirty) {
         if (*d == c) {
           *d = c->next_dirty;
           break;
@@ -1092,18 +1154,19 @@ void kw__conn_reap(kw_endpoint *ep) {
          c->connect_arg);
     } else if (c->state == KW_CONN_CLOSING &&
                (c->handshake_done || c->is_client)) {
-      ep->stats.conns_closed++;
+      q->stats.conns_closed++;
       if ((c->is_client || c->remote_id_known) && !c->notify_ready)
-        app_conn_closed(ep, c, c->close_err, c->close_app_code);
+        app_conn_closed(q, c, c->close_err, c->close_app_code);
     }
-    conn_destroy(c); /* unlinks c from ep->conns */
-    pp = &ep->conns;
+    conn_destroy(c); /* unlinks c from q->conns */
+    pp = &q->conns;
   }
-  ep->reaping = false;
+  q->reaping = false;
 }
 
 void kw__conn_shutdown_all(kw_endpoint *ep) {
-  for (kw_conn *c = ep->conns; c; c = c->next) {
+  struct kw__quic *q = kw__ep_quic(ep);
+  for (kw_conn *c = q->conns; c; c = c->next) {
     if (c->state == KW_CONN_CLOSING)
       continue;
     if (c->close_err == KW_OK && c->state == KW_CONN_HANDSHAKE)

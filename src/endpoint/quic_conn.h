@@ -5,19 +5,53 @@
  * loop, timers, close) and quic_stream.c (streams, send budgets and
  * datagrams: the stream callbacks of ngtcp2, writing stream data into
  * packets, the kw_stream_* API), with quic_path.c (the fake paths). The
- * module's structs (kw_conn, kw_stream, kw__chunk, kw__dgram) are defined
- * here and nowhere else: only src/endpoint/quic*.c include this header
- * (tests/layers checks it); the magicsock, disco and TLS reach a
- * connection through the kw__conn_* functions of internal.h.
+ * module's structs (kw_conn, kw_stream, kw__chunk, kw__dgram, and its
+ * state of the endpoint, struct kw__quic) are defined here and nowhere
+ * else: only src/endpoint/quic*.c include this header (tests/layers checks
+ * it); the magicsock, disco, TLS and the endpoint reach a connection
+ * through the kw__conn_* functions of quic.h.
  */
 #ifndef KW_ENDPOINT_QUIC_CONN_H
 #define KW_ENDPOINT_QUIC_CONN_H
 
+#include "core/cidmap.h"
 #include "endpoint/internal.h"
+#include "endpoint/quic.h"
 
 #include <ngtcp2/ngtcp2.h>
 
 /* ---- the module's own structs ---- */
+
+/* The QUIC module's state of one endpoint (kw__quic_new, kw__quic_free):
+ * the endpoint keeps only the pointer (kw__ep_quic); every connection
+ * holds it too (c->q), so the packet paths reach it without a call. */
+struct kw__quic {
+  kw_endpoint *ep;
+  const kw_config *cfg; /* kw__ep_cfg(ep): read-only, lives as long */
+  kw__cidmap cids;      /* our connection ids -> kw_conn */
+  /* the receive fast path: the connection of the last short-header
+   * packet's CID (cleared whenever a CID leaves cids) */
+  kw_conn *rx_last_conn;
+  uint8_t rx_last_cid[20];
+  size_t rx_last_cidlen;
+  kw_conn *conns;
+  unsigned nconns;
+  unsigned nhalfopen;  /* incoming handshakes not yet completed */
+  size_t buffered;     /* sum of every connection's `buffered` */
+  bool budget_blocked; /* a write was cut short by endpoint_send_budget */
+  uint64_t dg_seq;     /* quic_stream.c: the next queued datagram's number */
+  uint8_t retry_secret[32]; /* Retry token key, random per endpoint */
+  kw_conn *dirty_head;
+  bool reaping;   /* kw__conn_reap is running */
+  uint8_t *txbuf; /* KW_GSO_MAX_SEGS * max packet */
+  size_t txbuf_cap;
+  /* the module's counters, added into kw_endpoint_stats (kw__quic_stats) */
+  struct {
+    uint64_t conns_opened, conns_closed, conns_direct;
+    uint64_t drops_unknown, drops_refused, retries_sent;
+    uint64_t path_migrations;
+  } stats;
+};
 
 struct kw__chunk {
   kw__chunk *next;
@@ -55,7 +89,7 @@ struct kw_stream {
 
 struct kw__dgram {
   kw__dgram *next;
-  uint64_t seq; /* queue order across the endpoint (ep->dg_seq) */
+  uint64_t seq; /* queue order across the endpoint (q->dg_seq) */
   size_t len;
   uint8_t data[];
 };
@@ -79,6 +113,7 @@ struct kw_conn {
   kw_conn *next_dirty;
   bool dirty;
   kw_endpoint *ep;
+  struct kw__quic *q; /* the endpoint's QUIC state */
   kw__remote *remote;
   struct ngtcp2_conn *qc;
   struct kw__tls_sess *tls;
@@ -113,7 +148,7 @@ struct kw_conn {
   char local_reason[64];
   bool notify_ready; /* deferred accepted/connected notification */
   bool handshake_done, confirmed;
-  bool halfopen;       /* an incoming handshake, counted in ep->nhalfopen */
+  bool halfopen;       /* an incoming handshake, counted in q->nhalfopen */
   uint64_t last_rx_ns; /* last packet the remote's keys opened */
   size_t buffered;     /* stream bytes held for sending (unacknowledged) */
   bool budget_blocked; /* a write was cut short by a send budget */
@@ -140,7 +175,7 @@ struct kw_conn {
     size_t len;
     uint16_t gen; /* server: the path generation it was first used in */
     bool used;    /* server: the peer sent a packet to it */
-  } cids[10];     /* our source connection ids registered in ep->cids: the 8
+  } cids[10];     /* our source connection ids registered in q->cids: the 8
                    * ngtcp2 holds at most (retired ones included) and a
                    * server's original destination id */
   size_t ncids;
@@ -156,50 +191,50 @@ static inline kw_conn *kw__qc_conn_of(ngtcp2_conn *qc, void *user_data) {
  * callback is a callback not wanted); each runs on the loop thread, and
  * the application may call keyway from it. */
 
-static inline void app_stream_opened(kw_endpoint *ep, kw_stream *s) {
-  if (ep->cfg.cbs.stream_opened)
-    ep->cfg.cbs.stream_opened(s, ep->cfg.cb_user);
+static inline void app_stream_opened(const struct kw__quic *q, kw_stream *s) {
+  if (q->cfg->cbs.stream_opened)
+    q->cfg->cbs.stream_opened(s, q->cfg->cb_user);
 }
 
-static inline void app_stream_data(kw_endpoint *ep, kw_stream *s,
+static inline void app_stream_data(const struct kw__quic *q, kw_stream *s,
                                    const uint8_t *d, size_t n, bool fin) {
   static const uint8_t empty[1];
-  if (ep->cfg.cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
-    ep->cfg.cbs.stream_data(s, d ? d : empty, n, fin, ep->cfg.cb_user);
+  if (q->cfg->cbs.stream_data) /* never a NULL pointer, even for 0 bytes */
+    q->cfg->cbs.stream_data(s, d ? d : empty, n, fin, q->cfg->cb_user);
 }
 
-static inline void app_stream_writable(kw_endpoint *ep, kw_stream *s) {
-  if (ep->cfg.cbs.stream_writable)
-    ep->cfg.cbs.stream_writable(s, ep->cfg.cb_user);
+static inline void app_stream_writable(const struct kw__quic *q, kw_stream *s) {
+  if (q->cfg->cbs.stream_writable)
+    q->cfg->cbs.stream_writable(s, q->cfg->cb_user);
 }
 
-static inline void app_stream_closed(kw_endpoint *ep, kw_stream *s, kw_err err,
-                                     uint64_t code) {
-  if (ep->cfg.cbs.stream_closed)
-    ep->cfg.cbs.stream_closed(s, err, code, ep->cfg.cb_user);
+static inline void app_stream_closed(const struct kw__quic *q, kw_stream *s,
+                                     kw_err err, uint64_t code) {
+  if (q->cfg->cbs.stream_closed)
+    q->cfg->cbs.stream_closed(s, err, code, q->cfg->cb_user);
 }
 
-static inline void app_datagram(kw_endpoint *ep, kw_conn *c, const uint8_t *d,
-                                size_t n) {
-  if (ep->cfg.cbs.datagram)
-    ep->cfg.cbs.datagram(c, d, n, ep->cfg.cb_user);
+static inline void app_datagram(const struct kw__quic *q, kw_conn *c,
+                                const uint8_t *d, size_t n) {
+  if (q->cfg->cbs.datagram)
+    q->cfg->cbs.datagram(c, d, n, q->cfg->cb_user);
 }
 
-static inline void app_path_changed(kw_endpoint *ep, kw_conn *c,
+static inline void app_path_changed(const struct kw__quic *q, kw_conn *c,
                                     const kw_path_info *pi) {
-  if (ep->cfg.cbs.path_changed)
-    ep->cfg.cbs.path_changed(c, pi, ep->cfg.cb_user);
+  if (q->cfg->cbs.path_changed)
+    q->cfg->cbs.path_changed(c, pi, q->cfg->cb_user);
 }
 
-static inline void app_conn_accepted(kw_endpoint *ep, kw_conn *c) {
-  if (ep->cfg.cbs.conn_accepted)
-    ep->cfg.cbs.conn_accepted(c, ep->cfg.cb_user);
+static inline void app_conn_accepted(const struct kw__quic *q, kw_conn *c) {
+  if (q->cfg->cbs.conn_accepted)
+    q->cfg->cbs.conn_accepted(c, q->cfg->cb_user);
 }
 
-static inline void app_conn_closed(kw_endpoint *ep, kw_conn *c, kw_err err,
-                                   uint64_t code) {
-  if (ep->cfg.cbs.conn_closed)
-    ep->cfg.cbs.conn_closed(c, err, code, ep->cfg.cb_user);
+static inline void app_conn_closed(const struct kw__quic *q, kw_conn *c,
+                                   kw_err err, uint64_t code) {
+  if (q->cfg->cbs.conn_closed)
+    q->cfg->cbs.conn_closed(c, err, code, q->cfg->cb_user);
 }
 
 /* ---- quic.c, for quic_stream.c ---- */

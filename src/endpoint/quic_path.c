@@ -101,7 +101,7 @@ void kw__qpath_after_read(kw_conn *c) {
   if (g == c->path_gen_cur)
     return;
   c->path_gen_cur = g;
-  c->ep->stats.path_migrations++;
+  c->q->stats.path_migrations++;
   kw__log(c->ep, KW_LOG_INFO, "path", "path.migrated gen=%u by=peer",
           (unsigned)g);
 }
@@ -135,7 +135,7 @@ void kw__qpath_retry(kw_conn *c) {
     return;
   }
   c->path_gen++;
-  c->ep->stats.path_migrations++;
+  c->q->stats.path_migrations++;
   kw__log(c->ep, KW_LOG_INFO, "path", "path.migrated gen=%u by=us",
           (unsigned)c->path_gen);
 }

@@ -83,14 +83,13 @@ static bool stream_has_tx(const kw_stream *s) {
  * its budget and of the endpoint's is free. While only the endpoint's is
  * short, the endpoint remembers to wake it: its own releases may be over. */
 static void budget_wake(kw_conn *c) {
-  kw_endpoint *ep = c->ep;
-  size_t b = kw__ep_cfg(ep)->conn_send_budget,
-         e = kw__ep_cfg(ep)->endpoint_send_budget;
+  struct kw__quic *q = c->q;
+  size_t b = q->cfg->conn_send_budget, e = q->cfg->endpoint_send_budget;
   if (!c->budget_blocked || c->state == KW_CONN_CLOSING ||
       c->buffered + b / 8 > b)
     return;
-  if (ep->buffered + e / 8 > e) {
-    ep->budget_blocked = true;
+  if (q->buffered + e / 8 > e) {
+    q->budget_blocked = true;
     return;
   }
   c->budget_blocked = false;
@@ -100,16 +99,16 @@ static void budget_wake(kw_conn *c) {
 
 /* `n` bytes of `c` were acknowledged or dropped. */
 static void budget_release(kw_conn *c, size_t n) {
-  kw_endpoint *ep = c->ep;
+  struct kw__quic *q = c->q;
   if (n == 0)
     return;
   c->buffered -= n;
-  ep->buffered -= n;
+  q->buffered -= n;
   budget_wake(c);
-  size_t e = kw__ep_cfg(ep)->endpoint_send_budget;
-  if (ep->budget_blocked && ep->buffered + e / 8 <= e) {
-    ep->budget_blocked = false;
-    for (kw_conn *o = ep->conns; o; o = o->next)
+  size_t e = q->cfg->endpoint_send_budget;
+  if (q->budget_blocked && q->buffered + e / 8 <= e) {
+    q->budget_blocked = false;
+    for (kw_conn *o = q->conns; o; o = o->next)
       budget_wake(o);
   }
 }
@@ -119,7 +118,7 @@ static void budget_release(kw_conn *c, size_t n) {
  * is used up again (so no stream starves under steady pressure). */
 void kw__qs_budget_notify(kw_conn *c) {
   c->budget_notify = false;
-  kw_endpoint *ep = c->ep;
+  struct kw__quic *q = c->q;
   size_t n = 0;
   kw_stream *start = NULL;
   for (kw_stream *s = c->streams; s; s = s->next_all) {
@@ -133,11 +132,11 @@ void kw__qs_budget_notify(kw_conn *c) {
   for (size_t i = 0; i < n && s; i++) {
     kw_stream *next = s->next_all ? s->next_all : c->streams;
     if (s->want_writable && !s->closed &&
-        kw_stream_buffered(s) < kw__ep_cfg(ep)->stream_send_buffer) {
+        kw_stream_buffered(s) < q->cfg->stream_send_buffer) {
       s->want_writable = false;
       c->budget_last = s->id;
       c->budget_last_ok = true;
-      app_stream_writable(ep, s);
+      app_stream_writable(q, s);
       if (c->budget_blocked)
         break; /* the budget is used up again */
     }
@@ -183,7 +182,7 @@ static void stream_free(kw_conn *c, kw_stream *s) {
 
 void kw__qs_stream_closed_notify(kw_conn *c, kw_stream *s, kw_err err,
                                  uint64_t code) {
-  app_stream_closed(c->ep, s, err, code);
+  app_stream_closed(c->q, s, err, code);
   stream_free(c, s);
 }
 
@@ -197,7 +196,7 @@ static int stream_open_cb(ngtcp2_conn *qc, int64_t sid, void *user_data) {
   if (!s)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   ngtcp2_conn_set_stream_user_data(qc, sid, s);
-  app_stream_opened(c->ep, s);
+  app_stream_opened(c->q, s);
   return 0;
 }
 
@@ -211,7 +210,7 @@ static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t sid,
   if (!s)
     return 0;
   bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
-  app_stream_data(c->ep, s, data, datalen, fin);
+  app_stream_data(c->q, s, data, datalen, fin);
   if (!s->manual_consume && datalen) {
     ngtcp2_conn_extend_max_stream_offset(qc, sid, datalen);
     ngtcp2_conn_extend_max_offset(qc, datalen);
@@ -248,9 +247,9 @@ static int acked_offset_cb(ngtcp2_conn *qc, int64_t sid, uint64_t offset,
     s->head = s->tail = NULL;
   }
   if (s->want_writable &&
-      s->write_off - s->acked_off < kw__ep_cfg(c->ep)->stream_send_buffer) {
+      s->write_off - s->acked_off < c->q->cfg->stream_send_buffer) {
     s->want_writable = false;
-    app_stream_writable(c->ep, s);
+    app_stream_writable(c->q, s);
   }
   return 0;
 }
@@ -300,7 +299,7 @@ static int recv_datagram_cb(ngtcp2_conn *qc, uint32_t flags,
   (void)flags;
   kw_conn *c = kw__qc_conn_of(qc, user_data);
   if (c->state == KW_CONN_ESTABLISHED)
-    app_datagram(c->ep, c, data, datalen);
+    app_datagram(c->q, c, data, datalen);
   return 0;
 }
 
@@ -486,7 +485,7 @@ kw_err kw_conn_send_datagram(kw_conn *c, const uint8_t *data, size_t len) {
   if (!d)
     return KW_ERR_NOMEM;
   d->next = NULL;
-  d->seq = c->ep->dg_seq++;
+  d->seq = c->q->dg_seq++;
   d->len = len;
   if (len)
     memcpy(d->data, data, len);
@@ -529,14 +528,13 @@ size_t kw_stream_buffered(const kw_stream *s) {
  * cut it short, so that the right wake-up follows. */
 static size_t write_room(kw_stream *s, size_t len) {
   kw_conn *c = s->conn;
-  kw_endpoint *ep = c->ep;
-  size_t limit = kw__ep_cfg(ep)->stream_send_buffer;
+  struct kw__quic *q = c->q;
+  size_t limit = q->cfg->stream_send_buffer;
   size_t buffered = kw_stream_buffered(s);
   size_t room = buffered >= limit ? 0 : limit - buffered;
-  size_t b = kw__ep_cfg(ep)->conn_send_budget,
-         eb = kw__ep_cfg(ep)->endpoint_send_budget;
+  size_t b = q->cfg->conn_send_budget, eb = q->cfg->endpoint_send_budget;
   size_t croom = c->buffered >= b ? 0 : b - c->buffered;
-  size_t eroom = ep->buffered >= eb ? 0 : eb - ep->buffered;
+  size_t eroom = q->buffered >= eb ? 0 : eb - q->buffered;
   size_t take = len < room ? len : room;
   if (take > croom)
     take = croom;
@@ -548,7 +546,7 @@ static size_t write_room(kw_stream *s, size_t len) {
       c->budget_blocked = true;
     if (take == eroom) {
       c->budget_blocked = true;
-      ep->budget_blocked = true;
+      q->budget_blocked = true;
     }
   }
   return take;
@@ -567,7 +565,7 @@ static kw_err write_check(kw_stream *s) {
 static void write_queued(kw_stream *s, size_t done, bool fin) {
   kw_conn *c = s->conn;
   c->buffered += done;
-  c->ep->buffered += done;
+  c->q->buffered += done;
   if (fin)
     s->fin_queued = true;
   if (stream_has_tx(s))
@@ -582,10 +580,9 @@ kw_err kw_stream_write_owned(kw_stream *s, uint8_t *data, size_t len, bool fin,
   kw_err e = write_check(s);
   if (e != KW_OK)
     return e;
-  kw_endpoint *ep = s->conn->ep;
-  if (len > kw__ep_cfg(ep)->stream_send_buffer ||
-      len > kw__ep_cfg(ep)->conn_send_budget ||
-      len > kw__ep_cfg(ep)->endpoint_send_budget)
+  const kw_config *cfg = s->conn->q->cfg;
+  if (len > cfg->stream_send_buffer || len > cfg->conn_send_budget ||
+      len > cfg->endpoint_send_budget)
     return KW_ERR_INVALID_ARG;
   if (write_room(s, len) < len) {
     s->want_writable = true;

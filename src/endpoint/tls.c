@@ -8,6 +8,7 @@
  * dialed; a server requires a client certificate and records its key as the
  * remote's endpoint id. The CertificateVerify message proves possession.
  */
+#include "endpoint/tls.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
