@@ -20,6 +20,7 @@
  */
 #include "endpoint/lookup_client.h"
 
+#include "endpoint/relay_client.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>

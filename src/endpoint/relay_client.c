@@ -17,6 +17,7 @@
 #include "endpoint/relay_client.h"
 
 #include "endpoint/changes.h"
+#include "endpoint/lookup_client.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>

@@ -18,6 +18,9 @@
  */
 #include "endpoint/resolve.h"
 
+#include "endpoint/lan.h"
+#include "endpoint/lookup_client.h"
+#include "endpoint/relay_client.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
