@@ -2,6 +2,9 @@
 /* One fan-out point for the endpoint's changes: see changes.h. */
 #include "endpoint/changes.h"
 
+#include "endpoint/lan.h"
+#include "endpoint/lookup_client.h"
+#include "endpoint/portmap.h"
 #include "endpoint/internal.h"
 
 static const char *change_name(kw__change what) {

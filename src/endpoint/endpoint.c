@@ -181,16 +181,20 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
     goto fail_sock;
   }
   kw__magicsock_start(ep);
-  ep->home_relay = -1;
+  if ((err = kw__relays_new(ep, &ep->relays)) != KW_OK ||
+      (err = kw__publisher_new(ep, &ep->publisher)) != KW_OK ||
+      (err = kw__resolve_new(ep, &ep->resolve)) != KW_OK ||
+      (err = kw__netmon_new(ep, &ep->netmon)) != KW_OK)
+    goto fail_sock;
   if ((err = kw__disco_start(ep)) != KW_OK)
     goto fail_sock;
   if ((err = kw__relays_start(ep)) != KW_OK)
     goto fail_sock;
   /* off unless asked: it talks to the gateway (SSDP, NAT-PMP) */
-  if ((err = kw__portmap_start(ep)) != KW_OK)
+  if ((err = kw__portmap_new(ep, &ep->portmap)) != KW_OK)
     goto fail_sock;
   /* off unless asked: it multicasts to the whole link */
-  if ((err = kw__lan_start(ep)) != KW_OK)
+  if ((err = kw__lan_new(ep, &ep->lan)) != KW_OK)
     goto fail_sock;
   char b4[KW_SOCKADDR_STRLEN] = "-", b6[KW_SOCKADDR_STRLEN] = "-";
   if (ep->udp4.fd >= 0)
@@ -214,6 +218,10 @@ fail_loop:
   uv_close((uv_handle_t *)&ep->prepare, NULL);
   uv_run(&ep->loop, UV_RUN_DEFAULT);
   uv_loop_close(&ep->loop);
+  kw__relays_free(ep->relays);
+  kw__publisher_free(ep->publisher);
+  kw__resolve_free(ep->resolve);
+  kw__netmon_free(ep->netmon);
 fail_mu:
   uv_mutex_destroy(&ep->mu);
 fail_cids:
@@ -352,11 +360,13 @@ void kw_endpoint_free(kw_endpoint *ep) {
     free(p);
     p = n;
   }
-  kw__resolve_free(ep);
-  kw__lan_free(ep);
-  kw__relays_free(ep);
+  kw__resolve_free(ep->resolve);
+  kw__lan_free(ep->lan);
+  kw__relays_free(ep->relays);
+  kw__publisher_free(ep->publisher);
+  kw__netmon_free(ep->netmon);
   kw__disco_free(ep);
-  kw__portmap_free(ep);
+  kw__portmap_free(ep->portmap);
   kw__remotes_free(ep); /* through their owner: disco keys wiped */
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
@@ -366,6 +376,30 @@ void kw_endpoint_free(kw_endpoint *ep) {
   uv_mutex_destroy(&ep->mu);
   kw__config_clear(&ep->cfg);
   free(ep);
+}
+
+struct kw__relay_map *kw__ep_relays(const kw_endpoint *ep) {
+  return ep->relays;
+}
+
+struct kw__publisher *kw__ep_publisher(const kw_endpoint *ep) {
+  return ep->publisher;
+}
+
+struct kw__resolve *kw__ep_resolve(const kw_endpoint *ep) {
+  return ep->resolve;
+}
+
+struct kw__lan *kw__ep_lan(const kw_endpoint *ep) {
+  return ep->lan;
+}
+
+struct kw__portmap *kw__ep_portmap(const kw_endpoint *ep) {
+  return ep->portmap;
+}
+
+struct kw__netmon *kw__ep_netmon(const kw_endpoint *ep) {
+  return ep->netmon;
 }
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url) {

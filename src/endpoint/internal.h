@@ -30,6 +30,15 @@
 #include "net/udp.h"
 #include "endpoint/config.h"
 
+/* One header per module; included here until every file includes what it
+ * uses. */
+#include "endpoint/lan.h"
+#include "endpoint/lookup_client.h"
+#include "endpoint/netmon.h"
+#include "endpoint/portmap.h"
+#include "endpoint/relay_client.h"
+#include "endpoint/resolve.h"
+
 struct ngtcp2_conn;
 struct kw__tls_ctx;
 struct kw__tls_sess;
@@ -60,13 +69,24 @@ bool kw__ep_closing(const kw_endpoint *ep);
 struct kw__tls_ctx *kw__ep_tls(const kw_endpoint *ep);
 void kw__ep_lock(kw_endpoint *ep);
 void kw__ep_unlock(kw_endpoint *ep);
+/* The state of the modules kw_endpoint_new creates (kw__X_new), each
+ * defined in its module's file: the relay map (relay_client.c), the
+ * record publisher (lookup_client.c), the bare-id lookups (resolve.c), LAN
+ * discovery (lan.c; NULL when off), port mapping (portmap.c; NULL when
+ * off), the network monitor (netmon.c). */
+struct kw__relay_map *kw__ep_relays(const kw_endpoint *ep);
+struct kw__publisher *kw__ep_publisher(const kw_endpoint *ep);
+struct kw__resolve *kw__ep_resolve(const kw_endpoint *ep);
+struct kw__lan *kw__ep_lan(const kw_endpoint *ep);
+struct kw__portmap *kw__ep_portmap(const kw_endpoint *ep);
+struct kw__netmon *kw__ep_netmon(const kw_endpoint *ep);
 
 /* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
 
 /* Where a packet came from: a UDP address, or a relay (addr.family 0). */
 typedef struct kw__src {
   kw_sockaddr addr;
-  int relay; /* index into ep->relays, -1 for UDP */
+  int relay; /* index into the relay map (relay_client.c), -1 for UDP */
   /* UDP: the socket it came on, 0 our own, 1..KW_RP_BDAY_SOCKETS an extra
    * socket of remote `xr` (birthday probing) */
   unsigned sock;
@@ -190,82 +210,6 @@ void kw__remote_remote_nat(kw__remote *r, kw__rp_nat nat,
 
 #include "endpoint/tls.h"
 
-/* ---- relay client (relay_client.c) ------------------------------------- */
-
-typedef struct kw__relay kw__relay;
-
-/* Sends a batch of QUIC packets (segments of `seg` bytes) to `dst_id`
- * through relay `relay`, one frame each. Opens the relay connection on
- * demand. KW_ERR_AGAIN when its queue is full (the rest is dropped: QUIC
- * resends). */
-kw_err kw__relay_send_batch(kw_endpoint *ep, int relay, const uint8_t *dst_id,
-                            const uint8_t *data, size_t len, size_t seg,
-                            size_t *sent_segs);
-/* Index of the relay with this URL (added to the map when `add`), or -1. */
-int kw__relay_index(kw_endpoint *ep, const char *url, bool add);
-/* The home relay's index, -1 while none. */
-int kw__relay_home(kw_endpoint *ep);
-kw_err kw__relays_start(kw_endpoint *ep);
-void kw__relays_stop(kw_endpoint *ep);
-void kw__relays_free(kw_endpoint *ep);
-const char *kw__relay_url_of(kw_endpoint *ep, int relay);
-/* How many relays the map holds. */
-size_t kw__relay_count(const kw_endpoint *ep);
-/* The relay's STUN server: the IP its TLS connection reached, STUN port. */
-bool kw__relay_stun_target(kw_endpoint *ep, int relay, kw_sockaddr *out);
-double kw__relay_latency(kw_endpoint *ep, int relay);
-bool kw__relay_ready(kw_endpoint *ep, int relay);
-/* Where to open an HTTPS connection to relay `relay`: its resolved address
- * and the host name its certificate must match. False before resolution. */
-bool kw__relay_tls_target(kw_endpoint *ep, int relay, kw_sockaddr *to,
-                          const char **host);
-void kw__lookup_stop(kw_endpoint *ep);
-/* Asks relay `relay`'s lookup store for `id` (waiting for the relay's
- * address until `deadline_ns`); cb runs once, on the loop, with a verified
- * record's address or an error. */
-kw_err kw__relay_lookup(kw_endpoint *ep, int relay, const uint8_t id[KW_ID_LEN],
-                        uint64_t deadline_ns,
-                        void (*cb)(kw_endpoint *ep, kw_err err,
-                                   const kw_endpoint_addr *addr, void *arg),
-                        void *arg);
-
-/* ---- lookup sources (resolve.c) ------------------------------------------ */
-
-typedef void (*kw__resolve_cb)(kw_endpoint *ep, kw_err err,
-                               const kw_endpoint_addr *addr, void *arg);
-/* Resolves a bare id: asks every relay of the map, the LAN (when on) and
- * the application's resolvers at once; cb runs once on the loop with the
- * first valid answer, or an error once every source failed or the connect
- * timeout passed. KW_ERR_NO_PATH (cb not called) when there is no source. */
-kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
-                   kw__resolve_cb cb, void *arg);
-/* Endpoint closing: every lookup still running ends with KW_ERR_CLOSED. */
-void kw__resolve_stop(kw_endpoint *ep);
-/* kw_endpoint_free: frees what applications' resolvers never answered. */
-void kw__resolve_free(kw_endpoint *ep);
-
-/* ---- LAN discovery (lan.c) -------------------------------------------------
- */
-
-struct kw__lan;
-/* Opens the mDNS sockets and starts announcing; does nothing unless
- * cfg.lan. Sets ep->lan. */
-kw_err kw__lan_start(kw_endpoint *ep);
-/* Whether LAN discovery runs. */
-bool kw__lan_on(const kw_endpoint *ep);
-/* Says goodbye (TTL 0) and closes the sockets; pending lookups end with
- * KW_ERR_CLOSED. kw__lan_free after the loop's handles are closed. */
-void kw__lan_stop(kw_endpoint *ep);
-void kw__lan_free(kw_endpoint *ep);
-/* Our addresses or interfaces changed: rejoin the groups, announce again. */
-void kw__lan_network_changed(kw_endpoint *ep);
-/* Our record changed (new home relay): announce again. */
-void kw__lan_record_changed(kw_endpoint *ep);
-/* Resolves `id` on the link until `deadline_ns`; cb runs exactly once.
- * KW_ERR_FULL when too many lookups are out (cb not called). */
-kw_err kw__lan_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
-                      uint64_t deadline_ns, kw__resolve_cb cb, void *arg);
-
 /* ---- disco and hole punching (disco_io.c) ------------------------------ */
 
 kw_err kw__disco_start(kw_endpoint *ep);
@@ -316,34 +260,6 @@ uint8_t kw__disco_nat_kind(const kw_endpoint *ep);
 /* Our addresses as remotes saw them in Pongs, newest first (at most
  * KW_OBSERVED_MAX): copies up to `cap`, returns how many (any thread). */
 size_t kw__disco_observed(kw_endpoint *ep, kw_sockaddr *out, size_t cap);
-
-/* ---- port mapping (portmap.c) ------------------------------------------- */
-
-struct kw__portmap;
-/* Starts asking the default gateway for a mapping of our UDP port (UPnP
- * IGD, then NAT-PMP), renewing it before its lease ends; does nothing
- * unless cfg.port_mapping. A new or changed external address calls
- * kw__disco_local_candidates. */
-kw_err kw__portmap_start(kw_endpoint *ep);
-/* Releases the mappings (best effort) and stops; kw__portmap_free after
- * the loop's handles are closed. */
-void kw__portmap_stop(kw_endpoint *ep);
-void kw__portmap_free(kw_endpoint *ep);
-/* The external address of the current mapping, if there is one. */
-bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out);
-/* Whether port mapping runs. */
-bool kw__portmap_on(const kw_endpoint *ep);
-/* The network changed (new gateway or addresses): map again. */
-void kw__portmap_network_changed(kw_endpoint *ep);
-
-/* ---- network change monitor (netmon.c) ------------------------------------
- */
-
-struct kw__netmon;
-/* Watches the kernel's address and route changes (netlink on Linux); a
- * change re-gathers candidates, re-pings paths and punches again. */
-kw_err kw__netmon_start(kw_endpoint *ep);
-void kw__netmon_stop(kw_endpoint *ep);
 
 /* ---- STUN probes (stun_probe.c) ----------------------------------------- */
 
@@ -433,15 +349,13 @@ struct kw_endpoint {
   kw__remote *remotes;
   uint64_t next_mapped;
   kw_endpoint_stats stats;
-  kw__relay *relays[KW_MAX_RELAYS];
-  size_t n_relays;
-  int home_relay;
+  /* the modules' state (kw__ep_relays...): created by their kw__X_new,
+   * freed by their kw__X_free */
+  struct kw__relay_map *relays;    /* relay_client.c */
+  struct kw__publisher *publisher; /* lookup_client.c */
+  struct kw__resolve *resolve;     /* resolve.c */
+  struct kw__lan *lan;             /* lan.c, NULL when LAN discovery is off */
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
-  struct kw__lookup *lookups; /* resolve.c: bare-id lookups in flight */
-  struct kw_resolve_req *resolve_reqs; /* resolve.c: asked, not answered */
-  struct kw__lan *lan;       /* lan.c, NULL when LAN discovery is off */
-  uv_timer_t publish_timer;  /* republishes our record */
-  unsigned publish_failures; /* in a row: the retry backs off */
   kw__stun_tx stun_tx[KW_STUN_MAX_TX];
   struct kw__disco_replay *disco_replay;
   struct kw__disco_pong_limiter *disco_pongs;
@@ -459,8 +373,7 @@ struct kw_endpoint {
   /* our addresses as remotes saw them (Pongs), newest first; under mu */
   kw_sockaddr observed[KW_OBSERVED_MAX];
   size_t n_observed;
-  bool publish_timer_init;
-  struct kw__portmap *portmap;    /* portmap.c */
+  struct kw__portmap *portmap;    /* portmap.c, NULL when off */
   struct kw__netmon *netmon;      /* netmon.c */
   struct kw__addr_filter *banned; /* sources of undecodable packets */
   /* birthday probing's extra sockets (magicsock.c): how many are open,
@@ -475,11 +388,6 @@ struct kw_endpoint {
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);
-/* The home relay changed: republish our record there. */
-void kw__endpoint_home_changed(kw_endpoint *ep);
-/* The connection to the home relay came back (after a drop or a relay
- * restart, whose store may have lost our record): republish now. */
-void kw__lookup_home_reconnected(kw_endpoint *ep);
 
 /* Sends a finished batch of packets of `c` on its selected path (or every
  * path while racing). KW_ERR_AGAIN: the caller keeps the batch. */

@@ -17,6 +17,8 @@
  * whole host responder that would contend with avahi-daemon, and its
  * client needs that daemon over D-Bus. keyway needs only its own service.
  */
+#include "endpoint/lan.h"
+
 #include "endpoint/internal.h"
 
 #include <errno.h>
@@ -527,10 +529,11 @@ static int open_sock(int fam) {
 }
 
 bool kw__lan_on(const kw_endpoint *ep) {
-  return ep->lan != NULL;
+  return kw__ep_lan(ep) != NULL;
 }
 
-kw_err kw__lan_start(kw_endpoint *ep) {
+kw_err kw__lan_new(kw_endpoint *ep, struct kw__lan **out) {
+  *out = NULL;
   if (!kw__ep_cfg(ep)->lan)
     return KW_OK;
   kw__lan *l = calloc(1, sizeof *l);
@@ -560,7 +563,7 @@ kw_err kw__lan_start(kw_endpoint *ep) {
   uv_timer_init(kw__ep_loop(ep), &l->timer);
   l->timer.data = l;
   l->timer_init = true;
-  ep->lan = l;
+  *out = l;
   scan_ifaces(l);
   kw__log(ep, KW_LOG_INFO, "lan", "lan.started ifaces=%zu v4=%d v6=%d",
           l->n_ifs, l->fd[0] >= 0, l->fd[1] >= 0);
@@ -571,7 +574,7 @@ kw_err kw__lan_start(kw_endpoint *ep) {
 }
 
 void kw__lan_record_changed(kw_endpoint *ep) {
-  kw__lan *l = ep->lan;
+  kw__lan *l = kw__ep_lan(ep);
   if (!l || l->stopping)
     return;
   l->announces_left = KW_MDNS_ANNOUNCES;
@@ -580,7 +583,7 @@ void kw__lan_record_changed(kw_endpoint *ep) {
 }
 
 void kw__lan_network_changed(kw_endpoint *ep) {
-  kw__lan *l = ep->lan;
+  kw__lan *l = kw__ep_lan(ep);
   if (!l || l->stopping)
     return;
   scan_ifaces(l);
@@ -589,7 +592,7 @@ void kw__lan_network_changed(kw_endpoint *ep) {
 
 kw_err kw__lan_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
                       uint64_t deadline_ns, kw__resolve_cb cb, void *arg) {
-  kw__lan *l = ep->lan;
+  kw__lan *l = kw__ep_lan(ep);
   if (!l || l->stopping)
     return KW_ERR_NO_PATH;
   kw_endpoint_addr a;
@@ -616,7 +619,7 @@ kw_err kw__lan_lookup(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
 }
 
 void kw__lan_stop(kw_endpoint *ep) {
-  kw__lan *l = ep->lan;
+  kw__lan *l = kw__ep_lan(ep);
   if (!l || l->stopping)
     return;
   announce(l, 0); /* goodbye: TTL 0 */
@@ -631,13 +634,11 @@ void kw__lan_stop(kw_endpoint *ep) {
     uv_close((uv_handle_t *)&l->timer, handle_closed);
 }
 
-void kw__lan_free(kw_endpoint *ep) {
-  kw__lan *l = ep->lan;
+void kw__lan_free(struct kw__lan *l) {
   if (!l)
     return;
   for (int f = 0; f < 2; f++)
     if (l->fd[f] >= 0)
       close(l->fd[f]);
   free(l);
-  ep->lan = NULL;
 }

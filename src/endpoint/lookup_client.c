@@ -18,6 +18,9 @@
  * only frames after its upgrade). Records are verified here too: a relay
  * cannot forge one.
  */
+#include "endpoint/lookup_client.h"
+
+#include "endpoint/relay_client.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
@@ -53,22 +56,44 @@ static kw_err https_request(kw_endpoint *ep, int relay, const char *method,
 /* ---- publishing
  * --------------------------------------------------------------- */
 
+/* The publisher's state (kw__ep_publisher). */
+struct kw__publisher {
+  kw_endpoint *ep;
+  uv_timer_t timer; /* republishes our record */
+  bool timer_init;
+  unsigned failures; /* in a row: the retry backs off */
+};
+
+kw_err kw__publisher_new(kw_endpoint *ep, struct kw__publisher **out) {
+  struct kw__publisher *p = calloc(1, sizeof *p);
+  if (!p)
+    return KW_ERR_NOMEM;
+  p->ep = ep;
+  *out = p;
+  return KW_OK;
+}
+
+void kw__publisher_free(struct kw__publisher *p) {
+  free(p);
+}
+
 static void republish_cb(uv_timer_t *t);
 
 /* A failed publish is tried again KW_REPUBLISH_RETRY_MS later, doubling up
  * to the regular interval: a record must not stay unknown for 10 minutes
  * because one PUT met a relay still starting. */
 static void publish_retry(kw_endpoint *ep) {
-  if (kw__ep_closing(ep) || !ep->publish_timer_init)
+  struct kw__publisher *p = kw__ep_publisher(ep);
+  if (kw__ep_closing(ep) || !p->timer_init)
     return;
   uint64_t d = KW_REPUBLISH_RETRY_MS;
-  for (unsigned i = 0; i < ep->publish_failures && d < KW_REPUBLISH_MS; i++)
+  for (unsigned i = 0; i < p->failures && d < KW_REPUBLISH_MS; i++)
     d *= 2;
   if (d > KW_REPUBLISH_MS)
     d = KW_REPUBLISH_MS;
-  if (ep->publish_failures < 32)
-    ep->publish_failures++;
-  uv_timer_start(&ep->publish_timer, republish_cb, d, KW_REPUBLISH_MS);
+  if (p->failures < 32)
+    p->failures++;
+  uv_timer_start(&p->timer, republish_cb, d, KW_REPUBLISH_MS);
 }
 
 static void published(kw_err err, int status, const uint8_t *body, size_t len,
@@ -77,7 +102,7 @@ static void published(kw_err err, int status, const uint8_t *body, size_t len,
   (void)body;
   (void)len;
   if (err == KW_OK && status >= 200 && status < 300) {
-    ep->publish_failures = 0;
+    kw__ep_publisher(ep)->failures = 0;
     kw__log(ep, KW_LOG_INFO, "lookup", "lookup.published status=%d", status);
   } else {
     kw__log(ep, KW_LOG_WARN, "lookup", "lookup.publish_failed err=%s status=%d",
@@ -159,17 +184,18 @@ static void publish(kw_endpoint *ep) {
 }
 
 static void republish_cb(uv_timer_t *t) {
-  publish(t->data);
+  struct kw__publisher *p = t->data;
+  publish(p->ep);
 }
 
 void kw__endpoint_home_changed(kw_endpoint *ep) {
-  if (!ep->publish_timer_init) {
-    uv_timer_init(kw__ep_loop(ep), &ep->publish_timer);
-    ep->publish_timer.data = ep;
-    ep->publish_timer_init = true;
+  struct kw__publisher *p = kw__ep_publisher(ep);
+  if (!p->timer_init) {
+    uv_timer_init(kw__ep_loop(ep), &p->timer);
+    p->timer.data = p;
+    p->timer_init = true;
   }
-  uv_timer_start(&ep->publish_timer, republish_cb, KW_REPUBLISH_MS,
-                 KW_REPUBLISH_MS);
+  uv_timer_start(&p->timer, republish_cb, KW_REPUBLISH_MS, KW_REPUBLISH_MS);
   publish(ep); /* a failure re-arms the timer for a retry */
 }
 
@@ -182,10 +208,11 @@ void kw__lookup_home_reconnected(kw_endpoint *ep) {
 }
 
 void kw__lookup_stop(kw_endpoint *ep) {
-  if (ep->publish_timer_init) {
-    uv_timer_stop(&ep->publish_timer);
-    uv_close((uv_handle_t *)&ep->publish_timer, NULL);
-    ep->publish_timer_init = false;
+  struct kw__publisher *p = kw__ep_publisher(ep);
+  if (p && p->timer_init) {
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, NULL);
+    p->timer_init = false;
   }
 }
 

@@ -18,6 +18,8 @@
  * endpoint still recovers, only slower: liveness Pings notice a dead path
  * within seconds and the 60 s upgrade check finds better ones.
  */
+#include "endpoint/netmon.h"
+
 #include "endpoint/changes.h"
 #include "endpoint/internal.h"
 
@@ -37,7 +39,8 @@
 
 struct kw__netmon {
   kw_endpoint *ep;
-  int fd;
+  int fd;       /* -1 while not watching */
+  bool started; /* poll and settle are initialised, not yet closed */
   uv_poll_t poll;
   uv_timer_t settle;
   int open_handles;
@@ -111,7 +114,28 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
     uv_timer_start(&nm->settle, settle_cb, KW_NETMON_SETTLE_MS, 0);
 }
 
+kw_err kw__netmon_new(kw_endpoint *ep, struct kw__netmon **out) {
+  struct kw__netmon *nm = calloc(1, sizeof *nm);
+  if (!nm)
+    return KW_ERR_NOMEM;
+  nm->ep = ep;
+  nm->fd = -1;
+  *out = nm;
+  return KW_OK;
+}
+
+void kw__netmon_free(struct kw__netmon *nm) {
+  if (!nm)
+    return;
+  if (nm->fd >= 0)
+    close(nm->fd);
+  free(nm);
+}
+
 kw_err kw__netmon_start(kw_endpoint *ep) {
+  struct kw__netmon *nm = kw__ep_netmon(ep);
+  if (!nm || nm->started || nm->fd >= 0)
+    return KW_OK;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   NETLINK_ROUTE);
   if (fd < 0) {
@@ -123,27 +147,20 @@ kw_err kw__netmon_start(kw_endpoint *ep) {
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
                  RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
-  struct kw__netmon *nm = calloc(1, sizeof *nm);
-  if (!nm) {
-    close(fd);
-    return KW_ERR_NOMEM;
-  }
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
       uv_poll_init_socket(kw__ep_loop(ep), &nm->poll, fd) != 0) {
     kw__log(ep, KW_LOG_INFO, "netmon", "netmon.unavailable errno=%d", errno);
     close(fd);
-    free(nm);
     return KW_OK;
   }
-  nm->ep = ep;
   nm->fd = fd;
+  nm->started = true;
   nm->poll.data = nm;
   uv_timer_init(kw__ep_loop(ep), &nm->settle);
   nm->settle.data = nm;
   nm->open_handles = 2;
   nm->addr_sig = addr_signature();
   uv_poll_start(&nm->poll, UV_READABLE, poll_cb);
-  ep->netmon = nm;
   return KW_OK;
 }
 
@@ -151,15 +168,17 @@ static void closed_cb(uv_handle_t *h) {
   struct kw__netmon *nm = h->data;
   if (--nm->open_handles == 0) {
     close(nm->fd);
-    free(nm);
+    nm->fd = -1;
   }
 }
 
+/* The handles close; the socket with the last of them (kw__netmon_free
+ * after the loop ran). */
 void kw__netmon_stop(kw_endpoint *ep) {
-  struct kw__netmon *nm = ep->netmon;
-  if (!nm)
+  struct kw__netmon *nm = kw__ep_netmon(ep);
+  if (!nm || !nm->started)
     return;
-  ep->netmon = NULL;
+  nm->started = false;
   uv_close((uv_handle_t *)&nm->poll, closed_cb);
   uv_close((uv_handle_t *)&nm->settle, closed_cb);
 }

@@ -686,8 +686,9 @@ static void timer_cb(uv_timer_t *t) {
   map_round(pm, false);
 }
 
-kw_err kw__portmap_start(kw_endpoint *ep) {
-  if (!kw__ep_cfg(ep)->port_mapping || ep->portmap || ep->udp4.fd < 0)
+kw_err kw__portmap_new(kw_endpoint *ep, struct kw__portmap **out) {
+  *out = NULL;
+  if (!kw__ep_cfg(ep)->port_mapping || !kw__magicsock_bound(ep, 4, NULL))
     return KW_OK;
   struct kw__portmap *pm = calloc(1, sizeof *pm);
   pm_job *j = calloc(1, sizeof *j);
@@ -723,7 +724,7 @@ kw_err kw__portmap_start(kw_endpoint *ep) {
   pm->timer.data = pm;
   pm->open_handles = 2;
   j->notify = &pm->async;
-  ep->portmap = pm;
+  *out = pm;
   j->refs++;
   j->op = PM_OP_MAP;
   pm->busy = true;
@@ -746,7 +747,7 @@ kw_err kw__portmap_start(kw_endpoint *ep) {
 }
 
 void kw__portmap_stop(kw_endpoint *ep) {
-  struct kw__portmap *pm = ep->portmap;
+  struct kw__portmap *pm = kw__ep_portmap(ep);
   if (!pm || pm->stopping)
     return;
   pm->stopping = true;
@@ -769,22 +770,20 @@ void kw__portmap_stop(kw_endpoint *ep) {
   arm(pm, KW_PM_RELEASE_WAIT_MS);
 }
 
-void kw__portmap_free(kw_endpoint *ep) {
-  struct kw__portmap *pm = ep->portmap;
+void kw__portmap_free(struct kw__portmap *pm) {
   if (!pm)
     return;
-  ep->portmap = NULL;
   kw__pcp_free(pm->pcp);
   job_unref(pm->job);
   free(pm);
 }
 
 bool kw__portmap_on(const kw_endpoint *ep) {
-  return ep->portmap != NULL;
+  return kw__ep_portmap(ep) != NULL;
 }
 
 bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out) {
-  struct kw__portmap *pm = ep->portmap;
+  struct kw__portmap *pm = kw__ep_portmap(ep);
   if (!pm)
     return false;
   kw__ep_lock(ep);
@@ -794,7 +793,7 @@ bool kw__portmap_external(kw_endpoint *ep, kw_sockaddr *out) {
 }
 
 void kw__portmap_network_changed(kw_endpoint *ep) {
-  struct kw__portmap *pm = ep->portmap;
+  struct kw__portmap *pm = kw__ep_portmap(ep);
   if (!pm || pm->stopping)
     return;
   if (pm->pcp) {
@@ -812,7 +811,7 @@ void kw__portmap_network_changed(kw_endpoint *ep) {
 }
 
 bool kw__portmap_probe_state(kw_endpoint *ep, bool *upnp, bool *natpmp) {
-  struct kw__portmap *pm = ep->portmap;
+  struct kw__portmap *pm = kw__ep_portmap(ep);
   *upnp = *natpmp = false;
   if (!kw__ep_cfg(ep)->port_mapping || !pm)
     return true;
@@ -825,7 +824,7 @@ bool kw__portmap_probe_state(kw_endpoint *ep, bool *upnp, bool *natpmp) {
 
 bool kw__portmap_pcp_state(kw_endpoint *ep, bool *answered, int *result,
                            kw_sockaddr *external) {
-  struct kw__portmap *pm = ep->portmap;
+  struct kw__portmap *pm = kw__ep_portmap(ep);
   *answered = false;
   *result = -1;
   memset(external, 0, sizeof *external);

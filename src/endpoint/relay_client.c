@@ -14,7 +14,10 @@
  * and counts it (QUIC's loss recovery and congestion control answer), and
  * while a relay connects, packets wait in a small bounded queue.
  */
+#include "endpoint/relay_client.h"
+
 #include "endpoint/changes.h"
+#include "endpoint/lookup_client.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
@@ -79,6 +82,24 @@ struct kw__relay {
   uint64_t drops;
 };
 
+/* The endpoint's relay map: what kw__relay_index hands out indexes into
+ * (relays are only added, never removed, until kw__relays_free). */
+struct kw__relay_map {
+  kw__relay *relays[KW_MAX_RELAYS];
+  size_t n;
+  int home; /* the home relay's index, -1 while none */
+};
+
+static struct kw__relay_map *relays_of(const kw_endpoint *ep) {
+  return kw__ep_relays(ep);
+}
+
+/* Relay `relay` of the map, NULL for an index out of it. */
+static kw__relay *relay_at(const kw_endpoint *ep, int relay) {
+  const struct kw__relay_map *m = relays_of(ep);
+  return relay >= 0 && (size_t)relay < m->n ? m->relays[relay] : NULL;
+}
+
 static void relay_dial(kw__relay *r);
 
 /* ---- helpers --------------------------------------------------------------
@@ -136,27 +157,28 @@ static void send_ping(kw__relay *r) {
 /* Home relay choice with hysteresis: keep the current home unless another
  * is at least 10 ms better and better than 2/3 of the current latency. */
 static void choose_home(kw_endpoint *ep) {
+  struct kw__relay_map *m = relays_of(ep);
   int best = -1;
-  for (size_t i = 0; i < ep->n_relays; i++) {
-    kw__relay *r = ep->relays[i];
+  for (size_t i = 0; i < m->n; i++) {
+    kw__relay *r = m->relays[i];
     if (r->state != R_READY || r->latency_ms < 0)
       continue;
-    if (best < 0 || r->latency_ms < ep->relays[best]->latency_ms)
+    if (best < 0 || r->latency_ms < m->relays[best]->latency_ms)
       best = (int)i;
   }
-  int cur = ep->home_relay;
+  int cur = m->home;
   if (best < 0 || best == cur)
     return;
-  if (cur >= 0 && ep->relays[cur]->state == R_READY &&
-      ep->relays[cur]->latency_ms >= 0) {
-    double c = ep->relays[cur]->latency_ms, b = ep->relays[best]->latency_ms;
+  if (cur >= 0 && m->relays[cur]->state == R_READY &&
+      m->relays[cur]->latency_ms >= 0) {
+    double c = m->relays[cur]->latency_ms, b = m->relays[best]->latency_ms;
     if (!(c - b >= KW_RELAY_HOME_BETTER_MS && b < c * 2.0 / 3.0))
       return;
   }
-  ep->home_relay = best;
+  m->home = best;
   /* remotes dialled before we had a home can now be reached through it */
   kw__remotes_set_home(ep, best);
-  kw__relay *h = ep->relays[best];
+  kw__relay *h = m->relays[best];
   h->want = true;
   kw__endpoint_set_home_url(ep, h->url);
   char extra[64];
@@ -204,7 +226,7 @@ static void on_ready(kw__relay *r) {
   snprintf(extra, sizeof extra, "tls=\"%s\"",
            kw__tls_stream_cipher(r->ts, cbuf, sizeof cbuf));
   relay_enter(r, R_READY, "connected", extra);
-  if (r->ep->home_relay == r->idx)
+  if (relays_of(r->ep)->home == r->idx)
     kw__lookup_home_reconnected(
         r->ep); /* a restarted relay forgot our record */
   send_ping(r);
@@ -495,8 +517,8 @@ static void tick(uv_timer_t *t) {
       now >= r->next_dial_ns)
     relay_dial(r);
   if (r->state == R_READY) {
-    bool home = ep->home_relay == r->idx;
-    if (!home && ep->home_relay >= 0 &&
+    int home = relays_of(ep)->home;
+    if (home != r->idx && home >= 0 &&
         now - r->last_traffic_ns > KW_RELAY_IDLE_MS * 1000000ull) {
       /* an on-demand relay with nothing to carry: let it go */
       r->want = false;
@@ -512,8 +534,19 @@ static void tick(uv_timer_t *t) {
 /* ---- interface to the rest of the endpoint ----------------------------------
  */
 
+kw_err kw__relays_new(kw_endpoint *ep, struct kw__relay_map **out) {
+  (void)ep;
+  struct kw__relay_map *m = calloc(1, sizeof *m);
+  if (!m)
+    return KW_ERR_NOMEM;
+  m->home = -1;
+  *out = m;
+  return KW_OK;
+}
+
 static kw__relay *relay_new(kw_endpoint *ep, const char *url) {
-  if (ep->n_relays >= KW_MAX_RELAYS)
+  struct kw__relay_map *m = relays_of(ep);
+  if (m->n >= KW_MAX_RELAYS)
     return NULL;
   kw__relay *r = calloc(1, sizeof *r);
   if (!r)
@@ -524,18 +557,19 @@ static kw__relay *relay_new(kw_endpoint *ep, const char *url) {
   }
   snprintf(r->url, sizeof r->url, "%s", url);
   r->ep = ep;
-  r->idx = (int)ep->n_relays;
+  r->idx = (int)m->n;
   r->latency_ms = -1;
   uv_timer_init(kw__ep_loop(ep), &r->timer);
   r->timer.data = r;
   uv_timer_start(&r->timer, tick, KW_RELAY_TICK_MS, KW_RELAY_TICK_MS);
-  ep->relays[ep->n_relays++] = r;
+  m->relays[m->n++] = r;
   return r;
 }
 
 int kw__relay_index(kw_endpoint *ep, const char *url, bool add) {
-  for (size_t i = 0; i < ep->n_relays; i++)
-    if (strcmp(ep->relays[i]->url, url) == 0)
+  struct kw__relay_map *m = relays_of(ep);
+  for (size_t i = 0; i < m->n; i++)
+    if (strcmp(m->relays[i]->url, url) == 0)
       return (int)i;
   if (!add || kw__ep_closing(ep))
     return -1;
@@ -544,7 +578,7 @@ int kw__relay_index(kw_endpoint *ep, const char *url, bool add) {
 }
 
 int kw__relay_home(kw_endpoint *ep) {
-  return ep->home_relay;
+  return relays_of(ep)->home;
 }
 
 kw_err kw__relays_start(kw_endpoint *ep) {
@@ -562,9 +596,9 @@ kw_err kw__relay_send_batch(kw_endpoint *ep, int relay, const uint8_t *dst_id,
                             const uint8_t *data, size_t len, size_t seg,
                             size_t *sent_segs) {
   *sent_segs = 0;
-  if (relay < 0 || (size_t)relay >= ep->n_relays || kw__ep_closing(ep))
+  kw__relay *r = relay_at(ep, relay);
+  if (!r || kw__ep_closing(ep))
     return KW_ERR_NO_PATH;
-  kw__relay *r = ep->relays[relay];
   if (seg == 0)
     seg = len;
   size_t nseg = seg ? (len + seg - 1) / seg : 0;
@@ -607,8 +641,9 @@ kw_err kw__relay_send_batch(kw_endpoint *ep, int relay, const uint8_t *dst_id,
 }
 
 void kw__relays_stop(kw_endpoint *ep) {
-  for (size_t i = 0; i < ep->n_relays; i++) {
-    kw__relay *r = ep->relays[i];
+  struct kw__relay_map *map = relays_of(ep);
+  for (size_t i = 0; map && i < map->n; i++) {
+    kw__relay *r = map->relays[i];
     r->want = false;
     uv_timer_stop(&r->timer);
     if (r->gai_busy)
@@ -628,32 +663,32 @@ void kw__relays_stop(kw_endpoint *ep) {
   }
 }
 
-void kw__relays_free(kw_endpoint *ep) {
-  for (size_t i = 0; i < ep->n_relays; i++) {
-    kw__relay *r = ep->relays[i];
+void kw__relays_free(struct kw__relay_map *m) {
+  if (!m)
+    return;
+  for (size_t i = 0; i < m->n; i++) {
+    kw__relay *r = m->relays[i];
     kw__relay_dec_free(&r->dec);
     kw__http_rx_free(&r->hrx);
     pending_clear(r);
     free(r);
   }
-  ep->n_relays = 0;
+  free(m);
 }
 
 size_t kw__relay_count(const kw_endpoint *ep) {
-  return ep->n_relays;
+  const struct kw__relay_map *m = relays_of(ep);
+  return m ? m->n : 0;
 }
 
 const char *kw__relay_url_of(kw_endpoint *ep, int relay) {
-  if (relay < 0 || (size_t)relay >= ep->n_relays)
-    return "";
-  return ep->relays[relay]->url;
+  kw__relay *r = relay_at(ep, relay);
+  return r ? r->url : "";
 }
 
 bool kw__relay_stun_target(kw_endpoint *ep, int relay, kw_sockaddr *out) {
-  if (relay < 0 || (size_t)relay >= ep->n_relays)
-    return false;
-  kw__relay *r = ep->relays[relay];
-  if (!r->have_addr)
+  kw__relay *r = relay_at(ep, relay);
+  if (!r || !r->have_addr)
     return false;
   *out = r->addr;
   out->port = r->u.stun_port;
@@ -661,22 +696,19 @@ bool kw__relay_stun_target(kw_endpoint *ep, int relay, kw_sockaddr *out) {
 }
 
 double kw__relay_latency(kw_endpoint *ep, int relay) {
-  if (relay < 0 || (size_t)relay >= ep->n_relays)
-    return -1;
-  return ep->relays[relay]->latency_ms;
+  kw__relay *r = relay_at(ep, relay);
+  return r ? r->latency_ms : -1;
 }
 
 bool kw__relay_ready(kw_endpoint *ep, int relay) {
-  return relay >= 0 && (size_t)relay < ep->n_relays &&
-         ep->relays[relay]->state == R_READY;
+  kw__relay *r = relay_at(ep, relay);
+  return r && r->state == R_READY;
 }
 
 bool kw__relay_tls_target(kw_endpoint *ep, int relay, kw_sockaddr *to,
                           const char **host) {
-  if (relay < 0 || (size_t)relay >= ep->n_relays)
-    return false;
-  kw__relay *r = ep->relays[relay];
-  if (!r->have_addr)
+  kw__relay *r = relay_at(ep, relay);
+  if (!r || !r->have_addr)
     return false;
   *to = r->addr;
   *host = r->u.host;

@@ -16,6 +16,11 @@
  * source holds a reference). Resolver requests the application never
  * answers are freed by kw_endpoint_free (kw__resolve_free).
  */
+#include "endpoint/resolve.h"
+
+#include "endpoint/lan.h"
+#include "endpoint/lookup_client.h"
+#include "endpoint/relay_client.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
@@ -23,7 +28,7 @@
 
 typedef struct kw__lookup kw__lookup;
 struct kw__lookup {
-  kw__lookup *next, **pprev; /* ep->lookups */
+  kw__lookup *next, **pprev; /* kw__resolve.lookups */
   kw_endpoint *ep;
   uint8_t id[KW_ID_LEN];
   kw__resolve_cb cb;
@@ -41,9 +46,15 @@ struct kw__lookup {
 };
 
 struct kw_resolve_req {
-  kw_resolve_req *next, **pprev; /* ep->resolve_reqs */
+  kw_resolve_req *next, **pprev; /* kw__resolve.reqs */
   kw__lookup *lk;
   int index; /* which resolver */
+};
+
+/* The endpoint's lookups (kw__ep_resolve). */
+struct kw__resolve {
+  kw__lookup *lookups;  /* bare-id lookups in flight */
+  kw_resolve_req *reqs; /* asked of an application resolver, not answered */
 };
 
 typedef struct relay_ask {
@@ -193,11 +204,12 @@ static void ask_resolver(kw__lookup *lk, int i) {
     return;
   req->lk = lk;
   req->index = i;
-  req->next = ep->resolve_reqs;
+  struct kw__resolve *rs = kw__ep_resolve(ep);
+  req->next = rs->reqs;
   if (req->next)
     req->next->pprev = &req->next;
-  req->pprev = &ep->resolve_reqs;
-  ep->resolve_reqs = req;
+  req->pprev = &rs->reqs;
+  rs->reqs = req;
   lk->refs++;
   lk->asked++;
   uint8_t id[KW_ID_LEN];
@@ -221,11 +233,12 @@ kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
   lk->cb = cb;
   lk->arg = arg;
   lk->refs = 2; /* the timer, and this function until the sources are out */
-  lk->next = ep->lookups;
+  struct kw__resolve *rs = kw__ep_resolve(ep);
+  lk->next = rs->lookups;
   if (lk->next)
     lk->next->pprev = &lk->next;
-  lk->pprev = &ep->lookups;
-  ep->lookups = lk;
+  lk->pprev = &rs->lookups;
+  rs->lookups = lk;
   uv_timer_init(kw__ep_loop(ep), &lk->timer);
   lk->timer.data = lk;
   uint64_t timeout_ms = kw__ep_cfg(ep)->connect_timeout_ms;
@@ -260,10 +273,20 @@ kw_err kw__resolve(kw_endpoint *ep, const uint8_t id[KW_ID_LEN],
   return KW_OK;
 }
 
+kw_err kw__resolve_new(kw_endpoint *ep, struct kw__resolve **out) {
+  (void)ep;
+  struct kw__resolve *rs = calloc(1, sizeof *rs);
+  if (!rs)
+    return KW_ERR_NOMEM;
+  *out = rs;
+  return KW_OK;
+}
+
 void kw__resolve_stop(kw_endpoint *ep) {
   /* finish() may not free (the timer's close is pending), so walk a
    * snapshot of the list by its next pointers before each call */
-  kw__lookup *lk = ep->lookups;
+  struct kw__resolve *rs = kw__ep_resolve(ep);
+  kw__lookup *lk = rs ? rs->lookups : NULL;
   while (lk) {
     kw__lookup *n = lk->next;
     finish(lk, KW_ERR_CLOSED, NULL);
@@ -271,19 +294,22 @@ void kw__resolve_stop(kw_endpoint *ep) {
   }
 }
 
-void kw__resolve_free(kw_endpoint *ep) {
-  while (ep->resolve_reqs) {
-    kw_resolve_req *req = ep->resolve_reqs;
-    ep->resolve_reqs = req->next;
+void kw__resolve_free(struct kw__resolve *rs) {
+  if (!rs)
+    return;
+  while (rs->reqs) {
+    kw_resolve_req *req = rs->reqs;
+    rs->reqs = req->next;
     kw__lookup *lk = req->lk;
     free(req);
     unref(lk);
   }
-  while (ep->lookups) { /* only possible if a source never answered */
-    kw__lookup *lk = ep->lookups;
+  while (rs->lookups) { /* only possible if a source never answered */
+    kw__lookup *lk = rs->lookups;
     unlink_lookup(lk);
     free(lk);
   }
+  free(rs);
 }
 
 kw_err kw_config_add_resolver(kw_config *cfg, kw_resolver_fn fn, void *user) {
