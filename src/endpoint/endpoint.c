@@ -58,6 +58,12 @@ void kw__ep_lock(kw_endpoint *ep) {
 void kw__ep_unlock(kw_endpoint *ep) {
   uv_mutex_unlock(&ep->mu);
 }
+struct kw__disco *kw__ep_disco(const kw_endpoint *ep) {
+  return ep->disco;
+}
+struct kw__stun *kw__ep_stun(const kw_endpoint *ep) {
+  return ep->stun;
+}
 
 kw_err kw_config_new(kw_config **out) {
   if (!out)
@@ -445,6 +451,9 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   }
   kw__magicsock_start(ep);
   ep->home_relay = -1;
+  if ((err = kw__stun_new(ep, &ep->stun)) != KW_OK ||
+      (err = kw__disco_new(ep, &ep->disco)) != KW_OK)
+    goto fail_sock;
   if ((err = kw__disco_start(ep)) != KW_OK)
     goto fail_sock;
   if ((err = kw__relays_start(ep)) != KW_OK)
@@ -468,7 +477,6 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
 fail_sock:
   kw__relays_stop(ep);
   kw__disco_stop(ep);
-  kw__disco_free(ep);
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
   kw__tls_ctx_free(ep->tls);
@@ -477,6 +485,8 @@ fail_loop:
   uv_close((uv_handle_t *)&ep->prepare, NULL);
   uv_run(&ep->loop, UV_RUN_DEFAULT);
   uv_loop_close(&ep->loop);
+  kw__disco_free(ep->disco); /* after its timer's close */
+  kw__stun_free(ep->stun);
 fail_mu:
   uv_mutex_destroy(&ep->mu);
 fail_cids:
@@ -619,9 +629,10 @@ void kw_endpoint_free(kw_endpoint *ep) {
   kw__resolve_free(ep);
   kw__lan_free(ep);
   kw__relays_free(ep);
-  kw__disco_free(ep);
   kw__portmap_free(ep);
-  kw__remotes_free(ep); /* through their owner: disco keys wiped */
+  kw__remotes_free(ep);      /* through their owner: disco keys wiped */
+  kw__disco_free(ep->disco); /* after the remotes, which may still call it */
+  kw__stun_free(ep->stun);
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
   uv_loop_close(&ep->loop);
@@ -834,6 +845,8 @@ void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
   if (!ep || !out)
     return;
   *out = ep->stats;
+  kw__disco_stats(ep, out);
+  kw__stun_stats(ep, out);
   out->handshakes_in_progress = ep->nhalfopen;
   out->send_buffered = ep->buffered;
 }
