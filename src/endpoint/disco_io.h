@@ -28,8 +28,8 @@ struct kw__src;
  * closed; NULL is fine). */
 kw_err kw__disco_new(kw_endpoint *ep, struct kw__disco **out);
 void kw__disco_free(struct kw__disco *d);
-/* Opens the replay window, the Pong limiter, the timer and the network
- * monitor / stops the timer and the monitor. */
+/* Starts disco (its replay window, Pong limiter and timer) and the
+ * network monitor / stops the timer and the monitor. */
 kw_err kw__disco_start(kw_endpoint *ep);
 void kw__disco_stop(kw_endpoint *ep);
 /* Adds (+=) disco's counters to `out` (kw_endpoint_stats_get). */

@@ -25,7 +25,8 @@ void kw__stun_free(struct kw__stun *s);
 /* Adds (+=) the STUN probes' counters to `out` (kw_endpoint_stats_get). */
 void kw__stun_stats(const kw_endpoint *ep, kw_endpoint_stats *out);
 /* Sends a Binding request to `to` from our socket of its family; cb runs
- * with the mapped address if an answer comes (never otherwise). */
+ * with the mapped address if an answer comes (never otherwise).
+ * KW_ERR_FULL while KW_STUN_MAX_TX are outstanding. */
 kw_err kw__stun_probe(kw_endpoint *ep, int relay, const kw_sockaddr *to,
                       void (*cb)(kw_endpoint *, int, const kw_sockaddr *,
                                  const kw_sockaddr *, void *),
