@@ -37,6 +37,7 @@
  *    back to its next best path (the QUIC connection is untouched) and a
  *    round runs at once.
  */
+#include "endpoint/disco_io.h"
 #include "endpoint/internal.h"
 
 #include <stdlib.h>
@@ -48,6 +49,38 @@
 #include "core/disco.h"
 
 #define MS 1000000ull
+
+/* The endpoint's disco state (kw__ep_disco), loop thread unless said. */
+struct kw__disco {
+  kw_endpoint *ep;
+  kw__disco_replay *replay;      /* kw__disco_start */
+  kw__disco_pong_limiter *pongs; /* kw__disco_start */
+  uv_timer_t timer;              /* at the earliest deadline of all remotes */
+  bool timer_init;
+  /* our addresses as remotes saw them (Pongs), newest first; under the
+   * endpoint's lock (kw__ep_lock) */
+  kw_sockaddr observed[KW_OBSERVED_MAX];
+  size_t n_observed;
+  /* our NAT's mapping behaviour (KW_RP_NAT_*) as the last netcheck saw
+   * it; 0 unknown. Sent to remotes as a NatHint. */
+  uint8_t nat_kind;
+  uint64_t drops_unknown; /* undecodable, unknown sender, replayed */
+};
+
+kw_err kw__disco_new(kw_endpoint *ep, struct kw__disco **out) {
+  struct kw__disco *d = calloc(1, sizeof *d);
+  if (!d)
+    return KW_ERR_NOMEM;
+  d->ep = ep;
+  *out = d;
+  return KW_OK;
+}
+
+void kw__disco_stats(const kw_endpoint *ep, kw_endpoint_stats *out) {
+  const struct kw__disco *d = kw__ep_disco(ep);
+  if (d)
+    out->drops_unknown += d->drops_unknown;
+}
 
 static uint64_t unix_ms(void) {
   return kw__unix_us() / 1000u;
@@ -146,13 +179,14 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
  * round by itself (behind an endpoint-dependent NAT every remote sees
  * another port, and rounds for all on each would be churn). */
 uint8_t kw__disco_nat_kind(const kw_endpoint *ep) {
-  return ep->nat_kind;
+  return kw__ep_disco(ep)->nat_kind;
 }
 
 size_t kw__disco_observed(kw_endpoint *ep, kw_sockaddr *out, size_t cap) {
+  struct kw__disco *d = kw__ep_disco(ep);
   kw__ep_lock(ep);
-  size_t n = ep->n_observed < cap ? ep->n_observed : cap;
-  memcpy(out, ep->observed, n * sizeof *out);
+  size_t n = d->n_observed < cap ? d->n_observed : cap;
+  memcpy(out, d->observed, n * sizeof *out);
   kw__ep_unlock(ep);
   return n;
 }
@@ -164,18 +198,19 @@ static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
     return;
   kw_sockaddr r4, r6;
   kw__stun_reflexive(ep, &r4, &r6);
+  struct kw__disco *d = kw__ep_disco(ep);
   kw__ep_lock(ep);
   bool known = kw__sockaddr_equal(a, &r4) || kw__sockaddr_equal(a, &r6);
   size_t i = 0;
-  for (; !known && i < ep->n_observed; i++)
-    known = kw__sockaddr_equal(a, &ep->observed[i]);
+  for (; !known && i < d->n_observed; i++)
+    known = kw__sockaddr_equal(a, &d->observed[i]);
   if (!known) {
     size_t n =
-        ep->n_observed < KW_OBSERVED_MAX ? ep->n_observed + 1 : KW_OBSERVED_MAX;
-    memmove(&ep->observed[1], &ep->observed[0],
-            (n - 1) * sizeof ep->observed[0]); /* the oldest falls off */
-    ep->observed[0] = *a;
-    ep->n_observed = n;
+        d->n_observed < KW_OBSERVED_MAX ? d->n_observed + 1 : KW_OBSERVED_MAX;
+    memmove(&d->observed[1], &d->observed[0],
+            (n - 1) * sizeof d->observed[0]); /* the oldest falls off */
+    d->observed[0] = *a;
+    d->n_observed = n;
   }
   kw__ep_unlock(ep);
   if (!known && kw__log_enabled(ep, KW_LOG_DEBUG)) {
@@ -217,9 +252,10 @@ void kw__disco_local_nat(kw_endpoint *ep, int varies) {
   if (kw__ep_closing(ep) || varies < 0)
     return;
   uint8_t k = varies ? KW_RP_NAT_EDM : KW_RP_NAT_EIM;
-  if (ep->nat_kind == k)
+  struct kw__disco *d = kw__ep_disco(ep);
+  if (d->nat_kind == k)
     return;
-  ep->nat_kind = k;
+  d->nat_kind = k;
   uint64_t now = kw__now(ep);
   kw__remotes_local_nat(ep, (kw__rp_nat)k, now);
   kw__disco_arm(ep);
@@ -234,7 +270,7 @@ void kw__disco_network_change(kw_endpoint *ep) {
 }
 
 static void timer_cb(uv_timer_t *t) {
-  kw_endpoint *ep = t->data;
+  kw_endpoint *ep = ((struct kw__disco *)t->data)->ep;
   if (kw__ep_closing(ep))
     return;
   kw__remotes_timeout(ep, kw__now(ep));
@@ -245,19 +281,21 @@ static void timer_cb(uv_timer_t *t) {
  * each remote's: its rounds, re-pings, liveness, idle expiry); none while
  * nothing is due. */
 void kw__disco_arm(kw_endpoint *ep) {
-  if (!ep->disco_timer_init || kw__ep_closing(ep))
+  struct kw__disco *d = kw__ep_disco(ep);
+  if (!d || !d->timer_init || kw__ep_closing(ep))
     return;
   uint64_t next = kw__remotes_next_deadline(ep);
   if (next == KW_RP_NEVER) {
-    uv_timer_stop(&ep->disco_timer);
+    uv_timer_stop(&d->timer);
     return;
   }
   uint64_t now = kw__now(ep);
   uint64_t ms = next > now ? (next - now + MS - 1) / MS : 0;
-  uv_timer_start(&ep->disco_timer, timer_cb, ms, 0);
+  uv_timer_start(&d->timer, timer_cb, ms, 0);
 }
 
 kw_err kw__disco_start(kw_endpoint *ep) {
+  struct kw__disco *d = kw__ep_disco(ep);
   kw__disco_replay *rp = calloc(1, sizeof *rp);
   kw__disco_pong_limiter *pl = calloc(1, sizeof *pl);
   if (!rp || !pl || kw__disco_replay_init(rp, 0) != KW_OK) {
@@ -282,46 +320,50 @@ kw_err kw__disco_start(kw_endpoint *ep) {
   }
   ep->banned = af;
   kw__probe_budget_init_endpoint(&ep->probes);
-  ep->disco_replay = rp;
-  ep->disco_pongs = pl;
-  uv_timer_init(kw__ep_loop(ep), &ep->disco_timer);
-  ep->disco_timer.data = ep;
-  ep->disco_timer_init = true;
+  d->replay = rp;
+  d->pongs = pl;
+  uv_timer_init(kw__ep_loop(ep), &d->timer);
+  d->timer.data = d;
+  d->timer_init = true;
   return kw__netmon_start(ep);
 }
 
 void kw__disco_stop(kw_endpoint *ep) {
   kw__netmon_stop(ep);
-  if (ep->disco_timer_init) {
-    uv_timer_stop(&ep->disco_timer);
-    uv_close((uv_handle_t *)&ep->disco_timer, NULL);
-    ep->disco_timer_init = false;
+  struct kw__disco *d = kw__ep_disco(ep);
+  if (d && d->timer_init) {
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *)&d->timer, NULL);
+    d->timer_init = false;
   }
 }
 
-void kw__disco_free(kw_endpoint *ep) {
+void kw__disco_free(struct kw__disco *d) {
+  if (!d)
+    return;
+  kw_endpoint *ep = d->ep;
   if (ep->banned) {
     kw__addr_filter_free(ep->banned);
     free(ep->banned);
     ep->banned = NULL;
   }
-  if (ep->disco_replay) {
-    kw__disco_replay_free(ep->disco_replay);
-    free(ep->disco_replay);
-    ep->disco_replay = NULL;
+  if (d->replay) {
+    kw__disco_replay_free(d->replay);
+    free(d->replay);
   }
-  if (ep->disco_pongs) {
-    kw__disco_pong_limiter_free(ep->disco_pongs);
-    free(ep->disco_pongs);
-    ep->disco_pongs = NULL;
+  if (d->pongs) {
+    kw__disco_pong_limiter_free(d->pongs);
+    free(d->pongs);
   }
+  free(d);
 }
 
 void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
                      size_t len) {
+  struct kw__disco *d = kw__ep_disco(ep);
   uint8_t sender[KW_ID_LEN];
   if (kw__disco_peek_sender(data, len, sender) != KW_OK) {
-    ep->stats.drops_unknown++;
+    d->drops_unknown++;
     kw__magicsock_strike(ep, from);
     return;
   }
@@ -330,7 +372,7 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
     r = NULL; /* a remote's extra socket serves that remote only */
   if (!r || !r->disco_key_ok) {
     /* disco only serves remotes we have a connection with */
-    ep->stats.drops_unknown++;
+    d->drops_unknown++;
     kw__magicsock_strike(ep, from);
     return;
   }
@@ -340,23 +382,23 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
   kw_err e = kw__disco_open(&k, data, len, &m);
   if (e != KW_OK) {
     kw__disco_key_wipe(&k);
-    ep->stats.drops_unknown++;
+    d->drops_unknown++;
     kw__magicsock_strike(ep, from);
     return;
   }
   kw__magicsock_good(ep, from); /* it opened: the sender holds the key */
   if (!kw__disco_act_via(m.type, from->relay >= 0) ||
-      kw__disco_replay_check(ep->disco_replay, sender, &m, unix_ms()) !=
+      kw__disco_replay_check(d->replay, sender, &m, unix_ms()) !=
           KW_DISCO_FRESH) {
     kw__disco_key_wipe(&k);
-    ep->stats.drops_unknown++;
+    d->drops_unknown++;
     return;
   }
   char idb[KW_ID_SHORTLEN + 1];
   kw_id_to_short(sender, idb, sizeof idb);
   switch (m.type) {
   case KW_DISCO_PING: {
-    if (!kw__disco_pong_allow(ep->disco_pongs, &from->addr, kw__now(ep)))
+    if (!kw__disco_pong_allow(d->pongs, &from->addr, kw__now(ep)))
       break;
     uint8_t buf[KW_DISCO_MAX_LEN];
     size_t n;

@@ -60,6 +60,12 @@ void kw__ep_lock(kw_endpoint *ep) {
 void kw__ep_unlock(kw_endpoint *ep) {
   uv_mutex_unlock(&ep->mu);
 }
+struct kw__disco *kw__ep_disco(const kw_endpoint *ep) {
+  return ep->disco;
+}
+struct kw__stun *kw__ep_stun(const kw_endpoint *ep) {
+  return ep->stun;
+}
 
 /* ---- loop plumbing ---------------------------------------------------------
  */
@@ -184,7 +190,9 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   if ((err = kw__relays_new(ep, &ep->relays)) != KW_OK ||
       (err = kw__publisher_new(ep, &ep->publisher)) != KW_OK ||
       (err = kw__resolve_new(ep, &ep->resolve)) != KW_OK ||
-      (err = kw__netmon_new(ep, &ep->netmon)) != KW_OK)
+      (err = kw__netmon_new(ep, &ep->netmon)) != KW_OK ||
+      (err = kw__stun_new(ep, &ep->stun)) != KW_OK ||
+      (err = kw__disco_new(ep, &ep->disco)) != KW_OK)
     goto fail_sock;
   if ((err = kw__disco_start(ep)) != KW_OK)
     goto fail_sock;
@@ -209,7 +217,6 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
 fail_sock:
   kw__relays_stop(ep);
   kw__disco_stop(ep);
-  kw__disco_free(ep);
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
   kw__tls_ctx_free(ep->tls);
@@ -222,6 +229,8 @@ fail_loop:
   kw__publisher_free(ep->publisher);
   kw__resolve_free(ep->resolve);
   kw__netmon_free(ep->netmon);
+  kw__disco_free(ep->disco); /* after its timer's close */
+  kw__stun_free(ep->stun);
 fail_mu:
   uv_mutex_destroy(&ep->mu);
 fail_cids:
@@ -365,9 +374,10 @@ void kw_endpoint_free(kw_endpoint *ep) {
   kw__relays_free(ep->relays);
   kw__publisher_free(ep->publisher);
   kw__netmon_free(ep->netmon);
-  kw__disco_free(ep);
   kw__portmap_free(ep->portmap);
-  kw__remotes_free(ep); /* through their owner: disco keys wiped */
+  kw__remotes_free(ep);      /* through their owner: disco keys wiped */
+  kw__disco_free(ep->disco); /* after the remotes, which may still call it */
+  kw__stun_free(ep->stun);
   kw__udp_close_fd(&ep->udp4);
   kw__udp_close_fd(&ep->udp6);
   uv_loop_close(&ep->loop);
@@ -603,4 +613,6 @@ void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
     return;
   *out = ep->stats;
   kw__quic_stats(ep, out);
+  kw__disco_stats(ep, out);
+  kw__stun_stats(ep, out);
 }

@@ -80,6 +80,10 @@ struct kw__resolve *kw__ep_resolve(const kw_endpoint *ep);
 struct kw__lan *kw__ep_lan(const kw_endpoint *ep);
 struct kw__portmap *kw__ep_portmap(const kw_endpoint *ep);
 struct kw__netmon *kw__ep_netmon(const kw_endpoint *ep);
+/* The state of disco (disco_io.c) and of the STUN probes (stun_probe.c):
+ * only their own files know what is in it. */
+struct kw__disco *kw__ep_disco(const kw_endpoint *ep);
+struct kw__stun *kw__ep_stun(const kw_endpoint *ep);
 
 /* ---- remotes: per remote endpoint path state (magicsock.c) ------------ */
 
@@ -212,9 +216,10 @@ void kw__remote_remote_nat(kw__remote *r, kw__rp_nat nat,
 
 /* ---- disco and hole punching (disco_io.c) ------------------------------ */
 
-kw_err kw__disco_start(kw_endpoint *ep);
-void kw__disco_stop(kw_endpoint *ep);
-void kw__disco_free(kw_endpoint *ep);
+#include "endpoint/disco_io.h"
+
+/* ---- bans on UDP sources (magicsock.c) ---------------------------------- */
+
 /* A UDP source sent something undecodable / authenticated (the bounded
  * punishment table of core/addr_filter). */
 void kw__magicsock_strike(kw_endpoint *ep, const kw__src *from);
@@ -223,94 +228,10 @@ void kw__magicsock_good(kw_endpoint *ep, const kw__src *from);
  * kw__magicsock_good, `why` logged if that lifted a ban. */
 void kw__magicsock_trust_addr(kw_endpoint *ep, const kw_sockaddr *a,
                               const char *why);
-/* The remote's path policy asks for a Ping (tx id given; `probe`: out of
- * the probe budgets) / a CallMeMaybe through its relay (core/remote.h). */
-bool kw__disco_send_ping(kw__remote *r, const kw_sockaddr *to,
-                         const uint8_t tx_id[KW_DISCO_TXID_LEN], bool probe);
-/* The same from socket `sock` (0 our own, else the remote's extra socket,
- * which must be open: kw__magicsock_xsend). */
-bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
-                              const kw_sockaddr *to,
-                              const uint8_t tx_id[KW_DISCO_TXID_LEN],
-                              bool probe);
-bool kw__disco_send_call_me_maybe(kw__remote *r);
-/* A disco datagram arrived over UDP or through a relay. */
-void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
-                     size_t len);
-/* A connection of remote `r` is up / gone: the hole-punch schedule
- * follows. Up counts it only for a remote whose id is known (returns
- * whether it did); down is called once for each connection up counted. */
-bool kw__disco_conn_up(kw_endpoint *ep, kw__remote *r);
-void kw__disco_conn_down(kw_endpoint *ep, kw__remote *r);
-/* Re-arms the disco timer at the earliest deadline of all remotes, after
- * anything that may have moved one. */
-void kw__disco_arm(kw_endpoint *ep);
-/* A major network change: every remote re-pings its paths and punches. */
-void kw__disco_network_change(kw_endpoint *ep);
-/* Our candidate set gained addresses (a port mapping, a new reflexive or
- * interface address): every remote with connections gets a round. */
-void kw__disco_local_candidates(kw_endpoint *ep);
-/* netcheck found our mapping behaviour (mapping_varies_by_dest: 1, 0, -1
- * unknown): every remote's policy learns it (and the remotes with the
- * next CallMeMaybe's NatHint). */
-void kw__disco_local_nat(kw_endpoint *ep, int mapping_varies_by_dest);
-/* Our NAT's mapping behaviour as netcheck last saw it (KW_RP_NAT_*, 0
- * unknown). */
-uint8_t kw__disco_nat_kind(const kw_endpoint *ep);
-/* Our addresses as remotes saw them in Pongs, newest first (at most
- * KW_OBSERVED_MAX): copies up to `cap`, returns how many (any thread). */
-size_t kw__disco_observed(kw_endpoint *ep, kw_sockaddr *out, size_t cap);
 
 /* ---- STUN probes (stun_probe.c) ----------------------------------------- */
 
-#define KW_STUN_MAX_TX 32 /* outstanding probes; more are refused */
-
-typedef struct kw__stun_tx {
-  bool used;
-  uint8_t txid[12];
-  kw_sockaddr to;
-  int relay;
-  void (*cb)(kw_endpoint *ep, int relay, const kw_sockaddr *to,
-             const kw_sockaddr *mapped, void *arg);
-  void *arg;
-  uint64_t sent_ns;
-} kw__stun_tx;
-
-/* Sends a Binding request to `to` from our socket of its family; cb runs
- * with the mapped address if an answer comes (never otherwise). */
-kw_err kw__stun_probe(kw_endpoint *ep, int relay, const kw_sockaddr *to,
-                      void (*cb)(kw_endpoint *, int, const kw_sockaddr *,
-                                 const kw_sockaddr *, void *),
-                      void *arg);
-/* Forgets outstanding probes whose cb argument is `arg`. */
-void kw__stun_probe_cancel(kw_endpoint *ep, void *arg);
-/* A STUN datagram arrived on a UDP socket. */
-void kw__stun_input(kw_endpoint *ep, const kw_sockaddr *from,
-                    const uint8_t *data, size_t len);
-/* Starts (idempotent) / stops refreshing the reflexive address against the
- * home relay's STUN server. */
-void kw__stun_start(kw_endpoint *ep);
-void kw__stun_stop(kw_endpoint *ep);
-/* Asks the home relay's STUN server again now (after a network change). */
-void kw__stun_refresh(kw_endpoint *ep);
-/* Our server-reflexive addresses (family 0: none known), either pointer
- * may be NULL (any thread). */
-void kw__stun_reflexive(kw_endpoint *ep, kw_sockaddr *v4, kw_sockaddr *v6);
-/* Our NAT's mapping behaviour from 2..KW_NATCHK_SERVERS relays' STUN
- * servers (IPv4), fed to kw__disco_local_nat; a running check is left to
- * finish. KW_NATCHK_TICKS ticks of KW_NATCHK_EVERY_MS (the relays'
- * servers are collected as their connections come up; each is asked
- * KW_NATCHK_SENDS times at most). Bounds: 4 servers x 3 Bindings per
- * check. */
-#define KW_NATCHK_SERVERS 4
-#define KW_NATCHK_SENDS 3
-#define KW_NATCHK_EVERY_MS 500
-#define KW_NATCHK_TICKS 8
-typedef struct kw__natchk kw__natchk;
-void kw__stun_nat_check(kw_endpoint *ep);
-/* The netcheck verdict over mapped addresses (IPv4 ones count): 1 they
- * differ (endpoint-dependent mapping), 0 all the same, -1 fewer than 2. */
-int kw__stun_mapping_varies(const kw_sockaddr *mapped, size_t n);
+#include "endpoint/stun_probe.h"
 
 /* ---- the endpoint (endpoint.c) ----------------------------------------- */
 
@@ -356,25 +277,11 @@ struct kw_endpoint {
   struct kw__resolve *resolve;     /* resolve.c */
   struct kw__lan *lan;             /* lan.c, NULL when LAN discovery is off */
   char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
-  kw__stun_tx stun_tx[KW_STUN_MAX_TX];
-  struct kw__disco_replay *disco_replay;
-  struct kw__disco_pong_limiter *disco_pongs;
   kw__probe_budget probes; /* all remotes' Pings toward unvalidated addresses */
-  uv_timer_t disco_timer;
-  bool disco_timer_init;
-  uv_timer_t stun_timer;
-  bool stun_timer_init;
-  uint64_t stun_retry_ms; /* wait before resending an unanswered refresh */
-  kw_sockaddr reflexive4, reflexive6; /* under mu */
-  /* our NAT's mapping behaviour (KW_RP_NAT_*) as the last netcheck saw
-   * it; 0 unknown. Loop thread. Sent to remotes as a NatHint. */
-  uint8_t nat_kind;
-#define KW_OBSERVED_MAX 4
-  /* our addresses as remotes saw them (Pongs), newest first; under mu */
-  kw_sockaddr observed[KW_OBSERVED_MAX];
-  size_t n_observed;
   struct kw__portmap *portmap;    /* portmap.c, NULL when off */
   struct kw__netmon *netmon;      /* netmon.c */
+  struct kw__disco *disco;        /* disco_io.c */
+  struct kw__stun *stun;          /* stun_probe.c */
   struct kw__addr_filter *banned; /* sources of undecodable packets */
   /* birthday probing's extra sockets (magicsock.c): how many are open,
    * the one receive buffer they share (KW_RX_BUFSZ, on first read), and
@@ -382,9 +289,6 @@ struct kw_endpoint {
   unsigned nxsock;
   uint8_t *xsock_rxbuf;
   uint64_t xsock_opened, xsock_refused, xsock_drops;
-  /* the NAT-kind check against 2..KW_NATCHK_SERVERS relays' STUN servers
-   * (stun_probe.c) */
-  struct kw__natchk *natchk;
 };
 
 void kw__endpoint_set_home_url(kw_endpoint *ep, const char *url);

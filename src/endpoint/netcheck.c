@@ -9,8 +9,10 @@
  * (UPnP IGD search, NAT-PMP public-address request, PCP MAP request) and
  * reports it.
  */
+#include "endpoint/disco_io.h"
 #include "endpoint/internal.h"
 #include "endpoint/portmap.h"
+#include "endpoint/stun_probe.h"
 
 #include <stdlib.h>
 #include <string.h>

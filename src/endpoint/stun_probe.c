@@ -17,6 +17,7 @@
  */
 #include "endpoint/changes.h"
 #include "endpoint/internal.h"
+#include "endpoint/stun_probe.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,53 @@
 #define KW_STUN_REFRESH_MS 25000
 #define KW_STUN_RETRY_MS 500
 
-typedef kw__stun_tx stun_tx;
+/* An outstanding Binding request. */
+typedef struct stun_tx {
+  bool used;
+  uint8_t txid[12];
+  kw_sockaddr to;
+  int relay;
+  void (*cb)(kw_endpoint *ep, int relay, const kw_sockaddr *to,
+             const kw_sockaddr *mapped, void *arg);
+  void *arg;
+  uint64_t sent_ns;
+} stun_tx;
+
+typedef struct kw__natchk kw__natchk;
+
+/* The endpoint's STUN state (kw__ep_stun), loop thread unless said. */
+struct kw__stun {
+  kw_endpoint *ep;
+  stun_tx tx[KW_STUN_MAX_TX];
+  uv_timer_t timer; /* the reflexive address's refresh */
+  bool timer_init;
+  uint64_t retry_ms; /* wait before resending an unanswered refresh */
+  /* under the endpoint's lock (kw__ep_lock): read from any thread */
+  kw_sockaddr reflexive4, reflexive6;
+  /* the NAT-kind check against 2..KW_NATCHK_SERVERS relays' STUN servers
+   * (kw__stun_start to kw__stun_stop; frees itself in its timer's close) */
+  kw__natchk *natchk;
+  uint64_t drops_unknown; /* STUN datagrams that answer no probe */
+};
+
+kw_err kw__stun_new(kw_endpoint *ep, struct kw__stun **out) {
+  struct kw__stun *s = calloc(1, sizeof *s);
+  if (!s)
+    return KW_ERR_NOMEM;
+  s->ep = ep;
+  *out = s;
+  return KW_OK;
+}
+
+void kw__stun_free(struct kw__stun *s) {
+  free(s);
+}
+
+void kw__stun_stats(const kw_endpoint *ep, kw_endpoint_stats *out) {
+  const struct kw__stun *s = kw__ep_stun(ep);
+  if (s)
+    out->drops_unknown += s->drops_unknown;
+}
 
 static kw_err send_request(kw_endpoint *ep, stun_tx *t) {
   uint8_t buf[KW_STUN_MAX_BUILD];
@@ -50,10 +97,11 @@ kw_err kw__stun_probe(kw_endpoint *ep, int relay, const kw_sockaddr *to,
                       void (*cb)(kw_endpoint *, int, const kw_sockaddr *,
                                  const kw_sockaddr *, void *),
                       void *arg) {
+  struct kw__stun *s = kw__ep_stun(ep);
   stun_tx *t = NULL;
   for (size_t i = 0; i < KW_STUN_MAX_TX; i++) {
-    if (!ep->stun_tx[i].used) {
-      t = &ep->stun_tx[i];
+    if (!s->tx[i].used) {
+      t = &s->tx[i];
       break;
     }
   }
@@ -73,8 +121,9 @@ kw_err kw__stun_probe(kw_endpoint *ep, int relay, const kw_sockaddr *to,
 }
 
 void kw__stun_probe_cancel(kw_endpoint *ep, void *arg) {
+  struct kw__stun *s = kw__ep_stun(ep);
   for (size_t i = 0; i < KW_STUN_MAX_TX; i++) {
-    stun_tx *t = &ep->stun_tx[i];
+    stun_tx *t = &s->tx[i];
     if (t->used && t->arg == arg)
       t->used = false;
   }
@@ -82,9 +131,10 @@ void kw__stun_probe_cancel(kw_endpoint *ep, void *arg) {
 
 void kw__stun_input(kw_endpoint *ep, const kw_sockaddr *from,
                     const uint8_t *data, size_t len) {
+  struct kw__stun *s = kw__ep_stun(ep);
   kw__stun_msg m;
   for (size_t i = 0; i < KW_STUN_MAX_TX; i++) {
-    stun_tx *t = &ep->stun_tx[i];
+    stun_tx *t = &s->tx[i];
     if (!t->used || !kw__sockaddr_equal(&t->to, from))
       continue;
     if (kw__stun_parse_response(data, len, t->txid, &m) != KW_OK)
@@ -94,7 +144,7 @@ void kw__stun_input(kw_endpoint *ep, const kw_sockaddr *from,
       t->cb(ep, t->relay, &t->to, &m.mapped, t->arg);
     return;
   }
-  ep->stats.drops_unknown++;
+  s->drops_unknown++;
 }
 
 /* ---- the reflexive address, kept fresh ------------------------------------
@@ -104,8 +154,9 @@ static void refresh(uv_timer_t *t);
 
 /* The next refresh in `ms`. */
 static void refresh_in(kw_endpoint *ep, uint64_t ms) {
-  if (ep->stun_timer_init && !kw__ep_closing(ep))
-    uv_timer_start(&ep->stun_timer, refresh, ms, 0);
+  struct kw__stun *s = kw__ep_stun(ep);
+  if (s->timer_init && !kw__ep_closing(ep))
+    uv_timer_start(&s->timer, refresh, ms, 0);
 }
 
 static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
@@ -113,9 +164,10 @@ static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
   (void)relay;
   (void)to;
   (void)arg;
-  ep->stun_retry_ms = 0; /* answered: the next one a period from now */
+  struct kw__stun *s = kw__ep_stun(ep);
+  s->retry_ms = 0; /* answered: the next one a period from now */
   refresh_in(ep, KW_STUN_REFRESH_MS);
-  kw_sockaddr *slot = mapped->family == 4 ? &ep->reflexive4 : &ep->reflexive6;
+  kw_sockaddr *slot = mapped->family == 4 ? &s->reflexive4 : &s->reflexive6;
   if (kw__sockaddr_equal(slot, mapped))
     return;
   char a[KW_SOCKADDR_STRLEN];
@@ -128,42 +180,44 @@ static void reflexive_cb(kw_endpoint *ep, int relay, const kw_sockaddr *to,
 }
 
 void kw__stun_reflexive(kw_endpoint *ep, kw_sockaddr *v4, kw_sockaddr *v6) {
+  struct kw__stun *s = kw__ep_stun(ep);
   kw__ep_lock(ep);
   if (v4)
-    *v4 = ep->reflexive4;
+    *v4 = s->reflexive4;
   if (v6)
-    *v6 = ep->reflexive6;
+    *v6 = s->reflexive6;
   kw__ep_unlock(ep);
 }
 
 static void refresh(uv_timer_t *t) {
-  kw_endpoint *ep = t->data;
+  struct kw__stun *s = t->data;
+  kw_endpoint *ep = s->ep;
   int home = kw__relay_home(ep);
   if (kw__ep_closing(ep))
     return;
   kw_sockaddr to;
   if (home < 0 || !kw__relay_stun_target(ep, home, &to)) {
-    ep->stun_retry_ms = 0;
+    s->retry_ms = 0;
     refresh_in(ep, KW_STUN_REFRESH_MS);
     return;
   }
   /* a retry (the request before had no answer) is not a new refresh */
-  if (!ep->stun_retry_ms && kw__disco_nat_kind(ep) == KW_RP_NAT_UNKNOWN)
+  if (!s->retry_ms && kw__disco_nat_kind(ep) == KW_RP_NAT_UNKNOWN)
     kw__stun_nat_check(ep); /* a second relay may have come up since */
-  kw__stun_probe_cancel(ep, &ep->stun_timer); /* the unanswered one */
-  (void)kw__stun_probe(ep, home, &to, reflexive_cb, &ep->stun_timer);
-  ep->stun_retry_ms =
-      ep->stun_retry_ms ? ep->stun_retry_ms * 2 : KW_STUN_RETRY_MS;
-  if (ep->stun_retry_ms > KW_STUN_REFRESH_MS)
-    ep->stun_retry_ms = KW_STUN_REFRESH_MS;
-  refresh_in(ep, ep->stun_retry_ms);
+  kw__stun_probe_cancel(ep, &s->timer); /* the unanswered one */
+  (void)kw__stun_probe(ep, home, &to, reflexive_cb, &s->timer);
+  s->retry_ms = s->retry_ms ? s->retry_ms * 2 : KW_STUN_RETRY_MS;
+  if (s->retry_ms > KW_STUN_REFRESH_MS)
+    s->retry_ms = KW_STUN_REFRESH_MS;
+  refresh_in(ep, s->retry_ms);
 }
 
 void kw__stun_refresh(kw_endpoint *ep) {
-  if (ep->stun_timer_init) {
+  struct kw__stun *s = kw__ep_stun(ep);
+  if (s->timer_init) {
     kw__stun_nat_check(ep); /* the network changed: maybe the NAT too */
-    ep->stun_retry_ms = 0;
-    refresh(&ep->stun_timer);
+    s->retry_ms = 0;
+    refresh(&s->timer);
   }
 }
 
@@ -268,7 +322,7 @@ static void natchk_tick(uv_timer_t *t) {
 }
 
 void kw__stun_nat_check(kw_endpoint *ep) {
-  kw__natchk *c = ep->natchk;
+  kw__natchk *c = kw__ep_stun(ep)->natchk;
   if (!c || kw__ep_closing(ep) || c->running)
     return;
   c->running = true;
@@ -282,34 +336,38 @@ static void natchk_freed(uv_handle_t *h) {
 }
 
 void kw__stun_start(kw_endpoint *ep) {
-  if (!ep->natchk) {
+  struct kw__stun *s = kw__ep_stun(ep);
+  if (!s->natchk) {
     kw__natchk *c = calloc(1, sizeof *c);
     if (c) { /* without it the kind is learned by netcheck only */
       c->ep = ep;
       uv_timer_init(kw__ep_loop(ep), &c->timer);
       c->timer.data = c;
-      ep->natchk = c;
+      s->natchk = c;
     }
   }
-  if (ep->stun_timer_init)
+  if (s->timer_init)
     return;
-  uv_timer_init(kw__ep_loop(ep), &ep->stun_timer);
-  ep->stun_timer.data = ep;
-  ep->stun_timer_init = true;
-  ep->stun_retry_ms = 0;
-  uv_timer_start(&ep->stun_timer, refresh, 0, 0);
+  uv_timer_init(kw__ep_loop(ep), &s->timer);
+  s->timer.data = s;
+  s->timer_init = true;
+  s->retry_ms = 0;
+  uv_timer_start(&s->timer, refresh, 0, 0);
 }
 
 void kw__stun_stop(kw_endpoint *ep) {
-  if (ep->natchk) {
-    kw__stun_probe_cancel(ep, ep->natchk);
-    uv_timer_stop(&ep->natchk->timer);
-    uv_close((uv_handle_t *)&ep->natchk->timer, natchk_freed);
-    ep->natchk = NULL;
-  }
-  if (!ep->stun_timer_init)
+  struct kw__stun *s = kw__ep_stun(ep);
+  if (!s)
     return;
-  uv_timer_stop(&ep->stun_timer);
-  uv_close((uv_handle_t *)&ep->stun_timer, NULL);
-  ep->stun_timer_init = false;
+  if (s->natchk) {
+    kw__stun_probe_cancel(ep, s->natchk);
+    uv_timer_stop(&s->natchk->timer);
+    uv_close((uv_handle_t *)&s->natchk->timer, natchk_freed);
+    s->natchk = NULL;
+  }
+  if (!s->timer_init)
+    return;
+  uv_timer_stop(&s->timer);
+  uv_close((uv_handle_t *)&s->timer, NULL);
+  s->timer_init = false;
 }
