@@ -687,7 +687,8 @@ static void timer_cb(uv_timer_t *t) {
 }
 
 kw_err kw__portmap_start(kw_endpoint *ep) {
-  if (!kw__ep_cfg(ep)->port_mapping || ep->portmap || ep->udp4.fd < 0)
+  if (!kw__ep_cfg(ep)->port_mapping || ep->portmap ||
+      !kw__magicsock_bound(ep, 4, NULL))
     return KW_OK;
   struct kw__portmap *pm = calloc(1, sizeof *pm);
   pm_job *j = calloc(1, sizeof *j);

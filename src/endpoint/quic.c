@@ -261,7 +261,8 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   c->remote = r;
   c->rtt_slot = kw__remote_conn_attach(r);
   c->rnext = c->rprev = c;
-  if (r->nconns > 1) { /* joins the ring of the remote's other connections */
+  /* joins the ring of the remote's other connections */
+  if (kw__remote_nconns(r) > 1) {
     for (kw_conn *o = ep->conns; o; o = o->next) {
       if (o->remote == r) {
         c->rnext = o->rnext;
@@ -347,9 +348,9 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
   }
   c->connect_cb = cb;
   c->connect_arg = arg;
-  memcpy(c->remote_id, r->id, KW_ID_LEN);
-  kw_err err = kw__tls_sess_new(kw__ep_tls(ep), c->conn_ref, true, r->id, alpn,
-                                NULL, 0, &c->tls);
+  memcpy(c->remote_id, kw__remote_id(r), KW_ID_LEN);
+  kw_err err = kw__tls_sess_new(kw__ep_tls(ep), c->conn_ref, true,
+                                kw__remote_id(r), alpn, NULL, 0, &c->tls);
   if (err != KW_OK)
     goto fail;
   ngtcp2_cid dcid, scid;
@@ -680,7 +681,7 @@ void kw__conn_mark_dirty(kw_conn *c) {
 }
 
 void kw__conn_mark_dirty_remote(kw__remote *r) {
-  for (kw_conn *c = r->ep->conns; c; c = c->next)
+  for (kw_conn *c = kw__remote_ep(r)->conns; c; c = c->next)
     if (c->remote == r)
       kw__conn_mark_dirty(c);
 }
@@ -1155,12 +1156,15 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
   memset(out, 0, sizeof *out);
   kw__remote *r = c->remote;
   const kw_sockaddr *d = r ? kw__remote_direct(r) : NULL;
+  size_t npaths = r ? kw__paths_count_ip(&kw__remote_policy(r)->pt) +
+                          (kw__remote_relay(r) >= 0)
+                    : 0;
   if (d) {
     out->kind = KW_PATH_DIRECT;
     out->addr = *d;
   } else if (r && kw__remote_on_relay(r)) {
     out->kind = KW_PATH_RELAY;
-  } else if (r && kw__paths_count_ip(&r->rp.pt) + (r->relay >= 0) > 1) {
+  } else if (npaths > 1) {
     out->kind = KW_PATH_MIXED; /* racing: packets go on every path */
   }
   if (c->qc && c->handshake_done) {
