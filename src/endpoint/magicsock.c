@@ -535,6 +535,29 @@ void kw__remote_conn_detach(kw__remote *r, int rtt_slot) {
 void kw__remote_set_id(kw__remote *r, const uint8_t id[KW_ID_LEN]) {
   if (r->id_known)
     return;
+  kw__remote *e = kw__remote_find(r->ep, id); /* never r: id-less */
+  if (e) {
+    /* one remote per id: its connections share its paths */
+    uint64_t now = ms_now(r->ms);
+    if (e->nconns == 0)
+      kw__rp_rerace(&e->rp, now); /* idle: as kw__remote_new does */
+    for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
+      const kw__path *p = kw__paths_get(&r->rp.pt, i);
+      if (p && p->state == KW_PST_VALIDATED)
+        kw__rp_packet_on(&e->rp, &p->addr, p->sock, now);
+    }
+    if (e->relay < 0)
+      e->relay = r->relay;
+    kw__conn_move_remote(r, e);
+    if (kw__log_enabled(r->ep, KW_LOG_INFO)) {
+      char idb[KW_ID_SHORTLEN + 1];
+      kw_id_to_short(id, idb, sizeof idb);
+      kw__log(r->ep, KW_LOG_INFO, "paths", "remote.merged remote=%s conns=%u",
+              idb, e->nconns);
+    }
+    remote_free(r); /* no connection left */
+    return;
+  }
   memcpy(r->id, id, KW_ID_LEN);
   r->id_known = true;
   remote_key(r);

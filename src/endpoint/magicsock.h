@@ -82,7 +82,11 @@ void kw__remote_unref(kw__remote *r);
  * is freed (then the remote may be unreferenced: kw__remote_unref). */
 int kw__remote_conn_attach(kw__remote *r);
 void kw__remote_conn_detach(kw__remote *r, int rtt_slot);
-/* The handshake told us the remote's id (an inbound remote learns it). */
+/* The handshake told us the remote's id (an inbound remote learns it). If
+ * another remote of that id exists, `r` merges into it: the existing one
+ * gains r's validated paths and relay, r's connections move to it
+ * (kw__conn_move_remote) and r is freed; callers read the connection's
+ * remote again afterwards. */
 void kw__remote_set_id(kw__remote *r, const uint8_t id[KW_ID_LEN]);
 /* The relay that reaches it; kw__remotes_set_home: the new home relay for
  * every remote without one. */

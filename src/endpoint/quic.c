@@ -246,6 +246,41 @@ static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
 static void timer_cb(uv_timer_t *t);
 static void connect_timer_cb(uv_timer_t *t);
 
+/* `c` becomes a connection of `r`: counted there, in the ring of its other
+ * connections (c is in no ring: alone). */
+static void conn_join_remote(kw_conn *c, kw__remote *r) {
+  c->remote = r;
+  c->rtt_slot = kw__remote_conn_attach(r);
+  if (kw__remote_nconns(r) > 1) {
+    for (kw_conn *o = c->ep->conns; o; o = o->next) {
+      if (o != c && o->remote == r) {
+        c->rnext = o->rnext;
+        c->rprev = o;
+        o->rnext->rprev = c;
+        o->rnext = c;
+        break;
+      }
+    }
+  }
+}
+
+void kw__conn_move_remote(kw__remote *from, kw__remote *to) {
+  kw_endpoint *ep = kw__remote_ep(from);
+  for (kw_conn *c = ep->conns; c; c = c->next) {
+    if (c->remote != from)
+      continue;
+    if (c->hp_counted) {
+      c->hp_counted = false;
+      kw__disco_conn_down(ep, from);
+    }
+    c->rprev->rnext = c->rnext;
+    c->rnext->rprev = c->rprev;
+    c->rnext = c->rprev = c;
+    kw__remote_conn_detach(from, c->rtt_slot);
+    conn_join_remote(c, to);
+  }
+}
+
 static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   kw_conn *c = calloc(1, sizeof *c);
   ngtcp2_crypto_conn_ref *ref = calloc(1, sizeof *ref);
@@ -258,21 +293,9 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   ref->user_data = c;
   c->conn_ref = ref;
   c->ep = ep;
-  c->remote = r;
-  c->rtt_slot = kw__remote_conn_attach(r);
+  c->mapped = *kw__remote_mapped(r);
   c->rnext = c->rprev = c;
-  /* joins the ring of the remote's other connections */
-  if (kw__remote_nconns(r) > 1) {
-    for (kw_conn *o = ep->conns; o; o = o->next) {
-      if (o->remote == r) {
-        c->rnext = o->rnext;
-        c->rprev = o;
-        o->rnext->rprev = c;
-        o->rnext = c;
-        break;
-      }
-    }
-  }
+  conn_join_remote(c, r);
   c->is_client = client;
   c->last_rx_ns = kw__now(ep);
   uv_timer_init(kw__ep_loop(ep), &c->timer);
