@@ -101,8 +101,8 @@ bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
                               const kw_sockaddr *to,
                               const uint8_t tx_id[KW_DISCO_TXID_LEN],
                               bool probe) {
-  kw_endpoint *ep = r->ep;
-  if (!r->disco_key_ok)
+  kw_endpoint *ep = kw__remote_ep(r);
+  if (!kw__remote_disco_key(r))
     return false;
   kw__disco_msg m;
   memset(&m, 0, sizeof m);
@@ -112,7 +112,7 @@ bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
   uint8_t buf[KW_DISCO_MAX_LEN];
   size_t n;
   kw__disco_key k;
-  memcpy(k.k, r->disco_key, sizeof k.k);
+  memcpy(k.k, kw__remote_disco_key(r), sizeof k.k);
   kw_err e = kw__disco_seal(&k, kw__ep_id(ep), &m, buf, sizeof buf, &n);
   kw__disco_key_wipe(&k);
   if (e != KW_OK)
@@ -129,10 +129,10 @@ bool kw__disco_send_ping_from(kw__remote *r, unsigned sock,
 }
 
 bool kw__disco_send_call_me_maybe(kw__remote *r) {
-  kw_endpoint *ep = r->ep;
-  if (r->relay < 0)
+  kw_endpoint *ep = kw__remote_ep(r);
+  if (kw__remote_relay(r) < 0)
     return true; /* no relay to reach it by: the Pings are all there is */
-  if (!r->disco_key_ok)
+  if (!kw__remote_disco_key(r))
     return false;
   kw_endpoint_addr me;
   if (kw_endpoint_get_addr(ep, &me) != KW_OK)
@@ -150,9 +150,10 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
     uint8_t hb[KW_DISCO_MAX_LEN];
     size_t hn, hs;
     kw__disco_key hk;
-    memcpy(hk.k, r->disco_key, sizeof hk.k);
+    memcpy(hk.k, kw__remote_disco_key(r), sizeof hk.k);
     if (kw__disco_seal(&hk, kw__ep_id(ep), &m, hb, sizeof hb, &hn) == KW_OK)
-      (void)kw__relay_send_batch(ep, r->relay, r->id, hb, hn, 0, &hs);
+      (void)kw__relay_send_batch(ep, kw__remote_relay(r), kw__remote_id(r), hb,
+                                 hn, 0, &hs);
     kw__disco_key_wipe(&hk);
   }
   memset(&m, 0, sizeof m);
@@ -164,12 +165,13 @@ bool kw__disco_send_call_me_maybe(kw__remote *r) {
   uint8_t buf[KW_DISCO_MAX_LEN];
   size_t n, sent;
   kw__disco_key k;
-  memcpy(k.k, r->disco_key, sizeof k.k);
+  memcpy(k.k, kw__remote_disco_key(r), sizeof k.k);
   kw_err e = kw__disco_seal(&k, kw__ep_id(ep), &m, buf, sizeof buf, &n);
   kw__disco_key_wipe(&k);
   if (e != KW_OK)
     return false;
-  return kw__relay_send_batch(ep, r->relay, r->id, buf, n, 0, &sent) == KW_OK;
+  return kw__relay_send_batch(ep, kw__remote_relay(r), kw__remote_id(r), buf, n,
+                              0, &sent) == KW_OK;
 }
 
 /* Our address as the remote saw it (a Pong's observed source): a
@@ -221,13 +223,13 @@ static void note_observed(kw_endpoint *ep, const kw_sockaddr *a) {
 }
 
 bool kw__disco_conn_up(kw_endpoint *ep, kw__remote *r) {
-  if (!r->id_known)
+  if (!kw__remote_id(r))
     return false;
   /* the handshake completed: the direct addresses its packets came from
    * answered for the remote's key, so they are never banned on
    * (spoofable) garbage */
   for (int i = KW_PATHS_RELAY + 1; i < KW_PATHS_SLOTS; i++) {
-    const kw__path *p = kw__paths_get(&r->rp.pt, i);
+    const kw__path *p = kw__paths_get(&kw__remote_policy(r)->pt, i);
     if (p && p->state == KW_PST_VALIDATED && (p->sources & KW_PSRC_CONN))
       kw__magicsock_trust_addr(ep, &p->addr, "handshake");
   }
@@ -309,17 +311,6 @@ kw_err kw__disco_start(kw_endpoint *ep) {
     free(pl);
     return KW_ERR_NOMEM;
   }
-  kw__addr_filter *af = calloc(1, sizeof *af);
-  if (!af || kw__addr_filter_init(af) != KW_OK) {
-    free(af);
-    kw__disco_pong_limiter_free(pl);
-    kw__disco_replay_free(rp);
-    free(rp);
-    free(pl);
-    return KW_ERR_NOMEM;
-  }
-  ep->banned = af;
-  kw__probe_budget_init_endpoint(&ep->probes);
   d->replay = rp;
   d->pongs = pl;
   uv_timer_init(kw__ep_loop(ep), &d->timer);
@@ -341,12 +332,6 @@ void kw__disco_stop(kw_endpoint *ep) {
 void kw__disco_free(struct kw__disco *d) {
   if (!d)
     return;
-  kw_endpoint *ep = d->ep;
-  if (ep->banned) {
-    kw__addr_filter_free(ep->banned);
-    free(ep->banned);
-    ep->banned = NULL;
-  }
   if (d->replay) {
     kw__disco_replay_free(d->replay);
     free(d->replay);
@@ -370,14 +355,14 @@ void kw__disco_input(kw_endpoint *ep, const kw__src *from, const uint8_t *data,
   kw__remote *r = kw__remote_find(ep, sender);
   if (r && from->sock && from->xr != r)
     r = NULL; /* a remote's extra socket serves that remote only */
-  if (!r || !r->disco_key_ok) {
+  if (!r || !kw__remote_disco_key(r)) {
     /* disco only serves remotes we have a connection with */
     d->drops_unknown++;
     kw__magicsock_strike(ep, from);
     return;
   }
   kw__disco_key k;
-  memcpy(k.k, r->disco_key, sizeof k.k);
+  memcpy(k.k, kw__remote_disco_key(r), sizeof k.k);
   kw__disco_msg m;
   kw_err e = kw__disco_open(&k, data, len, &m);
   if (e != KW_OK) {

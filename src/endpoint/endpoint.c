@@ -63,6 +63,9 @@ void kw__ep_unlock(kw_endpoint *ep) {
 struct kw__disco *kw__ep_disco(const kw_endpoint *ep) {
   return ep->disco;
 }
+struct kw__magicsock *kw__ep_msock(const kw_endpoint *ep) {
+  return ep->msock;
+}
 struct kw__stun *kw__ep_stun(const kw_endpoint *ep) {
   return ep->stun;
 }
@@ -103,11 +106,7 @@ static void do_close(kw_endpoint *ep) {
   kw__lookup_stop(ep);
   kw__stun_stop(ep);
   kw__disco_stop(ep);
-  kw__magicsock_xclose_all(ep); /* birthday probing's extra sockets */
-  if (ep->udp4.poll_init)
-    uv_close((uv_handle_t *)&ep->udp4.poll, handle_noop_close);
-  if (ep->udp6.poll_init)
-    uv_close((uv_handle_t *)&ep->udp6.poll, handle_noop_close);
+  kw__magicsock_close_handles(ep); /* our sockets, birthday probing's */
   uv_close((uv_handle_t *)&ep->async, handle_noop_close);
   uv_close((uv_handle_t *)&ep->prepare, handle_noop_close);
 }
@@ -141,7 +140,6 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   kw_endpoint *ep = calloc(1, sizeof *ep);
   if (!ep)
     return KW_ERR_NOMEM;
-  ep->udp4.fd = ep->udp6.fd = -1;
   kw_err err;
   if ((err = kw__config_copy(&ep->cfg, cfg)) != KW_OK)
     goto fail;
@@ -166,27 +164,8 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   uv_prepare_start(&ep->prepare, prepare_cb);
   if ((err = kw__tls_ctx_new(ep->cfg.sk, &ep->tls)) != KW_OK)
     goto fail_loop;
-  /* a family turned off gets no socket (e4/e6 = OK, fd stays -1) */
-  kw_err e4 = ep->cfg.no4 ? KW_OK : kw__udp_open(&ep->udp4, &ep->cfg.bind4);
-  kw_err e6 = ep->cfg.no6 ? KW_OK : kw__udp_open(&ep->udp6, &ep->cfg.bind6);
-  /* a family the machine lacks is fine, unless the caller bound it */
-  bool need4 =
-      !ep->cfg.no4 &&
-      (ep->cfg.bind4.port != 0 ||
-       !kw__sockaddr_equal(&ep->cfg.bind4, &(kw_sockaddr){.family = 4}));
-  bool need6 =
-      !ep->cfg.no6 &&
-      (ep->cfg.bind6.port != 0 ||
-       !kw__sockaddr_equal(&ep->cfg.bind6, &(kw_sockaddr){.family = 6}));
-  if (ep->cfg.no4 && e6 != KW_OK)
-    need6 = true; /* the only family asked for must work */
-  if (ep->cfg.no6 && e4 != KW_OK)
-    need4 = true;
-  if ((e4 != KW_OK && (need4 || e6 != KW_OK)) || (e6 != KW_OK && need6)) {
-    err = e4 != KW_OK ? e4 : e6;
+  if ((err = kw__magicsock_new(ep, &ep->msock)) != KW_OK)
     goto fail_sock;
-  }
-  kw__magicsock_start(ep);
   if ((err = kw__relays_new(ep, &ep->relays)) != KW_OK ||
       (err = kw__publisher_new(ep, &ep->publisher)) != KW_OK ||
       (err = kw__resolve_new(ep, &ep->resolve)) != KW_OK ||
@@ -205,20 +184,22 @@ kw_err kw_endpoint_new(const kw_config *cfg, kw_endpoint **out) {
   if ((err = kw__lan_new(ep, &ep->lan)) != KW_OK)
     goto fail_sock;
   char b4[KW_SOCKADDR_STRLEN] = "-", b6[KW_SOCKADDR_STRLEN] = "-";
-  if (ep->udp4.fd >= 0)
-    kw_sockaddr_format(&ep->udp4.bound, b4, sizeof b4);
-  if (ep->udp6.fd >= 0)
-    kw_sockaddr_format(&ep->udp6.bound, b6, sizeof b6);
+  kw_sockaddr a;
+  if (kw__magicsock_bound(ep, 4, &a))
+    kw_sockaddr_format(&a, b4, sizeof b4);
+  if (kw__magicsock_bound(ep, 6, &a))
+    kw_sockaddr_format(&a, b6, sizeof b6);
+  bool gso, gro;
+  kw__magicsock_offload(ep, &gso, &gro);
   kw__log(ep, KW_LOG_INFO, "endpoint",
           "endpoint.bound id=%s v4=%s v6=%s gso=%d gro=%d", ep->id_short, b4,
-          b6, ep->udp4.gso, ep->udp4.gro);
+          b6, gso, gro);
   *out = ep;
   return KW_OK;
 fail_sock:
   kw__relays_stop(ep);
   kw__disco_stop(ep);
-  kw__udp_close_fd(&ep->udp4);
-  kw__udp_close_fd(&ep->udp6);
+  kw__magicsock_close_handles(ep);
   kw__tls_ctx_free(ep->tls);
 fail_loop:
   uv_close((uv_handle_t *)&ep->async, NULL);
@@ -231,6 +212,7 @@ fail_loop:
   kw__netmon_free(ep->netmon);
   kw__disco_free(ep->disco); /* after its timer's close */
   kw__stun_free(ep->stun);
+  kw__magicsock_free(ep->msock);
 fail_mu:
   uv_mutex_destroy(&ep->mu);
 fail_cids:
@@ -378,8 +360,8 @@ void kw_endpoint_free(kw_endpoint *ep) {
   kw__remotes_free(ep);      /* through their owner: disco keys wiped */
   kw__disco_free(ep->disco); /* after the remotes, which may still call it */
   kw__stun_free(ep->stun);
-  kw__udp_close_fd(&ep->udp4);
-  kw__udp_close_fd(&ep->udp6);
+  kw__magicsock_free(ep->msock);
+  ep->msock = NULL;
   uv_loop_close(&ep->loop);
   kw__tls_ctx_free(ep->tls);
   kw__quic_free(ep->quic);
@@ -443,10 +425,11 @@ kw_err kw_endpoint_bound(const kw_endpoint *ep, kw_sockaddr *out, size_t cap,
   if (!ep || !n || (!out && cap))
     return KW_ERR_INVALID_ARG;
   *n = 0;
-  if (ep->udp4.fd >= 0 && *n < cap)
-    out[(*n)++] = ep->udp4.bound;
-  if (ep->udp6.fd >= 0 && *n < cap)
-    out[(*n)++] = ep->udp6.bound;
+  kw_sockaddr a;
+  if (kw__magicsock_bound(ep, 4, &a) && *n < cap)
+    out[(*n)++] = a;
+  if (kw__magicsock_bound(ep, 6, &a) && *n < cap)
+    out[(*n)++] = a;
   return KW_OK;
 }
 
@@ -471,12 +454,16 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
   kw_endpoint_home_relay(ep, out->relay_url, sizeof out->relay_url);
   if (ep->cfg.path_policy == KW_PATH_POLICY_RELAY_ONLY)
     return KW_OK; /* the relay is the only way to us */
-  kw__udp *socks[2] = {&ep->udp4, &ep->udp6};
+  /* our sockets' bound addresses (family 0: no socket) */
+  kw_sockaddr bound[2] = {{0}, {0}};
+  for (int i = 0; i < 2; i++)
+    if (!kw__magicsock_bound(ep, i == 0 ? 4 : 6, &bound[i]))
+      bound[i].family = 0;
   uv_interface_address_t *ifs = NULL;
   int nifs = 0;
   bool need_ifs = false;
   for (int i = 0; i < 2; i++)
-    if (socks[i]->fd >= 0 && is_unspecified(&socks[i]->bound))
+    if (bound[i].family && is_unspecified(&bound[i]))
       need_ifs = true;
   if (need_ifs && uv_interface_addresses(&ifs, &nifs) != 0) {
     ifs = NULL;
@@ -487,25 +474,25 @@ kw_err kw_endpoint_get_addr(kw_endpoint *ep, kw_endpoint_addr *out) {
    * (for peers on this host); the application's lists filter them all */
   for (int pass = KW_CAND_RANK_LAN; pass <= KW_CAND_RANK_LOOPBACK; pass++) {
     for (int s = 0; s < 2; s++) {
-      kw__udp *u = socks[s];
-      if (u->fd < 0)
+      const kw_sockaddr *b = &bound[s];
+      if (!b->family)
         continue;
-      if (!is_unspecified(&u->bound)) {
+      if (!is_unspecified(b)) {
         if (pass == KW_CAND_RANK_LAN)
-          add_addr(out, &u->bound); /* bound there: that is the address */
+          add_addr(out, b); /* bound there: that is the address */
         continue;
       }
       for (int i = 0; i < nifs; i++) {
         kw_sockaddr a;
         const struct sockaddr *sa = (const struct sockaddr *)&ifs[i].address;
-        if ((u->family == AF_INET) != (sa->sa_family == AF_INET))
+        if ((b->family == 4) != (sa->sa_family == AF_INET))
           continue;
         kw__sockaddr_from_os(sa, &a);
         int rank = ifs[i].is_internal ? KW_CAND_RANK_LOOPBACK
                                       : kw__cand_rank(ifs[i].name, &a);
         if (rank != pass || !kw__cand_allowed(ep->cfg.cand, ifs[i].name, &a))
           continue; /* never (link-local, ...), another pass, or filtered */
-        a.port = u->bound.port;
+        a.port = b->port;
         add_addr(out, &a);
       }
     }
@@ -545,8 +532,8 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
   for (size_t i = 0; !relay_only && i < to->n_addrs && i < KW_MAX_DIRECT_ADDRS;
        i++) {
     const kw_sockaddr *a = &to->addrs[i];
-    if ((a->family == 4 && ep->udp4.fd >= 0) ||
-        (a->family == 6 && ep->udp6.fd >= 0)) {
+    if ((a->family == 4 || a->family == 6) &&
+        kw__magicsock_bound(ep, a->family, NULL)) {
       kw__remote_add_path(r, a);
       usable++;
     }
@@ -554,14 +541,14 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
   /* the remote's relay, else our own home relay */
   if (to->relay_url[0])
     kw__remote_set_relay(r, kw__relay_index(ep, to->relay_url, true));
-  if (r->relay < 0)
+  if (kw__remote_relay(r) < 0)
     kw__remote_set_relay(r, kw__relay_home(ep));
   /* direct-only: the relay may carry disco, never the connection */
   if (direct_only && !usable) {
     kw__remote_unref(r);
     return KW_ERR_NO_PATH;
   }
-  if (!usable && r->relay < 0) {
+  if (!usable && kw__remote_relay(r) < 0) {
     kw__remote_unref(r);
     return KW_ERR_NO_PATH;
   }
@@ -569,7 +556,7 @@ static kw_err dial(kw_endpoint *ep, const kw_endpoint_addr *to,
   kw_id_to_short(to->id, idb, sizeof idb);
   kw__log(ep, KW_LOG_INFO, "conn",
           "conn.dial remote=%s alpn=%s direct=%zu relay=%d", idb, alpn, usable,
-          r->relay);
+          kw__remote_relay(r));
   /* on failure the remote goes with the connection */
   return kw__conn_client_new(ep, r, alpn, cb, arg, NULL);
 }
@@ -615,4 +602,5 @@ void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
   kw__quic_stats(ep, out);
   kw__disco_stats(ep, out);
   kw__stun_stats(ep, out);
+  kw__magicsock_stats(ep, out);
 }

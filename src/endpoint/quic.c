@@ -297,6 +297,41 @@ static void fill_settings(kw_endpoint *ep, ngtcp2_settings *st,
 static void timer_cb(uv_timer_t *t);
 static void connect_timer_cb(uv_timer_t *t);
 
+/* `c` becomes a connection of `r`: counted there, in the ring of its other
+ * connections (c is in no ring: alone). */
+static void conn_join_remote(kw_conn *c, kw__remote *r) {
+  c->remote = r;
+  c->rtt_slot = kw__remote_conn_attach(r);
+  if (kw__remote_nconns(r) > 1) {
+    for (kw_conn *o = c->q->conns; o; o = o->next) {
+      if (o != c && o->remote == r) {
+        c->rnext = o->rnext;
+        c->rprev = o;
+        o->rnext->rprev = c;
+        o->rnext = c;
+        break;
+      }
+    }
+  }
+}
+
+void kw__conn_move_remote(kw__remote *from, kw__remote *to) {
+  kw_endpoint *ep = kw__remote_ep(from);
+  for (kw_conn *c = kw__ep_quic(ep)->conns; c; c = c->next) {
+    if (c->remote != from)
+      continue;
+    if (c->hp_counted) {
+      c->hp_counted = false;
+      kw__disco_conn_down(ep, from);
+    }
+    c->rprev->rnext = c->rnext;
+    c->rnext->rprev = c->rprev;
+    c->rnext = c->rprev = c;
+    kw__remote_conn_detach(from, c->rtt_slot);
+    conn_join_remote(c, to);
+  }
+}
+
 static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   struct kw__quic *q = kw__ep_quic(ep);
   kw_conn *c = calloc(1, sizeof *c);
@@ -311,20 +346,9 @@ static kw_conn *conn_alloc(kw_endpoint *ep, kw__remote *r, bool client) {
   c->conn_ref = ref;
   c->ep = ep;
   c->q = q;
-  c->remote = r;
-  c->rtt_slot = kw__remote_conn_attach(r);
+  c->mapped = *kw__remote_mapped(r);
   c->rnext = c->rprev = c;
-  if (r->nconns > 1) { /* joins the ring of the remote's other connections */
-    for (kw_conn *o = q->conns; o; o = o->next) {
-      if (o->remote == r) {
-        c->rnext = o->rnext;
-        c->rprev = o;
-        o->rnext->rprev = c;
-        o->rnext = c;
-        break;
-      }
-    }
-  }
+  conn_join_remote(c, r);
   c->is_client = client;
   c->last_rx_ns = kw__now(ep);
   uv_timer_init(kw__ep_loop(ep), &c->timer);
@@ -401,9 +425,9 @@ kw_err kw__conn_client_new(kw_endpoint *ep, kw__remote *r, const char *alpn,
   }
   c->connect_cb = cb;
   c->connect_arg = arg;
-  memcpy(c->remote_id, r->id, KW_ID_LEN);
-  kw_err err = kw__tls_sess_new(kw__ep_tls(ep), c->conn_ref, true, r->id, alpn,
-                                NULL, 0, &c->tls);
+  memcpy(c->remote_id, kw__remote_id(r), KW_ID_LEN);
+  kw_err err = kw__tls_sess_new(kw__ep_tls(ep), c->conn_ref, true,
+                                kw__remote_id(r), alpn, NULL, 0, &c->tls);
   if (err != KW_OK)
     goto fail;
   ngtcp2_cid dcid, scid;
@@ -738,7 +762,7 @@ void kw__conn_mark_dirty(kw_conn *c) {
 }
 
 void kw__conn_mark_dirty_remote(kw__remote *r) {
-  for (kw_conn *c = kw__ep_quic(r->ep)->conns; c; c = c->next)
+  for (kw_conn *c = kw__ep_quic(kw__remote_ep(r))->conns; c; c = c->next)
     if (c->remote == r)
       kw__conn_mark_dirty(c);
 }
@@ -1218,12 +1242,15 @@ void kw_conn_path(kw_conn *c, kw_path_info *out) {
   memset(out, 0, sizeof *out);
   kw__remote *r = c->remote;
   const kw_sockaddr *d = r ? kw__remote_direct(r) : NULL;
+  size_t npaths = r ? kw__paths_count_ip(&kw__remote_policy(r)->pt) +
+                          (kw__remote_relay(r) >= 0)
+                    : 0;
   if (d) {
     out->kind = KW_PATH_DIRECT;
     out->addr = *d;
   } else if (r && kw__remote_on_relay(r)) {
     out->kind = KW_PATH_RELAY;
-  } else if (r && kw__paths_count_ip(&r->rp.pt) + (r->relay >= 0) > 1) {
+  } else if (npaths > 1) {
     out->kind = KW_PATH_MIXED; /* racing: packets go on every path */
   }
   if (c->qc && c->handshake_done) {

@@ -73,6 +73,10 @@ int kw__conn_rtt_slot(const kw_conn *c);
 /* Every connection of `r` is flushed on this loop turn (its selected path
  * changed: the flush sends on the new one and reports it). */
 void kw__conn_mark_dirty_remote(kw__remote *r);
+/* Every connection of `from` becomes one of `to` (kw__remote_set_id
+ * merges an inbound remote into the existing one of its id); QUIC's view
+ * of the peer (its mapped address) stays the same. */
+void kw__conn_move_remote(kw__remote *from, kw__remote *to);
 /* Forgets the batch that hit EAGAIN (loss recovery resends it). */
 void kw__conn_drop_pending(kw_conn *c);
 /* Flushes every connection marked dirty this loop turn (a few rounds:

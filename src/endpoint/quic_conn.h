@@ -115,6 +115,10 @@ struct kw_conn {
   kw_endpoint *ep;
   struct kw__quic *q; /* the endpoint's QUIC state */
   kw__remote *remote;
+  /* the remote's mapped address when the connection was made: QUIC's
+   * label of the peer (quic_path.c), kept when the connection moves to
+   * another remote (kw__conn_move_remote) */
+  struct sockaddr_in6 mapped;
   struct ngtcp2_conn *qc;
   struct kw__tls_sess *tls;
   void *conn_ref; /* ngtcp2_crypto_conn_ref, owned */

@@ -48,7 +48,7 @@ void kw__qpath_build(const kw_conn *c, uint16_t gen, kw__qpath *p) {
   p->local.sin6_family = AF_INET6;
   p->local.sin6_port = htons(1);
   memcpy(&p->local.sin6_addr, pfx, 16);
-  p->remote = c->remote->mapped;
+  p->remote = c->mapped;
   put_gen(c->is_client ? &p->local : &p->remote, gen);
   memset(&p->path, 0, sizeof p->path);
   p->path.local.addr = (ngtcp2_sockaddr *)&p->local;

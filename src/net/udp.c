@@ -27,6 +27,15 @@
 #define SOL_UDP 17
 #endif
 
+struct kw__udp {
+  int fd;
+  int family; /* AF_INET or AF_INET6 */
+  bool gso;   /* UDP_SEGMENT works */
+  bool gro;   /* UDP_GRO enabled */
+  kw_sockaddr bound;
+  uint8_t *rxbuf; /* KW_RX_BATCH * KW_RX_BUFSZ, allocated on first read */
+};
+
 static kw_err udp_open(kw__udp *u, const kw_sockaddr *bind_to, bool big) {
   int fam = bind_to->family == 4 ? AF_INET : AF_INET6;
   u->fd = -1;
@@ -75,12 +84,42 @@ static kw_err udp_open(kw__udp *u, const kw_sockaddr *bind_to, bool big) {
   return KW_OK;
 }
 
-kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to) {
-  return udp_open(u, bind_to, true);
+static kw_err udp_new(const kw_sockaddr *bind_to, bool big, kw__udp **out) {
+  *out = NULL;
+  kw__udp *u = calloc(1, sizeof *u);
+  if (!u)
+    return KW_ERR_NOMEM;
+  kw_err e = udp_open(u, bind_to, big);
+  if (e != KW_OK) {
+    free(u);
+    return e;
+  }
+  *out = u;
+  return KW_OK;
 }
 
-kw_err kw__udp_open_small(kw__udp *u, const kw_sockaddr *bind_to) {
-  return udp_open(u, bind_to, false);
+kw_err kw__udp_open(const kw_sockaddr *bind_to, kw__udp **out) {
+  return udp_new(bind_to, true, out);
+}
+
+kw_err kw__udp_open_small(const kw_sockaddr *bind_to, kw__udp **out) {
+  return udp_new(bind_to, false, out);
+}
+
+int kw__udp_fd(const kw__udp *u) {
+  return u->fd;
+}
+
+const kw_sockaddr *kw__udp_bound(const kw__udp *u) {
+  return &u->bound;
+}
+
+bool kw__udp_gso(const kw__udp *u) {
+  return u->gso;
+}
+
+bool kw__udp_gro(const kw__udp *u) {
+  return u->gro;
 }
 
 void kw__udp_grow_bufs(kw__udp *u) {
@@ -110,12 +149,13 @@ int kw__udp_recv_one(kw__udp *u, uint8_t *buf, size_t cap, kw_sockaddr *from,
   return 1;
 }
 
-void kw__udp_close_fd(kw__udp *u) {
+void kw__udp_close(kw__udp *u) {
+  if (!u)
+    return;
   if (u->fd >= 0)
     close(u->fd);
-  u->fd = -1;
   free(u->rxbuf);
-  u->rxbuf = NULL;
+  free(u);
 }
 
 static kw_err send_one(kw__udp *u, const struct sockaddr_storage *ss,

@@ -3,8 +3,9 @@
  * UDP sockets on Linux (docs/ARCHITECTURE.md section 3): one non-blocking
  * socket per address family (IPv6 with IPV6_V6ONLY), 8 MiB buffers,
  * recvmmsg with UDP_GRO, sendmsg with UDP_SEGMENT (GSO), sendmmsg where GSO
- * is missing. Knows no endpoint: the owner embeds a kw__udp, polls its fd
- * (the `poll` fields are the owner's) and hands received datagrams on.
+ * is missing. Knows no endpoint: the owner opens a kw__udp (opaque, defined
+ * in udp.c), polls its fd with its own handle when it wants, and hands
+ * received datagrams on.
  */
 #ifndef KW_NET_UDP_H
 #define KW_NET_UDP_H
@@ -13,8 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
 #include "keyway.h"
 
 #define KW_GSO_MAX_SEGS 64
@@ -22,26 +21,26 @@
 #define KW_RX_BATCH 16
 #define KW_RX_BUFSZ 65536
 
-typedef struct kw__udp {
-  int fd;
-  int family; /* AF_INET or AF_INET6 */
-  uv_poll_t poll;
-  bool poll_init;
-  int poll_events;
-  bool gso; /* UDP_SEGMENT works */
-  bool gro; /* UDP_GRO enabled */
-  kw_sockaddr bound;
-  uint8_t *rxbuf; /* KW_RX_BATCH * KW_RX_BUFSZ, allocated on first read */
-} kw__udp;
+typedef struct kw__udp kw__udp;
 
-kw_err kw__udp_open(kw__udp *u, const kw_sockaddr *bind_to);
+/* Opens a socket bound to `bind_to` (its family: 4 or 6) with 8 MiB
+ * buffers and GRO where the kernel has it; *out is the caller's until
+ * kw__udp_close. */
+kw_err kw__udp_open(const kw_sockaddr *bind_to, kw__udp **out);
 /* A socket for a short life (birthday probing's extra sockets): the
  * system's default buffers (a few hundred of them must not reserve 8 MiB
  * each), no GRO (read it with kw__udp_recv_one). kw__udp_grow_bufs gives
  * it kw__udp_open's 8 MiB buffers once it carries a connection. */
-kw_err kw__udp_open_small(kw__udp *u, const kw_sockaddr *bind_to);
+kw_err kw__udp_open_small(const kw_sockaddr *bind_to, kw__udp **out);
 void kw__udp_grow_bufs(kw__udp *u);
-void kw__udp_close_fd(kw__udp *u);
+/* Closes the socket and frees it (NULL: nothing). */
+void kw__udp_close(kw__udp *u);
+/* Its descriptor (for the owner's poll), its bound address, and whether
+ * UDP_SEGMENT works / UDP_GRO is on. */
+int kw__udp_fd(const kw__udp *u);
+const kw_sockaddr *kw__udp_bound(const kw__udp *u);
+bool kw__udp_gso(const kw__udp *u);
+bool kw__udp_gro(const kw__udp *u);
 /* Sends `n` segments of `seg` bytes (the last may be shorter) as one GSO
  * call, or one by one without GSO. Returns KW_OK, KW_ERR_AGAIN (nothing
  * sent; *sent_segs tells how many went out before the socket filled) or
