@@ -5,7 +5,9 @@
 #include "endpoint/lan.h"
 #include "endpoint/lookup_client.h"
 #include "endpoint/portmap.h"
-#include "endpoint/internal.h"
+#include "endpoint/endpoint.h"
+#include "endpoint/disco_io.h"
+#include "endpoint/stun_probe.h"
 
 static const char *change_name(kw__change what) {
   switch (what) {

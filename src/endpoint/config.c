@@ -6,7 +6,7 @@
  * kw__ep_cfg(), a const pointer: only this module writes a kw_config.
  */
 #include "endpoint/config.h"
-#include "endpoint/internal.h" /* KW_RETRY_THRESHOLD, KW_HALFOPEN_MAX */
+#include "endpoint/quic.h" /* KW_RETRY_THRESHOLD, KW_HALFOPEN_MAX */
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -38,7 +38,18 @@
  *    round runs at once.
  */
 #include "endpoint/disco_io.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "endpoint/stun_probe.h"
+#include "endpoint/relay_client.h"
+#include "endpoint/netmon.h"
+#include "net/clock.h"
+#include "core/sockaddr.h"
+#include "core/remote.h"
+#include "core/paths.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,23 @@
  * library's), work posted from other threads, graceful close, and the
  * public getters.
  */
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "endpoint/quic.h"
+#include "endpoint/tls.h"
+#include "endpoint/disco_io.h"
+#include "endpoint/stun_probe.h"
+#include "endpoint/relay_client.h"
+#include "endpoint/lookup_client.h"
+#include "endpoint/resolve.h"
+#include "endpoint/lan.h"
+#include "endpoint/portmap.h"
+#include "endpoint/netmon.h"
+#include "net/osaddr.h"
+#include "core/sockaddr.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +31,52 @@
 #include <sodium.h>
 
 #include "core/addr_filter.h"
+
+typedef struct kw__post kw__post;
+struct kw__post {
+  kw__post *next;
+  void (*fn)(kw_endpoint *ep, void *arg);
+  void *arg;
+};
+
+/* The endpoint: defined here only (tests/layers checks it). Its own
+ * fields are the loop and its plumbing, the configuration's copy, the id,
+ * the lock and the home relay's URL; the rest is one pointer to each
+ * module's state, which kw_endpoint_new creates (kw__X_new) and
+ * kw_endpoint_free frees (kw__X_free), each module reaching its own
+ * through kw__ep_X. */
+struct kw_endpoint {
+  kw_config cfg;
+  uint8_t id[KW_ID_LEN];
+  char id_short[KW_ID_SHORTLEN + 1];
+  uv_loop_t loop;
+  bool loop_init;
+  uv_async_t async;
+  uv_prepare_t prepare;
+  uv_thread_t thread;
+  bool thread_started;
+  uv_thread_t loop_thread_id; /* set while running */
+  bool running;
+  uv_mutex_t mu; /* guards posts, closing_requested */
+  kw__post *post_head, *post_tail;
+  bool close_requested;        /* under mu */
+  bool closing;                /* loop thread */
+  bool closed;                 /* all handles closed */
+  struct kw__magicsock *msock; /* magicsock.c */
+  struct kw__tls_ctx *tls;
+  struct kw__quic *quic; /* quic.c: connections, connection ids, Retry */
+  /* the modules' state (kw__ep_relays...): created by their kw__X_new,
+   * freed by their kw__X_free */
+  struct kw__relay_map *relays;    /* relay_client.c */
+  struct kw__publisher *publisher; /* lookup_client.c */
+  struct kw__resolve *resolve;     /* resolve.c */
+  struct kw__lan *lan;             /* lan.c, NULL when LAN discovery is off */
+  char home_url[KW_MAX_RELAY_URL + 1]; /* under mu: read from any thread */
+  struct kw__portmap *portmap;         /* portmap.c, NULL when off */
+  struct kw__netmon *netmon;           /* netmon.c */
+  struct kw__disco *disco;             /* disco_io.c */
+  struct kw__stun *stun;               /* stun_probe.c */
+};
 
 /* ---- logging ------------------------------------------------------------ */
 
@@ -598,7 +660,7 @@ kw_err kw_endpoint_connect(kw_endpoint *ep, const kw_endpoint_addr *to,
 void kw_endpoint_stats_get(kw_endpoint *ep, kw_endpoint_stats *out) {
   if (!ep || !out)
     return;
-  *out = ep->stats;
+  memset(out, 0, sizeof *out);
   kw__quic_stats(ep, out);
   kw__disco_stats(ep, out);
   kw__stun_stats(ep, out);

@@ -19,7 +19,14 @@
  */
 #include "endpoint/lan.h"
 
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "endpoint/resolve.h"
+#include "net/clock.h"
+#include "net/osaddr.h"
 
 #include <errno.h>
 #include <net/if.h>

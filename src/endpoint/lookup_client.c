@@ -21,7 +21,12 @@
 #include "endpoint/lookup_client.h"
 
 #include "endpoint/relay_client.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "net/clock.h"
 
 #include <stdlib.h>
 #include <string.h>

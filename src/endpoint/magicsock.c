@@ -20,7 +20,18 @@
 #include "core/addr_filter.h"
 #include "core/disco.h"
 #include "core/stun.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/quic.h"
+#include "endpoint/disco_io.h"
+#include "endpoint/stun_probe.h"
+#include "endpoint/relay_client.h"
+#include "core/sockaddr.h"
+#include "core/remote.h"
+#include "core/paths.h"
+#include "core/holepunch.h"
 #include "net/udp.h"
 
 #define KW_RX_BATCHES_PER_WAKE 8 /* fairness between sockets */

@@ -10,7 +10,13 @@
  * reports it.
  */
 #include "endpoint/disco_io.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "endpoint/relay_client.h"
+#include "core/sockaddr.h"
 #include "endpoint/portmap.h"
 #include "endpoint/stun_probe.h"
 

@@ -21,7 +21,10 @@
 #include "endpoint/netmon.h"
 
 #include "endpoint/changes.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "net/osaddr.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -12,7 +12,11 @@
  */
 #include "endpoint/pcp_client.h"
 
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/magicsock.h"
+#include "net/osaddr.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

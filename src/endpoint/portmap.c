@@ -23,7 +23,12 @@
  * relays' names. See docs/protocol/portmap.md.
  */
 #include "endpoint/changes.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "core/sockaddr.h"
 #include "endpoint/pcp_client.h"
 #include "endpoint/portmap.h"
 

@@ -22,6 +22,9 @@
  */
 #include "endpoint/quic_conn.h"
 #include "endpoint/quic_path.h"
+#include "endpoint/disco_io.h"
+#include "endpoint/relay_client.h"
+#include "core/sockaddr.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,7 +15,13 @@
 #define KW_ENDPOINT_QUIC_CONN_H
 
 #include "core/cidmap.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "endpoint/tls.h"
+#include "net/udp.h"
 #include "endpoint/quic.h"
 
 #include <ngtcp2/ngtcp2.h>

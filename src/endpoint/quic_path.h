@@ -7,7 +7,7 @@
 #ifndef KW_ENDPOINT_QUIC_PATH_H
 #define KW_ENDPOINT_QUIC_PATH_H
 
-#include "endpoint/internal.h"
+#include "endpoint/quic.h"
 
 #include <ngtcp2/ngtcp2.h>
 

@@ -18,7 +18,12 @@
 
 #include "endpoint/changes.h"
 #include "endpoint/lookup_client.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
+#include "net/osaddr.h"
 
 #include <stdlib.h>
 #include <string.h>

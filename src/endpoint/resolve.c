@@ -21,7 +21,11 @@
 #include "endpoint/lan.h"
 #include "endpoint/lookup_client.h"
 #include "endpoint/relay_client.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/magicsock.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -16,7 +16,14 @@
  * lookup.
  */
 #include "endpoint/changes.h"
-#include "endpoint/internal.h"
+#include <uv.h>
+
+#include "endpoint/endpoint.h"
+#include "endpoint/magicsock.h"
+#include "endpoint/disco_io.h"
+#include "endpoint/relay_client.h"
+#include "core/sockaddr.h"
+#include "core/remote.h"
 #include "endpoint/stun_probe.h"
 
 #include <stdlib.h>

@@ -9,7 +9,9 @@
  * remote's endpoint id. The CertificateVerify message proves possession.
  */
 #include "endpoint/tls.h"
-#include "endpoint/internal.h"
+#include "endpoint/endpoint.h"
+#include "endpoint/config.h"
+#include "endpoint/quic.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -50,7 +50,7 @@
 #include "core/sockaddr.h"
 #include "core/stun.h"
 
-#define XSOCK_CAP 256 /* KW_XSOCK_MAX_PER_EP (src/endpoint/internal.h) */
+#define XSOCK_CAP 256 /* KW_XSOCK_MAX_PER_EP (src/endpoint/magicsock.h) */
 #define NPEERS 3
 #define MAXPORTS 1024
 

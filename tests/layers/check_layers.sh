@@ -53,6 +53,38 @@ includes)
     fail "only src/endpoint/quic*.c may include quic_conn.h:"
     echo "$hits" | sed "s|^$dir/||" >&2
   fi
+  # one owner per struct (docs/ARCHITECTURE.md section 2): each of these
+  # is defined in its owner's file and nowhere else; a header shared by
+  # every endpoint file (the former internal.h) does not come back
+  owners='kw_endpoint:src/endpoint/endpoint.c
+kw_config:src/endpoint/config.h
+kw__magicsock:src/endpoint/magicsock.c
+kw__remote:src/endpoint/magicsock.c
+kw__xsock:src/endpoint/magicsock.c
+kw__udp:src/net/udp.c
+kw__quic:src/endpoint/quic_conn.h
+kw_conn:src/endpoint/quic_conn.h
+kw_stream:src/endpoint/quic_conn.h
+kw__disco:src/endpoint/disco_io.c
+kw__stun:src/endpoint/stun_probe.c
+kw__relay_map:src/endpoint/relay_client.c
+kw__relay:src/endpoint/relay_client.c
+kw__publisher:src/endpoint/lookup_client.c
+kw__resolve:src/endpoint/resolve.c
+kw__lan:src/endpoint/lan.c
+kw__portmap:src/endpoint/portmap.c
+kw__netmon:src/endpoint/netmon.c
+kw__tls_ctx:src/endpoint/tls.c
+kw__tls_sess:src/endpoint/tls.c'
+  while IFS=: read -r name owner; do
+    defs=$(grep -lE "^(typedef )?struct $name[[:space:]]*\{" \
+      "$dir"/src/*/*.[ch] 2>/dev/null | sed "s|^$dir/||")
+    if [ "$defs" != "$owner" ]; then
+      fail "struct $name must be defined in $owner only; defined in:" ${defs:-nothing}
+    fi
+  done <<<"$owners"
+  [ ! -e "$dir"/src/endpoint/internal.h ] ||
+    fail "src/endpoint/internal.h is back: each module has its own header"
   ;;
 relay)
   bin=$dir/keyway-relay
